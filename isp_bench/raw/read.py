@@ -1,0 +1,256 @@
+"""read_raw: one raw file (any container LibRaw reads) → RawCapture, with rawpy and exifread."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any
+
+import exifread
+import numpy as np
+import rawpy
+
+from isp_bench.errors import (
+    ExifError,
+    NoPixelDataError,
+    NotMosaicError,
+    TruncatedFileError,
+    UnsupportedFormatError,
+)
+from isp_bench.raw.capture import RawCapture
+from isp_bench.raw.dng import read_dng_tags
+
+# A raw file stores at least this many bytes per sensor pixel. Lossless-compressed real sensor
+# data needs several bits per pixel even for a dark frame; metadata-only stubs have ~0.01.
+MIN_BYTES_PER_PIXEL = 1 / 16
+
+# LibRaw's `flip` code → EXIF Orientation (used when the file has no Orientation tag).
+_FLIP_TO_ORIENTATION = {0: 1, 3: 3, 5: 8, 6: 6}
+
+
+def _ratio(tag) -> float | None:
+    """A numeric exifread tag as float; EXIF's 0 ("not recorded" for exposure facts) → None."""
+    if tag is None:
+        return None
+    values = tag.values if isinstance(tag.values, (list, tuple)) else [tag.values]
+    if not values:
+        return None
+    v = values[0]
+    try:
+        value = float(v.num) / float(v.den) if hasattr(v, "num") else float(v)
+    except (ZeroDivisionError, TypeError, ValueError):
+        return None
+    return value if value > 0 and np.isfinite(value) else None
+
+
+def _text(tag) -> str | None:
+    if tag is None:
+        return None
+    text = str(tag.printable).strip().strip("\x00").strip()
+    return text or None
+
+
+def _exif_tag(tags: dict, name: str):
+    return tags.get(f"EXIF {name}") or tags.get(f"Image {name}")
+
+
+def read_exif(path: str | os.PathLike) -> dict[str, Any]:
+    """The capture facts exifread finds in ``path`` (missing ones are None).
+
+    Raises ExifError if exifread cannot parse the file's metadata at all.
+    """
+    try:
+        with open(path, "rb") as fh:
+            tags = exifread.process_file(fh, details=False)
+    except OSError:
+        raise
+    except Exception as exc:  # exifread raises many types on corrupt data
+        raise ExifError(path, f"exifread cannot parse its metadata ({type(exc).__name__}: {exc})",
+                        "the file is corrupt; re-copy it from the source") from exc
+    orientation = tags.get("Image Orientation")
+    when = _text(_exif_tag(tags, "DateTimeOriginal")) or _text(tags.get("Image DateTime"))
+    return {
+        "make": _text(tags.get("Image Make")),
+        "model": _text(tags.get("Image Model")),
+        "iso": _ratio(_exif_tag(tags, "ISOSpeedRatings") or _exif_tag(tags, "PhotographicSensitivity")),
+        "exposure_s": _ratio(_exif_tag(tags, "ExposureTime")),
+        "fnumber": _ratio(_exif_tag(tags, "FNumber")),
+        "focal_length_mm": _ratio(_exif_tag(tags, "FocalLength")),
+        "datetime": _exif_datetime(when),
+        "orientation": int(orientation.values[0]) if orientation is not None and orientation.values else None,
+        "n_tags": len(tags),
+    }
+
+
+def _exif_datetime(text: str | None) -> str | None:
+    """EXIF 'YYYY:MM:DD HH:MM:SS' → ISO 8601; None if absent or malformed."""
+    if not text:
+        return None
+    try:
+        return _dt.datetime.strptime(text[:19], "%Y:%m:%d %H:%M:%S").isoformat()
+    except ValueError:
+        return None
+
+
+def _cfa_string(raw: rawpy.RawPy, path) -> str:
+    pattern = raw.raw_pattern
+    desc = raw.color_desc.decode("ascii", "replace")
+    if pattern is None or raw.raw_image.ndim != 2:
+        raise NotMosaicError(
+            path,
+            f"holds already-demosaiced data (LibRaw raw type {raw.raw_type.name}, image shape "
+            f"{tuple(raw.raw_image.shape)}), not a colour filter array mosaic",
+            "use the camera's original raw file, not a LinearRaw DNG or a scanner file",
+        )
+    if pattern.shape == (6, 6):
+        return "XTRANS"
+    colors = raw.raw_colors_visible[:2, :2]
+    letters = "".join(desc[int(c)] for c in colors.ravel())
+    if pattern.shape != (2, 2) or sorted(letters) != sorted("RGGB"):
+        raise NotMosaicError(path, f"CFA pattern {pattern.tolist()} over colours {desc!r} is not a Bayer RGB mosaic",
+                             "only Bayer (RGGB phases) and X-Trans sensors are supported")
+    return letters
+
+
+def _check_pixel_data(path: Path, raw: rawpy.RawPy, mosaic: np.ndarray, dng: dict[str, Any]) -> None:
+    size = path.stat().st_size
+    sensor_pixels = raw.sizes.raw_height * raw.sizes.raw_width
+    data_end = dng.get("raw_data_end")
+    if data_end is not None and data_end > size:
+        raise NoPixelDataError(
+            path, f"its raw image claims bytes up to offset {data_end} but the file has only {size} bytes "
+            "(metadata-only or truncated DNG)", "re-download or re-copy the complete file")
+    if size < sensor_pixels * MIN_BYTES_PER_PIXEL:
+        raise NoPixelDataError(
+            path, f"{size} bytes cannot hold a {raw.sizes.raw_width}×{raw.sizes.raw_height} sensor readout "
+            f"(under {8 * MIN_BYTES_PER_PIXEL:.1f} bit per pixel): the container holds metadata only",
+            "re-download or re-copy the complete file")
+    if mosaic.size and mosaic.min() == mosaic.max():
+        raise NoPixelDataError(path, f"every visible pixel has the same value ({int(mosaic.min())}): no sensor data",
+                               "re-download or re-copy the complete file")
+
+
+def read_raw(path: str | os.PathLike) -> RawCapture:
+    """Read one raw file with rawpy (LibRaw) and exifread.
+
+    The mosaic is LibRaw's visible area; its CFA phase is read from LibRaw's colour map of that
+    area (``raw_colors_visible``), so margins with odd offsets are handled. Black levels are
+    LibRaw's per-channel levels placed at each 2×2 CFA position. For DNG files, the colour
+    matrices, AsShotNeutral, NoiseProfile, DefaultCrop and Orientation come from the file's tags
+    (tifffile); for other containers the colour matrix is LibRaw's ``rgb_xyz_matrix`` (Adobe's D65
+    calibration). EXIF exposure facts recorded as 0 are treated as absent (None).
+
+    Raises
+    ------
+    UnsupportedFormatError : LibRaw does not recognise the container.
+    TruncatedFileError : LibRaw hits the end of the file or corrupt data while decoding.
+    NotMosaicError : the file holds demosaiced (LinearRaw) data.
+    NoPixelDataError : the container opens but has no real pixel data (metadata-only stubs).
+    ExifError : the EXIF/TIFF metadata cannot be parsed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such raw file")
+    exif = read_exif(path)
+    try:
+        raw = rawpy.imread(str(path))
+    except rawpy.LibRawFileUnsupportedError as exc:
+        camera = _camera_name(exif["make"], exif["model"])
+        hint = f" although its EXIF names a {camera}" if camera else ""
+        raise UnsupportedFormatError(
+            path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
+            "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)") from exc
+    except (rawpy.LibRawIOError, rawpy.LibRawDataError, rawpy.LibRawTooBigError) as exc:
+        raise TruncatedFileError(
+            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {exc}); "
+            "the file is truncated or its data is corrupt", "re-download or re-copy the complete file") from exc
+    except rawpy.LibRawError as exc:
+        raise UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {exc})") from exc
+
+    with raw:
+        try:
+            cfa = _cfa_string(raw, path)
+            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+        except (rawpy.LibRawIOError, rawpy.LibRawDataError) as exc:
+            raise TruncatedFileError(path, f"LibRaw could not unpack its pixel data ({exc})",
+                                     "re-download or re-copy the complete file") from exc
+        dng = read_dng_tags(path) if _is_tiff(path) else {}
+        _check_pixel_data(path, raw, mosaic, dng)
+
+        per_channel = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+        colors = raw.raw_colors_visible[:2, :2] if cfa != "XTRANS" else np.zeros((2, 2), int)
+        black = tuple(float(per_channel[c]) for c in colors.ravel()) if cfa != "XTRANS" else tuple(
+            [float(per_channel[0])] * 4)
+        wb_raw = np.asarray(raw.camera_whitebalance, dtype=np.float64)
+        sizes = raw.sizes
+        rgb_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
+        flip = sizes.flip
+        white_level = float(raw.white_level)
+
+    wb = None
+    if "AsShotNeutral" in dng and all(v > 0 for v in dng["AsShotNeutral"][:3]):
+        neutral = np.asarray(dng["AsShotNeutral"][:3])
+        wb = tuple((neutral[1] / neutral).tolist())
+    elif wb_raw[:3].min() > 0:
+        wb = tuple((wb_raw[:3] / wb_raw[1]).tolist())
+
+    xyz_to_cam, illuminant = None, None
+    if "ColorMatrix1" in dng:
+        xyz_to_cam, illuminant = dng["ColorMatrix1"], dng.get("CalibrationIlluminant1")
+    elif np.any(rgb_xyz):
+        xyz_to_cam, illuminant = rgb_xyz, 21  # LibRaw's table holds Adobe's D65 matrices
+    color_matrix = _as_tuple(np.linalg.inv(xyz_to_cam)) if xyz_to_cam is not None else None
+    cm2 = dng.get("ColorMatrix2")
+
+    orientation = dng.get("Orientation") or exif["orientation"] or _FLIP_TO_ORIENTATION.get(flip)
+    default_crop = None
+    if "DefaultCropOrigin" in dng and "DefaultCropSize" in dng:
+        (left, top), (width, height) = dng["DefaultCropOrigin"][:2], dng["DefaultCropSize"][:2]
+        default_crop = (int(round(top)), int(round(left)), int(round(height)), int(round(width)))
+    elif sizes.crop_width > 0 and sizes.crop_height > 0:
+        default_crop = (sizes.crop_top_margin - sizes.top_margin, sizes.crop_left_margin - sizes.left_margin,
+                        sizes.crop_height, sizes.crop_width)
+
+    return RawCapture(
+        mosaic=mosaic,
+        cfa=cfa,
+        black_level=black,
+        white_level=white_level,
+        wb_as_shot=wb,
+        color_matrix=color_matrix,
+        color_matrix_illuminant=illuminant,
+        xyz_to_camera=_as_tuple(xyz_to_cam) if xyz_to_cam is not None else None,
+        color_matrix2=_as_tuple(np.linalg.inv(cm2)) if cm2 is not None else None,
+        color_matrix2_illuminant=dng.get("CalibrationIlluminant2") if cm2 is not None else None,
+        noise_profile=tuple(dng["NoiseProfile"]) if "NoiseProfile" in dng else None,
+        orientation=orientation,
+        default_crop=default_crop,
+        visible_margins=(int(sizes.top_margin), int(sizes.left_margin)),
+        make=exif["make"],
+        model=exif["model"],
+        unique_camera_model=dng.get("UniqueCameraModel"),
+        iso=exif["iso"],
+        exposure_s=exif["exposure_s"],
+        fnumber=exif["fnumber"],
+        focal_length_mm=exif["focal_length_mm"],
+        datetime=exif["datetime"],
+        container="DNG" if dng else path.suffix.lstrip(".").upper() or None,
+    )
+
+
+def _camera_name(make: str | None, model: str | None) -> str:
+    """'Canon' + 'Canon EOS 350D' → 'Canon EOS 350D'; 'Sony' + 'ILCE-7' → 'Sony ILCE-7'."""
+    if make and model and model.lower().startswith(make.split()[0].lower()):
+        return model
+    return " ".join(filter(None, [make, model]))
+
+
+def _as_tuple(matrix: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(float(v) for v in row) for row in np.asarray(matrix, dtype=np.float64))
+
+
+def _is_tiff(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    return head in (b"II*\x00", b"MM\x00*")

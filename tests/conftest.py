@@ -1,0 +1,31 @@
+"""Shared pytest fixtures.
+
+Tests that read the reference material in ``../shared`` find it through ``ISP_BENCH_SHARED``
+(default: ``../shared`` beside the checkout). Without it they skip with a reason, unless
+``ISP_BENCH_REQUIRE_SHARED=1`` (set by ``.ci/run``), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_root() -> Path:
+    return Path(os.environ.get("ISP_BENCH_SHARED", REPO_ROOT.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """Path to the ``shared`` reference folder (raw samples, split lists, metric vectors)."""
+    root = shared_root()
+    if not root.is_dir():
+        message = f"shared reference folder not found at {root}; set ISP_BENCH_SHARED to its path"
+        if os.environ.get("ISP_BENCH_REQUIRE_SHARED") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
