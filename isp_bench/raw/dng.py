@@ -17,6 +17,7 @@ import numpy as np
 import tifffile
 
 from isp_bench.errors import IspBenchError
+from isp_bench.files import atomic_path
 from isp_bench.raw.cfa import check_bayer
 
 # EXIF LightSource codes used as DNG CalibrationIlluminant values.
@@ -115,6 +116,7 @@ def write_dng(
         variance ``S·x + O`` for a signal ``x`` in [0, 1].
     orientation : EXIF Orientation 1..8.
     calibration_illuminant : EXIF LightSource code of ``color_matrix`` (21 = D65).
+    datetime : capture time, stored as DateTime and DateTimeOriginal; omitted when None.
     default_crop : (top, left, height, width) written as DefaultCropOrigin/DefaultCropSize.
 
     References
@@ -141,19 +143,15 @@ def write_dng(
 
     xyz_to_cam = np.linalg.inv(cam_to_xyz)
     neutral = wb[1] / wb  # AsShotNeutral: camera response to white, G = 1
-    when = datetime or _dt.datetime(2000, 1, 1)
-    stamp = when.strftime("%Y:%m:%d %H:%M:%S")
     tags: list[tuple[int, str, int, Any, bool]] = [
         (TAG["Make"], "s", 0, make, True),
         (TAG["Model"], "s", 0, model, True),
         (TAG["Orientation"], "H", 1, int(orientation), True),
-        (TAG["DateTime"], "s", 0, stamp, True),
         (TAG["CFARepeatPatternDim"], "H", 2, (2, 2), True),
         (TAG["CFAPattern"], "B", 4, tuple("RGB".index(c) for c in pattern), True),
         (TAG["ExposureTime"], "2I", 1, _rationals([exposure_s], signed=False), True),
         (TAG["FNumber"], "2I", 1, _rationals([fnumber], signed=False), True),
         (TAG["ISOSpeedRatings"], "H", 1, int(round(iso)), True),
-        (TAG["DateTimeOriginal"], "s", 0, stamp, True),
         (TAG["DNGVersion"], "B", 4, (1, 4, 0, 0), True),
         (TAG["DNGBackwardVersion"], "B", 4, (1, 3, 0, 0), True),
         (TAG["UniqueCameraModel"], "s", 0, f"{make} {model}", True),
@@ -166,6 +164,9 @@ def write_dng(
         (TAG["AsShotNeutral"], "2I", 3, _rationals(neutral, signed=False), True),
         (TAG["CalibrationIlluminant1"], "H", 1, int(calibration_illuminant), True),
     ]
+    if datetime is not None:
+        stamp = datetime.strftime("%Y:%m:%d %H:%M:%S")
+        tags += [(TAG["DateTime"], "s", 0, stamp, True), (TAG["DateTimeOriginal"], "s", 0, stamp, True)]
     if focal_length_mm is not None:
         tags.append((TAG["FocalLength"], "2I", 1, _rationals([focal_length_mm], signed=False), True))
     if noise_profile is not None:
@@ -180,9 +181,7 @@ def write_dng(
     tags.sort(key=lambda t: t[0])
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path, suffix=".dng") as tmp:
         tifffile.imwrite(
             tmp,
             mosaic,
@@ -193,10 +192,6 @@ def write_dng(
             software="isp-bench",
             extratags=tags,
         )
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

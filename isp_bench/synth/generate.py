@@ -1,0 +1,246 @@
+"""Generate the embedded default dataset: a physically based synthetic camera written as real
+DNG raw files with phone-ISP JPEG targets, linear 16-bit PNG restoration targets and low-light
+(quarter-exposure) raws, in an S7-ISP-like layout.
+
+Layout written under ``out``::
+
+    README.md                 what this is, how it was made
+    synth.json                generator version, seed, sensor, spectral data, per-scene facts
+    scenes.csv                scene, kind, source, light, iso, exposure_s, orientation, split
+    <scene>/medium_exposure.dng         well-exposed raw
+    <scene>/short_exposure.dng          the same scene at 1/4 of the exposure, same ISO and f-number
+    <scene>/medium_exposure.jpg         the phone-ISP rendering (8-bit sRGB JPEG with EXIF)
+    <scene>/medium_exposure_linear.png  linear sRGB restoration target (16-bit PNG)
+
+Everything is a deterministic function of ``seed`` and the scene index: the same arguments give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from isp_bench import __version__
+from isp_bench.files import atomic_write_text
+from isp_bench.images import write_jpeg, write_png
+from isp_bench.raw.dng import write_dng
+from isp_bench.synth import scenes as scene_lib
+from isp_bench.synth import spectral
+from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
+from isp_bench.synth.sensor import SensorSpec, expose
+
+GENERATOR_VERSION = 1
+DISPLAY = "Apple Studio Display"
+REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
+ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
+EXPOSURE_CONSTANT = 2.5  # exposure_s · lux · ISO/100 for a correct exposure
+LOW_LIGHT_RATIO = 4  # S7-ISP protocol: the short frame gets a quarter of the exposure
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test, assigned by the rank of a hash of the scene id
+FILES = {
+    "raw": "medium_exposure.dng",
+    "raw_short": "short_exposure.dng",
+    "target": "medium_exposure.jpg",
+    "linear_target": "medium_exposure_linear.png",
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that determines the generated dataset."""
+
+    scenes: int = 24
+    seed: int = 0
+    height: int = 384
+    width: int = 512
+    sensor: SensorSpec = field(default_factory=SensorSpec)
+    jpeg_quality: int = 95
+
+
+def scene_plan(config: SynthConfig, index: int) -> dict:
+    """The random choices for one scene (a pure function of the seed and index)."""
+    rng = np.random.default_rng([config.seed, index, 0])
+    kind = "monitor" if index % 2 == 0 else "real"
+    source = scene_lib.SOURCES[(index // 2 + config.seed) % len(scene_lib.SOURCES)]
+    light = DISPLAY if kind == "monitor" else REAL_ILLUMINANTS[int(rng.integers(len(REAL_ILLUMINANTS)))]
+    lux = float(np.exp(rng.uniform(np.log(3), np.log(3000))))
+    iso = next((i for i in ISO_STOPS if EXPOSURE_CONSTANT * 100 / (lux * i) <= 1 / 30), ISO_STOPS[-1])
+    exposure_s = EXPOSURE_CONSTANT * 100 / (lux * iso)
+    return {
+        "scene": f"{index:04d}_{kind}_{source}",
+        "index": index,
+        "kind": kind,
+        "source": source,
+        "light": light,
+        "lux": round(lux, 3),
+        "iso": iso,
+        "exposure_s": exposure_s,
+        "short_exposure_s": exposure_s / LOW_LIGHT_RATIO,
+        "fnumber": 1.8,
+        "focal_length_mm": 4.2,
+        "peak_level": float(rng.uniform(0.55, 1.05)),
+        "portrait": bool(rng.random() < 1 / 6),
+        "datetime": (dt.datetime(2026, 1, 1, 12, 0, 0) + dt.timedelta(minutes=7 * index)).isoformat(),
+        "content_seed": int(rng.integers(2**31)),
+        "noise_seed": int(rng.integers(2**31)),
+    }
+
+
+def assign_splits(scene_ids: list[str]) -> dict[str, str]:
+    """train/val/test by the rank of sha256(scene id): stable, and independent of listing order."""
+    ranked = sorted(scene_ids, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+    n = len(ranked)
+    n_train = int(round(SPLIT_FRACTIONS[0] * n))
+    n_val = int(round(SPLIT_FRACTIONS[1] * n))
+    if n >= 3:
+        n_train, n_val = min(n_train, n - 2), max(n_val, 1)
+    return {s: ("train" if i < n_train else "val" if i < n_train + n_val else "test") for i, s in enumerate(ranked)}
+
+
+def _scene_camera_rgb(config: SynthConfig, plan: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Noise-free camera RGB irradiance of the scene (H×W×3, relative units) and the camera's
+    response to the scene white."""
+    sensor_name = config.sensor.spectral_sensitivities
+    rng = np.random.default_rng(plan["content_seed"])
+    shape = (config.height, config.width)
+    if plan["kind"] == "monitor":
+        light = spectral.monitor_light(sensor_name, DISPLAY)
+    else:
+        light = spectral.reflectance_light(sensor_name, plan["light"])
+    if plan["source"] == scene_lib.COLORCHECKER:
+        layout = scene_lib.colorchecker_layout(shape, rng)
+        if plan["kind"] == "monitor":
+            patches = np.clip(spectral.colorchecker_srgb_linear("D65"), 0, 1) @ light.matrix.T
+        else:
+            patches = spectral.colorchecker_camera_rgb(sensor_name, plan["light"])
+        surround = 0.03 * light.white_camera_rgb
+        camera_rgb = np.where(layout[..., None] >= 0, patches[np.maximum(layout, 0)], surround)
+    else:
+        camera_rgb = scene_lib.frame_photograph(plan["source"], shape, rng) @ light.matrix.T
+    # lens and optical low-pass filter
+    camera_rgb = ndimage.gaussian_filter(camera_rgb, sigma=(0.6, 0.6, 0))
+    return camera_rgb, light.white_camera_rgb
+
+
+def _write_scene(config: SynthConfig, plan: dict, out: Path, color_matrix: np.ndarray) -> dict:
+    sensor = config.sensor
+    folder = out / plan["scene"]
+    camera_rgb, white = _scene_camera_rgb(config, plan)
+    camera_rgb = camera_rgb * (plan["peak_level"] / max(np.percentile(camera_rgb.max(axis=-1), 99.5), 1e-6))
+    wb = white[1] / white
+    noise_rng = np.random.default_rng(plan["noise_seed"])
+    orientation = 6 if plan["portrait"] else 1
+    common = dict(
+        cfa=sensor.cfa, black_level=sensor.black_level, white_level=sensor.white_level, wb_as_shot=wb,
+        color_matrix=color_matrix, iso=plan["iso"], fnumber=plan["fnumber"], make=sensor.make,
+        model=sensor.name, noise_profile=sensor.noise_profile(plan["iso"]), orientation=orientation,
+        focal_length_mm=plan["focal_length_mm"], datetime=dt.datetime.fromisoformat(plan["datetime"]),
+    )
+    for key, scale, exposure in (("raw", 1.0, plan["exposure_s"]),
+                                 ("raw_short", 1 / LOW_LIGHT_RATIO, plan["short_exposure_s"])):
+        mosaic = expose(camera_rgb * scale, sensor, iso=plan["iso"], rng=noise_rng)
+        write_dng(folder / FILES[key], mosaic, exposure_s=exposure, **common)
+
+    d65_white = spectral.camera_response(spectral.illuminant("D65"), sensor.spectral_sensitivities)
+    linear = render_linear(camera_rgb, wb, camera_to_srgb_matrix(color_matrix, d65_white))
+    srgb = render_look(linear)
+    if plan["portrait"]:  # the phone stores its JPEG upright; the raw stays in sensor orientation
+        linear, srgb = np.rot90(linear, -1), np.rot90(srgb, -1)
+    write_png(folder / FILES["linear_target"], np.round(np.clip(linear, 0, 1) * 65535).astype(np.uint16))
+    write_jpeg(
+        folder / FILES["target"], np.round(srgb * 255).astype(np.uint8), quality=config.jpeg_quality,
+        exif={"Make": sensor.make, "Model": sensor.name, "Orientation": 1, "ISOSpeedRatings": int(plan["iso"]),
+              "ExposureTime": plan["exposure_s"], "FNumber": plan["fnumber"],
+              "DateTimeOriginal": dt.datetime.fromisoformat(plan["datetime"]).strftime("%Y:%m:%d %H:%M:%S")},
+    )
+    return plan
+
+
+def _write_scene_job(args) -> dict:
+    return _write_scene(*args)
+
+
+def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, workers: int | None = None,
+             progress: bool = True) -> Path:
+    """Write the synthetic dataset to ``out`` and return its path.
+
+    Scenes already complete from an earlier run with the same config are kept (an interrupted
+    generation resumes); the dataset-level files are written last, atomically.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta_path = out / "synth.json"
+    config_dict = _config_dict(config)
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("config") != config_dict:
+        raise FileExistsError(f"{out} holds a synthetic dataset made with another config; choose an empty folder")
+    color_matrix = spectral.fit_color_matrix(config.sensor.spectral_sensitivities, "D65")
+    plans = [scene_plan(config, i) for i in range(config.scenes)]
+    todo = [p for p in plans if not all((out / p["scene"] / f).exists() for f in FILES.values())]
+    jobs = [(config, p, out, color_matrix) for p in todo]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
+    bar = tqdm(total=len(plans), initial=len(plans) - len(todo), desc="synth scenes", unit="scene",
+               disable=not progress)
+    if workers == 1:
+        for job in jobs:
+            _write_scene_job(job)
+            bar.update()
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for _ in pool.map(_write_scene_job, jobs):
+                bar.update()
+    bar.close()
+
+    splits = assign_splits([p["scene"] for p in plans])
+    rows = io.StringIO()
+    writer = csv.writer(rows, lineterminator="\n")
+    columns = ["scene", "kind", "source", "light", "iso", "exposure_s", "short_exposure_s", "orientation", "split"]
+    writer.writerow(columns)
+    for p in plans:
+        writer.writerow([p["scene"], p["kind"], p["source"], p["light"], p["iso"], repr(p["exposure_s"]),
+                         repr(p["short_exposure_s"]), 6 if p["portrait"] else 1, splits[p["scene"]]])
+    atomic_write_text(out / "scenes.csv", rows.getvalue())
+    meta = {
+        "generator": "isp_bench.synth", "generator_version": GENERATOR_VERSION, "isp_bench_version": __version__,
+        "config": config_dict, "display": DISPLAY,
+        "color_matrix_camera_to_xyz_d65": color_matrix.round(12).tolist(),
+        "files": FILES, "scenes": plans,
+    }
+    atomic_write_text(out / "README.md", _readme(config))
+    atomic_write_text(meta_path, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    return out
+
+
+def _config_dict(config: SynthConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def _readme(config: SynthConfig) -> str:
+    s = config.sensor
+    return f"""# isp-bench synthetic camera dataset
+
+Generated by `isp-bench synth --scenes {config.scenes} --seed {config.seed}` (isp_bench.synth, generator
+version {GENERATOR_VERSION}). Deterministic: the same command writes byte-identical files.
+
+- Sensor: "{s.make} {s.name}", spectral sensitivities of the {s.spectral_sensitivities} (colour-science),
+  {s.cfa} Bayer, {s.bits}-bit, black level {s.black_level}, full well {s.full_well_e:.0f} e- at ISO {s.base_iso:.0f},
+  read noise {s.read_noise_e} e- + {s.adc_noise_dn} DN; DNG NoiseProfile per ISO.
+- Scenes ({config.height}×{config.width}): scikit-image's bundled photographs and ColorChecker charts (N. Ohta
+  reflectances). "monitor" scenes are sRGB shown on a colour-managed {DISPLAY}; "real" scenes are
+  reflectances under CIE illuminants {', '.join(REAL_ILLUMINANTS)}.
+- Per scene: `medium_exposure.dng` (well exposed), `short_exposure.dng` (1/{LOW_LIGHT_RATIO} exposure, same ISO),
+  `medium_exposure.jpg` (phone-ISP look, stored upright: portrait scenes are rotated against the raw, whose
+  DNG Orientation is 6), `medium_exposure_linear.png` (linear sRGB restoration target, 16-bit).
+- `scenes.csv` holds the official split (by rank of sha256 of the scene id).
+"""
