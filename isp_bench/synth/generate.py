@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from isp_bench import __version__
+from isp_bench.parallel import process_pool
 from isp_bench.files import atomic_write_text
 from isp_bench.images import write_jpeg, write_png
 from isp_bench.raw.dng import write_dng
@@ -197,7 +197,7 @@ def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, wor
             _write_scene_job(job)
             bar.update()
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        with process_pool(workers) as pool:
             for _ in pool.map(_write_scene_job, jobs):
                 bar.update()
     bar.close()

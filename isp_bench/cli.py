@@ -1,0 +1,156 @@
+"""The ``isp-bench`` command line. It only parses arguments and calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from isp_bench import __version__
+from isp_bench.errors import IspBenchError
+
+DEFAULT_WORK = Path("work")
+
+
+def _cmd_synth(args) -> int:
+    from isp_bench.synth import SynthConfig, generate
+
+    config = SynthConfig(scenes=args.scenes, seed=args.seed, height=args.height, width=args.width)
+    out = generate(args.out, config, workers=args.workers)
+    print(f"wrote {config.scenes} synthetic scenes to {out}")
+    return 0
+
+
+def _print_ingest(result) -> None:
+    manifest = result.manifest
+    print(f"manifest: {manifest.path} ({len(manifest)} pairs, content hash {manifest.content_hash[:16]}…)")
+    print(f"files: {result.files_inspected} inspected, {result.files_reused} reused from the cache, "
+          f"{result.seconds:.1f} s")
+    if result.errors:
+        print(f"{len(result.errors)} file(s) could not be ingested ({len(result.skipped_pairs)} pairs left out); "
+              f"report: {result.errors_path}")
+        for error in result.errors[:10]:
+            print(f"  {error['error']}: {error['message']}")
+
+
+def _cmd_ingest(args) -> int:
+    from isp_bench.ingest import ingest
+
+    result = ingest(args.source, args.root, args.out, workers=args.workers, progress=not args.quiet)
+    _print_ingest(result)
+    return 0
+
+
+def _cmd_manifest_show(args) -> int:
+    from isp_bench.manifest import read_manifest, summarize
+
+    print(summarize(read_manifest(args.file)))
+    return 0
+
+
+def _cmd_manifest_validate(args) -> int:
+    from isp_bench.manifest import validate_manifest
+
+    report = validate_manifest(args.file, args.root, progress=not args.quiet)
+    print(report)
+    return 0 if report.ok else 1
+
+
+def _cmd_datasets(args) -> int:
+    from isp_bench.datasets import get_source, list_sources
+
+    described = [get_source(name).describe() for name in list_sources()]
+    if args.json:
+        print(json.dumps(described, indent=1))
+        return 0
+    for d in described:
+        redistribution = "redistributable" if d["redistributable"] else "no redistribution"
+        print(f"{d['name']:<10} {d['title']}\n{'':<10} layout: {d['layout']}\n{'':<10} licence: {d['licence']} "
+              f"[{d['licence_class']}, {redistribution}]\n{'':<10} get it: {d['url']}")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from isp_bench.ingest import ingest
+    from isp_bench.manifest import summarize, validate_manifest
+    from isp_bench.synth import SynthConfig, generate
+
+    data_root = args.work / "synth"
+    print(f"[1/3] generating the synthetic camera dataset in {data_root}")
+    generate(data_root, SynthConfig(scenes=args.scenes, seed=args.seed), workers=args.workers)
+    print(f"[2/3] ingesting it into {args.manifest}")
+    result = ingest("synth", data_root, args.manifest, workers=args.workers)
+    _print_ingest(result)
+    print("[3/3] validating the manifest against the files")
+    report = validate_manifest(args.manifest, data_root)
+    print(report)
+    print(summarize(result.manifest))
+    print(f"\nDone. Manifest: {args.manifest} (dataset root {data_root}). "
+          f"Inspect it with `isp-bench manifest show {args.manifest}` or pandas.read_parquet.")
+    return 0 if report.ok and not result.errors else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="isp-bench", description="Datasets, models and metrics for learned camera ISPs.")
+    parser.add_argument("--version", action="version", version=f"isp-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="generate the synthetic dataset, ingest and validate it (no downloads)")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="working folder (default: ./work)")
+    p.add_argument("--manifest", type=Path, default=Path("manifests/synth.parquet"))
+    p.add_argument("--scenes", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("synth", help="write the physically based synthetic camera dataset (DNG + JPEG + PNG)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--scenes", type=int, default=24)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--height", type=int, default=384, help="sensor height in pixels")
+    p.add_argument("--width", type=int, default=512, help="sensor width in pixels")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("ingest", help="read a dataset folder in its published layout and write its manifest")
+    p.add_argument("source", help="dataset source name (see `isp-bench datasets`)")
+    p.add_argument("--root", type=Path, required=True, help="the dataset folder as downloaded")
+    p.add_argument("--out", type=Path, default=None, help="manifest path (default: manifests/SOURCE.parquet)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_ingest)
+
+    p = sub.add_parser("manifest", help="inspect or validate a manifest")
+    msub = p.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")
+    q = msub.add_parser("show", help="summary: pairs per split, cameras, exposure and ISO ranges, errors")
+    q.add_argument("file", type=Path)
+    q.set_defaults(func=_cmd_manifest_show)
+    q = msub.add_parser("validate", help="re-hash every referenced file; exit 1 if any is missing or changed")
+    q.add_argument("file", type=Path)
+    q.add_argument("--root", type=Path, required=True)
+    q.add_argument("--quiet", action="store_true")
+    q.set_defaults(func=_cmd_manifest_validate)
+
+    p = sub.add_parser("datasets", help="list the dataset sources with layout and licence")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_datasets)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", message=".*Matplotlib.*")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except IspBenchError as exc:
+        print(f"isp-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("isp-bench: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Full-resolution inference of a 12 MP frame in tiles, with bounded memory.
+
+:func:`infer_full` cuts the model's input into tiles, runs each with ``overlap`` pixels of context
+on every side, and keeps only each tile's core, so that the stitched result equals untiled
+inference wherever the model's receptive field fits inside the overlap (to float rounding). Tile
+origins are multiples of the model's ``tile_align`` (its total down-sampling factor) so pooling
+grids line up with the whole frame's.
+
+Models with a global branch (DeepISP's high-level stage, CameraNet's global MLP, CRISPnet's XCiT)
+get the *whole frame's* global input on every tile: :func:`infer_full` first calls
+``model.compute_global(batch, tiler)``, which itself maps the local part of the global path over
+tiles (DeepISP, CameraNet) or looks at the whole-frame thumbnail (CRISPnet), and passes the result
+as ``batch['global']`` to every tile.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from isp_bench.errors import IspBenchError
+from isp_bench.raw import demosaic_bilinear, unpack_rggb
+
+TILE_ALIGN_DEFAULT = 16
+
+
+class InferenceError(IspBenchError):
+    """Tiled inference was asked for something it cannot do (bad tile size, bad batch)."""
+
+
+def _ceil_to(n: int, m: int) -> int:
+    return -(-int(n) // m) * m
+
+
+def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, scale: float = 1.0,
+              tile: int = 256, overlap: int = 32, align: int = 1) -> torch.Tensor:
+    """Apply a local function ``fn`` (B×C×h×w → B×C'×h·scale×w·scale) over ``x`` in tiles.
+
+    Args:
+        fn: the local computation; it must be translation-equivariant on the ``align`` grid.
+        x: input B×C×H×W.
+        scale: output pixels per input pixel (2 for packed raw → full resolution, 1/4 for a
+            stride-4 feature map); ``align × scale`` must be a whole number.
+        tile: core tile size in input pixels (rounded up to a multiple of ``align``).
+        overlap: context on every side in input pixels (rounded up to a multiple of ``align``).
+        align: tile origins are multiples of this (the function's down-sampling factor).
+
+    Returns:
+        The stitched output; equal to ``fn(x)`` where ``fn``'s receptive field fits the overlap.
+    """
+    if tile <= 0 or overlap < 0:
+        raise InferenceError(f"tile ({tile}) must be positive and overlap ({overlap}) non-negative")
+    if abs(align * scale - round(align * scale)) > 1e-9:
+        raise InferenceError(f"align {align} × scale {scale} must be a whole number of output pixels")
+    tile, overlap = _ceil_to(tile, align), _ceil_to(overlap, align)
+    height, width = x.shape[-2:]
+    out = None
+    max_y = max_x = 0
+
+    def spans(n: int):
+        for s in range(0, n, tile):
+            e = min(s + tile, n)
+            yield s, e, max(0, s - overlap), min(n, e + overlap)
+
+    for sy, ey, esy, eey in spans(height):
+        for sx, ex, esx, eex in spans(width):
+            y = fn(x[..., esy:eey, esx:eex])
+            oy0, ox0 = round((sy - esy) * scale), round((sx - esx) * scale)
+            oy1 = y.shape[-2] if ey == height else round((ey - esy) * scale)
+            ox1 = y.shape[-1] if ex == width else round((ex - esx) * scale)
+            dy, dx = round(sy * scale), round(sx * scale)
+            if out is None:
+                out = y.new_zeros(*y.shape[:-2], int(np.ceil(height * scale)) + 1, int(np.ceil(width * scale)) + 1)
+            out[..., dy : dy + oy1 - oy0, dx : dx + ox1 - ox0] = y[..., oy0:oy1, ox0:ox1]
+            max_y, max_x = max(max_y, dy + oy1 - oy0), max(max_x, dx + ox1 - ox0)
+    return out[..., :max_y, :max_x]
+
+
+def batch_from_capture(capture, *, require_color: bool = False, rgb: bool = False,
+                       device: str | torch.device = "cpu") -> tuple[dict[str, Any], Any]:
+    """The model batch (batch size 1) for a :class:`~isp_bench.raw.RawCapture`, and the CfaCrop.
+
+    Keys: ``raw`` (packed, normalised), ``wb`` (R, G, G, B from ``wb_as_shot``), ``color_matrix``,
+    ``iso``, ``exposure_s``, ``noise`` (first NoiseProfile pair S, O), and with ``rgb=True`` the
+    bilinear-demosaiced ``rgb``. Metadata the file lacks is left out (never guessed); with
+    ``require_color`` a missing white balance or colour matrix raises.
+    """
+    packed, crop = capture.packed()
+    batch: dict[str, Any] = {"raw": torch.from_numpy(np.ascontiguousarray(packed))[None].to(device)}
+    if capture.wb_as_shot is not None:
+        r, g, b = (float(v) for v in capture.wb_as_shot)
+        batch["wb"] = torch.tensor([[r / g, 1.0, 1.0, b / g]], dtype=torch.float32, device=device)
+    if capture.color_matrix is not None:
+        batch["color_matrix"] = torch.tensor(np.asarray(capture.color_matrix, np.float32)[None], device=device)
+    if require_color and ("wb" not in batch or "color_matrix" not in batch):
+        missing = [k for k, f in (("wb", "wb_as_shot"), ("color_matrix", "color_matrix")) if k not in batch]
+        raise InferenceError(
+            f"capture {capture.make or ''} {capture.model or ''} has no {', '.join(missing)}; the classic pipeline "
+            "needs both (fill them from the dataset adapter's documented constants)"
+        )
+    if capture.iso is not None:
+        batch["iso"] = torch.tensor([float(capture.iso)], device=device)
+    if capture.exposure_s is not None:
+        batch["exposure_s"] = torch.tensor([float(capture.exposure_s)], device=device)
+    if capture.noise_profile:
+        batch["noise"] = torch.tensor([list(capture.noise_profile[:2])], dtype=torch.float32, device=device)
+    if rgb:
+        batch["rgb"] = bilinear_rgb(batch["raw"])
+    return batch, crop
+
+
+def bilinear_rgb(raw: torch.Tensor) -> torch.Tensor:
+    """Packed raw B×4×h×w → bilinear-demosaiced B×3×2h×2w (the input DeepISP takes)."""
+    mosaics = unpack_rggb(raw.detach().cpu().numpy())
+    rgb = np.stack([demosaic_bilinear(m, "RGGB") for m in mosaics])
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(raw)
+
+
+def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64) -> torch.Tensor:
+    """Render a whole frame with ``model`` in tiles; returns sRGB B×3×H×W in [0, 1].
+
+    Args:
+        model: a registered model (``create_model``); it is put in eval mode.
+        capture_or_batch: a :class:`~isp_bench.raw.RawCapture` (converted with
+            :func:`batch_from_capture`; crop the target with its ``CfaCrop``) or a batch dict.
+        tile: core tile size in output (full-resolution) pixels.
+        overlap: context on each side in output pixels; results equal untiled inference where the
+            model's receptive field fits in it.
+
+    Memory is bounded by one tile (plus the global pass's reduced-resolution features).
+    """
+    if isinstance(capture_or_batch, dict):
+        batch = dict(capture_or_batch)
+    else:
+        batch, _ = batch_from_capture(capture_or_batch)
+    kind = getattr(model, "input_kind", "packed_rggb")
+    if kind == "bilinear_rgb" and "rgb" not in batch:
+        if "raw" not in batch:
+            raise InferenceError("batch needs 'raw' or 'rgb'")
+        batch["rgb"] = bilinear_rgb(batch["raw"])
+    key, scale = ("raw", 2) if kind == "packed_rggb" else ("rgb", 1)
+    if key not in batch:
+        raise InferenceError(f"{type(model).__name__} takes batch[{key!r}]; the batch has {', '.join(sorted(batch))}")
+    x = batch[key]
+    align = getattr(model, "tile_align", TILE_ALIGN_DEFAULT)
+    in_tile, in_overlap = max(1, tile // scale), overlap // scale
+    tiler = partial(tiled_map, tile=in_tile, overlap=in_overlap)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            g = model.compute_global(batch, tiler=tiler)
+            rest = {k: v for k, v in batch.items() if k not in ("raw", "rgb")}
+            if g is not None:
+                rest["global"] = g
+
+            def run(tile_x: torch.Tensor) -> torch.Tensor:
+                return model({**rest, key: tile_x})
+
+            return tiled_map(run, x, scale=scale, tile=in_tile, overlap=in_overlap, align=align)
+    finally:
+        model.train(was_training)

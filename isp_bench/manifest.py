@@ -1,0 +1,255 @@
+"""Manifests: one Parquet file per ingested dataset, one row per (input, target) pair (DESIGN §3).
+
+The pyarrow schema is pinned; its version, the dataset name, the isp-bench version, the content
+hash of the rows and the ingest's error report live in the file's key-value metadata. Rows are
+sorted by ``pair_id`` and nothing time- or machine-dependent is stored, so the same files always
+give a byte-identical manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from isp_bench import __version__
+from isp_bench.errors import ManifestError
+from isp_bench.files import atomic_path, sha256_file
+
+SCHEMA_VERSION = 1
+META_PREFIX = "isp_bench."
+
+_f64_list = pa.list_(pa.float64())
+SCHEMA = pa.schema(
+    [
+        # identity
+        pa.field("pair_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("scene", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("role", pa.string(), nullable=False),
+        pa.field("subset", pa.string()),
+        pa.field("target_device", pa.string()),
+        pa.field("licence_class", pa.string(), nullable=False),
+        pa.field("flags", pa.list_(pa.string()), nullable=False),
+        # files (paths relative to the dataset root)
+        pa.field("input_path", pa.string(), nullable=False),
+        pa.field("input_bytes", pa.int64(), nullable=False),
+        pa.field("input_sha256", pa.string(), nullable=False),
+        pa.field("target_path", pa.string()),
+        pa.field("target_bytes", pa.int64()),
+        pa.field("target_sha256", pa.string()),
+        pa.field("target_height", pa.int32()),
+        pa.field("target_width", pa.int32()),
+        pa.field("target_rot90", pa.int8()),
+        pa.field("linear_target_path", pa.string()),
+        pa.field("linear_target_bytes", pa.int64()),
+        pa.field("linear_target_sha256", pa.string()),
+        pa.field("exposure_ratio", pa.float64()),
+        # RawCapture metadata of the input
+        pa.field("container", pa.string()),
+        pa.field("height", pa.int32()),
+        pa.field("width", pa.int32()),
+        pa.field("cfa", pa.string()),
+        pa.field("black_level", _f64_list),
+        pa.field("white_level", pa.float64()),
+        pa.field("wb_as_shot", _f64_list),
+        pa.field("color_matrix", _f64_list),
+        pa.field("color_matrix_illuminant", pa.int32()),
+        pa.field("noise_profile", _f64_list),
+        pa.field("orientation", pa.int8()),
+        pa.field("default_crop", pa.list_(pa.int32())),
+        pa.field("make", pa.string()),
+        pa.field("model", pa.string()),
+        pa.field("unique_camera_model", pa.string()),
+        pa.field("iso", pa.float64()),
+        pa.field("exposure_s", pa.float64()),
+        pa.field("fnumber", pa.float64()),
+        pa.field("focal_length_mm", pa.float64()),
+        pa.field("datetime", pa.string()),
+        # provenance of values that did not come from the file itself
+        pa.field("filled_from_dataset", pa.list_(pa.string()), nullable=False),
+        pa.field("extra", pa.string()),
+    ]
+)
+COLUMNS = SCHEMA.names
+
+
+def content_hash(rows: Iterable[dict[str, Any]]) -> str:
+    """sha256 of the rows as canonical JSON (sorted keys, rows in the given order)."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(json.dumps(row, sort_keys=True, separators=(",", ":"), default=str).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@dataclass
+class Manifest:
+    """A manifest read back from disk: its table and its key-value metadata."""
+
+    path: Path
+    table: pa.Table
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dataset(self) -> str:
+        return self.meta["dataset"]
+
+    @property
+    def content_hash(self) -> str:
+        return self.meta["content_hash"]
+
+    @property
+    def errors(self) -> list[dict[str, str]]:
+        return self.meta.get("errors", [])
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.table.to_pylist()
+
+    def to_pandas(self):
+        return self.table.to_pandas()
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def write_manifest(
+    path: str | os.PathLike,
+    rows: list[dict[str, Any]],
+    *,
+    dataset: str,
+    errors: list[dict[str, str]] | None = None,
+    source_meta: dict[str, Any] | None = None,
+) -> Manifest:
+    """Validate ``rows`` against the schema, sort them by pair_id and write the manifest atomically."""
+    ids = [r["pair_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        raise ManifestError(f"{path}: duplicate pair_id values {dupes[:5]}; every pair needs a unique id")
+    unknown = {k for r in rows for k in r} - set(COLUMNS)
+    if unknown:
+        raise ManifestError(f"{path}: rows carry columns outside schema v{SCHEMA_VERSION}: {sorted(unknown)}")
+    ordered = [{c: r.get(c) for c in COLUMNS} for r in sorted(rows, key=lambda r: r["pair_id"])]
+    for row in ordered:
+        row["flags"] = sorted(row["flags"] or [])
+        row["filled_from_dataset"] = sorted(row["filled_from_dataset"] or [])
+    try:
+        table = pa.Table.from_pylist(ordered, schema=SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ManifestError(f"{path}: rows do not fit manifest schema v{SCHEMA_VERSION}: {exc}") from exc
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "dataset": dataset,
+        "isp_bench_version": __version__,
+        "content_hash": content_hash(ordered),
+        "num_rows": len(ordered),
+        "errors": sorted(errors or [], key=lambda e: e.get("path", "")),
+        "source": source_meta or {},
+    }
+    table = table.replace_schema_metadata({f"{META_PREFIX}{k}": json.dumps(v, sort_keys=True) for k, v in meta.items()})
+    with atomic_path(path, suffix=".parquet") as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+    return Manifest(Path(path), table, meta)
+
+
+def read_manifest(path: str | os.PathLike) -> Manifest:
+    """Read a manifest, checking that its schema is exactly the pinned one for its version."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such manifest; create one with `isp-bench ingest SOURCE --root DIR`")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(f"{path}: not a readable Parquet file ({exc}); re-run the ingest that wrote it") from exc
+    raw_meta = table.schema.metadata or {}
+    meta = {}
+    for key, value in raw_meta.items():
+        key = key.decode()
+        if key.startswith(META_PREFIX):
+            meta[key[len(META_PREFIX):]] = json.loads(value)
+    version = meta.get("schema_version")
+    if version is None:
+        raise ManifestError(f"{path}: no isp-bench schema version in its metadata; it was not written by isp-bench")
+    if version != SCHEMA_VERSION:
+        raise ManifestError(f"{path}: manifest schema v{version}, this isp-bench reads v{SCHEMA_VERSION}; "
+                            "re-ingest the dataset with this version")
+    if not table.schema.remove_metadata().equals(SCHEMA):
+        missing = set(COLUMNS) - set(table.schema.names)
+        raise ManifestError(f"{path}: columns or types differ from schema v{SCHEMA_VERSION}"
+                            + (f" (missing {sorted(missing)})" if missing else "") + "; re-ingest the dataset")
+    if content_hash(table.to_pylist()) != meta.get("content_hash"):
+        raise ManifestError(f"{path}: its rows do not match the content hash in its metadata (edited by hand?); "
+                            "re-ingest the dataset")
+    return Manifest(path, table, meta)
+
+
+FILE_COLUMNS = (("input_path", "input_bytes", "input_sha256"),
+                ("target_path", "target_bytes", "target_sha256"),
+                ("linear_target_path", "linear_target_bytes", "linear_target_sha256"))
+
+
+@dataclass
+class ValidationReport:
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.changed
+
+    def __str__(self) -> str:
+        lines = [f"checked {self.checked} files: {len(self.missing)} missing, {len(self.changed)} changed"]
+        lines += [f"  missing: {p}" for p in self.missing] + [f"  changed: {p}" for p in self.changed]
+        return "\n".join(lines)
+
+
+def validate_manifest(path: str | os.PathLike, root: str | os.PathLike, *, progress: bool = False) -> ValidationReport:
+    """Re-hash every file the manifest references under ``root``; report missing or changed ones."""
+    from tqdm import tqdm
+
+    manifest = read_manifest(path)
+    root = Path(root)
+    expected: dict[str, tuple[int, str]] = {}
+    for row in manifest.rows():
+        for path_col, bytes_col, sha_col in FILE_COLUMNS:
+            if row[path_col] is not None:
+                expected[row[path_col]] = (row[bytes_col], row[sha_col])
+    report = ValidationReport()
+    for rel, (size, sha) in tqdm(sorted(expected.items()), desc="validate", unit="file", disable=not progress):
+        report.checked += 1
+        file = root / rel
+        if not file.is_file():
+            report.missing.append(rel)
+        elif file.stat().st_size != size or sha256_file(file) != sha:
+            report.changed.append(rel)
+    return report
+
+
+def summarize(manifest: Manifest) -> str:
+    """A human summary: rows per split and role, cameras, ISO and exposure ranges, flags, errors."""
+    df = manifest.to_pandas()
+    lines = [f"{manifest.path}: dataset {manifest.dataset!r}, {len(df)} pairs, schema v{manifest.meta['schema_version']}, "
+             f"isp-bench {manifest.meta['isp_bench_version']}, content hash {manifest.content_hash[:16]}…"]
+    if len(df):
+        counts = df.groupby(["split", "role"]).size()
+        lines.append("pairs per split/role: " + ", ".join(f"{s}/{r} {n}" for (s, r), n in counts.items()))
+        cams = df.assign(camera=df["make"].fillna("?") + " " + df["model"].fillna("?")).groupby("camera").size()
+        lines.append("cameras: " + ", ".join(f"{c} ({n})" for c, n in cams.items()))
+        lines.append("CFA: " + ", ".join(f"{c} ({n})" for c, n in df.groupby(df["cfa"].fillna("?")).size().items()))
+        for col, unit in (("iso", ""), ("exposure_s", " s")):
+            values = df[col].dropna()
+            if len(values):
+                lines.append(f"{col}: {values.min():.6g}{unit} … {values.max():.6g}{unit}")
+        flags = df["flags"].explode().dropna().value_counts()
+        lines.append("flags: " + (", ".join(f"{f} ({n})" for f, n in flags.items()) or "none"))
+    lines.append(f"ingest errors: {len(manifest.errors)}")
+    lines += [f"  {e['path']}: {e['error']}" for e in manifest.errors[:20]]
+    return "\n".join(lines)

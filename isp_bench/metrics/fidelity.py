@@ -1,0 +1,259 @@
+"""Pixel-fidelity metrics: PSNR, SSIM and MS-SSIM, with the settings of the official values pinned.
+
+The TID2013 calibration values most papers quote (pyiqa's ``results_official.csv``) come from
+MATLAB code: PSNR over the three RGB channels, and Wang's ``ssim_index.m`` / ``msssim.m`` run on
+``rgb2gray`` of the images. ``ssim`` and ``ms_ssim`` here reproduce that convention; ``ssim_rgb``
+and ``ms_ssim_rgb`` are the per-channel means many learned-ISP papers report instead.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ._registry import (
+    MetricInputError,
+    MetricSpec,
+    as_pair,
+    register_metric,
+    rgb2gray_matlab,
+)
+
+#: Smallest image side pytorch-msssim accepts with an 11-px window and 5 scales: (11 - 1) * 2**4.
+MS_SSIM_MIN_SIDE = 161
+
+_SSIM_SETTINGS = {
+    "window": "gaussian",
+    "win_size": 11,
+    "win_sigma": 1.5,
+    "K": (0.01, 0.03),
+    "covariance": "population",
+    "data_range": 1.0,
+    "border": "valid (no padding, as MATLAB filter2 'valid')",
+    "downsample": "none (ssim_index.m, not the 2009 ssim.m auto-downsampling)",
+    "compute_dtype": "float32",
+}
+
+
+def psnr(pred, target, *, data_range: float = 1.0) -> float:
+    """Peak signal-to-noise ratio over all pixels and all three RGB channels, in dB.
+
+    Parameters
+    ----------
+    pred, target : array_like
+        H×W×3 sRGB images in [0, 1] (numpy or torch).
+    data_range : float
+        Peak value; 1.0 for [0, 1] data.
+
+    Returns
+    -------
+    float
+        ``10 log10(data_range**2 / MSE)``; ``inf`` for identical images.
+
+    References
+    ----------
+    .. [1] scikit-image ``skimage.metrics.peak_signal_noise_ratio`` (the convention of the official
+       TID2013 calibration values: RGB, all channels in one MSE).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((4, 4, 3)); b = np.full((4, 4, 3), 0.1)
+    >>> round(psnr(a, b), 6)
+    20.0
+    """
+    p, t = as_pair(pred, target)
+    mse = float(np.mean((p - t) ** 2))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(data_range**2 / mse)
+
+
+def _to_nchw(channels: np.ndarray) -> torch.Tensor:
+    """H×W×C float64 -> 1×C×H×W float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(channels.transpose(2, 0, 1), dtype=np.float32))[None]
+
+
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    coords = np.arange(size, dtype=np.float64) - size // 2
+    g = np.exp(-(coords**2) / (2 * sigma**2))
+    return torch.from_numpy((g / g.sum()).astype(np.float32))
+
+
+def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> np.ndarray:
+    """Mean SSIM per channel of 1×C×H×W tensors (Wang et al., Gaussian 11/1.5, valid region).
+
+    Statistics are computed on data centred at 0.5 to limit float32 cancellation in
+    ``E[x²] − μ²``; SSIM's variance/covariance terms do not depend on that offset.
+    """
+    c = x.shape[1]
+    h, w = x.shape[-2:]
+    if min(h, w) < 11:
+        raise MetricInputError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
+    g = _gauss_window()
+    kh = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
+    kv = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+
+    def filt(z: torch.Tensor) -> torch.Tensor:
+        z = torch.nn.functional.conv2d(z, kh, groups=z.shape[1])
+        return torch.nn.functional.conv2d(z, kv, groups=z.shape[1])
+
+    off = 0.5 * data_range
+    xc, yc = x - off, y - off
+    stacked = torch.cat([xc, yc, xc * xc, yc * yc, xc * yc], dim=1)
+    with torch.no_grad():
+        f = filt(stacked)
+    mx, my, exx, eyy, exy = (f[:, i * c : (i + 1) * c].double() for i in range(5))
+    sxx = exx - mx * mx
+    syy = eyy - my * my
+    sxy = exy - mx * my
+    mx = mx + off
+    my = my + off
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    ssim_map = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return ssim_map.mean(dim=(0, 2, 3)).numpy()
+
+
+def ssim(pred, target) -> float:
+    """SSIM of Wang et al. on the MATLAB ``rgb2gray`` grey of the images.
+
+    11×11 Gaussian window with σ = 1.5, K = (0.01, 0.03), population covariance, data range 1,
+    mean over the 'valid' region (no padding), no automatic downsampling. This is the convention of
+    the official TID2013 values (Wang's ``ssim_index.m`` on ``rgb2gray``) and equals
+    ``skimage.metrics.structural_similarity(gray1, gray2, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)``.
+
+    Parameters
+    ----------
+    pred, target : array_like
+        H×W×3 sRGB images in [0, 1], at least 11×11.
+
+    References
+    ----------
+    .. [1] Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality assessment: from
+       error visibility to structural similarity", IEEE TIP 13(4), 2004.
+    .. [2] Wang's reference MATLAB code ``ssim_index.m``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).random((32, 32, 3))
+    >>> ssim(x, x)
+    1.0
+    """
+    p, t = as_pair(pred, target)
+    gp = rgb2gray_matlab(p)[..., None]
+    gt = rgb2gray_matlab(t)[..., None]
+    return float(np.round(_ssim_per_channel(_to_nchw(gp), _to_nchw(gt))[0], 12))
+
+
+def ssim_rgb(pred, target) -> float:
+    """Mean over R, G, B of per-channel SSIM, with the window and constants of :func:`ssim`.
+
+    References
+    ----------
+    .. [1] Z. Wang et al., IEEE TIP 13(4), 2004.
+    """
+    p, t = as_pair(pred, target)
+    return float(np.round(np.mean(_ssim_per_channel(_to_nchw(p), _to_nchw(t))), 12))
+
+
+def _ms_ssim_channels(p: np.ndarray, t: np.ndarray) -> float:
+    import pytorch_msssim
+
+    h, w = p.shape[:2]
+    if min(h, w) < MS_SSIM_MIN_SIDE:
+        raise MetricInputError(
+            f"MS-SSIM (5 scales, 11-px window) needs both sides ≥ {MS_SSIM_MIN_SIDE} px, got "
+            f"{h}×{w}; score such images with 'ssim' instead"
+        )
+    with torch.no_grad():
+        per_channel = pytorch_msssim.ms_ssim(
+            _to_nchw(p), _to_nchw(t), data_range=1.0, size_average=False, win_size=11,
+            win_sigma=1.5, K=(0.01, 0.03),
+        )
+    return float(per_channel.double().mean())
+
+
+def ms_ssim(pred, target) -> float:
+    """Multi-scale SSIM (pytorch-msssim's algorithm) on the MATLAB ``rgb2gray`` grey.
+
+    Five scales with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 11×11 Gaussian window,
+    σ = 1.5, data range 1, 2×2 average-pool downsampling between scales. Images whose shorter side
+    is below 161 px raise :class:`MetricInputError` (no silent fallback).
+
+    pytorch-msssim differs from Wang's MATLAB ``msssim.m`` (which low-pass filters with a 9/7 kernel
+    before decimation); on the TID2013 calibration pairs the difference is at most about 0.005.
+
+    References
+    ----------
+    .. [1] Z. Wang, E. P. Simoncelli, A. C. Bovik, "Multiscale structural similarity for image
+       quality assessment", Asilomar 2003.
+    .. [2] pytorch-msssim (VainF), ``pytorch_msssim.ms_ssim``.
+    """
+    p, t = as_pair(pred, target)
+    return _ms_ssim_channels(rgb2gray_matlab(p)[..., None], rgb2gray_matlab(t)[..., None])
+
+
+def ms_ssim_rgb(pred, target) -> float:
+    """Mean over R, G, B of per-channel MS-SSIM with the settings of :func:`ms_ssim`."""
+    p, t = as_pair(pred, target)
+    return _ms_ssim_channels(p, t)
+
+
+PSNR = register_metric(
+    MetricSpec(
+        name="psnr",
+        fn=psnr,
+        reference="PSNR; reproduces skimage.metrics.peak_signal_noise_ratio on RGB (official TID2013 values)",
+        settings={"color_space": "sRGB", "channels": "RGB, one MSE over all", "data_range": 1.0},
+        higher_is_better=True,
+        units="dB",
+    )
+)
+SSIM = register_metric(
+    MetricSpec(
+        name="ssim",
+        fn=ssim,
+        reference="Wang et al. 2004 (IEEE TIP); reproduces Wang's MATLAB ssim_index.m on rgb2gray",
+        settings={"channels": "grey (MATLAB rgb2gray weights, unrounded)", **_SSIM_SETTINGS},
+    )
+)
+SSIM_RGB = register_metric(
+    MetricSpec(
+        name="ssim_rgb",
+        fn=ssim_rgb,
+        reference="Wang et al. 2004 (IEEE TIP); per-channel SSIM, mean over R, G, B",
+        settings={"channels": "mean over R, G, B", **_SSIM_SETTINGS},
+    )
+)
+_MS_SETTINGS = {
+    "implementation": "pytorch_msssim.ms_ssim",
+    "scales": 5,
+    "weights": (0.0448, 0.2856, 0.3001, 0.2363, 0.1333),
+    "win_size": 11,
+    "win_sigma": 1.5,
+    "K": (0.01, 0.03),
+    "data_range": 1.0,
+    "min_side": MS_SSIM_MIN_SIDE,
+    "compute_dtype": "float32",
+}
+MS_SSIM = register_metric(
+    MetricSpec(
+        name="ms_ssim",
+        fn=ms_ssim,
+        reference="Wang, Simoncelli & Bovik 2003 (Asilomar); pytorch-msssim's algorithm",
+        settings={"channels": "grey (MATLAB rgb2gray weights, unrounded)", **_MS_SETTINGS},
+    )
+)
+MS_SSIM_RGB = register_metric(
+    MetricSpec(
+        name="ms_ssim_rgb",
+        fn=ms_ssim_rgb,
+        reference="Wang, Simoncelli & Bovik 2003 (Asilomar); pytorch-msssim, mean over R, G, B",
+        settings={"channels": "mean over R, G, B", **_MS_SETTINGS},
+    )
+)

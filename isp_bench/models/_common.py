@@ -1,0 +1,124 @@
+"""Pieces shared by the model families: the batch contract, padding and colour helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from isp_bench.models._registry import ModelError
+
+Batch = dict[str, Any]
+
+
+class IspModel(nn.Module):
+    """Base class of every registered model.
+
+    ``forward(batch)`` takes a dict with ``raw`` (B×4×H/2×W/2, R, Gr, Gb, B, normalised to
+    [0, 1] by black and white level) or ``rgb`` (B×3×H×W bilinear-demosaiced linear camera RGB),
+    plus the metadata the model's card lists (``wb`` B×4 in packing order R, Gr, Gb, B with
+    G = 1, ``iso`` B, ``exposure_s`` B, ``noise`` B×2, ``thumb``, ``color_matrix`` B×3×3 camera→XYZ,
+    ``global`` precomputed by :meth:`compute_global`), and returns display sRGB B×3×H×W.
+
+    In eval mode the output is clamped to [0, 1]; in training mode it is returned unclamped so
+    that losses see gradients outside the range (as the papers' training code does).
+    """
+
+    input_kind: str = "packed_rggb"
+    tile_align: int = 16
+    """Tile origins for tiled inference are multiples of this many input pixels (the total
+    down-sampling factor), so pooling grids line up with the whole frame's."""
+    card: Any = None
+
+    def forward(self, batch: Batch) -> torch.Tensor:  # noqa: D401
+        out = self.render(batch)
+        return out if self.training else out.clamp(0.0, 1.0)
+
+    def render(self, batch: Batch) -> torch.Tensor:
+        raise NotImplementedError
+
+    def compute_global(self, batch: Batch, tiler=None) -> dict[str, torch.Tensor] | None:
+        """Whole-frame context (``None`` for purely local models). ``tiler(fn, x, scale, align)``
+        maps a local function over ``x`` in tiles with bounded memory; ``None`` runs it directly."""
+        return None
+
+    def input_tensor(self, batch: Batch) -> torch.Tensor:
+        key = "raw" if self.input_kind == "packed_rggb" else "rgb"
+        if key not in batch:
+            raise ModelError(
+                f"{type(self).__name__} takes batch[{key!r}] ({self.input_kind}); the batch has "
+                f"{', '.join(sorted(batch)) or 'no keys'}. Build one with isp_bench.evaluate.batch_from_capture"
+            )
+        x = batch[key]
+        want = 4 if key == "raw" else 3
+        if x.ndim != 4 or x.shape[1] != want:
+            raise ModelError(f"batch[{key!r}] must be B×{want}×H×W, got shape {tuple(x.shape)}")
+        return x
+
+
+def require(batch: Batch, key: str, model: str, shape_hint: str) -> torch.Tensor:
+    if key not in batch or batch[key] is None:
+        raise ModelError(
+            f"{model} needs batch[{key!r}] ({shape_hint}); it is missing. "
+            "isp_bench.evaluate.batch_from_capture fills it from a RawCapture"
+        )
+    return batch[key]
+
+
+def run_local(fn, x: torch.Tensor, tiler, scale: float = 1.0, align: int = 1) -> torch.Tensor:
+    """Apply a local function directly or through ``tiler`` (see :meth:`IspModel.compute_global`)."""
+    return fn(x) if tiler is None else tiler(fn, x, scale=scale, align=align)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad bottom/right so H and W are multiples of ``multiple``; returns the tensor and (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        if mode == "reflect" and (ph >= h or pw >= w):
+            mode = "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def reflect_pad(x: torch.Tensor, p: int | tuple[int, int, int, int]) -> torch.Tensor:
+    """Reflection padding that falls back to replication for inputs smaller than the pad."""
+    pads = (p, p, p, p) if isinstance(p, int) else p
+    if max(pads) == 0:
+        return x
+    h, w = x.shape[-2:]
+    mode = "reflect" if max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h else "replicate"
+    return F.pad(x, pads, mode=mode)
+
+
+def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:
+    """Max pooling with TensorFlow's ``SAME`` padding (output ceil(H/stride); extra pad bottom/right),
+    as ``slim.max_pool2d`` in the TensorFlow reference code."""
+    h, w = x.shape[-2:]
+    pads = []
+    for n in (w, h):
+        out = -(-n // stride)
+        total = max((out - 1) * stride + kernel - n, 0)
+        pads += [total // 2, total - total // 2]
+    if any(pads):
+        x = F.pad(x, pads, value=float("-inf"))
+    return F.max_pool2d(x, kernel, stride)
+
+
+def srgb_encode(linear: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 sRGB encoding (the same curve as ``colour.cctf_encoding(x, 'sRGB')``) in torch,
+    differentiable; inputs are clamped to [0, 1]."""
+    x = linear.clamp(0.0, 1.0)
+    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
+
+
+def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`srgb_encode` (``colour.cctf_decoding(x, 'sRGB')``)."""
+    x = encoded.clamp(0.0, 1.0)
+    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+
+
+def crop_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    return x[..., :h, :w]

@@ -1,0 +1,191 @@
+"""DeepISP (Schwartz, Giryes & Bronstein, IEEE TIP 2019).
+
+Input: bilinear-demosaiced linear camera RGB (``batch['rgb']``, B×3×H×W), as in the paper.
+
+Low-level stage: ``N_ll`` 3×3 convolutions with reflection padding. Every layer outputs 64
+channels: 61 ReLU *features* and 3 tanh *residual* channels added to the running image estimate
+(initialised to the input); the next layer takes ``[image, features]`` (3 + 61 = 64 channels).
+
+High-level stage: ``N_hl`` × (3×3 conv stride 2 → ReLU → 2×2 max-pool) on the low-level stage's
+64-channel output ``[image, features]``, global mean pool, and a fully connected layer to 30 values
+forming a 3×10 matrix ``W`` applied per pixel to the quadratic terms
+``[r, g, b, r², rg, rb, g², gb, b², 1]`` of the low-level image (initialised to the identity on the
+linear terms).
+
+References:
+    E. Schwartz, R. Giryes, A. M. Bronstein, "DeepISP: Toward Learning an End-to-End Image
+    Processing Pipeline", IEEE Transactions on Image Processing 28(2), 2019. arXiv:1801.06724.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from isp_bench.models._common import IspModel, reflect_pad, run_local
+from isp_bench.models._registry import ModelCard, Reported, register_model
+
+_PAPER = ("E. Schwartz, R. Giryes, A. M. Bronstein, \"DeepISP: Toward Learning an End-to-End Image "
+          "Processing Pipeline\", IEEE TIP 28(2), 2019")
+_URL = "https://arxiv.org/abs/1801.06724"
+
+
+class _LowLevelLayer(nn.Module):
+    def __init__(self, in_ch: int, width: int = 64, residual: int = 3):
+        super().__init__()
+        self.residual = residual
+        self.conv = nn.Conv2d(in_ch, width, 3)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(reflect_pad(x, 1))
+        feats = F.relu(y[:, : -self.residual])
+        image = image + torch.tanh(y[:, -self.residual :])
+        return feats, image
+
+
+class LowLevelStage(nn.Module):
+    """``n_layers`` 61+3 layers; returns (features B×61×H×W, image B×3×H×W)."""
+
+    def __init__(self, n_layers: int = 15, width: int = 64):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            [_LowLevelLayer(3 if i == 0 else width, width) for i in range(n_layers)]
+        )
+
+    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        image, x = rgb, rgb
+        feats = rgb
+        for layer in self.layers:
+            feats, image = layer(x, image)
+            x = torch.cat([image, feats], dim=1)
+        return feats, image
+
+
+class QuadraticColorTransform(nn.Module):
+    """Apply a per-image 3×10 matrix to ``[r, g, b, r², rg, rb, g², gb, b², 1]`` at every pixel."""
+
+    @staticmethod
+    def terms(image: torch.Tensor) -> torch.Tensor:
+        r, g, b = image[:, 0:1], image[:, 1:2], image[:, 2:3]
+        return torch.cat([r, g, b, r * r, r * g, r * b, g * g, g * b, b * b, torch.ones_like(r)], dim=1)
+
+    def forward(self, image: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bij,bjhw->bihw", w, self.terms(image))
+
+    def extra_macs(self, inputs, output) -> int:
+        return output.numel() * 10
+
+
+class DeepISP(IspModel):
+    """DeepISP full pipeline (low-level + high-level stages).
+
+    Args:
+        n_ll: number of low-level layers, counting the first conv (paper: 15 for the full ISP).
+        n_hl: number of high-level conv/pool stages (paper: 3).
+        width: channels per low-level layer (61 features + 3 residual).
+        hl_width: channels of the high-level convolutions.
+    """
+
+    input_kind = "bilinear_rgb"
+    tile_align = 4
+
+    def __init__(self, n_ll: int = 15, n_hl: int = 3, width: int = 64, hl_width: int = 64):
+        super().__init__()
+        self.low_level = LowLevelStage(n_ll, width)
+        convs = []
+        for i in range(n_hl):
+            convs.append(nn.Conv2d(width if i == 0 else hl_width, hl_width, 3, stride=2))
+        self.hl_convs = nn.ModuleList(convs)
+        self.fc = nn.Linear(hl_width, 30)
+        nn.init.zeros_(self.fc.weight)
+        with torch.no_grad():
+            self.fc.bias.copy_(torch.cat([torch.eye(3), torch.zeros(3, 7)], dim=1).reshape(30))
+        self.transform = QuadraticColorTransform()
+
+    def _hl_block(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.hl_convs[i](reflect_pad(x, 1)))
+        return F.max_pool2d(x, 2, ceil_mode=False) if min(x.shape[-2:]) >= 2 else x
+
+    def _first_hl(self, rgb: torch.Tensor) -> torch.Tensor:
+        feats, image = self.low_level(rgb)
+        return self._hl_block(0, torch.cat([image, feats], dim=1))
+
+    def _high_level(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, len(self.hl_convs)):
+            x = self._hl_block(i, x)
+        return self.fc(x.mean(dim=(2, 3))).view(-1, 3, 10)
+
+    def compute_global(self, batch, tiler=None):
+        rgb = self.input_tensor(batch)
+        return {"deepisp_w": self._high_level(run_local(self._first_hl, rgb, tiler, scale=0.25, align=4))}
+
+    def render(self, batch) -> torch.Tensor:
+        rgb = self.input_tensor(batch)
+        feats, image = self.low_level(rgb)
+        g = batch.get("global")
+        if g is None:  # whole frame in one pass: reuse the low-level output
+            w = self._high_level(self._hl_block(0, torch.cat([image, feats], dim=1)))
+        else:
+            w = g["deepisp_w"]
+        return self.transform(image, w)
+
+
+class DeepISPLowLevel(IspModel):
+    """DeepISP's low-level stage alone, the paper's joint demosaicking + denoising network
+    (output: the image estimate, linear RGB, not display sRGB)."""
+
+    input_kind = "bilinear_rgb"
+    tile_align = 1
+
+    def __init__(self, n_ll: int = 20, width: int = 64):
+        super().__init__()
+        self.low_level = LowLevelStage(n_ll, width)
+
+    def render(self, batch) -> torch.Tensor:
+        return self.low_level(self.input_tensor(batch))[1]
+
+
+_NOTE_HL = (
+    "The high-level stage reads the low-level stage's full 64-channel output [image, 61 features]: "
+    "631,518 parameters and 6.434 T MACs (12,868 GFLOPs) at 4032×3024, matching the paper's "
+    "12,869.79 GFLOPs. Reading only the 61 features gives 629,790 parameters (the paper's 0.629 M) "
+    "but 12,857 GFLOPs; the paper's two figures cannot both hold, we follow the compute figure. "
+    "The 1.98 GFLOPs left are per-pixel element-wise work we do not count."
+)
+
+
+@register_model(ModelCard(
+    name="deepisp",
+    family="deepisp",
+    paper=_PAPER,
+    url=_URL,
+    input_kind="bilinear_rgb",
+    metadata=(),
+    reported=Reported(params=629_000, gflops=12_869.79, source="DeepISP paper (parameter and FLOP count at 4032×3024 as reported)"),
+    notes=(
+        _NOTE_HL,
+        "High-level convolutions use reflection padding like the low-level ones (the paper does not say).",
+        "W is initialised to the identity on the linear terms (FC weight 0, bias = [I | 0]).",
+        "Loss (L1 + MS-SSIM in Lab) and training recipe live in isp_bench.train, not here.",
+    ),
+    global_branch=True,
+    config={"n_ll": 15, "n_hl": 3},
+))
+def deepisp(n_ll: int = 15, n_hl: int = 3) -> DeepISP:
+    return DeepISP(n_ll=n_ll, n_hl=n_hl)
+
+
+@register_model(ModelCard(
+    name="deepisp-lowlevel",
+    family="deepisp",
+    paper=_PAPER,
+    url=_URL,
+    input_kind="bilinear_rgb",
+    reported=Reported(source="DeepISP paper, joint denoising and demosaicking experiment (N_ll = 20)"),
+    notes=("The paper's joint demosaicking + denoising variant: low-level stage only, N_ll = 20. Its output "
+           "is the denoised linear RGB estimate, not display sRGB.",),
+    config={"n_ll": 20},
+))
+def deepisp_lowlevel(n_ll: int = 20) -> DeepISPLowLevel:
+    return DeepISPLowLevel(n_ll=n_ll)
