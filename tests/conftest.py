@@ -29,3 +29,14 @@ def shared() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return root
+
+
+SMALL_SYNTH = dict(scenes=6, height=64, width=96)
+
+
+@pytest.fixture(scope="session")
+def synth_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset written once per test session (read-only for tests)."""
+    from isp_bench.synth import SynthConfig, generate
+
+    return generate(tmp_path_factory.mktemp("synth") / "data", SynthConfig(**SMALL_SYNTH), workers=1, progress=False)

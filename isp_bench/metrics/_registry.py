@@ -209,3 +209,12 @@ MATLAB_RGB2GRAY = np.array([0.298936021293775, 0.587043074451121, 0.114020904255
 def rgb2gray_matlab(rgb: np.ndarray) -> np.ndarray:
     """Grey as MATLAB's ``rgb2gray`` on double input (no rounding): ``rgb @ MATLAB_RGB2GRAY``."""
     return rgb @ MATLAB_RGB2GRAY
+
+
+def rgb2gray_matlab_uint8(rgb: np.ndarray) -> np.ndarray:
+    """Grey as MATLAB's ``rgb2gray`` on 8-bit input: the weighted sum rounded to 8 bits (half away
+    from zero, as MATLAB's uint8 conversion), returned on the [0, 1] scale.
+
+    This is the grey of the official TID2013 SSIM and MS-SSIM values.
+    """
+    return np.floor(rgb2gray_matlab(rgb) * 255.0 + 0.5) / 255.0

@@ -18,7 +18,7 @@ from ._registry import (
     MetricSpec,
     as_pair,
     register_metric,
-    rgb2gray_matlab,
+    rgb2gray_matlab_uint8,
 )
 
 #: Smallest image side pytorch-msssim accepts with an 11-px window and 5 scales: (11 - 1) * 2**4.
@@ -93,8 +93,8 @@ def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0)
     if min(h, w) < 11:
         raise MetricInputError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
     g = _gauss_window()
-    kh = g.view(1, 1, 1, -1).repeat(c, 1, 1, 1)
-    kv = g.view(1, 1, -1, 1).repeat(c, 1, 1, 1)
+    kh = g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1)
+    kv = g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1)
 
     def filt(z: torch.Tensor) -> torch.Tensor:
         z = torch.nn.functional.conv2d(z, kh, groups=z.shape[1])
@@ -119,6 +119,10 @@ def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0)
 
 def ssim(pred, target) -> float:
     """SSIM of Wang et al. on the MATLAB ``rgb2gray`` grey of the images.
+
+    The grey is ``rgb2gray`` of the 8-bit image: the weighted sum of R, G, B with MATLAB's weights,
+    rounded to 8 bits (on [0, 1] inputs: ``round(255·(w·rgb)) / 255``). Without that rounding the
+    official TID2013 values are not reproduced (I03: 0.7006 instead of 0.6993).
 
     11×11 Gaussian window with σ = 1.5, K = (0.01, 0.03), population covariance, data range 1,
     mean over the 'valid' region (no padding), no automatic downsampling. This is the convention of
@@ -145,8 +149,8 @@ def ssim(pred, target) -> float:
     1.0
     """
     p, t = as_pair(pred, target)
-    gp = rgb2gray_matlab(p)[..., None]
-    gt = rgb2gray_matlab(t)[..., None]
+    gp = rgb2gray_matlab_uint8(p)[..., None]
+    gt = rgb2gray_matlab_uint8(t)[..., None]
     return float(np.round(_ssim_per_channel(_to_nchw(gp), _to_nchw(gt))[0], 12))
 
 
@@ -179,7 +183,8 @@ def _ms_ssim_channels(p: np.ndarray, t: np.ndarray) -> float:
 
 
 def ms_ssim(pred, target) -> float:
-    """Multi-scale SSIM (pytorch-msssim's algorithm) on the MATLAB ``rgb2gray`` grey.
+    """Multi-scale SSIM (pytorch-msssim's algorithm) on the MATLAB ``rgb2gray`` grey (8-bit, as
+    :func:`ssim`).
 
     Five scales with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 11×11 Gaussian window,
     σ = 1.5, data range 1, 2×2 average-pool downsampling between scales. Images whose shorter side
@@ -195,7 +200,7 @@ def ms_ssim(pred, target) -> float:
     .. [2] pytorch-msssim (VainF), ``pytorch_msssim.ms_ssim``.
     """
     p, t = as_pair(pred, target)
-    return _ms_ssim_channels(rgb2gray_matlab(p)[..., None], rgb2gray_matlab(t)[..., None])
+    return _ms_ssim_channels(rgb2gray_matlab_uint8(p)[..., None], rgb2gray_matlab_uint8(t)[..., None])
 
 
 def ms_ssim_rgb(pred, target) -> float:
@@ -219,7 +224,7 @@ SSIM = register_metric(
         name="ssim",
         fn=ssim,
         reference="Wang et al. 2004 (IEEE TIP); reproduces Wang's MATLAB ssim_index.m on rgb2gray",
-        settings={"channels": "grey (MATLAB rgb2gray weights, unrounded)", **_SSIM_SETTINGS},
+        settings={"channels": "grey: MATLAB rgb2gray weights, rounded to 8 bits as rgb2gray(uint8)", **_SSIM_SETTINGS},
     )
 )
 SSIM_RGB = register_metric(
@@ -246,7 +251,7 @@ MS_SSIM = register_metric(
         name="ms_ssim",
         fn=ms_ssim,
         reference="Wang, Simoncelli & Bovik 2003 (Asilomar); pytorch-msssim's algorithm",
-        settings={"channels": "grey (MATLAB rgb2gray weights, unrounded)", **_MS_SETTINGS},
+        settings={"channels": "grey: MATLAB rgb2gray weights, rounded to 8 bits as rgb2gray(uint8)", **_MS_SETTINGS},
     )
 )
 MS_SSIM_RGB = register_metric(

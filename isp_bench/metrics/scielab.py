@@ -105,18 +105,33 @@ def separable_filters(samp_per_deg: float) -> tuple[np.ndarray, np.ndarray, np.n
     return kernels[0], kernels[1], kernels[2]
 
 
+def _pad_1_1_1(plane: np.ndarray, length: int, axis: int) -> np.ndarray:
+    """Pad ``plane`` along ``axis`` for a kernel of odd ``length`` as the 1.1.1 code does.
+
+    ``pad4conv.m`` reflects ``floor(length / 2)`` samples (edge pixel included), or only
+    ``floor(n / 2)`` when the kernel is at least as long as the image (n samples); ``conv2`` then
+    treats everything beyond the reflected border as zero.
+    """
+    n = plane.shape[axis]
+    half = length // 2
+    reflect = half if length < n else n // 2
+    widths = [(0, 0), (0, 0)]
+    widths[axis] = (reflect, reflect)
+    padded = np.pad(plane, widths, mode="symmetric")
+    widths[axis] = (half - reflect, half - reflect)
+    return np.pad(padded, widths) if half > reflect else padded
+
+
 def _filter_direct(plane: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Reference separable filtering: symmetric padding that repeats the edge pixel (reflected as
-    often as needed when the kernel is longer than the image), horizontal pass with the signed
-    kernel, vertical pass with its absolute value, summed over the Gaussians."""
+    """Reference separable filtering, literally as ``separableConv.m``: for each Gaussian, pad,
+    convolve horizontally with the signed kernel, crop; pad, convolve vertically with its absolute
+    value, crop; sum over the Gaussians."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    pad = rows.shape[1] // 2
-    padded = np.pad(plane, pad, mode="symmetric")
     out = np.zeros_like(plane)
     for k in rows:
-        hpass = sliding_window_view(padded, k.size, axis=1) @ k[::-1]
-        vpass = sliding_window_view(hpass, k.size, axis=0) @ np.abs(k[::-1])
+        hpass = sliding_window_view(_pad_1_1_1(plane, k.size, 1), k.size, axis=1) @ k[::-1]
+        vpass = sliding_window_view(_pad_1_1_1(hpass, k.size, 0), k.size, axis=0) @ np.abs(k[::-1])
         out += vpass
     return out
 
@@ -134,8 +149,9 @@ def _filter_dct(planes: np.ndarray, all_rows: tuple[np.ndarray, ...]) -> np.ndar
     """The same linear filter as :func:`_filter_direct`, computed in the DCT-II domain.
 
     With symmetric kernels and symmetric (edge-repeating) extension, filtering is diagonal in the
-    DCT-II basis, including kernels longer than the image (repeated reflection is the 2N-periodic
-    extension). Agrees with the direct sums to ~1e-13 relative at any size, in O(N log N).
+    DCT-II basis. This equals the 1.1.1 code whenever the kernel is shorter than the image (one
+    reflection reaches every sample the kernel touches); it agrees with the direct sums to ~1e-13
+    relative, in O(N log N).
     """
     import scipy.fft
 
@@ -162,11 +178,20 @@ def xyz_to_lab_scielab(xyz: np.ndarray, whitepoint) -> np.ndarray:
     return lab
 
 
-def opponent_filtered(xyz: np.ndarray, samp_per_deg: float, method: str = "dct") -> np.ndarray:
+def opponent_filtered(xyz: np.ndarray, samp_per_deg: float, method: str = "auto") -> np.ndarray:
     """Spatially filtered opponent image of an H×W×3 XYZ image (the 1.1.1 code's ``opp1``)."""
     kernels = separable_filters(samp_per_deg)
     opp = np.asarray(xyz, dtype=np.float64) @ XYZ_TO_OPP.T
+    length = kernels[0].shape[1]
+    if method == "auto":
+        # the DCT-II form is exact only while every reflection stays within the image
+        method = "dct" if length < min(opp.shape[:2]) else "direct"
     if method == "dct":
+        if length >= min(opp.shape[:2]):
+            raise MetricInputError(
+                f"S-CIELAB kernel ({length} samples) is not shorter than the image "
+                f"{opp.shape[:2]}; the DCT path would differ from the 1.1.1 code, use method='direct'"
+            )
         return _filter_dct(opp, kernels)
     if method == "direct":
         return np.stack([_filter_direct(opp[..., c], kernels[c]) for c in range(3)], axis=-1)
@@ -179,7 +204,7 @@ def scielab_xyz(
     samp_per_deg: float,
     whitepoint=D65_WHITE_100,
     *,
-    method: str = "dct",
+    method: str = "auto",
 ) -> np.ndarray:
     """S-CIELAB ΔE*ab (CIE 1976) map between two CIE XYZ images, as the 1.1.1 code computes it.
 
@@ -191,9 +216,11 @@ def scielab_xyz(
         Samples per degree of visual angle (e.g. 23 for 72 dpi seen from 18 inches).
     whitepoint : sequence of 3 floats
         XYZ of the white used for CIELAB.
-    method : {'dct', 'direct'}
+    method : {'auto', 'dct', 'direct'}
         ``'direct'`` computes the separable sums literally (slow, the reference);
-        ``'dct'`` computes the same filter in the DCT-II domain (fast, same numbers to ~1e-13).
+        ``'dct'`` computes the same filter in the DCT-II domain (fast, same numbers to ~1e-13),
+        valid while the kernel is shorter than both image sides; ``'auto'`` picks ``'dct'``
+        when it is valid and ``'direct'`` otherwise.
 
     Returns
     -------

@@ -104,6 +104,17 @@ class CameraNetUNet(nn.Module):
         self.up = nn.ModuleList(nn.ConvTranspose2d(ch[i + 1], ch[i], 2, stride=2, bias=False) for i in reversed(range(down)))
         self.decoder = nn.ModuleList(_Level(2 * ch[i], ch[i], dilations[i], residual, 1) for i in reversed(range(down)))
         self.head = nn.Conv2d(ch[0], out_ch, 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The released code's initialisation: slim's Xavier-uniform weights and zero biases for
+        convolutions and FC layers, truncated normal (std 0.001) for the transposed convolutions."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.ConvTranspose2d):
+                nn.init.trunc_normal_(m.weight, std=0.001, a=-0.002, b=0.002)
 
     def encode(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         skips = []

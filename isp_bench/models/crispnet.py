@@ -114,6 +114,20 @@ class CRISPnet(IspModel):
             dims = (4, *ch[:3])
             self.wb_branch = nn.ModuleList(nn.Linear(dims[i], dims[i + 1]) for i in range(3))
         self.global_branch = GlobalSemantics(ch[-1], depth=xcit_depth) if use_global else None
+        for m in [*self.encoder, self.bottleneck_in, self.res_blocks, *self.up, *self.decoder, self.head]:
+            for layer in m.modules():  # He initialisation for the leaky-ReLU UNet (signal reaches the bottleneck)
+                if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                    nn.init.kaiming_normal_(layer.weight, a=0.2, nonlinearity="leaky_relu")
+                    nn.init.zeros_(layer.bias)
+        for block in self.res_blocks:  # residual branches start near identity
+            block.conv2.weight.data.mul_(0.1)
+        if self.wb_branch is not None:  # the WB scales start near 1 for WB = 1
+            for layer in self.wb_branch:
+                nn.init.normal_(layer.weight, std=0.02)
+                nn.init.ones_(layer.bias)
+        if self.global_branch is not None:  # the global scale starts at 1
+            nn.init.normal_(self.global_branch.proj.weight, std=0.02)
+            nn.init.ones_(self.global_branch.proj.bias)
 
     @property
     def metadata(self) -> tuple[str, ...]:

@@ -58,7 +58,8 @@ def _exif_tag(tags: dict, name: str):
 def read_exif(path: str | os.PathLike) -> dict[str, Any]:
     """The capture facts exifread finds in ``path`` (missing ones are None).
 
-    Raises ExifError if exifread cannot parse the file's metadata at all.
+    Raises ExifError if exifread fails, or if a TIFF-based container (DNG, CR2, NEF, ARW, …)
+    yields no tags at all (its IFD chain is unreadable).
     """
     try:
         with open(path, "rb") as fh:
@@ -68,6 +69,9 @@ def read_exif(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as exc:  # exifread raises many types on corrupt data
         raise ExifError(path, f"exifread cannot parse its metadata ({type(exc).__name__}: {exc})",
                         "the file is corrupt; re-copy it from the source") from exc
+    if not tags and _is_tiff(Path(path)):
+        raise ExifError(path, "it has a TIFF header but exifread finds no readable IFD (the first IFD offset or its "
+                        "entries point outside the file)", "the file is corrupt; re-copy it from the source")
     orientation = tags.get("Image Orientation")
     when = _text(_exif_tag(tags, "DateTimeOriginal")) or _text(tags.get("Image DateTime"))
     return {
@@ -157,7 +161,7 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         raw = rawpy.imread(str(path))
     except rawpy.LibRawFileUnsupportedError as exc:
         camera = _camera_name(exif["make"], exif["model"])
-        hint = f" although its EXIF names a {camera}" if camera else ""
+        hint = f" although its EXIF names the camera {camera!r}" if camera else ""
         raise UnsupportedFormatError(
             path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
             "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)") from exc

@@ -1,0 +1,200 @@
+"""LPIPS (Zhang et al., 2018): the ``lpips`` package, AlexNet backbone, linear heads v0.1.
+
+The linear heads ship in the ``lpips`` wheel. The ImageNet AlexNet backbone does not: torchvision
+downloads it on first use, which fails offline. isp-bench never downloads: it loads the backbone
+from a local file, ``alexnet-owt-7be5be79.pth``, looked up in this order
+
+1. the ``weights`` argument of :func:`load_lpips_model` / :func:`lpips_distance`,
+2. the environment variable ``ISP_BENCH_ALEXNET_WEIGHTS`` (a file path),
+3. ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (torchvision's own cache).
+
+Large images are scored in tiles whose per-layer maps are stitched on the global feature grid, so a
+12 MP pair runs in bounded memory and gives the untiled value (up to float32 summation order).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._registry import MetricSpec, MetricWeightsError, as_pair, register_metric
+
+#: File name of torchvision's ImageNet AlexNet weights (``AlexNet_Weights.IMAGENET1K_V1``).
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
+#: Environment variable naming an explicit path to the AlexNet weights.
+ALEXNET_ENV = "ISP_BENCH_ALEXNET_WEIGHTS"
+#: Tile side (pixels, multiple of 16) and context margin used for large images.
+TILE = 1024
+MARGIN = 128
+
+# AlexNet feature layers LPIPS taps (relu1..relu5): total stride of each.
+_STRIDES = (4, 8, 16, 16, 16)
+
+
+def alexnet_weights_path(weights: str | os.PathLike | None = None) -> Path:
+    """Where the AlexNet ImageNet backbone is; :class:`MetricWeightsError` when it is not on disk."""
+    candidates: list[Path] = []
+    if weights is not None:
+        candidates.append(Path(weights))
+    elif os.environ.get(ALEXNET_ENV):
+        candidates.append(Path(os.environ[ALEXNET_ENV]))
+    else:
+        candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE)
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise MetricWeightsError(
+        f"LPIPS needs the ImageNet AlexNet backbone {ALEXNET_FILE!r}, not found at {candidates[0]}. "
+        f"isp-bench does not download at run time: copy the file (torchvision "
+        f"AlexNet_Weights.IMAGENET1K_V1, from download.pytorch.org/models/{ALEXNET_FILE}) to "
+        f"{Path(torch.hub.get_dir()) / 'checkpoints'}/ (that is $TORCH_HOME/hub/checkpoints/), or "
+        f"set {ALEXNET_ENV}=/path/to/{ALEXNET_FILE}, or pass weights=PATH."
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_lpips_model(weights: str | None = None, *, random_backbone: bool = False, seed: int = 0):
+    """An ``lpips.LPIPS(net='alex', version='0.1')`` in eval mode, built without network access.
+
+    Parameters
+    ----------
+    weights : str, optional
+        Path to ``alexnet-owt-7be5be79.pth``; see the module docstring for the search order.
+    random_backbone : bool
+        Use a randomly initialised backbone (seeded with ``seed``) instead of ImageNet weights.
+        Only for testing the plumbing: the distances are meaningless.
+    """
+    import lpips as lpips_pkg
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = lpips_pkg.LPIPS(
+            net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False
+        )
+    if not random_backbone:
+        path = alexnet_weights_path(weights)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        mapped = {}
+        for name in net.net.state_dict():
+            # lpips names AlexNet layers "sliceK.<index in torchvision's features>.weight"
+            _, idx, kind = name.split(".")
+            mapped[name] = state[f"features.{idx}.{kind}"]
+        net.net.load_state_dict(mapped)
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def _to_lpips_input(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None] * 2 - 1
+
+
+def _layer_maps(net, x0: torch.Tensor, x1: torch.Tensor) -> list[torch.Tensor]:
+    """The five weighted squared-difference maps LPIPS averages (1×1×h×w each)."""
+    import lpips as lpips_pkg
+
+    f0 = net.net.forward(net.scaling_layer(x0))
+    f1 = net.net.forward(net.scaling_layer(x1))
+    out = []
+    for kk in range(net.L):
+        d = (lpips_pkg.normalize_tensor(f0[kk]) - lpips_pkg.normalize_tensor(f1[kk])) ** 2
+        out.append(net.lins[kk](d))
+    return out
+
+
+def _feature_len(n: int) -> tuple[int, ...]:
+    """Length of each tapped AlexNet feature map along a side of ``n`` pixels."""
+    c1 = (n + 4 - 11) // 4 + 1
+    p1 = (c1 - 3) // 2 + 1
+    p2 = (p1 - 3) // 2 + 1
+    return (c1, p1, p2, p2, p2)
+
+
+def lpips_distance(
+    pred,
+    target,
+    *,
+    weights: str | None = None,
+    model=None,
+    tile: int = TILE,
+    margin: int = MARGIN,
+) -> float:
+    """LPIPS distance (AlexNet, v0.1) between two sRGB images; lower is more similar.
+
+    Parameters
+    ----------
+    pred, target : array_like
+        H×W×3 sRGB images in [0, 1] (mapped to [-1, 1] as the ``lpips`` package expects).
+    weights : str, optional
+        Path to ``alexnet-owt-7be5be79.pth``.
+    model : lpips.LPIPS, optional
+        A preloaded model (e.g. from :func:`load_lpips_model`).
+    tile, margin : int
+        Images larger than ``tile``×``tile`` are processed in tiles of that core size with
+        ``margin`` pixels of context (both multiples of 16); per-layer maps are stitched on the
+        global feature grid, so the value equals the untiled one.
+
+    References
+    ----------
+    .. [1] R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang, "The unreasonable effectiveness
+       of deep features as a perceptual metric", CVPR 2018; ``lpips`` 0.1.4 (richzhang).
+    """
+    p, t = as_pair(pred, target)
+    net = model if model is not None else load_lpips_model(weights)
+    if tile % 16 or margin % 16:
+        raise ValueError(f"tile ({tile}) and margin ({margin}) must be multiples of 16")
+    h, w = p.shape[:2]
+    with torch.no_grad():
+        if h <= tile and w <= tile:
+            maps = _layer_maps(net, _to_lpips_input(p), _to_lpips_input(t))
+            return float(sum(m.double().mean() for m in maps))
+        n_h, n_w = _feature_len(h), _feature_len(w)
+        sums = [0.0] * len(_STRIDES)
+        for y0 in range(0, h, tile):
+            y1 = min(y0 + tile, h)
+            ya, yb = max(0, y0 - margin), min(h, y1 + margin)
+            for x0 in range(0, w, tile):
+                x1 = min(x0 + tile, w)
+                xa, xb = max(0, x0 - margin), min(w, x1 + margin)
+                maps = _layer_maps(
+                    net,
+                    _to_lpips_input(p[ya:yb, xa:xb]),
+                    _to_lpips_input(t[ya:yb, xa:xb]),
+                )
+                for k, (m, s) in enumerate(zip(maps, _STRIDES)):
+                    ra = y0 // s - ya // s
+                    rb = (n_h[k] if y1 == h else y1 // s) - ya // s
+                    ca = x0 // s - xa // s
+                    cb = (n_w[k] if x1 == w else x1 // s) - xa // s
+                    sums[k] += float(m[0, 0, ra:rb, ca:cb].double().sum())
+        return float(sum(s / (n_h[k] * n_w[k]) for k, s in enumerate(sums)))
+
+
+def lpips(pred, target) -> float:
+    """Registered ``lpips`` metric: :func:`lpips_distance` with the default weight lookup."""
+    return lpips_distance(pred, target)
+
+
+LPIPS = register_metric(
+    MetricSpec(
+        name="lpips",
+        fn=lpips,
+        reference="Zhang et al. CVPR 2018; lpips package (richzhang/PerceptualSimilarity), AlexNet, v0.1",
+        settings={
+            "net": "alex",
+            "version": "0.1",
+            "input": "sRGB [0,1] mapped to [-1,1]",
+            "backbone_weights": ALEXNET_FILE,
+            "reduction": "sum over layers of spatial means (lpips spatial=False)",
+            "tile": TILE,
+            "tile_margin": MARGIN,
+        },
+        higher_is_better=False,
+    )
+)

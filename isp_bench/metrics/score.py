@@ -1,0 +1,146 @@
+"""Score a folder of predictions against a folder of targets: per-image Parquet + summary."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ._registry import MetricError, get_metric
+
+#: Metrics scored when none are named: every full-reference metric that needs no extra weights.
+DEFAULT_METRICS = (
+    "psnr", "ssim", "ssim_rgb", "ms_ssim", "ms_ssim_rgb", "delta_e76", "delta_e76_rms", "scielab",
+)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+class ScoreError(MetricError):
+    """A folder cannot be scored (missing folder, no pairs, unreadable image)."""
+
+
+def read_srgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an 8- or 16-bit RGB(A) image as float64 H×W×3 in [0, 1] (alpha dropped)."""
+    import imageio.v3 as iio
+
+    try:
+        arr = np.asarray(iio.imread(path))
+    except Exception as exc:  # imageio raises many types
+        raise ScoreError(f"{path}: cannot read image ({exc})") from exc
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ScoreError(f"{path}: expected an RGB image, got shape {arr.shape}; convert it to RGB")
+    arr = arr[..., :3]
+    if arr.dtype == np.uint8:
+        return arr / 255.0
+    if arr.dtype == np.uint16:
+        return arr / 65535.0
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float64)
+    raise ScoreError(f"{path}: unsupported pixel type {arr.dtype}; save as 8/16-bit PNG or TIFF")
+
+
+def pair_by_stem(pred_dir: str | os.PathLike, target_dir: str | os.PathLike):
+    """``(pairs, only_pred, only_target)``: files matched by stem, sorted by stem."""
+    def index(d: Path) -> dict[str, Path]:
+        if not d.is_dir():
+            raise ScoreError(f"{d}: not a folder")
+        out: dict[str, Path] = {}
+        for f in sorted(d.iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file():
+                if f.stem in out:
+                    raise ScoreError(f"{d}: two images share the stem {f.stem!r} ({out[f.stem].name}, {f.name}); keep one")
+                out[f.stem] = f
+        return out
+
+    p, t = index(Path(pred_dir)), index(Path(target_dir))
+    stems = sorted(set(p) & set(t))
+    return [(s, p[s], t[s]) for s in stems], sorted(set(p) - set(t)), sorted(set(t) - set(p))
+
+
+def score_folders(
+    pred_dir: str | os.PathLike,
+    target_dir: str | os.PathLike,
+    metrics: Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+):
+    """Score every prediction against the target with the same file stem.
+
+    Parameters
+    ----------
+    pred_dir, target_dir : path
+        Folders of sRGB images (PNG, JPEG, TIFF, BMP).
+    metrics : sequence of str, optional
+        Registry names; :data:`DEFAULT_METRICS` when omitted. No-reference metrics score the
+        prediction alone.
+    out : path, optional
+        Per-image Parquet to write (atomically); its key-value metadata holds the metric specs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per pair (``stem``, ``pred``, ``target``, one column per metric);
+        ``df.attrs["specs"]`` holds ``spec.to_dict()`` per metric.
+    """
+    import pandas as pd
+
+    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    specs = [get_metric(n) for n in names]
+    pairs, only_pred, only_target = pair_by_stem(pred_dir, target_dir)
+    if not pairs:
+        raise ScoreError(
+            f"no prediction in {pred_dir} has a target with the same file stem in {target_dir}; "
+            "name predictions after their targets (e.g. 0001.png ↔ 0001.png)"
+        )
+    rows = []
+    for stem, pp, tp in pairs:
+        pred, target = read_srgb(pp), read_srgb(tp)
+        if pred.shape != target.shape:
+            raise ScoreError(f"{pp}: shape {pred.shape} differs from its target {tp} {target.shape}")
+        row = {"stem": stem, "pred": str(pp), "target": str(tp)}
+        for spec in specs:
+            row[spec.name] = float(spec(pred, target) if spec.full_reference else spec(pred))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    df.attrs["specs"] = {s.name: s.to_dict() for s in specs}
+    df.attrs["unpaired"] = {"pred_only": only_pred, "target_only": only_target}
+    if out is not None:
+        write_scores(df, out)
+    return df
+
+
+def write_scores(df, out: str | os.PathLike) -> Path:
+    """Write per-image scores to Parquet via a temporary file, with the specs in the metadata."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from isp_bench import __version__
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[b"isp_bench.version"] = __version__.encode()
+    meta[b"isp_bench.metric_specs"] = json.dumps(df.attrs.get("specs", {}), ensure_ascii=False).encode()
+    table = table.replace_schema_metadata(meta)
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def summary_table(df) -> str:
+    """A plain-text table: metric, mean, direction, version, pinned settings."""
+    specs = df.attrs.get("specs", {})
+    lines = [f"{len(df)} image pair(s)", f"{'metric':<14} {'mean':>12}  {'dir':<3} {'ver':<3} reference / settings"]
+    for name, spec in specs.items():
+        vals = df[name].to_numpy(dtype=float)
+        mean = float(np.mean(vals)) if len(vals) else math.nan
+        arrow = "↑" if spec["higher_is_better"] else "↓"
+        settings = ", ".join(f"{k}={v}" for k, v in spec["settings"].items())
+        lines.append(f"{name:<14} {mean:>12.6g}  {arrow:<3} {spec['version']:<3} {spec['reference']}")
+        lines.append(f"{'':<14} {'':>12}  {'':<3} {'':<3} {settings}")
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""isp-bench ingest: caching, resuming, broken files, byte-identical re-runs, the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+import isp_bench.ingest as ingest_module
+from isp_bench.cli import main
+from isp_bench.datasets import get_source, list_sources
+from isp_bench.errors import DatasetError, UnknownNameError
+from isp_bench.ingest import cache_path_for, ingest
+from isp_bench.manifest import read_manifest
+
+
+@pytest.fixture()
+def tree(synth_root, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(synth_root, root)
+    return root
+
+
+def test_rerun_reuses_everything_and_writes_identical_bytes(tree, tmp_path):
+    out = tmp_path / "m" / "synth.parquet"
+    first = ingest("synth", tree, out, workers=2, progress=False)
+    assert first.files_inspected == 24 and first.files_reused == 0 and not first.errors
+    before = out.read_bytes()
+    second = ingest("synth", tree, out, workers=2, progress=False)
+    assert second.files_inspected == 0 and second.files_reused == 24
+    assert out.read_bytes() == before
+    # another output folder, no cache: the same bytes again
+    third = ingest("synth", tree, tmp_path / "other" / "synth.parquet", workers=1, progress=False)
+    assert (tmp_path / "other" / "synth.parquet").read_bytes() == before and third.files_inspected == 24
+
+
+def test_interrupted_ingest_resumes(tree, tmp_path, monkeypatch):
+    out = tmp_path / "synth.parquet"
+    calls = {"n": 0}
+    real = ingest_module.inspect_file
+
+    def interrupted(*args):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "inspect_file", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ingest("synth", tree, out, workers=1, progress=False)
+    assert not out.exists() and cache_path_for(out).exists()
+    monkeypatch.setattr(ingest_module, "inspect_file", real)
+    resumed = ingest("synth", tree, out, workers=1, progress=False)
+    assert resumed.files_reused == 9 and resumed.files_inspected == 15
+    assert len(resumed.manifest) == 12
+
+
+def test_changed_file_is_rehashed(tree, tmp_path):
+    out = tmp_path / "synth.parquet"
+    ingest("synth", tree, out, workers=1, progress=False)
+    (tree / "0001_real_astronaut" / "medium_exposure.jpg").write_bytes(
+        (tree / "0003_real_chelsea" / "medium_exposure.jpg").read_bytes())
+    again = ingest("synth", tree, out, workers=1, progress=False)
+    assert again.files_inspected == 1
+    row = next(r for r in again.manifest.rows() if r["pair_id"] == "0001_real_astronaut/well_lit")
+    chelsea = next(r for r in again.manifest.rows() if r["pair_id"] == "0003_real_chelsea/well_lit")
+    assert row["target_sha256"] == chelsea["target_sha256"]
+
+
+def test_broken_file_in_the_middle_is_reported_not_fatal(tree, tmp_path):
+    dng = tree / "0002_monitor_chelsea" / "short_exposure.dng"
+    dng.write_bytes(dng.read_bytes()[: dng.stat().st_size // 2])  # truncated download
+    (tree / "0004_monitor_coffee" / "medium_exposure_linear.png").unlink()  # missing file
+    out = tmp_path / "synth.parquet"
+    result = ingest("synth", tree, out, workers=2, progress=False)
+    assert [(e["path"], e["error"]) for e in result.errors] == [
+        ("0002_monitor_chelsea/short_exposure.dng", "TruncatedFileError"),
+        ("0004_monitor_coffee/medium_exposure_linear.png", "MissingFile"),
+    ]
+    assert sorted(result.skipped_pairs) == ["0002_monitor_chelsea/low_light", "0004_monitor_coffee/low_light",
+                                            "0004_monitor_coffee/well_lit"]
+    manifest = read_manifest(out)
+    assert len(manifest) == 9 and [e["path"] for e in manifest.errors] == [e["path"] for e in result.errors]
+    report = json.loads(out.with_suffix(".errors.json").read_text())
+    assert str(dng) in report["errors"][0]["message"]
+
+
+def test_rotated_targets_are_flagged(tree, tmp_path):
+    rows = ingest("synth", tree, tmp_path / "s.parquet", workers=1, progress=False).manifest.rows()
+    meta = json.loads((tree / "synth.json").read_text())
+    portrait = {s["scene"] for s in meta["scenes"] if s["portrait"]}
+    for row in rows:
+        rotated = row["scene"] in portrait
+        assert ("rotated_target" in row["flags"]) == rotated
+        assert row["target_rot90"] == (1 if rotated else 0)
+
+
+def test_registry_errors_and_bad_roots(tmp_path):
+    assert "synth" in list_sources()
+    with pytest.raises(UnknownNameError, match="Did you mean 'synth'"):
+        get_source("synthh")
+    with pytest.raises(DatasetError, match="not a folder"):
+        ingest("synth", tmp_path / "nope", tmp_path / "x.parquet", progress=False)
+    with pytest.raises(DatasetError, match="scenes.csv: missing"):
+        ingest("synth", tmp_path, tmp_path / "x.parquet", progress=False)
+
+
+def test_cli_ingest_show_validate(tree, tmp_path, capsys):
+    out = tmp_path / "cli.parquet"
+    assert main(["ingest", "synth", "--root", str(tree), "--out", str(out), "--workers", "1", "--quiet"]) == 0
+    assert "12 pairs" in capsys.readouterr().out
+    assert main(["manifest", "show", str(out)]) == 0
+    assert "pairs per split/role" in capsys.readouterr().out
+    assert main(["manifest", "validate", str(out), "--root", str(tree), "--quiet"]) == 0
+    (tree / "0000_monitor_astronaut" / "medium_exposure.dng").unlink()
+    assert main(["manifest", "validate", str(out), "--root", str(tree), "--quiet"]) == 1
+    assert "missing: 0000_monitor_astronaut/medium_exposure.dng" in capsys.readouterr().out
+    assert main(["ingest", "nosuch", "--root", str(tree)]) == 2
+    assert "unknown dataset source 'nosuch'" in capsys.readouterr().err

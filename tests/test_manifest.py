@@ -1,0 +1,84 @@
+"""Manifest schema v1: round trip, schema and hash checks, validate."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow.parquet as pq
+import pytest
+
+from isp_bench.errors import ManifestError
+from isp_bench.ingest import ingest
+from isp_bench.manifest import SCHEMA, SCHEMA_VERSION, read_manifest, summarize, validate_manifest, write_manifest
+
+
+@pytest.fixture(scope="module")
+def manifest_path(synth_root, tmp_path_factory):
+    return ingest("synth", synth_root, tmp_path_factory.mktemp("m") / "synth.parquet", workers=1,
+                  progress=False).manifest.path
+
+
+def test_round_trip_preserves_rows_and_metadata(manifest_path, tmp_path):
+    manifest = read_manifest(manifest_path)
+    assert manifest.meta["schema_version"] == SCHEMA_VERSION
+    assert manifest.dataset == "synth" and len(manifest) == 12
+    rows = manifest.rows()
+    copy = write_manifest(tmp_path / "copy.parquet", list(reversed(rows)), dataset="synth")
+    assert copy.content_hash == manifest.content_hash  # order-independent, sorted by pair_id
+    assert read_manifest(tmp_path / "copy.parquet").rows() == rows
+    assert pq.read_schema(manifest_path).remove_metadata().equals(SCHEMA)
+    assert rows[0]["pair_id"] < rows[1]["pair_id"]
+
+
+def test_rows_carry_capture_metadata(manifest_path):
+    df = read_manifest(manifest_path).to_pandas()
+    row = df[df.pair_id == "0002_monitor_chelsea/low_light"].iloc[0]
+    assert row.cfa == "GRBG" and list(row.black_level) == [256.0] * 4 and row.white_level == 4095
+    assert row.role == "low_light" and row.exposure_ratio == 4.0 and row.subset == "monitor"
+    assert len(row.color_matrix) == 9 and row.color_matrix_illuminant == 21
+    assert len(row.noise_profile) == 2 and row.iso > 0 and row.exposure_s > 0
+    assert len(row.input_sha256) == 64 and row.input_bytes > 0 and row.licence_class == "open"
+
+
+def test_schema_and_hash_checks(manifest_path, tmp_path):
+    table = pq.read_table(manifest_path)
+    pq.write_table(table.drop_columns(["iso"]), tmp_path / "dropped.parquet")
+    with pytest.raises(ManifestError, match="missing \\['iso'\\]"):
+        read_manifest(tmp_path / "dropped.parquet")
+    index = table.schema.get_field_index("split")
+    edited = table.set_column(index, table.schema.field(index), [["test"] * table.num_rows])
+    pq.write_table(edited, tmp_path / "edited.parquet")
+    with pytest.raises(ManifestError, match="content hash"):
+        read_manifest(tmp_path / "edited.parquet")
+    pq.write_table(table.replace_schema_metadata({}), tmp_path / "foreign.parquet")
+    with pytest.raises(ManifestError, match="not written by isp-bench"):
+        read_manifest(tmp_path / "foreign.parquet")
+    with pytest.raises(ManifestError, match="no such manifest"):
+        read_manifest(tmp_path / "absent.parquet")
+
+
+def test_duplicate_pair_ids_are_refused(manifest_path, tmp_path):
+    rows = read_manifest(manifest_path).rows()
+    with pytest.raises(ManifestError, match="duplicate pair_id"):
+        write_manifest(tmp_path / "dup.parquet", rows + rows[:1], dataset="synth")
+    assert not (tmp_path / "dup.parquet").exists()
+
+
+def test_validate_catches_changed_and_missing_files(manifest_path, synth_root, tmp_path):
+    root = tmp_path / "copy"
+    shutil.copytree(synth_root, root)
+    assert validate_manifest(manifest_path, root).ok
+    jpeg = root / "0000_monitor_astronaut" / "medium_exposure.jpg"
+    data = bytearray(jpeg.read_bytes())
+    data[-10] ^= 0xFF  # same size, other content
+    jpeg.write_bytes(bytes(data))
+    (root / "0003_real_chelsea" / "short_exposure.dng").unlink()
+    report = validate_manifest(manifest_path, root)
+    assert report.changed == ["0000_monitor_astronaut/medium_exposure.jpg"]
+    assert report.missing == ["0003_real_chelsea/short_exposure.dng"]
+    assert not report.ok and report.checked == 24
+
+
+def test_summary_names_splits_cameras_and_ranges(manifest_path):
+    text = summarize(read_manifest(manifest_path))
+    assert "12 pairs" in text and "isp-bench SynthCam N5100 (12)" in text and "iso: 100" in text

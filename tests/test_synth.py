@@ -1,0 +1,116 @@
+"""The synthetic camera: determinism and the physics its files claim."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+from isp_bench.files import sha256_file
+from isp_bench.images import read_image
+from isp_bench.raw import demosaic_bilinear, read_raw
+from isp_bench.synth import FILES, SensorSpec, SynthConfig, generate
+from isp_bench.synth import spectral
+from isp_bench.synth.sensor import expose
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import colour
+
+from conftest import SMALL_SYNTH
+
+
+def _hashes(root):
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(synth_root, tmp_path):
+    again = generate(tmp_path / "again", SynthConfig(**SMALL_SYNTH), workers=2, progress=False)
+    assert _hashes(again) == _hashes(synth_root)
+    other = generate(tmp_path / "other", SynthConfig(**{**SMALL_SYNTH, "seed": 1, "scenes": 2}), workers=1,
+                     progress=False)
+    assert not set(_hashes(other).values()) & set(_hashes(synth_root).values())
+
+
+def test_interrupted_generation_resumes(synth_root, tmp_path):
+    partial = generate(tmp_path / "p", SynthConfig(**{**SMALL_SYNTH, "scenes": 3}), workers=1, progress=False)
+    (partial / "0001_real_astronaut" / FILES["target"]).unlink()  # as if killed mid-scene
+    (partial / "synth.json").unlink()
+    generate(partial, SynthConfig(**{**SMALL_SYNTH, "scenes": 3}), workers=1, progress=False)
+    assert sha256_file(partial / "0001_real_astronaut" / FILES["target"]) == sha256_file(
+        synth_root / "0001_real_astronaut" / FILES["target"])
+
+
+def test_noise_profile_describes_the_simulated_noise():
+    sensor = SensorSpec()
+    rng = np.random.default_rng(0)
+    for iso, level in ((100, 0.5), (1600, 0.2), (3200, 0.05)):
+        flat = np.full((400, 400, 3), level)
+        mosaic = expose(flat, sensor, iso=iso, rng=rng)
+        x = (mosaic.astype(np.float64) - sensor.black_level) / sensor.range_dn
+        s, o = sensor.noise_profile(iso)
+        assert x.var() == pytest.approx(s * level + o + 1 / (12 * sensor.range_dn**2), rel=0.05)
+        assert x.mean() == pytest.approx(level, abs=2e-3)
+
+
+def test_color_matrix_fits_the_colorchecker_and_maps_white():
+    sensor = "Nikon 5100 (NPL)"
+    matrix = spectral.fit_color_matrix(sensor, "D65")
+    cam = spectral.colorchecker_camera_rgb(sensor, "D65")
+    xyz_true = spectral.xyz_of(spectral.colorchecker_reflectances() * spectral.illuminant("D65")[None])
+    white_cam = spectral.camera_response(spectral.illuminant("D65"), sensor)
+    white_xyz = spectral.xyz_of(spectral.illuminant("D65"))
+    scale = (matrix @ white_cam)[1] / white_xyz[1]
+    assert np.allclose(matrix @ white_cam / scale, white_xyz, rtol=1e-9)  # white preserved exactly
+    xyz_fit = cam @ matrix.T / scale
+    wp = colour.XYZ_to_xy(white_xyz)
+    de = colour.delta_E(colour.XYZ_to_Lab(xyz_fit, wp), colour.XYZ_to_Lab(xyz_true, wp), method="CIE 1976")
+    assert de.mean() < 3.0  # a 3×3 cannot be exact for a real camera (Luther condition)
+    assert de.max() > 0.1
+
+
+def _classic_linear_srgb(capture):
+    """What a raw converter does: normalise, demosaic, white balance, camera → XYZ → linear sRGB."""
+    rgb = demosaic_bilinear(capture.normalized(), capture.cfa) * np.array(capture.wb_as_shot)
+    d65_cam = np.array(capture.xyz_to_camera) @ colour.xy_to_XYZ(colour.CCS_ILLUMINANTS[
+        "CIE 1931 2 Degree Standard Observer"]["D65"])
+    matrix = spectral.XYZ_TO_SRGB @ np.array(capture.color_matrix) @ np.diag(d65_cam / d65_cam[1])
+    return rgb @ (matrix / matrix.sum(axis=1, keepdims=True)).T
+
+
+def test_the_dng_metadata_renders_the_linear_target(synth_root):
+    meta = json.loads((synth_root / "synth.json").read_text())
+    for scene in meta["scenes"][:4]:
+        capture = read_raw(synth_root / scene["scene"] / FILES["raw"])
+        target = read_image(synth_root / scene["scene"] / FILES["linear_target"]) / 65535.0
+        if scene["portrait"]:
+            target = np.rot90(target, 1)
+        rendered = np.clip(_classic_linear_srgb(capture), 0, 1)
+        # colour: white balance and matrix agree to the noise level
+        assert np.allclose(rendered.mean((0, 1)), target.mean((0, 1)), rtol=5e-3, atol=5e-4), scene["scene"]
+        # detail: only bilinear demosaicing and sensor noise separate them (tiny 64×96 frames)
+        psnr = 10 * np.log10(1 / np.mean((rendered[2:-2, 2:-2] - target[2:-2, 2:-2]) ** 2))
+        assert psnr > 24, scene["scene"]
+
+
+def test_low_light_frame_has_a_quarter_of_the_signal(synth_root):
+    scene = "0002_monitor_chelsea"
+    medium = read_raw(synth_root / scene / FILES["raw"])
+    short = read_raw(synth_root / scene / FILES["raw_short"])
+    assert short.exposure_s == pytest.approx(medium.exposure_s / 4)
+    assert (short.iso, short.fnumber) == (medium.iso, medium.fnumber)
+    ratio = medium.normalized().mean() / short.normalized().mean()
+    assert ratio == pytest.approx(4, rel=0.03)
+
+
+def test_portrait_scenes_store_an_upright_jpeg(synth_root):
+    meta = json.loads((synth_root / "synth.json").read_text())
+    for scene in meta["scenes"]:
+        capture = read_raw(synth_root / scene["scene"] / FILES["raw"])
+        jpeg = read_image(synth_root / scene["scene"] / FILES["target"])
+        if scene["portrait"]:
+            assert capture.orientation == 6 and jpeg.shape[:2] == (capture.width, capture.height)
+        else:
+            assert capture.orientation == 1 and jpeg.shape[:2] == (capture.height, capture.width)
