@@ -29,6 +29,7 @@ from isp_bench.raw import read_raw
 
 CACHE_VERSION = 1
 _CHECKPOINT_S = 5.0
+SMALL_JOB_FILES = 64
 
 # RawCapture fields copied into manifest columns.
 _RAW_COLUMNS = ("container", "height", "width", "cfa", "black_level", "white_level", "wb_as_shot",
@@ -112,8 +113,8 @@ def ingest(
 ) -> IngestResult:
     """Ingest the dataset at ``root`` with the registered ``source`` and write its manifest.
 
-    ``out`` defaults to ``manifests/<source>.parquet``; ``workers`` to the number of CPUs (1 runs
-    in-process). Returns the manifest and the list of files that could not be ingested.
+    ``out`` defaults to ``manifests/<source>.parquet``; ``workers`` to the number of CPUs, or 1
+    (in-process) when fewer than 64 files need inspecting. Returns the manifest and the list of files that could not be ingested.
     """
     from tqdm import tqdm
 
@@ -154,7 +155,9 @@ def ingest(
     reused = len(wanted) - len(todo)
 
     fresh = {rel: e for rel, e in results.items() if "mtime_ns" in e}
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    if workers is None:  # starting a pool costs ~1 s: not worth it for a handful of files
+        workers = 1 if len(todo) < SMALL_JOB_FILES else os.cpu_count() or 1
+    n_workers = max(1, min(workers, len(todo) or 1))
     bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"ingest {source}", unit="file",
                disable=not progress)
     last_save = time.monotonic()
@@ -172,7 +175,7 @@ def ingest(
             for job in todo:
                 record(*_inspect_job(job))
         else:
-            with process_pool(n_workers) as pool:
+            with process_pool(n_workers, preload=("isp_bench.ingest",)) as pool:
                 pending = {pool.submit(_inspect_job, job) for job in todo}
                 while pending:
                     done, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -9,7 +9,15 @@ from typing import Iterator
 
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 from isp_bench.errors import DatasetError
-from isp_bench.synth.generate import FILES, LOW_LIGHT_RATIO
+
+# The published layout of a synthetic dataset (isp_bench.synth.generate writes it).
+FILES = {
+    "raw": "medium_exposure.dng",
+    "raw_short": "short_exposure.dng",
+    "target": "medium_exposure.jpg",
+    "linear_target": "medium_exposure_linear.png",
+}
+LOW_LIGHT_RATIO = 4  # S7-ISP protocol: the short frame gets a quarter of the exposure
 
 
 @register_source

@@ -32,6 +32,7 @@ from scipy import ndimage
 
 from isp_bench import __version__
 from isp_bench.parallel import process_pool
+from isp_bench.datasets.synth import FILES, LOW_LIGHT_RATIO
 from isp_bench.files import atomic_write_text
 from isp_bench.images import write_jpeg, write_png
 from isp_bench.raw.dng import write_dng
@@ -45,14 +46,7 @@ DISPLAY = "Apple Studio Display"
 REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
 ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
 EXPOSURE_CONSTANT = 2.5  # exposure_s · lux · ISO/100 for a correct exposure
-LOW_LIGHT_RATIO = 4  # S7-ISP protocol: the short frame gets a quarter of the exposure
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test, assigned by the rank of a hash of the scene id
-FILES = {
-    "raw": "medium_exposure.dng",
-    "raw_short": "short_exposure.dng",
-    "target": "medium_exposure.jpg",
-    "linear_target": "medium_exposure_linear.png",
-}
 
 
 @dataclass(frozen=True)
@@ -197,7 +191,7 @@ def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, wor
             _write_scene_job(job)
             bar.update()
     else:
-        with process_pool(workers) as pool:
+        with process_pool(workers, preload=("isp_bench.synth.generate",)) as pool:
             for _ in pool.map(_write_scene_job, jobs):
                 bar.update()
     bar.close()
