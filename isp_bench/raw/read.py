@@ -183,9 +183,8 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         _check_pixel_data(path, raw, mosaic, dng)
 
         per_channel = np.asarray(raw.black_level_per_channel, dtype=np.float64)
-        colors = raw.raw_colors_visible[:2, :2] if cfa != "XTRANS" else np.zeros((2, 2), int)
-        black = tuple(float(per_channel[c]) for c in colors.ravel()) if cfa != "XTRANS" else tuple(
-            [float(per_channel[0])] * 4)
+        # LibRaw's per-channel levels placed at the top-left 2×2 positions (for X-Trans: of its 6×6 tile)
+        black = tuple(float(per_channel[c]) for c in raw.raw_colors_visible[:2, :2].ravel())
         wb_raw = np.asarray(raw.camera_whitebalance, dtype=np.float64)
         sizes = raw.sizes
         rgb_xyz = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3]
