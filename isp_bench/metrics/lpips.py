@@ -71,7 +71,10 @@ def load_lpips_model(weights: str | None = None, *, random_backbone: bool = Fals
     """
     import lpips as lpips_pkg
 
-    with torch.random.fork_rng(devices=[]):
+    import warnings
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation
         torch.manual_seed(seed)
         net = lpips_pkg.LPIPS(
             net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False
