@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import warnings
@@ -12,6 +13,8 @@ from isp_bench import __version__
 from isp_bench.errors import IspBenchError
 
 DEFAULT_WORK = Path("work")
+# Library packages that contribute subcommands through add_commands(subparsers).
+COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli")
 
 
 def _cmd_synth(args) -> int:
@@ -136,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("datasets", help="list the dataset sources with layout and licence")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_datasets)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 

@@ -51,17 +51,22 @@ def inspect_file(root: str, rel: str, kind: str) -> dict[str, Any]:
     stat = path.stat()
     entry: dict[str, Any] = {"kind": kind, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     try:
-        if kind == "raw":
-            capture = read_raw(path)
+        if kind == "raw" or kind.startswith("input:"):
+            # "input:<source>": an input the source reads itself (e.g. a 16-bit PNG mosaic)
+            capture = read_raw(path) if kind == "raw" else get_source(kind[len("input:"):]).read_input(path)
             meta = capture.metadata()
             meta["color_matrix"] = [v for row in meta["color_matrix"] for v in row] if meta["color_matrix"] else None
             entry["info"] = {k: _plain(meta[k]) for k in (*_RAW_COLUMNS, "color_matrix")}
+            if capture.extra:
+                entry["info"]["extra"] = json.loads(json.dumps(capture.extra, default=_plain))
         else:
             with Image.open(path) as image:
                 image.verify()  # structure check without decoding every pixel
             with Image.open(path) as image:
                 width, height = image.size
-            entry["info"] = {"height": height, "width": width}
+                orientation = image.getexif().get(0x0112) if image.format == "JPEG" else None
+            entry["info"] = {"height": height, "width": width, "mode": image.mode,
+                             "orientation": int(orientation) if orientation else None}
         entry["sha256"] = sha256_file(path)
     except IspBenchError as exc:
         entry["error"] = {"error": type(exc).__name__, "message": str(exc)}
@@ -110,30 +115,42 @@ def ingest(
     *,
     workers: int | None = None,
     progress: bool = True,
+    options: dict[str, Any] | None = None,
+    lists_only: bool = False,
 ) -> IngestResult:
     """Ingest the dataset at ``root`` with the registered ``source`` and write its manifest.
 
     ``out`` defaults to ``manifests/<source>.parquet``; ``workers`` to the number of CPUs, or 1
     (in-process) when fewer than 64 files need inspecting. Returns the manifest and the list of files that could not be ingested.
+    ``options`` configure the source (e.g. ``{"model": "Nexus 6P"}`` for hdrplus). ``lists_only``
+    builds the manifest from the split lists the source ships, reading no file (see :func:`_lists_only_row`).
     """
     from tqdm import tqdm
 
     started = time.perf_counter()
-    src = get_source(source)
+    options = {k: v for k, v in (options or {}).items() if v is not None}
+    src = get_source(source, **options, **({"lists_only": True} if lists_only else {}))
+    out = Path(out) if out is not None else Path("manifests") / f"{source}.parquet"
+    if lists_only:
+        if not src.supports_lists_only:
+            raise DatasetError(f"source {source!r} cannot build a manifest from lists alone (no shipped list "
+                               "names every pair); ingest the downloaded files with --root")
+        return _ingest_lists_only(src, root, out, options, started)
     root = Path(root).resolve()
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset root is not a folder; pass the folder you downloaded with --root")
-    out = Path(out) if out is not None else Path("manifests") / f"{source}.parquet"
     records = list(src.pairs(root))
     if not records:
         raise DatasetError(f"{root}: source {source!r} found no pairs; expected layout: {src.layout}")
 
+    input_kind = "raw" if src.input_kind == "raw" else f"input:{src.name}"
     wanted: dict[str, str] = {}
     for rec in records:
-        wanted[rec.input_path] = "raw"
-        for rel in (rec.target_path, rec.linear_target_path):
-            if rel is not None:
-                wanted.setdefault(rel, "image")
+        wanted[rec.input_path] = input_kind
+        if rec.target_path is not None:
+            wanted.setdefault(rec.target_path, "raw" if src.target_kind == "raw" else "image")
+        if rec.linear_target_path is not None:
+            wanted.setdefault(rec.linear_target_path, "image")
 
     cache_file = cache_path_for(out)
     cache = _load_cache(cache_file, root)
@@ -199,7 +216,7 @@ def ingest(
     manifest = write_manifest(
         out, rows, dataset=src.name, errors=errors,
         source_meta={"source": src.name, "licence": src.licence, "pairs_found": len(records),
-                     "pairs_skipped": len(skipped)},
+                     "pairs_skipped": len(skipped), **({"options": options} if options else {})},
     )
     errors_path = out.with_suffix(".errors.json")
     if errors:
@@ -223,14 +240,61 @@ def _row(src, rec, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     raw_info = results[rec.input_path]["info"]
     row: dict[str, Any] = {
         "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
-        "subset": rec.subset, "target_device": rec.target_device, "licence_class": src.licence_class,
+        "subset": rec.subset, "target_device": rec.target_device,
+        "licence_class": rec.licence_class or src.licence_class,
         "flags": list(rec.flags), "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],
         **_file_columns("input", rec.input_path, results),
         **_file_columns("target", rec.target_path, results),
         **_file_columns("linear_target", rec.linear_target_path, results),
         **{k: raw_info[k] for k in (*_RAW_COLUMNS, "color_matrix")},
     }
+    _apply_fill(row, rec)
+    input_extra = dict(raw_info.get("extra") or {})
+    row["flags"] += input_extra.pop("flags", [])
     target_info = results[rec.target_path]["info"] if rec.target_path else None
     row = src.finish_row(row, target_info)
-    row["extra"] = json.dumps(rec.extra, sort_keys=True) if rec.extra else None
+    extra = {**rec.extra, **({"input": input_extra} if input_extra else {})}
+    row["extra"] = json.dumps(extra, sort_keys=True, default=_plain) if extra else None
     return row
+
+
+def _apply_fill(row: dict[str, Any], rec) -> None:
+    """Dataset-level values for columns the input file does not carry, named in filled_from_dataset."""
+    for key, value in rec.fill.items():
+        if row.get(key) is None and value is not None:
+            row[key] = value
+            row["filled_from_dataset"].append(key)
+
+
+# A lists-only row references files that were not read: the v1 schema requires input_bytes and
+# input_sha256, so these sentinels say "not hashed" and every row carries the flag below.
+NOT_HASHED_BYTES = 0
+NOT_HASHED_SHA256 = ""
+NOT_HASHED_FLAG = "not_hashed"
+
+
+def _ingest_lists_only(src, root, out: Path, options: dict[str, Any], started: float) -> IngestResult:
+    records = list(src.pairs(Path(root).resolve() if root is not None else None))
+    if not records:
+        raise DatasetError(f"source {src.name!r}: its lists name no pairs for options {options or 'none'}")
+    rows = []
+    for rec in records:
+        row: dict[str, Any] = {c: None for c in _RAW_COLUMNS}
+        row.update({
+            "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
+            "subset": rec.subset, "target_device": rec.target_device,
+            "licence_class": rec.licence_class or src.licence_class,
+            "flags": [*rec.flags, NOT_HASHED_FLAG], "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],
+            "input_path": rec.input_path, "input_bytes": NOT_HASHED_BYTES, "input_sha256": NOT_HASHED_SHA256,
+            "target_path": rec.target_path, "linear_target_path": rec.linear_target_path, "color_matrix": None,
+        })
+        _apply_fill(row, rec)
+        row["extra"] = json.dumps(rec.extra, sort_keys=True) if rec.extra else None
+        rows.append(row)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    manifest = write_manifest(
+        out, rows, dataset=src.name, errors=[],
+        source_meta={"source": src.name, "licence": src.licence, "pairs_found": len(records), "pairs_skipped": 0,
+                     "lists_only": True, **({"options": options} if options else {})},
+    )
+    return IngestResult(manifest, [], files_inspected=0, files_reused=0, seconds=time.perf_counter() - started)

@@ -22,9 +22,9 @@ TID = ("I03", "I04", "I06")
 
 
 def _imread(path):
-    import imageio.v3 as iio
+    from isp_bench.images import read_image
 
-    return np.asarray(iio.imread(path))
+    return read_image(path)
 
 
 @pytest.fixture(scope="module")
@@ -415,10 +415,10 @@ def test_deepisp_scale_map():
 
 
 def test_score_command_writes_parquet_with_specs(tmp_path, capsys):
-    import imageio.v3 as iio
     import pyarrow.parquet as pq
     import tifffile
 
+    from isp_bench.images import write_png
     from isp_bench.metrics.cli import add_commands
 
     rng = np.random.default_rng(5)
@@ -429,9 +429,9 @@ def test_score_command_writes_parquet_with_specs(tmp_path, capsys):
         t = (rng.random((24, 32, 3)) * 65535).astype(np.uint16)  # 16-bit TIFF target
         p = np.clip(t / 257.0 + rng.normal(0, 8, t.shape), 0, 255).astype(np.uint8)  # 8-bit PNG
         tifffile.imwrite(tmp_path / "target" / f"{stem}.tif", t, photometric="rgb")
-        iio.imwrite(tmp_path / "pred" / f"{stem}.png", p)
+        write_png(tmp_path / "pred" / f"{stem}.png", p)
         truth[stem] = (p / 255.0, t / 65535.0)
-    iio.imwrite(tmp_path / "pred" / "extra.png", np.zeros((8, 8, 3), np.uint8))
+    write_png(tmp_path / "pred" / "extra.png", np.zeros((8, 8, 3), np.uint8))
 
     parser = argparse.ArgumentParser(prog="isp-bench")
     add_commands(parser.add_subparsers())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
-from isp_bench.errors import unknown_name_error
+from isp_bench.errors import DatasetError, unknown_name_error
 
 
 @dataclass
@@ -32,6 +32,10 @@ class PairRecord:
     exposure_ratio: float | None = None
     flags: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Manifest column values the dataset's own lists/constants provide (e.g. ISO from the SID lists):
+    # used only where the input file carries no value; the column is then named in filled_from_dataset.
+    fill: dict[str, Any] = field(default_factory=dict)
+    licence_class: str | None = None  # per-pair licence class where it varies (FiveK); else the source's
 
 
 @dataclass
@@ -60,6 +64,26 @@ class DatasetSource:
     redistributable: ClassVar[bool]
     url: ClassVar[str]
     citation: ClassVar[str] = ""
+    # "raw": inputs are camera raw containers read by read_raw; "mosaic_image": inputs are images
+    # (e.g. 16-bit PNG mosaics) that the source reads itself in read_input().
+    input_kind: ClassVar[str] = "raw"
+    target_kind: ClassVar[str] = "image"  # "raw" where the target is itself a raw file (SID's long exposure)
+    supports_lists_only: ClassVar[bool] = False  # pairs() can run from shipped lists alone
+    options_help: ClassVar[dict[str, str]] = {}  # source options (e.g. {"model": "..."}), see __init__
+    notes: ClassVar[str] = ""
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(self.options_help) - {"lists_only"}
+        if unknown:
+            raise DatasetError(f"dataset source {self.name!r} has no option(s) {sorted(unknown)}; "
+                               f"it accepts {sorted(self.options_help) or 'none'}")
+        self.options: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+
+    def read_input(self, path: Path):
+        """Read one input file as a RawCapture (``input_kind == "mosaic_image"`` sources override this).
+        ``capture.extra`` may carry ``flags`` (added to the row's flags) and facts for the row's extra."""
+        from isp_bench.raw import read_raw
+        return read_raw(path)
 
     def pairs(self, root: Path) -> Iterator[PairRecord]:
         raise NotImplementedError
@@ -88,7 +112,8 @@ class DatasetSource:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "layout": self.layout, "licence": self.licence,
-                "licence_class": self.licence_class, "redistributable": self.redistributable, "url": self.url}
+                "licence_class": self.licence_class, "redistributable": self.redistributable, "url": self.url,
+                "notes": self.notes, "options": dict(self.options_help)}
 
 
 _SOURCES: dict[str, type[DatasetSource]] = {}
@@ -102,12 +127,14 @@ def register_source(cls: type[DatasetSource]) -> type[DatasetSource]:
     return cls
 
 
-def get_source(name: str) -> DatasetSource:
-    """An instance of the registered source ``name`` (near misses are listed on a miss)."""
+def get_source(name: str, **options: Any) -> DatasetSource:
+    """An instance of the registered source ``name`` (near misses are listed on a miss), configured
+    with the source's ``options`` (e.g. ``model="Nexus 6P"`` for hdrplus)."""
     try:
-        return _SOURCES[name]()
+        cls = _SOURCES[name]
     except KeyError:
         raise unknown_name_error("dataset source", name, list(_SOURCES)) from None
+    return cls(**options)
 
 
 def list_sources(pattern: str = "*") -> list[str]:

@@ -25,12 +25,12 @@ class ScoreError(MetricError):
 
 def read_srgb(path: str | os.PathLike) -> np.ndarray:
     """Read an 8- or 16-bit RGB(A) image as float64 H×W×3 in [0, 1] (alpha dropped)."""
-    import imageio.v3 as iio
+    from isp_bench.images import ImageFileError, read_image
 
     try:
-        arr = np.asarray(iio.imread(path))
-    except Exception as exc:  # imageio raises many types
-        raise ScoreError(f"{path}: cannot read image ({exc})") from exc
+        arr = read_image(path)
+    except ImageFileError as exc:
+        raise ScoreError(str(exc)) from exc
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ScoreError(f"{path}: expected an RGB image, got shape {arr.shape}; convert it to RGB")
     arr = arr[..., :3]

@@ -1,0 +1,8 @@
+"""Training data: the memory-mapped preprocessing cache and a torch Dataset over manifests."""
+
+from isp_bench.data.augment import DIHEDRAL, crop_packed_patch
+from isp_bench.data.cache import PREPROCESS_VERSION, CacheError, PreprocessCache, load_mosaic, preprocess_row
+from isp_bench.data.dataset import PairDataset, metadata_tensors
+
+__all__ = ["DIHEDRAL", "PREPROCESS_VERSION", "CacheError", "PairDataset", "PreprocessCache", "crop_packed_patch",
+           "load_mosaic", "metadata_tensors", "preprocess_row"]

@@ -1,0 +1,150 @@
+"""The preprocessing cache: packed, normalised raw and aligned targets as memory-mapped ``.npy``.
+
+Each manifest row becomes one cache entry, keyed by the sha256 of its files, the levels and CFA the
+manifest gives (which may be dataset-level constants), the target rotation and
+:data:`PREPROCESS_VERSION`. Entries are written atomically, so a crashed build leaves no half entry and
+a rebuild only does what is missing.
+
+Entry contents:
+- ``raw``: float32 4×h×w, ``(mosaic − black) / (white − black)`` packed R, Gr, Gb, B (not clipped).
+- ``target`` / ``linear_target``: uint16 3×2h×2w (8-bit images scaled by 257, exactly), rotated back to
+  sensor orientation and cropped like the raw.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from isp_bench.errors import IspBenchError
+from isp_bench.files import atomic_path, atomic_write_text
+from isp_bench.images import read_image
+from isp_bench.raw import normalize, pack_rggb, read_raw
+
+PREPROCESS_VERSION = 1
+_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
+
+
+class CacheError(IspBenchError):
+    """A manifest row that cannot be preprocessed (X-Trans, unaligned target, …)."""
+
+
+def entry_key(row: dict[str, Any]) -> str:
+    parts = [PREPROCESS_VERSION, row["input_sha256"], row.get("target_sha256"), row.get("linear_target_sha256"),
+             list(row["black_level"]), row["white_level"], row["cfa"], row.get("target_rot90") or 0]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def load_mosaic(path: Path) -> np.ndarray:
+    """The 2-D sensor mosaic of an input file: image-file mosaics (16-bit Bayer PNGs) directly, raw
+    containers through :func:`isp_bench.raw.read_raw`."""
+    if path.suffix.lower() in _IMAGE_SUFFIXES:
+        mosaic = read_image(path)
+        if mosaic.ndim != 2:
+            raise CacheError(f"{path}: expected a single-channel Bayer mosaic image, got shape {mosaic.shape}")
+        return mosaic
+    return read_raw(path).mosaic
+
+
+def _as_uint16_chw(image: np.ndarray, path: Path) -> np.ndarray:
+    if image.ndim != 3 or image.shape[2] < 3:
+        raise CacheError(f"{path}: target must be an RGB image, got shape {image.shape}")
+    image = image[..., :3]  # drop alpha
+    if image.dtype == np.uint8:
+        image = image.astype(np.uint16) * 257
+    elif image.dtype != np.uint16:
+        raise CacheError(f"{path}: target must be 8- or 16-bit, got {image.dtype}")
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Decode one pair into the cache arrays (see the module docstring)."""
+    if row["cfa"] not in ("RGGB", "GRBG", "GBRG", "BGGR"):
+        raise CacheError(f"pair {row['pair_id']}: CFA {row['cfa']!r} cannot be packed to RGGB; models taking packed "
+                         "raw need a Bayer sensor")
+    mosaic = load_mosaic(root / row["input_path"])
+    packed, crop = pack_rggb(normalize(mosaic, row["black_level"], row["white_level"]), row["cfa"])
+    arrays = {"raw": packed.astype(np.float32)}
+    for key in ("target", "linear_target"):
+        rel = row.get(f"{key}_path")
+        if rel is None:
+            continue
+        image = np.rot90(read_image(root / rel), row.get("target_rot90") or 0)
+        if image.shape[:2] != mosaic.shape:
+            raise CacheError(
+                f"pair {row['pair_id']}: {rel} is {image.shape[1]}×{image.shape[0]} but the raw is "
+                f"{mosaic.shape[1]}×{mosaic.shape[0]} (flags {row.get('flags')}); only pixel-aligned pairs can be "
+                "cached for training")
+        arrays[key] = _as_uint16_chw(crop.apply(image), root / rel)
+    return arrays
+
+
+@dataclass
+class CacheEntry:
+    raw: np.ndarray
+    target: np.ndarray | None
+    linear_target: np.ndarray | None
+
+
+class PreprocessCache:
+    """Preprocessed pairs of one dataset root under ``cache_dir`` (default ``<root>/.isp-bench-cache``)."""
+
+    def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+        self.root = Path(root)
+        self.dir = Path(cache_dir) if cache_dir is not None else self.root / ".isp-bench-cache"
+
+    def _paths(self, key: str) -> dict[str, Path]:
+        return {name: self.dir / f"{key}.{name}.npy" for name in ("raw", "target", "linear_target")} | {
+            "done": self.dir / f"{key}.json"}
+
+    def has(self, row: dict[str, Any]) -> bool:
+        return self._paths(entry_key(row))["done"].exists()
+
+    def build_row(self, row: dict[str, Any]) -> str:
+        key = entry_key(row)
+        paths = self._paths(key)
+        if paths["done"].exists():
+            return key
+        arrays = preprocess_row(self.root, row)
+        for name, array in arrays.items():
+            with atomic_path(paths[name], suffix=".npy") as tmp:
+                np.save(tmp, array)
+        atomic_write_text(paths["done"], json.dumps({"pair_id": row["pair_id"], "version": PREPROCESS_VERSION,
+                                                     "arrays": sorted(arrays)}))
+        return key
+
+    def build(self, rows: list[dict[str, Any]], *, workers: int | None = None, progress: bool = True) -> None:
+        """Preprocess every row that is not cached yet (in a process pool when there are many)."""
+        from tqdm import tqdm
+
+        from isp_bench.parallel import process_pool
+
+        todo = [r for r in rows if not self.has(r)]
+        if not todo:
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        workers = workers if workers is not None else (1 if len(todo) < 16 else os.cpu_count() or 1)
+        with tqdm(total=len(rows), initial=len(rows) - len(todo), desc="preprocess cache", unit="pair",
+                  disable=not progress) as bar:
+            if workers <= 1:
+                for row in todo:
+                    self.build_row(row)
+                    bar.update()
+            else:
+                with process_pool(workers, preload=("isp_bench.data.cache",)) as pool:
+                    for _ in pool.map(self.build_row, todo):
+                        bar.update()
+
+    def load(self, row: dict[str, Any]) -> CacheEntry:
+        """Memory-mapped arrays of a cached row (build it first)."""
+        paths = self._paths(entry_key(row))
+        if not paths["done"].exists():
+            raise CacheError(f"pair {row['pair_id']} is not in the cache at {self.dir}; call build() first")
+        load = lambda name: np.load(paths[name], mmap_mode="r") if paths[name].exists() else None  # noqa: E731
+        return CacheEntry(load("raw"), load("target"), load("linear_target"))

@@ -1,0 +1,295 @@
+"""The dataset card (``README.md``) of a published dataset: a YAML header the Hub and ``datasets``
+read (licence, task categories, size category, configs with each split's data files) and prose a
+researcher reads (source, capture conditions, cameras, splits and how they were made, flags and
+known issues, licence, citation, and the isp-bench version and manifest hash it came from).
+
+Everything in the card is derived from the manifest and the source class, never typed by hand,
+so republishing the same manifest writes the same card.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from isp_bench import __version__
+from isp_bench.errors import IspBenchError
+from isp_bench.hub._format import (
+    CARD_FILE,
+    FORMAT_VERSION,
+    LICENSE_FILE,
+    LINEAR_TARGET_COLUMN,
+    RAW_COLUMN,
+    TARGET_COLUMN,
+    split_pattern,
+)
+from isp_bench.manifest import Manifest
+
+TASK_CATEGORIES = ["image-to-image"]
+TAGS = ["raw-images", "camera-isp", "computational-photography", "isp-bench"]
+
+FLAG_MEANINGS = {
+    "rotated_target": "the target is stored rotated against the raw; `target_rot90` gives the `np.rot90` turns "
+                      "that bring it back to sensor orientation",
+    "rotation_guessed": "rotated target whose raw carries no rotating EXIF Orientation: the turn direction is a guess",
+    "size_mismatch": "target and raw sizes differ by more than a rotation (crop or resize in the target's pipeline)",
+    "misaligned": "the target is not pixel-aligned with the raw (known scene misalignment)",
+}
+
+ROLE_MEANINGS = {
+    "well_lit": "a normally exposed raw and its target",
+    "low_light": "an under-exposed raw (see `exposure_ratio`) and the well-exposed target",
+    "mimic_isp": "a raw and the camera's own processed image (learn to mimic its ISP)",
+}
+
+
+class CardError(IspBenchError):
+    """A dataset card is missing or its YAML header cannot be read."""
+
+
+def size_category(n: int) -> str:
+    """The Hub's ``size_categories`` label for ``n`` rows."""
+    if n < 1000:
+        return "n<1K"
+    bounds = [(10**4, "1K<n<10K"), (10**5, "10K<n<100K"), (10**6, "100K<n<1M"), (10**7, "1M<n<10M"),
+              (10**8, "10M<n<100M"), (10**9, "100M<n<1B")]
+    for bound, label in bounds:
+        if n < bound:
+            return label
+    return "n>1T" if n >= 10**12 else "1B<n<10B"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def license_text(source) -> str:
+    """``LICENSE.md``: the source's licence statement, its class, and where the original lives."""
+    return (f"# Licence of {source.title}\n\n{source.licence}\n\n"
+            f"- Licence class (per-row `licence_class`): `{source.licence_class}`\n"
+            f"- Redistribution allowed: {'yes' if source.redistributable else 'no'}\n"
+            f"- Original dataset: {source.url}\n\n"
+            "This repository redistributes the dataset's files unchanged under the terms above; the isp-bench "
+            "metadata columns are BSD-3-Clause.\n")
+
+
+def card_yaml(manifest: Manifest, source, splits: list[str]) -> dict[str, Any]:
+    """The card's YAML header as a dict."""
+    header: dict[str, Any] = {}
+    hub_license = getattr(source, "hub_license", None)  # a Hub licence identifier, when the source names one
+    if hub_license:
+        header["license"] = hub_license
+    else:
+        header.update({"license": "other", "license_name": _slug(f"{source.name}-licence"),
+                       "license_link": LICENSE_FILE})
+    header.update({
+        "pretty_name": source.title,
+        "task_categories": list(TASK_CATEGORIES),
+        "tags": [*TAGS, source.name],
+        "size_categories": [size_category(len(manifest))],
+    })
+    if source.licence_class != "open":
+        header["extra_gated_prompt"] = (f"{source.title} is distributed under a {source.licence_class} licence: "
+                                        f"{source.licence}")
+        header["extra_gated_fields"] = {f"I will use this dataset under its licence ({source.licence_class})": "checkbox"}
+    header["configs"] = [{"config_name": "default",
+                          "data_files": [{"split": s, "path": split_pattern(s)} for s in splits]}]
+    return header
+
+
+def _range(values, unit: str = "", fmt: str = ".4g") -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "not recorded"
+    lo, hi = min(values), max(values)
+    return f"{lo:{fmt}}{unit}" if lo == hi else f"{lo:{fmt}}{unit} – {hi:{fmt}}{unit}"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id: str | None = None) -> str:
+    """The card's prose (markdown)."""
+    rows = manifest.rows()
+    meta = manifest.meta
+    name = source.name
+    splits = sorted({r["split"] for r in rows})
+    target_ref = repo_id or "path/to/this/folder"
+    out: list[str] = [f"# {source.title}", ""]
+    out.append(f"Raw sensor captures paired with rendered targets, for training and evaluating learned camera ISPs "
+               f"(raw → display sRGB). {len(rows)} pairs in {len(splits)} split(s), published with "
+               f"isp-bench {__version__} from the `{name}` manifest "
+               f"(content hash `{manifest.content_hash}`).")
+
+    out += ["", "## Source", "",
+            f"- Dataset: {source.title}",
+            f"- Original: {source.url}",
+            f"- Layout read by isp-bench's `{name}` adapter: {source.layout}",
+            f"- Licence: {source.licence} (class `{source.licence_class}`; see [{LICENSE_FILE}]({LICENSE_FILE}))"]
+
+    roles = Counter(r["role"] for r in rows)
+    out += ["", "## Capture conditions", ""]
+    out.append(_table(["role", "pairs", "meaning", "exposure ratio"],
+                      [[f"`{role}`", n, ROLE_MEANINGS.get(role, ""),
+                        _range([r["exposure_ratio"] for r in rows if r["role"] == role], "×")]
+                       for role, n in sorted(roles.items())]))
+    out += ["",
+            f"- ISO: {_range([r['iso'] for r in rows])}",
+            f"- Exposure time: {_range([r['exposure_s'] for r in rows], ' s')}",
+            f"- f-number: {_range([r['fnumber'] for r in rows])}",
+            f"- Focal length: {_range([r['focal_length_mm'] for r in rows], ' mm')}",
+            f"- Capture dates: {_range([r['datetime'] for r in rows], fmt='')}"]
+    subsets = Counter(r["subset"] for r in rows if r["subset"])
+    if subsets:
+        out.append("- Subsets: " + ", ".join(f"`{s}` ({n})" for s, n in sorted(subsets.items())))
+    devices = Counter(r["target_device"] for r in rows if r["target_device"])
+    if devices:
+        out.append("- Targets rendered by: " + ", ".join(f"{d} ({n})" for d, n in sorted(devices.items())))
+
+    cams: dict[tuple, dict[str, Any]] = {}
+    for r in rows:
+        key = (r["make"] or "?", r["model"] or "?", r["cfa"] or "?", r["container"] or "?")
+        cam = cams.setdefault(key, {"n": 0, "sizes": set(), "white": set()})
+        cam["n"] += 1
+        cam["sizes"].add(f"{r['width']}×{r['height']}")
+        cam["white"].add(r["white_level"])
+    out += ["", "## Cameras", ""]
+    out.append(_table(["make", "model", "CFA", "container", "raw size (w×h)", "white level", "pairs"],
+                      [[*k, ", ".join(sorted(c["sizes"])), ", ".join(f"{w:g}" for w in sorted(w for w in c["white"] if w is not None)), c["n"]]
+                       for k, c in sorted(cams.items())]))
+    filled = Counter(f for r in rows for f in r["filled_from_dataset"])
+    if filled:
+        out += ["", "Values the raw files do not carry, filled from documented dataset-level constants "
+                "(column `filled_from_dataset`): " + ", ".join(f"`{f}` ({n} rows)" for f, n in sorted(filled.items()))]
+
+    out += ["", "## Splits", ""]
+    shard_count = Counter(s["name"].split("/", 1)[1].rsplit("-", 3)[0] for s in shards)
+    shard_mb = Counter()
+    for s in shards:
+        shard_mb[s["name"].split("/", 1)[1].rsplit("-", 3)[0]] += s["bytes"] / 1e6
+    scene_splits: dict[str, set[str]] = {}
+    for r in rows:
+        scene_splits.setdefault(r["scene"], set()).add(r["split"])
+    out.append(_table(["split", "pairs", "scenes", "shards", "size (MB)"],
+                      [[f"`{s}`", sum(r["split"] == s for r in rows),
+                        len({r["scene"] for r in rows if r["split"] == s}), shard_count[s], f"{shard_mb[s]:.1f}"]
+                       for s in splits]))
+    crossing = sorted(s for s, v in scene_splits.items() if len(v) > 1)
+    how = getattr(source, "split_note", None) or (
+        f"The `split` column is the split isp-bench's `{name}` adapter assigns from the dataset's official split "
+        "lists (or, where the dataset defines none, the rule the adapter documents); splits never depend on "
+        "directory listing order.")
+    out += ["", how + " " + ("Every scene lies in exactly one split, so no scene content leaks between splits."
+                             if not crossing else
+                             f"{len(crossing)} scene(s) appear in more than one split: {', '.join(crossing[:10])}.")]
+
+    out += ["", "## Flags and known issues", ""]
+    flags = Counter(f for r in rows for f in r["flags"])
+    if flags:
+        out.append(_table(["flag", "pairs", "meaning"],
+                          [[f"`{f}`", n, FLAG_MEANINGS.get(f, "")] for f, n in sorted(flags.items())]))
+    else:
+        out.append("No pair carries a flag (column `flags`).")
+    errors = meta.get("errors", [])
+    src_meta = meta.get("source", {})
+    if errors:
+        out += ["", f"{len(errors)} file(s) of the original could not be read at ingest and their "
+                f"{src_meta.get('pairs_skipped', '?')} pair(s) are left out:"]
+        out += [f"- `{e.get('path')}`: {e.get('error')}" for e in errors[:20]]
+        if len(errors) > 20:
+            out.append(f"- … and {len(errors) - 20} more (see the manifest's metadata)")
+    else:
+        out += ["", "Every file the source layout lists was read at ingest; no pair is left out."]
+
+    out += ["", "## Data fields", "",
+            "One row per (input raw, target) pair. Every column of the isp-bench manifest (schema "
+            f"v{meta.get('schema_version')}) is kept with its name and type, plus the files themselves:", "",
+            f"- `{RAW_COLUMN}` (binary): the input raw file's **original bytes**, untouched (container, maker notes, "
+            "DNG tags and all); `sha256(raw) == input_sha256`, and `input_path` gives its name and extension. "
+            "Decode with rawpy/LibRaw, or with `isp_bench.hub.load(...).raw(pair_id)` into a RawCapture.",
+            f"- `{TARGET_COLUMN}` (Image): the target's original bytes (`target_path`, `target_sha256`).",
+            f"- `{LINEAR_TARGET_COLUMN}` (binary): the linear target's original bytes when the dataset has one "
+            "(often 16-bit PNG, which PIL would truncate, hence not an Image feature).",
+            "- RawCapture metadata of the input: `cfa`, `black_level` (per 2×2 CFA position), `white_level`, "
+            "`wb_as_shot` (R, G, B; G = 1), `color_matrix` (camera → XYZ, row-major 3×3) and its "
+            "`color_matrix_illuminant`, `noise_profile`, `orientation`, `default_crop`, exposure facts. "
+            "A value the file does not carry is null, never a default.",
+            "- Identity: `pair_id`, `scene`, `split`, `role`, `subset`, `flags`, `licence_class`, `extra` (JSON)."]
+
+    out += ["", "## Usage", "", "```python", "from datasets import load_dataset", "",
+            f'ds = load_dataset("{target_ref}")', f'row = ds["{splits[0] if splits else "train"}"][0]',
+            'raw_bytes, target = row["raw"], row["target"]  # bytes of the raw file, PIL image', "",
+            "import isp_bench.hub", "", f'pub = isp_bench.hub.load("{target_ref}")',
+            "pub.table                      # manifest-equivalent table (pyarrow)",
+            "capture = pub.raw(pub.pair_ids()[0])   # RawCapture: mosaic + metadata",
+            f'pub.to_root("{name}-root")    # files under their original paths + {name}.parquet manifest', "```"]
+
+    out += ["", "## Licence", "", f"{source.licence}", "",
+            f"Licence class `{source.licence_class}`, carried in every row's `licence_class`."]
+    if source.licence_class != "open":
+        out.append("Access is gated: users agree to these terms before downloading.")
+
+    out += ["", "## Citation", ""]
+    if getattr(source, "citation", ""):
+        out += ["```bibtex", source.citation.strip(), "```"]
+    else:
+        where = f" at {source.url}" if str(source.url).startswith("http") else ""
+        out.append(f"The source names no citation; cite the original dataset{where}.")
+
+    out += ["", "## Provenance", "",
+            f"- Published by isp-bench {__version__} (publish format v{FORMAT_VERSION})",
+            f"- Manifest: dataset `{name}`, schema v{meta.get('schema_version')}, written by isp-bench "
+            f"{meta.get('isp_bench_version')}, {len(rows)} rows",
+            f"- Manifest content hash: `{manifest.content_hash}`",
+            "- The same hash is stored in every shard's Parquet metadata (`isp_bench.publish`); "
+            "`isp_bench.hub.load` recomputes it from the rows it reads.", ""]
+    return "\n".join(out)
+
+
+def build_card(manifest: Manifest, source, shards: list[dict[str, Any]], *, repo_id: str | None = None) -> str:
+    """The full ``README.md``: YAML header between ``---`` lines, then the prose."""
+    splits = sorted({r["split"] for r in manifest.rows()})
+    header = yaml.safe_dump(card_yaml(manifest, source, splits), sort_keys=False, allow_unicode=True, width=120)
+    return f"---\n{header}---\n\n{card_body(manifest, source, shards, repo_id)}"
+
+
+def read_card(folder: str | Path) -> tuple[dict[str, Any], str]:
+    """The card's YAML header (parsed) and its prose."""
+    path = Path(folder) / CARD_FILE
+    if not path.is_file():
+        raise CardError(f"{path}: no dataset card; {folder} is not a published dataset (run `isp-bench publish`)")
+    text = path.read_text(encoding="utf-8")
+    match = re.match(r"^---\n(.*?)\n---\n(.*)$", text, re.S)
+    if not match:
+        raise CardError(f"{path}: no YAML header between '---' lines; republish the dataset")
+    try:
+        header = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as exc:
+        raise CardError(f"{path}: its YAML header does not parse ({exc}); republish the dataset") from exc
+    return header, match.group(2)
+
+
+def data_files(folder: str | Path, config: str = "default") -> dict[str, list[Path]]:
+    """Each split of ``config`` with the files its ``data_files`` patterns match in ``folder``."""
+    folder = Path(folder)
+    header, _ = read_card(folder)
+    configs = {c.get("config_name", "default"): c for c in header.get("configs", [])}
+    if config not in configs:
+        raise CardError(f"{folder / CARD_FILE}: no config {config!r} (has {sorted(configs)})")
+    files = configs[config]["data_files"]
+    if isinstance(files, (str, list)) and not (isinstance(files, list) and files and isinstance(files[0], dict)):
+        files = [{"split": "train", "path": files}]
+    out: dict[str, list[Path]] = {}
+    for entry in files:
+        patterns = entry["path"] if isinstance(entry["path"], list) else [entry["path"]]
+        matched = sorted({Path(p) for pat in patterns for p in glob.glob(str(folder / pat))})
+        out[entry["split"]] = [p for p in matched if not p.name.startswith(".")]
+    return out
