@@ -41,7 +41,14 @@ def _print_ingest(result) -> None:
 def _cmd_ingest(args) -> int:
     from isp_bench.ingest import ingest
 
-    result = ingest(args.source, args.root, args.out, workers=args.workers, progress=not args.quiet)
+    from isp_bench.errors import DatasetError
+
+    if args.root is None and not args.lists_only:
+        raise DatasetError("ingest needs --root DIR (the dataset folder as downloaded), or --lists-only "
+                           "for a manifest built from the shipped split lists alone")
+    options = {"model": args.model, "results": args.results}
+    result = ingest(args.source, args.root, args.out, workers=args.workers, progress=not args.quiet,
+                    options=options, lists_only=args.lists_only)
     _print_ingest(result)
     return 0
 
@@ -63,16 +70,46 @@ def _cmd_manifest_validate(args) -> int:
 
 def _cmd_datasets(args) -> int:
     from isp_bench.datasets import get_source, list_sources
+    from isp_bench.errors import DatasetError
 
-    described = [get_source(name).describe() for name in list_sources()]
+    names = list_sources(args.name or "*")
+    if args.name and not names:
+        get_source(args.name)  # raises with the near misses
+    if args.root is not None and len(names) != 1:
+        raise DatasetError("--root checks one dataset folder: name its source, e.g. `isp-bench datasets sid --root DIR`")
+    described = [get_source(name).describe() for name in names]
+    reports = {}
+    if args.root is not None:
+        report = get_source(names[0]).check_layout(args.root)
+        reports[names[0]] = {"root": report.root, "complete": report.complete, "found": report.found,
+                             "expected": report.expected, "missing": report.missing}
+        described[0]["layout_check"] = reports[names[0]]
+    status = 0 if all(r["complete"] for r in reports.values()) else 1
     if args.json:
         print(json.dumps(described, indent=1))
-        return 0
+        return status
     for d in described:
         redistribution = "redistributable" if d["redistributable"] else "no redistribution"
         print(f"{d['name']:<10} {d['title']}\n{'':<10} layout: {d['layout']}\n{'':<10} licence: {d['licence']} "
               f"[{d['licence_class']}, {redistribution}]\n{'':<10} get it: {d['url']}")
-    return 0
+        if d.get("notes"):
+            print(f"{'':<10} notes: {d['notes']}")
+        if d.get("options"):
+            print(f"{'':<10} options: " + "; ".join(f"--{k}: {v}" for k, v in d["options"].items()))
+        check = reports.get(d["name"])
+        if check:
+            state = "complete" if check["complete"] else "INCOMPLETE"
+            print(f"{'':<10} {check['root']}: {state}")
+            for key in sorted(set(check["expected"]) | set(check["found"])):
+                exp = check["expected"].get(key)
+                print(f"{'':<12} {key}: found {check['found'].get(key, 0)}" + (f" of {exp} expected" if exp else ""))
+            if check["missing"]:
+                print(f"{'':<12} missing ({len(check['missing'])}):")
+                for item in check["missing"][:20]:
+                    print(f"{'':<14} {item}")
+                if len(check["missing"]) > 20:
+                    print(f"{'':<14} … and {len(check['missing']) - 20} more (see --json)")
+    return status
 
 
 def _cmd_demo(args) -> int:
@@ -93,6 +130,59 @@ def _cmd_demo(args) -> int:
     print(f"\nDone. Manifest: {args.manifest} (dataset root {data_root}). "
           f"Inspect it with `isp-bench manifest show {args.manifest}` or pandas.read_parquet.")
     return 0 if report.ok and not result.errors else 1
+
+
+def _run_kwargs(args) -> dict:
+    metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
+    return dict(dataset=args.dataset, budget=args.budget, device=args.device, seed=args.seed, runs_dir=args.runs,
+                manifest=args.manifest, root=args.root, **({"metrics": metrics} if metrics else {}),
+                progress=not args.quiet)
+
+
+def _cmd_train(args) -> int:
+    from isp_bench.runs import run_benchmark
+
+    run_dir = run_benchmark(args.model, evaluate=False, **_run_kwargs(args))
+    print(f"trained weights: {run_dir / 'model.pt'}")
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from isp_bench.leaderboard import build_leaderboard
+    from isp_bench.runs import run_benchmark
+
+    run_dir = run_benchmark(args.model, require_trained=args.command == "evaluate", **_run_kwargs(args))
+    result = json.loads((run_dir / "result.json").read_text())
+    print(f"run: {run_dir}")
+    for name, m in result["metrics"].items():
+        print(f"  {name:<14} {m['mean']:.4f}")
+    if args.command == "run":
+        board = build_leaderboard(args.runs, args.dataset, args.leaderboards)
+        print(f"leaderboard: {board}")
+    return 0
+
+
+def _cmd_leaderboard(args) -> int:
+    from isp_bench.leaderboard import build_leaderboard, load_results
+
+    datasets = [args.dataset] if args.dataset else sorted({r["dataset"] for r in load_results(args.runs)})
+    for dataset in datasets:
+        print(f"leaderboard: {build_leaderboard(args.runs, dataset, args.out)}")
+    return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="registered model (see `isp-bench models`)")
+    p.add_argument("--dataset", default="synth", help="dataset name (default: the embedded synthetic set)")
+    p.add_argument("--budget", default="short", choices=("smoke", "short", "paper"),
+                   help="smoke: seconds (tests); short: minutes on a CPU; paper: the paper's schedule")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (default: ./runs)")
+    p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
+    p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
+    p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the standard suite)")
+    p.add_argument("--quiet", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,8 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="read a dataset folder in its published layout and write its manifest")
     p.add_argument("source", help="dataset source name (see `isp-bench datasets`)")
-    p.add_argument("--root", type=Path, required=True, help="the dataset folder as downloaded")
+    p.add_argument("--root", type=Path, default=None, help="the dataset folder as downloaded")
     p.add_argument("--out", type=Path, default=None, help="manifest path (default: manifests/SOURCE.parquet)")
+    p.add_argument("--lists-only", action="store_true",
+                   help="build the manifest from the split lists the source ships, reading no file (sid)")
+    p.add_argument("--model", default=None, help="keep one camera/device (sid: Sony|Fuji; hdrplus: 'Nexus 6P'; "
+                   "fivek: D700)")
+    p.add_argument("--results", default=None, help="hdrplus: the results_<date> folder to use as targets")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_ingest)
@@ -136,9 +231,28 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true")
     q.set_defaults(func=_cmd_manifest_validate)
 
-    p = sub.add_parser("datasets", help="list the dataset sources with layout and licence")
+    p = sub.add_parser("datasets", help="list the dataset sources with layout, licence and download; "
+                       "with NAME --root DIR, check a download for completeness (exit 1 if incomplete)")
+    p.add_argument("name", nargs="?", default=None, help="a source name or pattern (default: all)")
+    p.add_argument("--root", type=Path, default=None, help="a downloaded dataset folder to check against NAME")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_datasets)
+    p = sub.add_parser("run", help="train with the paper's recipe, evaluate the test split, score, update the leaderboard")
+    _add_run_options(p)
+    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"))
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("train", help="train (or resume training) a model with its recipe")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_train)
+    p = sub.add_parser("evaluate", help="evaluate a trained run at full resolution and write result.json")
+    _add_run_options(p)
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("leaderboard", help="build leaderboards/<dataset>.md from runs/*/result.json")
+    p.add_argument("--dataset", default=None, help="one dataset (default: every dataset with results)")
+    p.add_argument("--runs", type=Path, default=Path("runs"))
+    p.add_argument("--out", type=Path, default=Path("leaderboards"))
+    p.set_defaults(func=_cmd_leaderboard)
+
     for module in COMMAND_MODULES:
         importlib.import_module(module).add_commands(sub)
     return parser

@@ -101,13 +101,16 @@ class PairDataset(Dataset):
             crops = [np.array(t) for t in targets]
         else:
             rng = np.random.default_rng([self.seed, self.epoch, item])
-            op = DIHEDRAL[int(rng.integers(8))] if self.augment else DIHEDRAL[0]
             ph, pw = self.patch
-            rh, rw = (pw + 2, ph + 2) if op[0] else (ph + 2, pw + 2)
             full_h, full_w = 2 * entry.raw.shape[1], 2 * entry.raw.shape[2]
-            if rh > full_h or rw > full_w:
+            # ops that transpose need the transposed region; keep only the ops whose region fits
+            fits = [op for op in (DIHEDRAL if self.augment else DIHEDRAL[:1])
+                    if ((pw, ph) if op[0] else (ph, pw))[0] + 2 <= full_h and ((pw, ph) if op[0] else (ph, pw))[1] + 2 <= full_w]
+            if not fits:
                 raise IspBenchError(f"pair {row['pair_id']}: patch {self.patch} (+2 px for augmentation) does not fit "
                                     f"its {full_h}×{full_w} frame; choose a smaller patch")
+            op = fits[int(rng.integers(len(fits)))]
+            rh, rw = (pw + 2, ph + 2) if op[0] else (ph + 2, pw + 2)
             top = 2 * int(rng.integers(0, (full_h - rh) // 2 + 1))
             left = 2 * int(rng.integers(0, (full_w - rw) // 2 + 1))
             raw, crops = crop_packed_patch(entry.raw, targets, top, left, self.patch, op)

@@ -1,0 +1,182 @@
+"""`isp-bench run`: train a registered model with its paper's recipe, evaluate the test split at full
+resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
+
+A run's id is a function of the resolved config, so re-running the same command finds the same
+folder and resumes: a finished training is not repeated, an interrupted one continues from its last
+checkpoint.
+
+Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` / ``model.pt``, ``training.json``
+(losses, speed), ``per_image.parquet``, ``previews/*.png``, and ``result.json``: config, ModelCard,
+manifest hash and split, metric specs and aggregates, provenance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from isp_bench import __version__
+from isp_bench.errors import DatasetError, IspBenchError
+from isp_bench.evaluate.benchmark import DEFAULT_METRICS, evaluate_model
+from isp_bench.files import atomic_write_text
+from isp_bench.manifest import Manifest, read_manifest
+from isp_bench.metrics import get_metric
+from isp_bench.models import create_model, model_card
+from isp_bench.train.recipe import config_hash, resolve_recipe
+from isp_bench.train.trainer import FINAL, train
+
+PACKAGES = ("torch", "torchvision", "numpy", "timm", "pytorch-msssim", "lpips", "colour-science", "rawpy",
+            "scikit-image", "pyarrow")
+
+
+class RunError(IspBenchError):
+    """A run that cannot proceed (e.g. evaluating an untrained model)."""
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                    capture_output=True, text=True).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+
+
+def provenance(device: str) -> dict[str, Any]:
+    commit, dirty = git_commit()
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    device_name = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or
+                                                                                   platform.machine())
+    return {"isp_bench_version": __version__, "git_commit": commit, "git_dirty": dirty, "packages": versions,
+            "python": platform.python_version(), "platform": platform.platform(), "device": device,
+            "device_name": device_name, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+
+
+def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
+                    *, progress: bool = True) -> tuple[Manifest, Path]:
+    """The manifest and dataset root of ``name``: ``manifests/<name>.parquet`` and ``work/<name>``
+    unless given. The embedded default (``synth``) is generated and ingested when absent."""
+    manifest_path = Path(manifest) if manifest else Path("manifests") / f"{name}.parquet"
+    root_path = Path(root) if root else Path("work") / name
+    if name == "synth" and root is None:
+        from isp_bench.ingest import ingest
+        from isp_bench.synth import generate
+
+        if not (root_path / "synth.json").exists():
+            generate(root_path, progress=progress)
+        ingest("synth", root_path, manifest_path, progress=progress)  # cached: instant when unchanged
+    if not manifest_path.is_file():
+        raise DatasetError(f"{manifest_path}: no manifest for dataset {name!r}; run `isp-bench ingest {name} --root DIR "
+                           f"--out {manifest_path}` first")
+    if not root_path.is_dir():
+        raise DatasetError(f"{root_path}: dataset root of {name!r} not found; pass --root DIR (the folder ingested)")
+    return read_manifest(manifest_path), root_path
+
+
+def run_id_for(config: dict[str, Any]) -> str:
+    return f"{config['dataset']}-{config['model']}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
+
+
+def _aggregate(frame, names) -> dict[str, Any]:
+    out = {}
+    for name in names:
+        values = frame[name].to_numpy(dtype=float)
+        out[name] = {"mean": float(np.mean(values)), "median": float(np.median(values)),
+                     "std": float(np.std(values)), "n": int(values.size)}
+    return out
+
+
+def run_benchmark(
+    model_name: str,
+    *,
+    dataset: str = "synth",
+    budget: str = "short",
+    device: str = "cpu",
+    seed: int = 0,
+    runs_dir: str | os.PathLike = "runs",
+    manifest: str | os.PathLike | None = None,
+    root: str | os.PathLike | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    overrides: dict[str, Any] | None = None,
+    evaluate: bool = True,
+    require_trained: bool = False,
+    progress: bool = True,
+    on_step=None,
+) -> Path:
+    """Train (resuming), evaluate and record one model; returns the run folder.
+
+    ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
+    """
+    wall_start = time.perf_counter()
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    config = resolve_recipe(model_name, budget=budget, dataset=dataset, seed=seed, overrides=overrides)
+    run_dir = Path(runs_dir) / run_id_for(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
+    manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
+    cache_dir = root_path / ".isp-bench-cache"
+
+    if require_trained and config["stages"] and not (run_dir / FINAL).exists():
+        raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
+                       f"--model {model_name} --dataset {dataset} --budget {budget} --seed {seed}` first")
+    torch.manual_seed(seed)
+    model = create_model(model_name)
+    training = train(model, config, manifest_obj, root_path, run_dir, device=device, cache_dir=cache_dir,
+                     on_step=on_step, progress=progress)
+    atomic_write_text(run_dir / "training.json", json.dumps(training, indent=1) + "\n")
+    if not evaluate:
+        return run_dir
+
+    eval_cfg = config["eval"]
+    eval_start = time.perf_counter()
+    frame, unavailable = evaluate_model(model, manifest_obj, root_path, split=eval_cfg["split"], metrics=metrics,
+                                        tile=eval_cfg["tile"], overlap=eval_cfg["overlap"], device=device,
+                                        cache_dir=cache_dir, previews_dir=run_dir / "previews",
+                                        n_previews=eval_cfg["previews"], progress=progress)
+    eval_seconds = time.perf_counter() - eval_start
+    frame.to_parquet(run_dir / "per_image.parquet", index=False)
+    scored = [m for m in metrics if m not in unavailable]
+    card = model_card(model_name, measure=True).to_dict()
+    result = {
+        "run_id": run_dir.name,
+        "model": model_name,
+        "dataset": dataset,
+        "split": eval_cfg["split"],
+        "budget": budget,
+        "seed": seed,
+        "config": config,
+        "model_card": card,
+        "manifest": {"path": str(manifest_obj.path), "dataset": manifest_obj.dataset,
+                     "content_hash": manifest_obj.content_hash,
+                     "pairs_in_split": int(len(frame))},
+        "metrics": {name: {"spec": get_metric(name).to_dict(), **agg}
+                    for name, agg in _aggregate(frame, scored).items()},
+        "unavailable_metrics": unavailable,
+        "training": {k: v for k, v in training.items() if k != "losses"},
+        "evaluation": {"seconds": eval_seconds, "frames": int(len(frame)),
+                       "s_per_frame": float(frame["seconds"].mean()) if len(frame) else None,
+                       "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"]},
+        "provenance": {**provenance(device), "seed": seed, "started": started,
+                       "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "wall_s": time.perf_counter() - wall_start},
+    }
+    atomic_write_text(run_dir / "result.json", json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
+    return run_dir

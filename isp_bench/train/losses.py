@@ -1,0 +1,123 @@
+"""Training objectives of the papers' recipes, as functions ``(model, batch) -> scalar loss``.
+
+Colour conversions are differentiable torch versions of IEC 61966-2-1 sRGB decoding and CIE 1976
+L*a*b* with the D65 white; tests check them against colour-science.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from isp_bench.errors import unknown_name_error
+
+SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+D65_XYZ = (0.95047, 1.0, 1.08883)
+
+
+def srgb_to_linear(srgb: torch.Tensor) -> torch.Tensor:
+    """IEC 61966-2-1 decoding of B×3×H×W values (clamped to [0, 1] first)."""
+    x = srgb.clamp(0.0, 1.0)
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def srgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
+    """sRGB B×3×H×W in [0, 1] → CIE L*a*b* (D65), L in [0, 100]."""
+    xyz = torch.einsum("ij,bjhw->bihw", SRGB_TO_XYZ.to(srgb), srgb_to_linear(srgb))
+    white = torch.tensor(D65_XYZ, dtype=srgb.dtype, device=srgb.device)[None, :, None, None]
+    t = xyz / white
+    delta = 6.0 / 29.0
+    f = torch.where(t > delta**3, t.clamp_min(1e-12) ** (1.0 / 3.0), t / (3 * delta**2) + 4.0 / 29.0)
+    return torch.stack([116 * f[:, 1] - 16, 500 * (f[:, 0] - f[:, 1]), 200 * (f[:, 1] - f[:, 2])], dim=1)
+
+
+def _output(model, batch):
+    return model(batch)
+
+
+def srgb_mse(model, batch, **_: Any) -> torch.Tensor:
+    return F.mse_loss(_output(model, batch), batch["target"])
+
+
+def srgb_l1(model, batch, **_: Any) -> torch.Tensor:
+    return F.l1_loss(_output(model, batch), batch["target"])
+
+
+def deepisp_lab_msssim(model, batch, *, alpha: float, win_size: int = 5, scales: int = 2) -> torch.Tensor:
+    """DeepISP: ``(1 − α)·‖Lab(out) − Lab(gt)‖₁ + α·(1 − MS-SSIM(L(out), L(gt)))``, MS-SSIM on the L
+    channel with ``win_size`` windows over ``scales`` scales (equal weights)."""
+    out_lab, gt_lab = srgb_to_lab(_output(model, batch)), srgb_to_lab(batch["target"])
+    l1 = (out_lab - gt_lab).abs().mean()
+    similarity = ms_ssim_small(out_lab[:, :1], gt_lab[:, :1], data_range=100.0, win_size=win_size, scales=scales)
+    return (1 - alpha) * l1 + alpha * (1 - similarity)
+
+
+def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
+    x = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum())
+
+
+def ms_ssim_small(x: torch.Tensor, y: torch.Tensor, *, data_range: float, win_size: int = 5, scales: int = 2,
+                  sigma: float = 1.5, k: tuple[float, float] = (0.01, 0.03)) -> torch.Tensor:
+    """Differentiable MS-SSIM (Wang et al. 2003) over ``scales`` scales with equal exponents and a
+    ``win_size`` Gaussian window ('valid' filtering, 2×2 average pooling between scales), for
+    single-channel B×1×H×W inputs. Unlike pytorch-msssim it works on small training patches."""
+    g = _gaussian_window(win_size, sigma, x)
+    c1, c2 = (k[0] * data_range) ** 2, (k[1] * data_range) ** 2
+
+    def blur(t):
+        t = F.conv2d(t, g.view(1, 1, 1, -1))
+        return F.conv2d(t, g.view(1, 1, -1, 1))
+
+    value = torch.ones((), dtype=x.dtype, device=x.device)
+    for scale in range(scales):
+        mx, my = blur(x), blur(y)
+        sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+        cs = ((2 * sxy + c2) / (sxx + syy + c2)).mean()
+        if scale == scales - 1:
+            value = value * (((2 * mx * my + c1) / (mx**2 + my**2 + c1)).mean() * cs).clamp_min(1e-6) ** (1 / scales)
+        else:
+            value = value * cs.clamp_min(1e-6) ** (1 / scales)
+            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+    return value
+
+
+def _restore_loss(pred: torch.Tensor, truth: torch.Tensor, eps: float) -> torch.Tensor:
+    log_diff = torch.log(pred.clamp_min(eps)) - torch.log(truth.clamp_min(eps))
+    return (pred - truth).abs().mean() + log_diff.abs().mean()
+
+
+def cameranet_restore(model, batch, *, eps: float = 1e-4) -> torch.Tensor:
+    """Restore-Net alone against the linear (restoration) target."""
+    return _restore_loss(model.restore(batch["raw"]), batch["linear_target"], eps)
+
+
+def cameranet_enhance(model, batch, **_: Any) -> torch.Tensor:
+    """Enhance-Net alone, fed the restoration ground truth, L1 against sRGB."""
+    return F.l1_loss(model.enhance(batch["linear_target"]), batch["target"])
+
+
+def cameranet_joint(model, batch, *, eps: float = 1e-4, **kwargs: Any) -> torch.Tensor:
+    """``λ·L_restore + (1 − λ)·L_enhance`` through the whole network."""
+    lam = kwargs["lambda"]
+    linear = model.restore(batch["raw"])
+    return lam * _restore_loss(linear, batch["linear_target"], eps) + (1 - lam) * F.l1_loss(
+        model.enhance(linear), batch["target"])
+
+
+OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
+    f.__name__: f for f in (srgb_mse, srgb_l1, deepisp_lab_msssim, cameranet_restore, cameranet_enhance,
+                            cameranet_joint)
+}
+# Which batch targets each objective needs.
+NEEDS_LINEAR_TARGET = {"cameranet_restore", "cameranet_enhance", "cameranet_joint"}
+
+
+def get_objective(name: str) -> Callable[..., torch.Tensor]:
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise unknown_name_error("training objective", name, list(OBJECTIVES)) from None

@@ -1,0 +1,205 @@
+"""The benchmark harness: data pipeline, recipes, resumable training, runs, leaderboards."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from isp_bench.cli import main
+from isp_bench.data import DIHEDRAL, PairDataset, crop_packed_patch
+from isp_bench.ingest import ingest
+from isp_bench.leaderboard import build_leaderboard, spec_key
+from isp_bench.raw import cfa_masks, pack_rggb
+from isp_bench.runs import RunError, run_benchmark
+from isp_bench.synth import SynthConfig, generate
+from isp_bench.train.losses import cameranet_restore, ms_ssim_small, srgb_to_lab
+from isp_bench.train.recipe import list_recipes, resolve_recipe
+from isp_bench.train.trainer import lr_at
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    import colour
+
+FAST_METRICS = ("psnr", "ssim", "delta_e76")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("harness")
+    root = generate(base / "synth", SynthConfig(scenes=6, height=96, width=128), workers=1, progress=False)
+    manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
+    return {"root": root, "manifest": manifest, "base": base}
+
+
+def _run(data, model, runs, **kwargs):
+    return run_benchmark(model, budget="smoke", runs_dir=runs, manifest=data["manifest"], root=data["root"],
+                         metrics=FAST_METRICS, progress=False, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def test_every_dihedral_op_keeps_raw_and_target_in_register():
+    rng = np.random.default_rng(0)
+    truth = rng.random((3, 20, 26)).astype(np.float32)
+    mosaic = (truth * cfa_masks((20, 26), "RGGB").transpose(2, 0, 1)).sum(0)
+    packed, _ = pack_rggb(mosaic, "RGGB")
+    for op in DIHEDRAL:
+        raw, (target,) = crop_packed_patch(packed, [truth], 2, 4, (8, 12), op)
+        assert raw.shape == (4, 4, 6) and target.shape == (3, 8, 12)
+        assert np.array_equal(raw[0], target[0, 0::2, 0::2])  # R
+        assert np.array_equal(raw[1], target[1, 0::2, 1::2])  # Gr
+        assert np.array_equal(raw[2], target[1, 1::2, 0::2])  # Gb
+        assert np.array_equal(raw[3], target[2, 1::2, 1::2])  # B
+
+
+def test_dataset_patches_are_deterministic_and_cached(data):
+    kwargs = dict(cache_dir=data["base"] / "cache", patch=(32, 48), augment=True, inputs=("raw", "rgb", "thumb"),
+                  samples_per_epoch=8, seed=3, progress=False)
+    a = PairDataset(data["manifest"], data["root"], "train", **kwargs)
+    b = PairDataset(data["manifest"], data["root"], "train", **kwargs)
+    s = a[5]
+    assert s["raw"].shape == (4, 16, 24) and s["target"].shape == (3, 32, 48) and s["rgb"].shape == (3, 32, 48)
+    assert s["linear_target"].shape == (3, 32, 48) and s["thumb"].shape == (3, 368, 480)
+    assert s["wb"][1] == s["wb"][2] == 1.0 and s["noise"].shape == (2,)
+    assert torch.equal(s["raw"], b[5]["raw"]) and torch.equal(s["target"], b[5]["target"])
+    b.set_epoch(1)
+    assert not torch.equal(s["raw"], b[5]["raw"])
+    full = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["base"] / "cache", progress=False)
+    frame = full[0]
+    assert frame["raw"].shape == (4, 48, 63) and frame["target"].shape == (3, 96, 126)  # GRBG → one column cropped
+
+
+def test_cache_reuses_entries_and_rejects_bad_patches(data):
+    cache = data["base"] / "cache2"
+    PairDataset(data["manifest"], data["root"], "val", cache_dir=cache, progress=False)
+    files = sorted(p.name for p in cache.iterdir())
+    mtimes = [p.stat().st_mtime_ns for p in sorted(cache.iterdir())]
+    PairDataset(data["manifest"], data["root"], "val", cache_dir=cache, progress=False)
+    assert sorted(p.name for p in cache.iterdir()) == files
+    assert [p.stat().st_mtime_ns for p in sorted(cache.iterdir())] == mtimes
+    with pytest.raises(Exception, match="must be even"):
+        PairDataset(data["manifest"], data["root"], "val", cache_dir=cache, patch=(33, 32), progress=False)
+    big = PairDataset(data["manifest"], data["root"], "val", cache_dir=cache, patch=(128, 128), progress=False)
+    with pytest.raises(Exception, match="does not fit"):
+        big[0]
+
+
+# --------------------------------------------------------------------------------- recipes, losses
+
+
+def test_recipes_resolve_for_every_budget():
+    for model in list_recipes():
+        for budget in ("smoke", "short", "paper"):
+            config = resolve_recipe(model, budget=budget)
+            assert config["model"] == model and config["budget"] == budget
+    paper = resolve_recipe("cameranet", budget="paper", dataset="sid")
+    assert [s["name"] for s in paper["stages"]] == ["restore", "enhance", "joint"]
+    assert paper["stages"][2]["objective_args"]["lambda"] == 0.9 and paper["stages"][2]["lr"] == 1e-5
+    assert resolve_recipe("cameranet", dataset="fivek")["stages"][2]["objective_args"]["lambda"] == 0.1
+    assert resolve_recipe("crispnet", budget="paper")["stages"][0]["patch"] == [368, 480]
+    stage = {"lr": 1e-4, "lr_decay": 0.1, "lr_decay_at": [0.75], "steps": 100}
+    assert (lr_at(stage, 74), lr_at(stage, 75)) == (1e-4, pytest.approx(1e-5))
+
+
+def test_lab_conversion_matches_colour_science():
+    x = torch.rand(1, 3, 6, 7, dtype=torch.float64)
+    srgb = x[0].permute(1, 2, 0).numpy()
+    linear = colour.cctf_decoding(srgb, function="sRGB")
+    xyz = linear @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    ref = colour.XYZ_to_Lab(xyz, colour.XYZ_to_xy(np.array([0.95047, 1.0, 1.08883])))
+    assert np.allclose(srgb_to_lab(x)[0].permute(1, 2, 0).numpy(), ref, atol=1e-8)
+
+
+def test_two_scale_ms_ssim_matches_pytorch_msssim():
+    from pytorch_msssim import ms_ssim
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 200, 200, dtype=torch.float64) * 100
+    y = (x + torch.randn_like(x) * 10).clamp(0, 100)
+    reference = ms_ssim(x, y, data_range=100, win_size=5, weights=[0.5, 0.5])
+    assert float(ms_ssim_small(x, y, data_range=100, win_size=5, scales=2)) == pytest.approx(float(reference), abs=1e-5)
+    assert float(ms_ssim_small(x[..., :48, :48], x[..., :48, :48], data_range=100)) == pytest.approx(1.0)
+
+
+def test_cameranet_restore_loss_value():
+    class Identity(torch.nn.Module):
+        def restore(self, raw):
+            return raw
+
+    batch = {"raw": torch.full((1, 3, 2, 2), 0.5), "linear_target": torch.full((1, 3, 2, 2), 0.25)}
+    assert float(cameranet_restore(Identity(), batch)) == pytest.approx(0.25 + np.log(2))
+
+
+# ----------------------------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize("model", ["classic", "djdd", "unet", "deepisp", "cameranet", "crispnet", "crispnet-nowb",
+                                   "crispnet-noglobal", "unet-resbottleneck", "pynet"])
+def test_smoke_run_end_to_end(data, tmp_path, model):
+    run_dir = _run(data, model, tmp_path)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["model"] == model and result["manifest"]["pairs_in_split"] == 2
+    assert set(result["metrics"]) == set(FAST_METRICS)
+    assert all(np.isfinite(m["mean"]) for m in result["metrics"].values())
+    assert result["metrics"]["psnr"]["spec"]["name"] == "psnr"
+    assert result["model_card"]["params"] is not None and result["provenance"]["packages"]["torch"]
+    assert len(list((run_dir / "previews").glob("*.png"))) == 2 and (run_dir / "per_image.parquet").exists()
+    assert (run_dir / "model.pt").exists()  # the exact weights that were evaluated
+    assert result["training"]["steps"] == sum(s["steps"] for s in result["config"]["stages"])
+
+
+def test_interrupted_training_resumes_to_identical_weights(data, tmp_path):
+    overrides = {"checkpoint_every": 1}
+    straight = _run(data, "cameranet", tmp_path / "a", evaluate=False, overrides=overrides)
+
+    def interrupt(stage, step, loss):
+        if (stage, step) == (1, 0):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(data, "cameranet", tmp_path / "b", evaluate=False, overrides=overrides, on_step=interrupt)
+    resumed = _run(data, "cameranet", tmp_path / "b", evaluate=False, overrides=overrides)
+    assert json.loads((resumed / "training.json").read_text())["resumed_from"] == {"stage": 1, "step": 1}
+    a = torch.load(straight / "model.pt", weights_only=True)
+    b = torch.load(resumed / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluate_refuses_an_untrained_model(data, tmp_path):
+    with pytest.raises(RunError, match="has not finished training"):
+        _run(data, "unet", tmp_path, require_trained=True)
+
+
+def test_leaderboard_keeps_different_specs_apart(data, tmp_path):
+    runs = tmp_path / "runs"
+    first = _run(data, "classic", runs)
+    copy = runs / (first.name + "-other-ssim")
+    shutil.copytree(first, copy)
+    result = json.loads((copy / "result.json").read_text())
+    result["run_id"], result["model"] = copy.name, "classic-copy"
+    result["metrics"]["ssim"]["spec"]["version"] = "99"
+    (copy / "result.json").write_text(json.dumps(result))
+    board = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
+    ssim_cols = [c.strip() for c in board.splitlines()[8].split("|") if c.strip().startswith("ssim")]
+    assert len(ssim_cols) == 2, board
+    rows = [line for line in board.splitlines() if line.startswith("| classic") and "measured" in line]
+    assert len(rows) == 2 and all(line.count("|  |") == 1 for line in rows)  # each row fills one ssim column
+    original = json.loads((first / "result.json").read_text())["metrics"]["ssim"]["spec"]
+    assert spec_key(original) != spec_key(result["metrics"]["ssim"]["spec"])
+    assert (tmp_path / "lb" / "synth_test_psnr_vs_gflops.png").exists() is False  # classic has no MACs to plot
+
+
+def test_cli_run_writes_result_and_leaderboard(data, tmp_path, capsys):
+    code = main(["run", "--model", "classic", "--budget", "smoke", "--manifest", str(data["manifest"]), "--root",
+                 str(data["root"]), "--runs", str(tmp_path / "runs"), "--leaderboards", str(tmp_path / "lb"),
+                 "--metrics", "psnr", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "leaderboard:" in out and (tmp_path / "lb" / "synth.md").exists()
+    assert "| classic | measured (smoke)" in (tmp_path / "lb" / "synth.md").read_text()
