@@ -251,6 +251,7 @@ def _row(src, rec, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     _apply_fill(row, rec)
     input_extra = dict(raw_info.get("extra") or {})
     row["flags"] += input_extra.pop("flags", [])
+    row["filled_from_dataset"] += input_extra.pop("filled_from_dataset", [])
     target_info = results[rec.target_path]["info"] if rec.target_path else None
     row = src.finish_row(row, target_info)
     extra = {**rec.extra, **({"input": input_extra} if input_extra else {})}

@@ -464,3 +464,66 @@ def test_score_without_pairs_is_a_clear_error(tmp_path):
         score_folders(tmp_path / "p", tmp_path / "t")
     with pytest.raises(ScoreError, match="not a folder"):
         score_folders(tmp_path / "missing", tmp_path / "t")
+
+
+# ---------------------------------------------------------------- shared work (score_pair) and fast kernels
+
+
+def _noisy_pair(shape=(203, 241, 3), seed=11):
+    rng = np.random.default_rng(seed)
+    a = rng.random(shape)
+    return a, np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1)
+
+
+def test_score_pair_equals_the_individual_metrics_exactly():
+    from isp_bench.metrics.score import DEFAULT_METRICS, score_pair
+
+    a, b = _noisy_pair()
+    together = score_pair(a, b)
+    assert list(together) == list(DEFAULT_METRICS)
+    for name in DEFAULT_METRICS:
+        assert together[name] == get_metric(name)(a, b), name
+    some = score_pair(a, b, ["scielab", "delta_e76_rms"])
+    assert some == {"scielab": together["scielab"], "delta_e76_rms": together["delta_e76_rms"]}
+
+
+def test_results_do_not_depend_on_the_thread_count(monkeypatch):
+    from isp_bench.metrics._fast import THREADS_ENV
+    from isp_bench.metrics.score import score_pair
+
+    a, b = _noisy_pair()
+    monkeypatch.setenv(THREADS_ENV, "1")
+    one = score_pair(a, b)
+    monkeypatch.setenv(THREADS_ENV, "2")
+    assert score_pair(a, b) == one
+
+
+def test_fast_ssim_equals_the_torch_reference_path():
+    from isp_bench.metrics import fidelity
+    from isp_bench.metrics._registry import rgb2gray_matlab_uint8
+
+    a, b = _noisy_pair()
+    ref_rgb = float(np.mean(fidelity._ssim_per_channel(fidelity._to_nchw(a), fidelity._to_nchw(b))))
+    assert M.ssim_rgb(a, b) == pytest.approx(ref_rgb, abs=1e-7)
+    g = [rgb2gray_matlab_uint8(x)[..., None] for x in (a, b)]
+    ref_grey = float(fidelity._ssim_per_channel(fidelity._to_nchw(g[0]), fidelity._to_nchw(g[1]))[0])
+    assert M.ssim(a, b) == pytest.approx(ref_grey, abs=1e-7)
+
+
+def test_fast_ms_ssim_equals_pytorch_msssim_in_float64():
+    import pytorch_msssim
+
+    a, b = _noisy_pair((170, 333, 3))  # odd sides: zero-padded pooling
+    ta, tb = (torch.from_numpy(x.transpose(2, 0, 1).copy())[None] for x in (a, b))
+    expected = float(pytorch_msssim.ms_ssim(ta, tb, data_range=1.0, size_average=False).mean())
+    assert M.ms_ssim_rgb(a, b) == pytest.approx(expected, abs=2e-6)
+
+
+def test_fast_colour_pass_equals_the_reference_paths():
+    a, b = _noisy_pair()
+    m = color.delta_e76_map(a, b)
+    assert M.delta_e76(a, b) == pytest.approx(float(m.mean()), rel=1e-12)
+    assert M.delta_e76_rms(a, b) == pytest.approx(float(np.sqrt(np.mean(m * m))), rel=1e-12)
+    xyz = [scielab.srgb_to_xyz100(x) for x in (a, b)]
+    direct = float(np.mean(scielab.scielab_xyz(xyz[0], xyz[1], 23, method="direct")))
+    assert get_metric("scielab")(a, b) == pytest.approx(direct, rel=1e-12)

@@ -118,3 +118,45 @@ def detect_bayer_phase(mosaic: np.ndarray, rgb: np.ndarray) -> tuple[str, float]
     margin = min(corr[pos, "RGB".index(ch)] - max(corr[pos, c] for c in range(3) if c != "RGB".index(ch))
                  for pos, ch in enumerate(best))
     return best, float(margin)
+
+
+def flag_exif_orientation(row: dict, target_info: dict | None) -> None:
+    """Flag a JPEG stored in sensor orientation whose EXIF Orientation asks a viewer to turn it."""
+    if target_info and target_info.get("orientation") not in (None, 1) and "rotated_target" not in row["flags"]:
+        row["flags"].append("target_exif_orientation")
+
+
+_ROT90 = {6: 1, 8: -1, 5: 1, 7: -1}
+
+
+def classify_target_geometry(row: dict, target_info: dict | None) -> dict:
+    """Compare a rendered target's size with the raw's (its DefaultCrop and Orientation) and flag
+    ``rotated_target`` (``target_rot90`` set), ``default_crop_applied``, ``resized_target`` (same aspect,
+    other size) or ``cropped_target`` (other aspect: an editor's crop). Replaces the base check."""
+    if target_info is None:
+        return row
+    th, tw = int(target_info["height"]), int(target_info["width"])
+    row["target_height"], row["target_width"], row["target_rot90"] = th, tw, 0
+    h, w = row["height"], row["width"]
+    crop = row.get("default_crop")
+    ch, cw = (crop[2], crop[3]) if crop else (h, w)
+    orientation = row.get("orientation")
+    turned = orientation in (5, 6, 7, 8)
+    if turned:
+        row["target_rot90"] = _ROT90[orientation]
+    sensor_dims = (th, tw) if not turned else (tw, th)  # target size brought back to sensor orientation
+    if not turned and (th, tw) in ((w, h), (cw, ch)) and (th, tw) != (h, w):
+        row["target_rot90"] = 1  # stored rotated although the raw says upright: direction unknown
+        row["flags"] += ["rotated_target", "rotation_guessed"]
+        sensor_dims = (tw, th)
+    elif turned:
+        row["flags"].append("rotated_target")
+    if sensor_dims == (h, w):
+        return row
+    if sensor_dims == (ch, cw):
+        row["flags"].append("default_crop_applied")
+    elif abs(sensor_dims[0] / sensor_dims[1] - ch / cw) < 0.01:
+        row["flags"].append("resized_target")
+    else:
+        row["flags"].append("cropped_target")
+    return row

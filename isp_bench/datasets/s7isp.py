@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from isp_bench.datasets._common import data_file, find_root, read_csv_rows
+from isp_bench.datasets._common import data_file, find_root, read_csv_rows, rel
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 from isp_bench.raw import read_exif
 
@@ -70,22 +70,23 @@ class S7IspSource(DatasetSource):
                          names=("S7-ISP-Dataset",))
 
     def pairs(self, root: Path) -> Iterator[PairRecord]:
-        root = self._root(root)
+        base = self._root(root)  # paths stay relative to the folder given to the ingest
         split_of = official_split()
-        for scene_dir in _scene_dirs(root):
+        for scene_dir in _scene_dirs(base):
             scene = scene_dir.name.removeprefix("S7-ISP-Dataset-")
             split = split_of.get(scene, "train")
-            target = f"{scene_dir.name}/{FILES['medium_jpeg']}"
+            folder = rel(scene_dir, Path(root))
+            target = f"{folder}/{FILES['medium_jpeg']}"
             medium_exp = _exposure(scene_dir / FILES["medium_raw"])
             short_exp = _exposure(scene_dir / FILES["short_raw"])
             common = dict(scene=scene, split=split, subset=None, target_device="Samsung Galaxy S7 camera JPEG",
                           target_path=target)
-            yield PairRecord(pair_id=f"{scene}/well_lit", role="well_lit", input_path=f"{scene_dir.name}/{FILES['medium_raw']}",
+            yield PairRecord(pair_id=f"{scene}/well_lit", role="well_lit", input_path=f"{folder}/{FILES['medium_raw']}",
                              exposure_ratio=1.0, extra={"task": "mimic_isp"}, **common)
             ratio = medium_exp / short_exp if medium_exp and short_exp else None
-            yield PairRecord(pair_id=f"{scene}/low_light", role="low_light", input_path=f"{scene_dir.name}/{FILES['short_raw']}",
+            yield PairRecord(pair_id=f"{scene}/low_light", role="low_light", input_path=f"{folder}/{FILES['short_raw']}",
                              exposure_ratio=ratio, extra={"task": "low_light",
-                                                          "short_jpeg": f"{scene_dir.name}/{FILES['short_jpeg']}"},
+                                                          "short_jpeg": f"{folder}/{FILES['short_jpeg']}"},
                              **common)
 
     def finish_row(self, row: dict[str, Any], target_info: dict[str, Any] | None) -> dict[str, Any]:

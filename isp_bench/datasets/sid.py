@@ -115,11 +115,13 @@ class SidSource(DatasetSource):
                          "the SID dataset (Sony/ and/or Fuji/ folders)", names=("SID", "dataset"))
 
     def pairs(self, root: Path | None) -> Iterator[PairRecord]:
-        root = self._root(root)
-        for camera in self._cameras(root):
+        base = self._root(root)
+        prefix = "" if base is None or base == Path(root) else base.relative_to(root).as_posix() + "/"
+        for camera in self._cameras(base):
             cam = CAMERAS[camera]
             for split in SPLITS:
                 for item in read_list(camera, split):
+                    item = {**item, "short": prefix + item["short"], "long": prefix + item["long"]}
                     yield self._record(camera, cam, split, item)
 
     def _record(self, camera: str, cam: dict[str, Any], split: str, item: dict[str, Any]) -> PairRecord:

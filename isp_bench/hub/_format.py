@@ -12,8 +12,9 @@ Each row holds every manifest column (schema v1, same names and types) plus the 
 - ``raw``: the input raw file's original bytes (``binary``), untouched: the container with all
   of its metadata (DNG tags, maker notes), so the sha256 in ``input_sha256`` verifies it and any
   raw reader (rawpy/LibRaw, exiftool, dcraw) sees exactly what the dataset's authors published.
-- ``target``: the rendered target as a ``datasets.Image`` (``{"bytes", "path"}``), original
-  bytes; the Hub viewer shows it and ``load_dataset`` decodes it to a PIL image.
+- ``target``: the target's original bytes: a ``datasets.Image`` (``{"bytes", "path"}``) when every
+  target is a JPEG or PNG, which the Hub viewer shows and ``load_dataset`` decodes to a PIL image;
+  otherwise (16-bit TIFF, a raw long exposure as in SID, which PIL cannot decode) ``binary``.
 - ``linear_target``: the linear target's original bytes (``binary``; usually a 16-bit PNG, which
   PIL would truncate to 8 bits, so it is not an ``Image`` feature).
 """
@@ -24,7 +25,7 @@ import re
 
 import pyarrow as pa
 
-from isp_bench.manifest import COLUMNS, SCHEMA
+from isp_bench.manifest import SCHEMA
 
 FORMAT_VERSION = 1
 DATA_DIR = "data"
@@ -69,20 +70,26 @@ def valid_split_name(split: str) -> bool:
     return _SPLIT_RE.match(split) is not None
 
 
-def hub_features():
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # what PIL (and so the Hub viewer) decodes faithfully enough
+
+
+def target_is_image(target_paths) -> bool:
+    """Whether the ``target`` column can be a ``datasets.Image``: every target a JPEG or PNG."""
+    return all(p is None or p.lower().endswith(IMAGE_SUFFIXES) for p in target_paths)
+
+
+def hub_features(target_image: bool = True):
     """The ``datasets.Features`` of a published row: manifest columns + raw/target/linear_target."""
     import datasets
 
     features = datasets.Features.from_arrow_schema(SCHEMA)
     features[RAW_COLUMN] = datasets.Value("binary")
-    features[TARGET_COLUMN] = datasets.Image()
+    features[TARGET_COLUMN] = datasets.Image() if target_image else datasets.Value("binary")
     features[LINEAR_TARGET_COLUMN] = datasets.Value("binary")
     return features
 
 
-def hub_schema() -> pa.Schema:
+def hub_schema(target_image: bool = True) -> pa.Schema:
     """The Arrow schema of a shard, with the ``huggingface`` features metadata `datasets` reads."""
-    return hub_features().arrow_schema
+    return hub_features(target_image).arrow_schema
 
-
-MANIFEST_COLUMNS = tuple(COLUMNS)

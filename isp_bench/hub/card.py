@@ -27,6 +27,7 @@ from isp_bench.hub._format import (
     RAW_COLUMN,
     TARGET_COLUMN,
     split_pattern,
+    target_is_image,
 )
 from isp_bench.manifest import Manifest
 
@@ -123,6 +124,7 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
     name = source.name
     splits = sorted({r["split"] for r in rows})
     target_ref = repo_id or "path/to/this/folder"
+    image_target = target_is_image(r["target_path"] for r in rows)
     out: list[str] = [f"# {source.title}", ""]
     out.append(f"Raw sensor captures paired with rendered targets, for training and evaluating learned camera ISPs "
                f"(raw → display sRGB). {len(rows)} pairs in {len(splits)} split(s), published with "
@@ -198,6 +200,8 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
                           [[f"`{f}`", n, FLAG_MEANINGS.get(f, "")] for f, n in sorted(flags.items())]))
     else:
         out.append("No pair carries a flag (column `flags`).")
+    if getattr(source, "notes", ""):
+        out += ["", f"Adapter notes: {source.notes}"]
     errors = meta.get("errors", [])
     src_meta = meta.get("source", {})
     if errors:
@@ -215,7 +219,10 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
             f"- `{RAW_COLUMN}` (binary): the input raw file's **original bytes**, untouched (container, maker notes, "
             "DNG tags and all); `sha256(raw) == input_sha256`, and `input_path` gives its name and extension. "
             "Decode with rawpy/LibRaw, or with `isp_bench.hub.load(...).raw(pair_id)` into a RawCapture.",
-            f"- `{TARGET_COLUMN}` (Image): the target's original bytes (`target_path`, `target_sha256`).",
+            f"- `{TARGET_COLUMN}` ({'Image' if image_target else 'binary'}): the target's original bytes "
+            f"(`target_path`, `target_sha256`)"
+            + ("." if image_target else "; not an Image feature because some targets are files PIL cannot "
+               "decode faithfully (16-bit TIFF, raw)."),
             f"- `{LINEAR_TARGET_COLUMN}` (binary): the linear target's original bytes when the dataset has one "
             "(often 16-bit PNG, which PIL would truncate, hence not an Image feature).",
             "- RawCapture metadata of the input: `cfa`, `black_level` (per 2×2 CFA position), `white_level`, "
@@ -226,7 +233,8 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
 
     out += ["", "## Usage", "", "```python", "from datasets import load_dataset", "",
             f'ds = load_dataset("{target_ref}")', f'row = ds["{splits[0] if splits else "train"}"][0]',
-            'raw_bytes, target = row["raw"], row["target"]  # bytes of the raw file, PIL image', "",
+            'raw_bytes, target = row["raw"], row["target"]  # bytes of the raw file, '
+            + ("PIL image" if image_target else "bytes of the target file"), "",
             "import isp_bench.hub", "", f'pub = isp_bench.hub.load("{target_ref}")',
             "pub.table                      # manifest-equivalent table (pyarrow)",
             "capture = pub.raw(pub.pair_ids()[0])   # RawCapture: mosaic + metadata",

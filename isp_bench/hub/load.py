@@ -133,10 +133,8 @@ class PublishedDataset:
         key = (shard, group, column)
         if self._cache is None or self._cache[0] != key:  # keep one row group's column: sequential reads are cheap
             self._cache = (key, self._file(shard).read_row_group(group, columns=[column]).column(0).combine_chunks())
-        value = self._cache[1][offset]
-        if column == TARGET_COLUMN:
-            value = value["bytes"]
-        return value.as_py()
+        value = self._cache[1][offset].as_py()
+        return value["bytes"] if isinstance(value, dict) else value  # Image feature: {"bytes", "path"}
 
     def raw_bytes(self, pair_id: str) -> bytes:
         """The input raw file's original bytes."""
@@ -193,7 +191,7 @@ class PublishedDataset:
                     table = pf.read_row_group(group)
                     for record in table.to_pylist():
                         files = {c: record.pop(c) for c, _, _ in FILE_SOURCES}
-                        if files[TARGET_COLUMN] is not None:
+                        if isinstance(files[TARGET_COLUMN], dict):
                             files[TARGET_COLUMN] = files[TARGET_COLUMN]["bytes"]
                         yield record, files
 

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ._fast import PairWork
 from ._registry import MetricInputError, MetricSpec, as_pair, register_metric
 
 #: XYZ → opponent (O1 luminance, O2 red-green, O3 blue-yellow), 2° observer, from the 1.1.1 code.
@@ -289,8 +290,15 @@ def scielab(pred, target, *, samp_per_deg: float = 23.0) -> float:
     >>> scielab(x, x)
     0.0
     """
-    p, t = as_pair(pred, target)
-    return float(np.mean(scielab_xyz(srgb_to_xyz100(p), srgb_to_xyz100(t), samp_per_deg)))
+    return _scielab(PairWork.of(pred, target), samp_per_deg)
+
+
+def _scielab(work, samp_per_deg: float = 23.0) -> float:
+    if separable_filters(samp_per_deg)[0].shape[1] < min(work.p.shape[:2]):
+        total = work.color(scielab_spd=float(samp_per_deg))[("scielab", float(samp_per_deg))]
+        return total / (work.p.shape[0] * work.p.shape[1])
+    # kernel not shorter than the image: the literal 1.1.1 path (zero beyond the reflection)
+    return float(np.mean(scielab_xyz(srgb_to_xyz100(work.p), srgb_to_xyz100(work.t), samp_per_deg)))
 
 
 SCIELAB = register_metric(

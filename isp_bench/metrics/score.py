@@ -10,12 +10,15 @@ from typing import Sequence
 
 import numpy as np
 
+from ._fast import PairWork
 from ._registry import MetricError, get_metric
 
 #: Metrics scored when none are named: every full-reference metric that needs no extra weights.
 DEFAULT_METRICS = (
     "psnr", "ssim", "ssim_rgb", "ms_ssim", "ms_ssim_rgb", "delta_e76", "delta_e76_rms", "scielab",
 )
+#: Metrics whose functions accept a :class:`~isp_bench.metrics._fast.PairWork` and share its work.
+SHARED_WORK_METRICS = frozenset(DEFAULT_METRICS)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
@@ -41,6 +44,47 @@ def read_srgb(path: str | os.PathLike) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.floating):
         return arr.astype(np.float64)
     raise ScoreError(f"{path}: unsupported pixel type {arr.dtype}; save as 8/16-bit PNG or TIFF")
+
+
+def score_pair(pred, target, metrics: Sequence[str] | None = None) -> dict[str, float]:
+    """Score one (pred, target) pair with several metrics, sharing the work they have in common.
+
+    The validated images, the 8-bit grey and the full-resolution SSIM statistics (which MS-SSIM
+    reuses) and one sRGB decoding for ΔE*ab 1976 and S-CIELAB are computed once. The values are
+    exactly those of the individual metric calls.
+
+    Parameters
+    ----------
+    pred, target : array_like
+        H×W×3 sRGB images in [0, 1] (numpy or torch).
+    metrics : sequence of str, optional
+        Registry names; :data:`DEFAULT_METRICS` when omitted. No-reference metrics score ``pred``.
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` in the order of ``metrics``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.full((16, 16, 3), 0.5)
+    >>> score_pair(x, x, ["psnr", "delta_e76"])
+    {'psnr': inf, 'delta_e76': 0.0}
+    """
+    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    specs = [get_metric(n) for n in names]
+    work = PairWork(pred, target)
+    work.plan(names)
+    out: dict[str, float] = {}
+    for spec in specs:
+        if not spec.full_reference:
+            out[spec.name] = float(spec(work.p))
+        elif spec.name in SHARED_WORK_METRICS:
+            out[spec.name] = float(spec(work, work.t))
+        else:
+            out[spec.name] = float(spec(work.p, work.t))
+    return out
 
 
 def pair_by_stem(pred_dir: str | os.PathLike, target_dir: str | os.PathLike):
@@ -101,8 +145,7 @@ def score_folders(
         if pred.shape != target.shape:
             raise ScoreError(f"{pp}: shape {pred.shape} differs from its target {tp} {target.shape}")
         row = {"stem": stem, "pred": str(pp), "target": str(tp)}
-        for spec in specs:
-            row[spec.name] = float(spec(pred, target) if spec.full_reference else spec(pred))
+        row.update(score_pair(pred, target, names))
         rows.append(row)
     df = pd.DataFrame(rows)
     df.attrs["specs"] = {s.name: s.to_dict() for s in specs}
