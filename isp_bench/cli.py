@@ -14,7 +14,7 @@ from isp_bench.errors import IspBenchError
 
 DEFAULT_WORK = Path("work")
 # Library packages that contribute subcommands through add_commands(subparsers).
-COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli")
+COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli", "isp_bench.hub.cli")
 
 
 def _cmd_synth(args) -> int:

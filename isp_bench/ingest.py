@@ -240,6 +240,7 @@ def _row(src, rec, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     raw_info = results[rec.input_path]["info"]
     row: dict[str, Any] = {
         "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
+        "protocol_split": rec.protocol_split,
         "subset": rec.subset, "target_device": rec.target_device,
         "licence_class": rec.licence_class or src.licence_class,
         "flags": list(rec.flags), "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],
@@ -283,6 +284,7 @@ def _ingest_lists_only(src, root, out: Path, options: dict[str, Any], started: f
         row: dict[str, Any] = {c: None for c in _RAW_COLUMNS}
         row.update({
             "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
+            "protocol_split": rec.protocol_split,
             "subset": rec.subset, "target_device": rec.target_device,
             "licence_class": rec.licence_class or src.licence_class,
             "flags": [*rec.flags, NOT_HASHED_FLAG], "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],

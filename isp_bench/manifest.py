@@ -33,6 +33,7 @@ SCHEMA = pa.schema(
         pa.field("dataset", pa.string(), nullable=False),
         pa.field("scene", pa.string(), nullable=False),
         pa.field("split", pa.string(), nullable=False),
+        pa.field("protocol_split", pa.string()),  # split under the authors' evaluation protocol, where it differs
         pa.field("role", pa.string(), nullable=False),
         pa.field("subset", pa.string()),
         pa.field("target_device", pa.string()),
@@ -200,13 +201,15 @@ class ValidationReport:
     checked: int = 0
     missing: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
+    not_hashed: int = 0  # files listed without a hash (lists-only manifests): nothing to compare
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.changed
 
     def __str__(self) -> str:
-        lines = [f"checked {self.checked} files: {len(self.missing)} missing, {len(self.changed)} changed"]
+        lines = [f"checked {self.checked} files: {len(self.missing)} missing, {len(self.changed)} changed"
+                 + (f" ({self.not_hashed} listed without a hash, not checked)" if self.not_hashed else "")]
         lines += [f"  missing: {p}" for p in self.missing] + [f"  changed: {p}" for p in self.changed]
         return "\n".join(lines)
 
@@ -222,7 +225,8 @@ def validate_manifest(path: str | os.PathLike, root: str | os.PathLike, *, progr
         for path_col, bytes_col, sha_col in FILE_COLUMNS:
             if row[path_col] is not None:
                 expected[row[path_col]] = (row[bytes_col], row[sha_col])
-    report = ValidationReport()
+    report = ValidationReport(not_hashed=sum(1 for _, sha in expected.values() if not sha))
+    expected = {rel: facts for rel, facts in expected.items() if facts[1]}
     for rel, (size, sha) in tqdm(sorted(expected.items()), desc="validate", unit="file", disable=not progress):
         report.checked += 1
         file = root / rel

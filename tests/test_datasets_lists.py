@@ -53,8 +53,9 @@ def test_sid_lists_only_manifest(tmp_path, camera):
         assert {r["scene"] for r in rows if "misaligned_ambiguous" in r["flags"]} == {"Fuji/10172"}
     else:
         assert {r["scene"] for r in rows if "misaligned" in r["flags"]} == {"Sony/10034", "Sony/10045", "Sony/10172"}
-    protocol = [r for r in rows if "authors_test_protocol" in r["flags"]]
+    protocol = [r for r in rows if r["protocol_split"] == "test"]
     assert protocol and all(r["split"] == "test" and "_00_" in r["input_path"] for r in protocol)
+    assert {r["protocol_split"] for r in rows if r["split"] == "test" and "_00_" not in r["input_path"]} == {None}
 
 
 def test_sid_lists_only_all_cameras(tmp_path):

@@ -88,12 +88,14 @@ def test_sid_pairs_flags_and_partial_download(built):
     assert train["target_path"] == "Sony/long/00001_00_10s.ARW" and len(train["target_sha256"]) == 64
     assert rows["Sony/20005_00_0.04s"]["split"] == "val"
     mis = rows["Sony/10034_00_0.04s"]
-    assert mis["split"] == "test" and set(mis["flags"]) == {"misaligned", "authors_test_protocol"}
-    assert rows["Sony/10034_01_0.1s"]["flags"] == ["misaligned"]  # burst 01: not in the authors' protocol
+    assert mis["split"] == "test" and mis["flags"] == ["misaligned"] and mis["protocol_split"] == "test"
+    burst01 = rows["Sony/10034_01_0.1s"]  # burst 01: not in the authors' protocol
+    assert burst01["split"] == "test" and burst01["protocol_split"] is None
+    assert train["protocol_split"] == "train"
     fuji = rows["Fuji/10172_00_0.033s"]
     assert fuji["cfa"] == "XTRANS" and fuji["black_level"] == [1024.0] * 4
     assert fuji["exposure_ratio"] == 300.0 and _extra(fuji)["ratio_uncapped"] == pytest.approx(303.03, abs=0.01)
-    assert set(fuji["flags"]) == {"misaligned_ambiguous", "authors_test_protocol"}
+    assert fuji["flags"] == ["misaligned_ambiguous"] and fuji["protocol_split"] == "test"
     # every other listed file is reported missing, not a crash
     assert {e["error"] for e in result.errors} == {"MissingFile"}
     assert len(result.skipped_pairs) == 1865 + 234 + 598 + 1655 + 218 + 524 - 5

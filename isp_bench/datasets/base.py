@@ -36,6 +36,7 @@ class PairRecord:
     # used only where the input file carries no value; the column is then named in filled_from_dataset.
     fill: dict[str, Any] = field(default_factory=dict)
     licence_class: str | None = None  # per-pair licence class where it varies (FiveK); else the source's
+    protocol_split: str | None = None  # split under the authors' evaluation protocol (SID: burst 00 of test)
 
 
 @dataclass

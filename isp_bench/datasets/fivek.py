@@ -113,7 +113,7 @@ class FiveKSource(DatasetSource):
     licence = ("Adobe licence (research use) for all images; the images in filesAdobeMIT.txt also under the MIT "
                "licence")
     licence_class = "research-only"
-    redistributable = False
+    redistributable = True  # research-only: the card carries the licences and the Hub gates access
     url = "https://data.csail.mit.edu/graphics/fivek/"
     citation = "V. Bychkovsky, S. Paris, E. Chan, F. Durand. Learning Photographic Global Tonal Adjustment with a Database of Input/Output Image Pairs. CVPR 2011."
     options_help = {"model": "keep only one camera model (e.g. 'D700', CameraNet's subset)",

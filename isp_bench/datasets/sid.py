@@ -13,8 +13,8 @@ Traps handled:
   truth, to be left out of quantitative results). The note does not name the camera; 10172 also
   appears in the Fuji test list, where it is flagged ``misaligned_ambiguous``;
 - the authors' test protocol evaluates only burst 00 of each test scene (their test scripts glob
-  ``%05d_00*``): those rows carry the flag ``authors_test_protocol`` (manifest schema v1 has no second
-  split column; filter ``split == "test"`` and this flag to reproduce the paper's numbers);
+  ``%05d_00*``): the ``protocol_split`` column is ``test`` for those rows, empty for the other test
+  bursts, and equal to ``split`` for train and val; filter on it to reproduce the paper's numbers;
 - Fuji rows have cfa ``XTRANS``. Every model registered in isp_bench.models takes ``packed_rggb`` or
   ``bilinear_rgb`` input, both of which need a 2×2 Bayer mosaic, so none of them can take Fuji rows;
   SID's own Fuji network (6×6 X-Trans packed to 9 channels) is not in the registry.
@@ -89,7 +89,7 @@ class SidSource(DatasetSource):
     options_help = {"model": "camera folder to ingest: Sony or Fuji (default: every camera folder present)"}
     notes = ("Fuji is X-Trans (cfa XTRANS): no registered model (all take packed_rggb or bilinear_rgb, Bayer "
              "only) can take Fuji rows. Flags: misaligned (10034, 10045, 10172), misaligned_ambiguous (Fuji "
-             "10172), authors_test_protocol (test split, burst 00).")
+             "10172). protocol_split: the authors' test protocol (burst 00 of each test scene).")
 
     def _cameras(self, root: Path | None) -> list[str]:
         wanted = self.options.get("model")
@@ -130,8 +130,8 @@ class SidSource(DatasetSource):
         flags = []
         if short["scene"] in MISALIGNED_SCENES:
             flags.append("misaligned" if camera == "Sony" else "misaligned_ambiguous")
-        if split == "test" and short["burst"] == "00":
-            flags.append("authors_test_protocol")
+        # the authors' test protocol scores burst 00 only; other test bursts are outside it
+        protocol_split = split if split != "test" else ("test" if short["burst"] == "00" else None)
         ratio = min(long_["exposure_s"] / short["exposure_s"], MAX_RATIO)
         fill = {"iso": item["iso"], "fnumber": item["fnumber"], "exposure_s": short["exposure_s"],
                 "make": cam["make"], "model": cam["model"]}
@@ -141,7 +141,7 @@ class SidSource(DatasetSource):
             pair_id=f"{camera}/{short_stem}", scene=f"{camera}/{short['scene']}", split=split, role="low_light",
             input_path=item["short"], target_path=item["long"], subset=camera,
             target_device=f"{cam['make']} {cam['model']} long exposure (raw)", exposure_ratio=ratio, flags=flags,
-            fill=fill,
+            fill=fill, protocol_split=protocol_split,
             extra={"burst": short["burst"], "long_exposure_s": long_["exposure_s"], "list": item["list"],
                    "ratio_uncapped": long_["exposure_s"] / short["exposure_s"]},
         )
