@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from _provenance import provenance, save
+from _common import provenance, save
 from isp_bench.data import DIHEDRAL, PairDataset, crop_packed_patch, preprocess_row
 from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate

@@ -13,24 +13,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import rawpy
 
-from _provenance import provenance, save
+from _common import best_time, provenance, save
 from isp_bench.ingest import ingest
 from isp_bench.manifest import read_manifest
 from isp_bench.synth import SynthConfig, generate
-
-
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -56,7 +46,7 @@ def main() -> None:
 
         results = {"files": len(files), "raw_files": len(raws), "megabytes": round(total_mb, 2),
                    "raw_megabytes": round(raw_mb, 2)}
-        t = _best(decode_only, args.repeats)
+        t = best_time(decode_only, args.repeats)
         results["rawpy_decode_only"] = {"seconds": t, "raw_files_per_s": len(raws) / t, "raw_mb_per_s": raw_mb / t}
         for workers in (1, 2):
             runs = iter(range(args.repeats))
@@ -65,11 +55,11 @@ def main() -> None:
                 out = tmp / f"m{workers}_{next(runs)}" / "synth.parquet"
                 ingest("synth", root, out, workers=workers, progress=False)
 
-            t = _best(cold, args.repeats)
+            t = best_time(cold, args.repeats)
             results[f"ingest_{workers}_workers"] = {"seconds": t, "files_per_s": len(files) / t,
                                                     "mb_per_s": total_mb / t}
         warm_out = tmp / "m1_0" / "synth.parquet"
-        t = _best(lambda: ingest("synth", root, warm_out, workers=1, progress=False), args.repeats)
+        t = best_time(lambda: ingest("synth", root, warm_out, workers=1, progress=False), args.repeats)
         results["ingest_rerun_cached"] = {"seconds": t, "files_per_s": len(files) / t}
         results["manifest_rows"] = len(read_manifest(warm_out))
 

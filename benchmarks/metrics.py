@@ -14,15 +14,12 @@ DeepIQA is timed on a 1024×1024 crop and scaled to 12 MP (it is linear in the p
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
 import os
-import platform
-import subprocess
-import sys
 import time
-from importlib import metadata
 from pathlib import Path
+
+import _common
 
 import numpy as np
 
@@ -72,31 +69,11 @@ def load_average() -> list[float] | None:
 
 
 def provenance(threads: int) -> dict:
-    pkgs = ["isp-bench", "numpy", "scipy", "torch", "scikit-image", "colour-science", "pytorch-msssim", "lpips"]
-    versions = {}
-    for p in pkgs:
-        try:
-            versions[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            versions[p] = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except Exception:
-        commit = None
-    return {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "versions": versions,
-        "image": f"{W}x{H} synthetic pair, float64 sRGB in [0, 1]",
-        "note": "wall-clock seconds, best of --repeat runs (cpu_seconds: process CPU time of that run); "
-        "shared machine, timings are noisy: see load_average",
-    }
+    packages = ("isp-bench", "numpy", "scipy", "torch", "scikit-image", "colour-science", "pytorch-msssim", "lpips")
+    return _common.provenance(
+        packages, torch_threads=threads, image=f"{W}x{H} synthetic pair, float64 sRGB in [0, 1]",
+        note="wall-clock seconds, best of --repeat runs (cpu_seconds: process CPU time of that run); "
+        "shared machine, timings are noisy: see load_average")
 
 
 def main(argv=None) -> int:

@@ -15,15 +15,14 @@ global pass. Timings on a shared machine are noisy: compare runs, not digits.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
+
+import _common
 
 import torch
 
@@ -83,34 +82,8 @@ def bench_model(name: str, device: torch.device, repeats: int) -> dict:
 
 
 def provenance(threads: int) -> dict:
-    import numpy
-    import timm
-
-    import isp_bench
-
-    info = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "isp_bench": isp_bench.__version__,
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "numpy": numpy.__version__,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or "unknown",
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "note": "shared machine; timings are noisy",
-    }
-    try:
-        import subprocess
-
-        info["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                            cwd=Path(__file__).parent).stdout.strip() or None
-    except OSError:
-        info["git_commit"] = None
-    return info
+    return _common.provenance(("isp-bench", "torch", "timm", "numpy"), device="cuda" if torch.cuda.is_available()
+                              else "cpu", torch_threads=threads, note="shared machine; timings are noisy")
 
 
 def main(argv: list[str] | None = None) -> int:

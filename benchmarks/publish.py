@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _provenance import provenance, save
+from _common import provenance, save
 
 HERE = Path(__file__).resolve().parent
 

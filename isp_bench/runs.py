@@ -15,59 +15,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from isp_bench import __version__
 from isp_bench.errors import DatasetError, IspBenchError
 from isp_bench.evaluate.benchmark import DEFAULT_METRICS, evaluate_model
 from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, read_manifest
 from isp_bench.metrics import get_metric
 from isp_bench.models import create_model, model_card
+from isp_bench.provenance import environment
 from isp_bench.train.recipe import config_hash, resolve_recipe
 from isp_bench.train.trainer import FINAL, train
 
-PACKAGES = ("torch", "torchvision", "numpy", "timm", "pytorch-msssim", "lpips", "colour-science", "rawpy",
-            "scikit-image", "pyarrow")
-
-
 class RunError(IspBenchError):
     """A run that cannot proceed (e.g. evaluating an untrained model)."""
-
-
-def git_commit() -> tuple[str | None, bool | None]:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                                check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                    capture_output=True, text=True).stdout.strip())
-        return commit, dirty
-    except (OSError, subprocess.CalledProcessError):
-        return None, None
-
-
-def provenance(device: str) -> dict[str, Any]:
-    commit, dirty = git_commit()
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    device_name = torch.cuda.get_device_name() if device.startswith("cuda") else (platform.processor() or
-                                                                                   platform.machine())
-    return {"isp_bench_version": __version__, "git_commit": commit, "git_dirty": dirty, "packages": versions,
-            "python": platform.python_version(), "platform": platform.platform(), "device": device,
-            "device_name": device_name, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
 
 
 def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
@@ -174,7 +140,7 @@ def run_benchmark(
         "evaluation": {"seconds": eval_seconds, "frames": int(len(frame)),
                        "s_per_frame": float(frame["seconds"].mean()) if len(frame) else None,
                        "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"]},
-        "provenance": {**provenance(device), "seed": seed, "started": started,
+        "provenance": {**environment(device=device), "seed": seed, "started": started,
                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_s": time.perf_counter() - wall_start},
     }

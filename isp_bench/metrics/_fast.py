@@ -263,7 +263,7 @@ def color_sums(p: np.ndarray, t: np.ndarray, *, de76: bool, scielab_spd: float |
 
     kernels = sc.separable_filters(scielab_spd)
     spec = scipy.fft.dctn(opp, type=2, axes=(-2, -1), workers=n_threads(), overwrite_x=True)
-    del opp
+    opp = None  # release the opponent planes
     for c, rows in enumerate(kernels):
         ev = np.stack([sc._dct_eigenvalues(np.abs(k), h) for k in rows], axis=1)  # noqa: SLF001
         eh = np.stack([sc._dct_eigenvalues(k, w) for k in rows], axis=0)  # noqa: SLF001

@@ -17,9 +17,7 @@ from ._fast import PairWork
 from ._registry import (
     MetricInputError,
     MetricSpec,
-    as_pair,
     register_metric,
-    rgb2gray_matlab_uint8,
 )
 
 #: Smallest image side pytorch-msssim accepts with an 11-px window and 5 scales: (11 - 1) * 2**4.

@@ -15,7 +15,6 @@ Large images are scored in tiles whose per-layer maps are stitched on the global
 from __future__ import annotations
 
 import functools
-import math
 import os
 from pathlib import Path
 

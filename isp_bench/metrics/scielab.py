@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from ._fast import PairWork
-from ._registry import MetricInputError, MetricSpec, as_pair, register_metric
+from ._registry import MetricInputError, MetricSpec, register_metric
 
 #: XYZ → opponent (O1 luminance, O2 red-green, O3 blue-yellow), 2° observer, from the 1.1.1 code.
 XYZ_TO_OPP = (

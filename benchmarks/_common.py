@@ -1,0 +1,34 @@
+"""Helpers shared by the benchmark scripts: provenance and saving results."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from isp_bench.provenance import environment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def provenance(packages: tuple[str, ...] = ("isp-bench", "numpy", "rawpy", "exifread", "tifffile", "pyarrow"),
+               **extra) -> dict:
+    return {**environment(packages), **extra}
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    """Minimum wall-clock seconds of ``repeats`` calls (the least disturbed run)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def save(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    return path

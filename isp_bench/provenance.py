@@ -1,0 +1,61 @@
+"""Where a number came from: isp-bench version, git commit, package versions, machine, device.
+
+Run results (``runs/*/result.json``) and benchmark JSON files both record :func:`environment`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+from isp_bench import __version__
+
+DEFAULT_PACKAGES = ("torch", "torchvision", "numpy", "timm", "pytorch-msssim", "lpips", "colour-science", "rawpy",
+                    "scikit-image", "pyarrow")
+
+
+def git_commit() -> tuple[str | None, bool | None]:
+    """(commit, has uncommitted changes to tracked files) of the isp-bench checkout, or (None, None)."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                                    capture_output=True, text=True).stdout.strip())
+        return commit, dirty
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+
+
+def package_versions(names: Iterable[str]) -> dict[str, str | None]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def environment(packages: Iterable[str] = DEFAULT_PACKAGES, device: str = "cpu") -> dict[str, Any]:
+    """isp-bench version, git commit, package versions, Python, machine, device and date."""
+    commit, dirty = git_commit()
+    info: dict[str, Any] = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "isp_bench_version": __version__, "git_commit": commit, "git_dirty": dirty,
+        "packages": package_versions(packages), "python": platform.python_version(),
+        "platform": platform.platform(), "machine": platform.machine(),
+        "processor": platform.processor() or None, "cpus": os.cpu_count(), "device": device,
+    }
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        info["torch_threads"] = torch.get_num_threads()
+        if device.startswith("cuda"):
+            info["device_name"] = torch.cuda.get_device_name()
+    return info
