@@ -29,7 +29,7 @@ import torch
 
 from isp_bench.models._common import IspModel, require, srgb_encode
 from isp_bench.models._registry import ModelCard, ModelError, Reported, register_model
-from isp_bench.raw import demosaic_bilinear, unpack_rggb
+from isp_bench.raw import demosaic_bilinear
 
 DEMOSAICKERS = ("bilinear", "malvar")
 

@@ -27,7 +27,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from isp_bench.models._common import reflect_pad
