@@ -36,6 +36,12 @@ class _LowLevelLayer(nn.Module):
         super().__init__()
         self.residual = residual
         self.conv = nn.Conv2d(in_ch, width, 3)
+        # The residual (tanh) channels start at zero: the untrained low-level stage passes the image
+        # through unchanged, so the head's initial affine fit (fitted input → target) applies to what
+        # it receives, and 14 random residuals do not push the image out of range.
+        with torch.no_grad():
+            self.conv.weight[-residual:].zero_()
+            self.conv.bias[-residual:].zero_()
 
     def forward(self, x: torch.Tensor, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         y = self.conv(reflect_pad(x, 1))

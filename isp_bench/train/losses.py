@@ -18,9 +18,11 @@ D65_XYZ = (0.95047, 1.0, 1.08883)
 
 
 def srgb_to_linear(srgb: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 decoding of B×3×H×W values (clamped to [0, 1] first)."""
-    x = srgb.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    """IEC 61966-2-1 decoding of B×3×H×W values. Not clamped, so that a training output outside
+    [0, 1] still gets a gradient back into range (the linear segment extends below 0, the power
+    segment above 1)."""
+    power = ((srgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4  # clamp only keeps the unused branch finite
+    return torch.where(srgb <= 0.04045, srgb / 12.92, power)
 
 
 def srgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
