@@ -14,7 +14,8 @@ from isp_bench.errors import IspBenchError
 
 DEFAULT_WORK = Path("work")
 # Library packages that contribute subcommands through add_commands(subparsers).
-COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli", "isp_bench.hub.cli")
+COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli", "isp_bench.hub.cli",
+                   "isp_bench.capture.cli", "isp_bench.qa.cli")
 
 
 def _cmd_synth(args) -> int:

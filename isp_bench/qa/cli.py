@@ -1,0 +1,52 @@
+"""``isp-bench qa``: pair quality checks over a manifest (see :mod:`isp_bench.qa.run`).
+
+The lead's ``isp_bench.cli`` calls :func:`add_commands` with its subparsers object.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_commands(subparsers) -> None:
+    from isp_bench.qa.run import Thresholds
+
+    d = Thresholds()
+    p = subparsers.add_parser(
+        "qa", help="check raw/target pairs (registration, motion, exposure ratio, clipping, blur) and flag bad ones",
+        description="Register each pair's raw (classic rendering) to its target, measure residual motion, the "
+                    "exposure ratio against the intended one, clipped pixels and blur, and write the manifest back "
+                    "with the flags misaligned / motion / clipped / blurred / exposure_mismatch and a JSON "
+                    "extra['qa'] entry per pair (atomically). Monitor captures are also warped onto their source "
+                    "image through the fiducial homography.")
+    p.add_argument("manifest", type=Path, help="manifest to check (e.g. from `isp-bench capture session-ingest`)")
+    p.add_argument("--root", type=Path, required=True, help="folder the manifest's paths are relative to")
+    p.add_argument("--out", type=Path, default=None, help="write the checked manifest here (default: replace MANIFEST)")
+    p.add_argument("--report", type=Path, default=None,
+                   help="folder for the per-session markdown report with the worst pairs as images "
+                        "(default: <manifest stem>_qa/ beside the output manifest)")
+    p.add_argument("--worst", type=int, default=6, help="pairs shown as images per session (default 6)")
+    p.add_argument("--misaligned-px", type=float, default=d.misaligned_px)
+    p.add_argument("--motion-px", type=float, default=d.motion_px)
+    p.add_argument("--clipped-fraction", type=float, default=d.clipped_fraction)
+    p.add_argument("--blur-ratio", type=float, default=d.blur_ratio)
+    p.add_argument("--exposure-stops", type=float, default=d.exposure_stops)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_qa)
+
+
+def run_qa(args: argparse.Namespace) -> int:
+    from isp_bench.qa.run import QA_FLAGS, Thresholds, qa_manifest
+
+    out = args.out or args.manifest
+    report = args.report or out.parent / f"{out.stem}_qa"
+    th = Thresholds(args.misaligned_px, args.motion_px, args.clipped_fraction, args.blur_ratio, args.exposure_stops)
+    result = qa_manifest(args.manifest, args.root, out, report=report, thresholds=th, worst=args.worst,
+                         progress=not args.quiet)
+    print(f"checked {len(result.rows)} pairs in {result.seconds:.1f} s; wrote {out}")
+    for flag in QA_FLAGS:
+        ids = result.flagged[flag]
+        print(f"  {flag:18s} {len(ids):5d}" + (f"  e.g. {', '.join(ids[:3])}" if ids else ""))
+    print(f"report: {result.report}")
+    return 0
