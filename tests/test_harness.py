@@ -75,6 +75,20 @@ def test_dataset_patches_are_deterministic_and_cached(data):
     assert frame["raw"].shape == (4, 48, 63) and frame["target"].shape == (3, 96, 126)  # GRBG → one column cropped
 
 
+def test_short_exposures_are_amplified_by_their_ratio(data):
+    frames = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["base"] / "cache", progress=False)
+    ratios = {row["pair_id"]: row["exposure_ratio"] for row in frames.rows}
+    assert sorted(set(ratios.values())) == [1.0, 4.0]  # the synthetic low-light pairs are 4× shorter
+    for index, row in enumerate(frames.rows):
+        stored = np.asarray(frames.cache.load(row).raw, dtype=np.float32)
+        expected = np.minimum(stored * np.float32(row["exposure_ratio"]), 1.0)
+        assert np.array_equal(frames[index]["raw"].numpy(), expected)
+    low = [i for i, row in enumerate(frames.rows) if row["role"] == "low_light"][0]
+    well = [i for i, row in enumerate(frames.rows) if row["scene"] == frames.rows[low]["scene"] and i != low][0]
+    # the amplified short exposure has the exposure of its long-exposure partner (same scene)
+    assert frames[low]["raw"].mean() == pytest.approx(float(frames[well]["raw"].mean()), rel=0.05)
+
+
 def test_cache_reuses_entries_and_rejects_bad_patches(data):
     cache = data["base"] / "cache2"
     PairDataset(data["manifest"], data["root"], "val", cache_dir=cache, progress=False)

@@ -28,6 +28,11 @@ class PairDataset(Dataset):
     ``exposure_s``, ``noise`` (S, O), ``color_matrix`` (3×3 camera → XYZ), and ``pair_id``. Metadata a
     file does not carry is 0 (``noise``, ``iso``, ``exposure_s``) or identity (``color_matrix``).
 
+    A pair with an ``exposure_ratio`` above 1 (a short exposure against a longer-exposure target) has
+    its packed raw multiplied by that ratio and clipped to 1, as Chen et al. (SID, CVPR 2018) feed
+    their networks; ``thumb`` and ``rgb`` are computed from the amplified raw. The ratio is known from
+    the capture (exposure times), never from the target.
+
     With ``patch`` (full-resolution height, width; even) every item is a random patch with a random
     flip/rotation when ``augment`` is set (CFA-exact, see :mod:`isp_bench.data.augment`);
     ``samples_per_epoch`` sets the length. Without ``patch`` items are whole frames in manifest order.
@@ -87,7 +92,7 @@ class PairDataset(Dataset):
         if index not in self._thumbs:
             from isp_bench.models.crispnet import make_thumb
 
-            self._thumbs[index] = make_thumb(torch.from_numpy(np.array(raw))[None])[0]
+            self._thumbs[index] = make_thumb(torch.from_numpy(amplify(raw, self.rows[index]))[None])[0]
         return self._thumbs[index]
 
     def __getitem__(self, item: int) -> dict[str, Any]:
@@ -113,7 +118,8 @@ class PairDataset(Dataset):
             top = 2 * int(rng.integers(0, (full_h - rh) // 2 + 1))
             left = 2 * int(rng.integers(0, (full_w - rw) // 2 + 1))
             raw, crops = crop_packed_patch(entry.raw, targets, top, left, self.patch, op)
-        sample: dict[str, Any] = {"pair_id": row["pair_id"], "raw": torch.from_numpy(raw.astype(np.float32))}
+        raw = amplify(raw, row)
+        sample: dict[str, Any] = {"pair_id": row["pair_id"], "raw": torch.from_numpy(raw)}
         names = [n for n, t in (("target", entry.target), ("linear_target", entry.linear_target)) if t is not None]
         for name, crop in zip(names, crops):
             sample[name] = torch.from_numpy(crop.astype(np.float32) / 65535.0)
@@ -124,6 +130,15 @@ class PairDataset(Dataset):
             sample["thumb"] = self._thumb(index, entry.raw)
         sample.update(metadata_tensors(row))
         return sample
+
+
+def amplify(packed: np.ndarray, row: dict[str, Any]) -> np.ndarray:
+    """Packed raw (float, [0, 1]) × the pair's ``exposure_ratio`` when above 1, clipped to 1 (SID)."""
+    packed = np.asarray(packed, dtype=np.float32)
+    ratio = row.get("exposure_ratio")
+    if ratio is None or not np.isfinite(ratio) or ratio <= 1.0:
+        return np.array(packed)
+    return np.minimum(packed * np.float32(ratio), 1.0)
 
 
 def metadata_tensors(row: dict[str, Any]) -> dict[str, torch.Tensor]:
