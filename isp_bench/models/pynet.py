@@ -178,8 +178,13 @@ class PyNET(IspModel):
         source="PyNET paper (47.5 M parameters)",
         results=(ReportedResult(
             table="README of the authors' PyTorch port (aiff22/PyNET-PyTorch), pre-trained model",
-            dataset="Zurich RAW to RGB (ZRR), test split",
+            dataset="zurich",
             metrics={"psnr": 21.17, "ms_ssim": 0.8623},
+            note=("Read in https://github.com/aiff22/PyNET-PyTorch README ('PSNR: 21.17, MS-SSIM: 0.8623' for the "
+                  "pre-trained model). The README names no split; the repo's evaluate_accuracy.py scores the Zurich "
+                  "RAW-to-RGB test split (TEST_SIZE = 1204 patches): PSNR on [0, 1] and MS-SSIM (its own msssim.py), "
+                  "each averaged over patches. The port differs from the paper's TensorFlow model (instance norm in "
+                  "level 1, upsampling convolutions), so these are not the paper's table values."),
         ),),
     ),
     notes=(
