@@ -1,6 +1,6 @@
 """``isp-bench capture ...``: the capture rigs (monitor sessions, bracket plans, session ingest).
 
-The lead's ``isp_bench.cli`` calls :func:`add_commands` with its subparsers object.
+``isp_bench.cli`` (COMMAND_MODULES) calls :func:`add_commands` with its subparsers object.
 """
 
 from __future__ import annotations

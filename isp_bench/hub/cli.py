@@ -1,6 +1,6 @@
 """``isp-bench publish MANIFEST --root DIR --out FOLDER [--repo-id ORG/NAME]``.
 
-The lead's ``isp_bench.cli`` calls :func:`add_commands` with its subparsers object.
+``isp_bench.cli`` (COMMAND_MODULES) calls :func:`add_commands` with its subparsers object.
 """
 
 from __future__ import annotations

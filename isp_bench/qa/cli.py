@@ -1,6 +1,6 @@
 """``isp-bench qa``: pair quality checks over a manifest (see :mod:`isp_bench.qa.run`).
 
-The lead's ``isp_bench.cli`` calls :func:`add_commands` with its subparsers object.
+``isp_bench.cli`` (COMMAND_MODULES) calls :func:`add_commands` with its subparsers object.
 """
 
 from __future__ import annotations
