@@ -15,7 +15,6 @@ from isp_bench.errors import DatasetError
 
 RAW_EXTENSIONS = (".dng", ".arw", ".cr2", ".cr3", ".nef", ".raf", ".rw2", ".orf", ".pef", ".srw", ".3fr",
                   ".iiq", ".raw", ".rwl", ".x3f", ".erf", ".kdc", ".mrw", ".nrw", ".srf", ".sr2")
-JPEG_EXTENSIONS = (".jpg", ".jpeg", ".JPG", ".JPEG", ".Jpg")
 
 
 def data_file(*parts: str) -> Path:

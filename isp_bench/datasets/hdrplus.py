@@ -32,7 +32,6 @@ from isp_bench.raw import read_exif
 
 SPLIT_SALT = "isp-bench/hdrplus/v1"
 SPLIT_FRACTIONS = (("train", 665 / 905), ("test", 240 / 905))
-CAMERANET_MODEL = "Nexus 6P"
 _RESULTS = re.compile(r"^results_\w+$")
 
 

@@ -35,7 +35,6 @@ LICENSE_FILE = "LICENSE.md"
 META_KEY = b"isp_bench.publish"  # shard key-value metadata: manifest meta + shard facts (JSON)
 
 RAW_COLUMN, TARGET_COLUMN, LINEAR_TARGET_COLUMN = "raw", "target", "linear_target"
-BYTES_COLUMNS = (RAW_COLUMN, TARGET_COLUMN, LINEAR_TARGET_COLUMN)
 #: (bytes column, manifest path column, manifest sha256 column)
 FILE_SOURCES = ((RAW_COLUMN, "input_path", "input_sha256"),
                 (TARGET_COLUMN, "target_path", "target_sha256"),

@@ -14,7 +14,6 @@ numbers of the individual metric calls.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import threading
@@ -55,49 +54,6 @@ def strip_map(fn: Callable[[int, int], object], n_rows: int, rows: int) -> list:
             _POOL = ThreadPoolExecutor(threads, thread_name_prefix="isp-bench-metrics")
         pool = _POOL
     return list(pool.map(lambda s: fn(*s), strips))
-
-
-# ---------------------------------------------------------------------------------------------
-# separable "valid" correlation as banded matrix products
-
-
-@functools.lru_cache(maxsize=64)
-def _band(kernel: tuple, n_out: int, dtype: str) -> np.ndarray:
-    """(n_out, n_out + L − 1) matrix M with ``M[i, i:i+L] = kernel``: ``M @ x`` correlates ``x``
-    with ``kernel`` over the valid region."""
-    k = np.asarray(kernel, dtype=np.float64)
-    m = np.zeros((n_out, n_out + k.size - 1), dtype=np.float64)
-    for i in range(n_out):
-        m[i, i : i + k.size] = k
-    return m.astype(dtype)
-
-
-#: Output columns per block of the horizontal pass (block GEMMs of (rows·blocks) × (HB+L−1) × HB).
-HB = 32
-
-
-def _hcorr_valid(x: np.ndarray, kernels: tuple, dtype: str) -> np.ndarray:
-    """Valid correlation of the rows of ``x`` (…, w) with each 1-D kernel in ``kernels`` (all of
-    length L): returns (…, len(kernels), w − L + 1)."""
-    length = len(kernels[0])
-    w = x.shape[-1]
-    wo = w - length + 1
-    nblk = -(-wo // HB)
-    need = nblk * HB + length - 1
-    if need > w:
-        x = np.concatenate([x, np.zeros(x.shape[:-1] + (need - w,), x.dtype)], axis=-1)
-    lead = x.shape[:-1]
-    x2 = x.reshape(-1, need)
-    # overlapping windows of HB + L − 1 samples every HB samples, copied contiguous for BLAS
-    win = np.lib.stride_tricks.as_strided(
-        x2, shape=(x2.shape[0], nblk, HB + length - 1), strides=(x2.strides[0], HB * x2.strides[1], x2.strides[1])
-    )
-    win = np.ascontiguousarray(win).reshape(-1, HB + length - 1)
-    mats = np.concatenate([_band(k, HB, dtype).T for k in kernels], axis=1)  # (HB+L-1, G·HB)
-    out = win @ mats  # (rows·nblk, G·HB)
-    out = out.reshape(x2.shape[0], nblk, len(kernels), HB).transpose(0, 2, 1, 3)
-    out = out.reshape(lead + (len(kernels), nblk * HB))
-    return out[..., :wo]
 
 
 # ---------------------------------------------------------------------------------------------

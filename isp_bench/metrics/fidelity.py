@@ -173,23 +173,6 @@ def _ssim_rgb(work) -> float:
     return float(np.round(np.mean([s for s, _ in work.ssim_level1("rgb")]), 12))
 
 
-def _ms_ssim_channels(p: np.ndarray, t: np.ndarray) -> float:
-    import pytorch_msssim
-
-    h, w = p.shape[:2]
-    if min(h, w) < MS_SSIM_MIN_SIDE:
-        raise MetricInputError(
-            f"MS-SSIM (5 scales, 11-px window) needs both sides ≥ {MS_SSIM_MIN_SIDE} px, got "
-            f"{h}×{w}; score such images with 'ssim' instead"
-        )
-    with torch.no_grad():
-        per_channel = pytorch_msssim.ms_ssim(
-            _to_nchw(p), _to_nchw(t), data_range=1.0, size_average=False, win_size=11,
-            win_sigma=1.5, K=(0.01, 0.03),
-        )
-    return float(per_channel.double().mean())
-
-
 def ms_ssim(pred, target) -> float:
     """Multi-scale SSIM (pytorch-msssim's algorithm) on the MATLAB ``rgb2gray`` grey (8-bit, as
     :func:`ssim`).

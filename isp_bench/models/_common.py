@@ -120,5 +120,3 @@ def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
     return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
 
 
-def crop_to(x: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    return x[..., :h, :w]

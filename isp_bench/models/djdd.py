@@ -35,7 +35,6 @@ from isp_bench.models.classic import ClassicISP
 from isp_bench.raw import cfa_masks
 
 _DEPTH, _WIDTH = 15, 64
-_CONTEXT = 31  # output pixels lost on each side by the valid convolutions
 
 
 def shipped_weights_path() -> Path:

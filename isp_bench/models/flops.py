@@ -37,10 +37,6 @@ class MacReport:
     by_type: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     @property
-    def gmacs(self) -> float:
-        return self.total / 1e9
-
-    @property
     def gflops(self) -> float:
         """2 FLOPs per MAC, the convention of the papers' GFLOPs columns."""
         return 2 * self.total / 1e9
