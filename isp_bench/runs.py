@@ -1,8 +1,8 @@
 """`isp-bench run`: train a registered model with its paper's recipe, evaluate the test split at full
 resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
 
-A run's id is a function of the resolved config, so re-running the same command finds the same
-folder and resumes: a finished training is not repeated, an interrupted one continues from its last
+A run's id is a function of the resolved config and the manifest's content hash, so re-running the
+same command on the same data finds the same folder and resumes: a finished training is not repeated, an interrupted one continues from its last
 checkpoint.
 
 Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` / ``model.pt``, ``training.json``
@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -43,10 +44,17 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
     manifest_path = Path(manifest) if manifest else Path("manifests") / f"{name}.parquet"
     root_path = Path(root) if root else Path("work") / name
     if name == "synth" and root is None:
+        import shutil
+
         from isp_bench.ingest import ingest
         from isp_bench.synth import generate
+        from isp_bench.synth.generate import GENERATOR_VERSION
 
-        if not (root_path / "synth.json").exists():
+        meta = root_path / "synth.json"
+        if meta.exists() and json.loads(meta.read_text()).get("generator_version") != GENERATOR_VERSION:
+            print(f"{root_path}: made by an older synthetic-camera version; regenerating", file=sys.stderr)
+            shutil.rmtree(root_path)
+        if not meta.exists():
             generate(root_path, progress=progress)
         ingest("synth", root_path, manifest_path, progress=progress)  # cached: instant when unchanged
     if not manifest_path.is_file():
@@ -94,10 +102,11 @@ def run_benchmark(
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     config = resolve_recipe(model_name, budget=budget, dataset=dataset, seed=seed, overrides=overrides)
+    manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
+    config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
     run_dir = Path(runs_dir) / run_id_for(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
-    manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
     cache_dir = root_path / ".isp-bench-cache"
 
     if require_trained and config["stages"] and not (run_dir / FINAL).exists():

@@ -114,3 +114,23 @@ def test_portrait_scenes_store_an_upright_jpeg(synth_root):
             assert capture.orientation == 6 and jpeg.shape[:2] == (capture.width, capture.height)
         else:
             assert capture.orientation == 1 and jpeg.shape[:2] == (capture.height, capture.width)
+
+
+def test_displayed_and_reflected_neutrals_render_neutral():
+    """White balance from the scene's white makes sRGB greys grey in the target: exactly on the
+    monitor (a colour-managed display whose native white is off D65: balancing on the panel's native
+    white gave R/G 1.87, B/G 1.59), and within 5 % under every illuminant, where the 3-vector
+    reflectance basis makes sRGB grey not quite spectrally flat (a real surface's metamerism)."""
+    from isp_bench.synth.generate import DISPLAY, REAL_ILLUMINANTS
+    from isp_bench.synth.look import camera_to_srgb_matrix, render_linear
+
+    sensor = SynthConfig().sensor.spectral_sensitivities
+    to_srgb = camera_to_srgb_matrix(spectral.fit_color_matrix(sensor, "D65"),
+                                    spectral.camera_response(spectral.illuminant("D65"), sensor))
+    lights = [spectral.monitor_light(sensor, DISPLAY)] + [spectral.reflectance_light(sensor, n) for n in REAL_ILLUMINANTS]
+    for light in lights:
+        wb = light.white_camera_rgb[1] / light.white_camera_rgb
+        for level in (0.05, 0.2, 0.9):
+            grey = render_linear(light.matrix @ np.full(3, level), wb, to_srgb)
+            tolerance = 1.001 if "display" in light.description else 1.05
+            assert grey.max() / grey.min() < tolerance, (light.description, level, grey)

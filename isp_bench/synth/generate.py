@@ -41,7 +41,7 @@ from isp_bench.synth import spectral
 from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
 from isp_bench.synth.sensor import SensorSpec, expose
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: monitor scenes white-balanced on displayed sRGB white (v1: the panel's native white)
 DISPLAY = "Apple Studio Display"
 REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
 ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
@@ -177,8 +177,12 @@ def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, wor
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "synth.json"
     config_dict = _config_dict(config)
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("config") != config_dict:
-        raise FileExistsError(f"{out} holds a synthetic dataset made with another config; choose an empty folder")
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta.get("config") != config_dict or meta.get("generator_version") != GENERATOR_VERSION:
+            raise FileExistsError(f"{out} holds a synthetic dataset made with another config or generator version "
+                                  f"({meta.get('generator_version')}, this is {GENERATOR_VERSION}); choose an empty "
+                                  "folder or delete this one")
     color_matrix = spectral.fit_color_matrix(config.sensor.spectral_sensitivities, "D65")
     plans = [scene_plan(config, i) for i in range(config.scenes)]
     todo = [p for p in plans if not all((out / p["scene"] / f).exists() for f in FILES.values())]

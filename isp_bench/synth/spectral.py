@@ -102,15 +102,18 @@ class SceneLight:
 
 def monitor_light(sensor: str, display: str) -> SceneLight:
     """A colour-managed display showing sRGB content: linear sRGB → XYZ → the display's own
-    drive values (its primaries' XYZ), emitted spectrally and integrated by the camera."""
+    drive values (its primaries' XYZ), emitted spectrally and integrated by the camera.
+
+    The scene white is the camera's response to displayed sRGB white (D65 after colour
+    management), not to the panel's native white (all drives at 1), which is off D65 for measured
+    primaries: white-balancing on the native white would tint every neutral of the content."""
     primaries = display_primaries(display)
     display_to_xyz = xyz_of(primaries.T).T  # columns: XYZ of each primary
     white_scale = display_to_xyz[1].sum()  # luminance of full white
     drive_from_srgb = np.linalg.inv(display_to_xyz / white_scale) @ SRGB_TO_XYZ
     camera_from_drive = camera_response(primaries.T, sensor).T / white_scale
     matrix = camera_from_drive @ drive_from_srgb
-    white = camera_from_drive @ np.ones(3)
-    return SceneLight(matrix, white, f"sRGB shown on a colour-managed '{display}'")
+    return SceneLight(matrix, matrix @ np.ones(3), f"sRGB shown on a colour-managed '{display}'")
 
 
 def reflectance_light(sensor: str, illuminant_name: str) -> SceneLight:
