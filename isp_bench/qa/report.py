@@ -41,7 +41,7 @@ def badness(q: dict[str, Any], th) -> float:
     return float(max(scores))
 
 
-def _panel(aligned: np.ndarray, target: np.ndarray, max_width: int = 960) -> np.ndarray:
+def panel(aligned: np.ndarray, target: np.ndarray, max_width: int = 960) -> np.ndarray:
     # match each channel's mean to the target's, so the difference shows geometry and detail, not colour
     valid = aligned.sum(axis=-1) > 0
     if valid.any():
@@ -58,9 +58,10 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "pair"
 
 
-def write_report(folder: str | Path, rows: list[dict[str, Any]], visuals: dict[str, tuple[np.ndarray, np.ndarray]],
+def write_report(folder: str | Path, rows: list[dict[str, Any]], images: dict[str, np.ndarray],
                  *, thresholds, worst: int = 6) -> Path:
-    """Write ``<folder>/<session>.md`` per session (and ``index.md``) with images under ``images/``."""
+    """Write ``<folder>/<session>.md`` per session (and ``index.md``) with images under ``images/``;
+    ``images`` maps pair ids to their :func:`panel` (only the pairs worth showing)."""
     folder = Path(folder)
     (folder / "images").mkdir(parents=True, exist_ok=True)
     sessions: dict[str, list[tuple[dict, dict]]] = {}
@@ -95,14 +96,14 @@ def write_report(folder: str | Path, rows: list[dict[str, Any]], visuals: dict[s
             lines.append(f"| `{row['pair_id']}` | {' '.join(f'`{f}`' for f in q['flags'])} | {fmt(mis)} | "
                          f"{fmt(lm.get('max_px'))} | {fmt(q.get('clipped_raw'), 4)} | {fmt(sharp)} | {fmt(stops)} | "
                          f"{badness(q, thresholds):.2f} |")
-        shown = [(r, e) for r, e in ranked if r["pair_id"] in visuals][:worst]
+        shown = [(r, e) for r, e in ranked if r["pair_id"] in images][:worst]
         if shown:
             lines += ["", f"## The {len(shown)} worst pairs", "",
                       ("Each image: the raw's classic rendering registered onto the target | the target "
                        "(monitor captures: the source image) | 4× absolute difference."), ""]
             for row, extra in shown:
                 fname = f"images/{_slug(name)}__{_slug(row['pair_id'])}.png"
-                write_png(folder / fname, _panel(*visuals[row["pair_id"]]))
+                write_png(folder / fname, images[row["pair_id"]])
                 lines += [f"### `{row['pair_id']}` ({', '.join(extra['qa']['flags']) or 'no flags'})", "",
                           f"![{row['pair_id']}]({fname})", ""]
         page = f"{_slug(name)}.md"

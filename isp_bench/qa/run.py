@@ -18,9 +18,11 @@ Flags (:data:`QA_FLAGS`; a re-run replaces them, other flags are kept):
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import time
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from isp_bench.capture.frames import DisplayLayout
 from isp_bench.images import read_image
 from isp_bench.manifest import Manifest, read_manifest, write_manifest
 from isp_bench.qa import checks
+from isp_bench.qa.report import badness, panel, write_report
 from isp_bench.qa.registration import (
     RegistrationError,
     global_alignment,
@@ -63,20 +66,26 @@ class QAResult:
 
 
 class _Frames:
-    """Reads and renders each raw file once."""
+    """Reads and renders raw files, keeping the ``keep`` most recently used (a pair and its session
+    partners are neighbours in manifest order; a 12 MP rendering is ~150 MB, so memory stays bounded)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, keep: int = 4):
         self.root = root
-        self._cache: dict[str, tuple] = {}
+        self.keep = keep
+        self._cache: OrderedDict[str, tuple] = OrderedDict()
 
     def raw(self, rel: str):
-        if rel not in self._cache:
+        if rel in self._cache:
+            self._cache.move_to_end(rel)
+        else:
             from isp_bench.models.classic import render_capture
             from isp_bench.raw import read_raw
 
             cap = read_raw(self.root / rel)
             srgb, crop = render_capture(cap, "bilinear")
             self._cache[rel] = (cap, np.clip(srgb, 0, 1), crop)
+            while len(self._cache) > self.keep:
+                self._cache.popitem(last=False)
         return self._cache[rel]
 
 
@@ -140,7 +149,8 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
     th = thresholds
     qa: dict[str, dict[str, Any]] = {}
     flags: dict[str, set[str]] = {r["pair_id"]: set() for r in rows}
-    visuals: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    # report images: per session, the `worst` pairs by their per-pair checks, as small uint8 panels
+    panels: dict[str, list[tuple[float, str, np.ndarray]]] = {}
     homographies: dict[str, Any] = {}
 
     def fiducial_registration(pair_id: str):
@@ -158,6 +168,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
         frame_type = cap_info.get("frame_type")
         q: dict[str, Any] = {"version": QA_VERSION}
         qa[pid] = q
+        shown = None  # (moving image registered onto the reference, reference) for the report
         cap, render, crop = frames.raw(row["input_path"])
         q["clipped_raw"] = _r(checks.clipped_fraction_raw(cap.mosaic, cap.white_level, cap.black_level), 6)
         if q["clipped_raw"] > th.clipped_fraction and frame_type not in ("white",):
@@ -189,7 +200,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
             q["local_motion"] = lm.to_dict()
             if lm.moving_tiles > 0:
                 flags[pid].add("motion")
-            visuals[pid] = (aligned, target)
+            shown = (aligned, target)
         elif target is not None:
             q["registration"] = {"error": f"target {target.shape[1]}×{target.shape[0]} differs from the raw's "
                                           f"{render.shape[1]}×{render.shape[0]}"}
@@ -220,7 +231,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
                     flags[pid].add("misaligned")
                 if lm.moving_tiles > 0:
                     flags[pid].add("motion")
-                visuals[pid] = (warped, source)
+                shown = (warped, source)
 
         # brackets: exposure ratio and sharpness against the scene's other frame
         partner = cap_info.get("partner_pair")
@@ -243,6 +254,12 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
                 bad = [v for v in (e["exif_vs_intended_stops"], e["measured_vs_exif_stops"]) if v is not None]
                 if exif is None or any(abs(v) > th.exposure_stops for v in bad):
                     flags[pid].add("exposure_mismatch")
+        if report is not None and shown is not None:
+            session = (extras[pid].get("capture") or {}).get("session") or manifest.dataset
+            heap = panels.setdefault(session, [])
+            heapq.heappush(heap, (badness(q, th), pid, panel(*shown)))
+            if len(heap) > worst:
+                heapq.heappop(heap)
 
     # monitor sessions: blur relative to the session's typical capture/source sharpness
     ratios = {pid: q["monitor"]["sharpness_vs_source"] for pid, q in qa.items()
@@ -274,7 +291,6 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
                              source_meta=manifest.meta.get("source"))
     report_path = None
     if report is not None:
-        from isp_bench.qa.report import write_report
-
-        report_path = write_report(report, new_rows, visuals, thresholds=th, worst=worst)
+        images = {pid: image for heap in panels.values() for _, pid, image in heap}
+        report_path = write_report(report, new_rows, images, thresholds=th, worst=worst)
     return QAResult(written, new_rows, flagged, report_path, time.perf_counter() - t0)
