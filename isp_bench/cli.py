@@ -164,9 +164,10 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_leaderboard(args) -> int:
-    from isp_bench.leaderboard import build_leaderboard, load_results
+    from isp_bench.leaderboard import build_leaderboard, load_results, reported_datasets
 
-    datasets = [args.dataset] if args.dataset else sorted({r["dataset"] for r in load_results(args.runs)})
+    datasets = [args.dataset] if args.dataset else sorted({r["dataset"] for r in load_results(args.runs)}
+                                                          | reported_datasets())
     for dataset in datasets:
         print(f"leaderboard: {build_leaderboard(args.runs, dataset, args.out)}")
     return 0
@@ -248,8 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a trained run at full resolution and write result.json")
     _add_run_options(p)
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("leaderboard", help="build leaderboards/<dataset>.md from runs/*/result.json")
-    p.add_argument("--dataset", default=None, help="one dataset (default: every dataset with results)")
+    p = sub.add_parser("leaderboard", help="build leaderboards/<dataset>.md from runs/*/result.json and the papers' reported rows")
+    p.add_argument("--dataset", default=None, help="one dataset (default: every dataset with results or reported rows)")
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--out", type=Path, default=Path("leaderboards"))
     p.set_defaults(func=_cmd_leaderboard)

@@ -79,6 +79,13 @@ def reported_results(dataset: str) -> list[tuple[Any, Any]]:
     return [(card, res) for card in model_cards() for res in card.reported.results if res.dataset == dataset]
 
 
+def reported_datasets() -> set[str]:
+    """Datasets for which some model card quotes a paper's results."""
+    from isp_bench.models import model_cards
+
+    return {res.dataset for card in model_cards() for res in card.reported.results}
+
+
 def reported_table(dataset: str) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the papers' own numbers for ``dataset`` (quoted, never measured here).
 

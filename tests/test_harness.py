@@ -185,6 +185,23 @@ def test_interrupted_training_resumes_to_identical_weights(data, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_never_resumes_on_other_data(data, tmp_path):
+    other_root = generate(tmp_path / "synth1", SynthConfig(scenes=6, height=96, width=128, seed=1), workers=1,
+                          progress=False)
+    other = ingest("synth", other_root, tmp_path / "synth1.parquet", workers=1, progress=False).manifest.path
+    first = _run(data, "classic", tmp_path / "runs")
+    second = run_benchmark("classic", budget="smoke", runs_dir=tmp_path / "runs", manifest=other, root=other_root,
+                           metrics=FAST_METRICS, progress=False)
+    assert first.name.rsplit("-", 1)[0] == second.name.rsplit("-", 1)[0] and first != second  # same config
+    hashes = [json.loads((d / "result.json").read_text())["manifest"]["content_hash"] for d in (first, second)]
+    assert hashes[0] != hashes[1]
+    assert json.loads((second / "config.json").read_text())["manifest_content_hash"] == hashes[1]
+    with pytest.raises(FileExistsError, match="generator version"):  # a folder of another generator version
+        meta = json.loads((other_root / "synth.json").read_text())
+        (other_root / "synth.json").write_text(json.dumps({**meta, "generator_version": 1}))
+        generate(other_root, SynthConfig(scenes=6, height=96, width=128, seed=1), workers=1, progress=False)
+
+
 def test_evaluate_refuses_an_untrained_model(data, tmp_path):
     with pytest.raises(RunError, match="has not finished training"):
         _run(data, "unet", tmp_path, require_trained=True)

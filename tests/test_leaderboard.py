@@ -6,7 +6,7 @@ import pytest
 
 from isp_bench.cli import main
 from isp_bench.datasets import list_sources
-from isp_bench.leaderboard import LeaderboardError, build_leaderboard, reported_table
+from isp_bench.leaderboard import LeaderboardError, build_leaderboard, reported_datasets, reported_table
 from isp_bench.models import model_cards
 
 
@@ -35,6 +35,10 @@ def test_cli_leaderboard_for_a_dataset_with_only_reported_rows(tmp_path, capsys)
                  "--out", str(tmp_path / "lb")]) == 0
     assert "leaderboard:" in capsys.readouterr().out
     assert "| pynet |" in (tmp_path / "lb" / "zurich.md").read_text()
+    # without --dataset: every dataset with runs or reported rows (here: no runs at all)
+    assert main(["leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "all")]) == 0
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.md")) == sorted(f"{d}.md" for d in reported_datasets())
+    assert "zurich" in reported_datasets()
 
 
 def test_nothing_to_show_still_raises(tmp_path):
