@@ -17,6 +17,13 @@ def provenance(packages: tuple[str, ...] = ("isp-bench", "numpy", "rawpy", "exif
     return {**environment(packages), **extra}
 
 
+def add_synth_options(parser) -> None:
+    """--scenes/--height/--width of the synthetic set a benchmark generates (default: the embedded set)."""
+    parser.add_argument("--scenes", type=int, default=24)
+    parser.add_argument("--height", type=int, default=384)
+    parser.add_argument("--width", type=int, default=512)
+
+
 def best_time(fn: Callable[[], object], repeats: int) -> float:
     """Minimum wall-clock seconds of ``repeats`` calls (the least disturbed run)."""
     times = []

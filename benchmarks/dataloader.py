@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import DataLoader
 
-from _common import provenance, save
+from _common import add_synth_options, provenance, save
 from isp_bench.data import DIHEDRAL, PairDataset, crop_packed_patch, preprocess_row
 from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate
@@ -30,9 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patch", type=int, default=256)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--scenes", type=int, default=24)
-    parser.add_argument("--height", type=int, default=384)
-    parser.add_argument("--width", type=int, default=512)
+    add_synth_options(parser)
     args = parser.parse_args()
     patch = (args.patch, args.patch)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import rawpy
 
-from _common import best_time, provenance, save
+from _common import add_synth_options, best_time, provenance, save
 from isp_bench.ingest import ingest
 from isp_bench.manifest import read_manifest
 from isp_bench.synth import SynthConfig, generate
@@ -25,9 +25,7 @@ from isp_bench.synth import SynthConfig, generate
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=24)
-    parser.add_argument("--height", type=int, default=384)
-    parser.add_argument("--width", type=int, default=512)
+    add_synth_options(parser)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 

@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import provenance, save
+from _common import add_synth_options, provenance, save
 
 HERE = Path(__file__).resolve().parent
 
@@ -107,9 +107,7 @@ def _run_child(spec: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenes", type=int, default=24)
-    parser.add_argument("--height", type=int, default=384)
-    parser.add_argument("--width", type=int, default=512)
+    add_synth_options(parser)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--shard-mb", type=float, default=16)
     parser.add_argument("--row-group-mb", type=float, default=8)

@@ -75,6 +75,22 @@ def natural_key(text: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
+def sorted_pngs(folder: Path) -> list[Path]:
+    """The PNG files of ``folder`` in natural order (``2.png`` before ``10.png``); none if it is absent."""
+    return sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name)) if folder.is_dir() else []
+
+
+def exif_value(path: Path, key: str):
+    """One field of :func:`isp_bench.raw.read_exif`, or None when the file cannot be read (the ingest
+    reports broken files itself when it reads them)."""
+    from isp_bench.raw import read_exif
+
+    try:
+        return read_exif(path)[key]
+    except Exception:
+        return None
+
+
 def read_png_mosaic(path: Path) -> np.ndarray:
     """A single-channel 8/16-bit PNG mosaic as a 2-D uint16 array (DatasetError if it is not one)."""
     from isp_bench.images import read_image

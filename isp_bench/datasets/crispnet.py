@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from isp_bench.datasets._common import find_root, natural_key, read_png_mosaic, rel
+from isp_bench.datasets._common import find_root, read_png_mosaic, rel, sorted_pngs
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 from isp_bench.raw import RawCapture
 
@@ -66,10 +66,6 @@ def _read_meta(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
-def _pngs(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name)) if folder.is_dir() else []
-
-
 @register_source
 class CrispnetSource(DatasetSource):
     name = "crispnet"
@@ -98,7 +94,7 @@ class CrispnetSource(DatasetSource):
                     raw_dir = base / "iphone" / ("full/raw" if full else "raw") / split
                     meta_name = f"meta_{split}.csv" if full else f"meta_{split}_patch.csv"
                     meta = {d: _read_meta(base / "meta" / d / meta_name) for d in DEVICES}
-                    for png in _pngs(raw_dir):
+                    for png in sorted_pngs(raw_dir):
                         yield from self._records(root, subset, split, full, png, devices, meta)
 
     def _records(self, root, subset, split, full, png, devices, meta) -> Iterator[PairRecord]:
@@ -149,7 +145,7 @@ class CrispnetSource(DatasetSource):
             if not base.is_dir():
                 continue
             for split in SPLITS:
-                raws = _pngs(base / "iphone" / "raw" / split)
+                raws = sorted_pngs(base / "iphone" / "raw" / split)
                 found[f"{subset} {split} raw"] = len(raws)
                 for device in DEVICES:
                     folder = base / device / "rgb" / split

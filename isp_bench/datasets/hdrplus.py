@@ -25,10 +25,9 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from isp_bench.datasets._common import classify_target_geometry, find_root, hash_split, rel
+from isp_bench.datasets._common import classify_target_geometry, exif_value, find_root, hash_split, rel
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 from isp_bench.errors import DatasetError
-from isp_bench.raw import read_exif
 
 SPLIT_SALT = "isp-bench/hdrplus/v1"
 SPLIT_FRACTIONS = (("train", 665 / 905), ("test", 240 / 905))
@@ -47,13 +46,6 @@ def _reference_index(path: Path) -> int | None:
     try:
         return int(path.read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return None
-
-
-def _model(path: Path) -> str | None:
-    try:
-        return read_exif(path)["model"]
-    except Exception:  # reported by the ingest when the file is read
         return None
 
 
@@ -97,7 +89,7 @@ class HdrPlusSource(DatasetSource):
         for burst_dir in sorted(p for p in results.iterdir() if p.is_dir()):
             burst = burst_dir.name
             merged = burst_dir / "merged.dng"
-            model = _model(merged) if merged.is_file() else None
+            model = exif_value(merged, "model") if merged.is_file() else None
             if not self._keep(model):
                 continue
             ref = _reference_index(burst_dir / "reference_frame.txt")

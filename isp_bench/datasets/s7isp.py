@@ -24,9 +24,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from isp_bench.datasets._common import data_file, find_root, read_csv_rows, rel
+from isp_bench.datasets._common import data_file, exif_value, find_root, read_csv_rows, rel
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
-from isp_bench.raw import read_exif
 
 FILES = {"medium_raw": "medium_exposure.dng", "medium_jpeg": "medium_exposure.jpg",
          "short_raw": "short_exposure1.dng", "short_jpeg": "short_exposure.jpg"}
@@ -43,13 +42,6 @@ def official_split() -> dict[str, str]:
 
 def _scene_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and _SCENE.match(p.name))
-
-
-def _exposure(path: Path) -> float | None:
-    try:
-        return read_exif(path)["exposure_s"]
-    except Exception:  # a broken file is reported by the ingest itself
-        return None
 
 
 @register_source
@@ -77,8 +69,8 @@ class S7IspSource(DatasetSource):
             split = split_of.get(scene, "train")
             folder = rel(scene_dir, Path(root))
             target = f"{folder}/{FILES['medium_jpeg']}"
-            medium_exp = _exposure(scene_dir / FILES["medium_raw"])
-            short_exp = _exposure(scene_dir / FILES["short_raw"])
+            medium_exp = exif_value(scene_dir / FILES["medium_raw"], "exposure_s")
+            short_exp = exif_value(scene_dir / FILES["short_raw"], "exposure_s")
             common = dict(scene=scene, split=split, subset=None, target_device="Samsung Galaxy S7 camera JPEG",
                           target_path=target)
             yield PairRecord(pair_id=f"{scene}/well_lit", role="well_lit", input_path=f"{folder}/{FILES['medium_raw']}",

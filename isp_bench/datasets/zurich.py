@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from isp_bench.datasets._common import find_root, natural_key, read_png_mosaic, rel
+from isp_bench.datasets._common import find_root, read_png_mosaic, rel, sorted_pngs
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 from isp_bench.raw import RawCapture
 
@@ -29,10 +29,6 @@ CFA = "RGGB"
 
 def _is_root(p: Path) -> bool:
     return any((p / s / "huawei_raw").is_dir() for s in SPLITS)
-
-
-def _pngs(folder: Path) -> list[Path]:
-    return sorted(folder.glob("*.png"), key=lambda p: natural_key(p.name)) if folder.is_dir() else []
 
 
 @register_source
@@ -56,12 +52,12 @@ class ZurichSource(DatasetSource):
         base = self._root(root)  # paths stay relative to the folder given to the ingest
         common = dict(fill={"make": "HUAWEI", "model": "P20"}, exposure_ratio=1.0)
         for split in SPLITS:
-            for png in _pngs(base / split / "huawei_raw"):
+            for png in sorted_pngs(base / split / "huawei_raw"):
                 jpg = base / split / "canon" / f"{png.stem}.jpg"
                 yield PairRecord(pair_id=f"{split}/{png.stem}", scene=f"{split}/{png.stem}", split=split,
                                  role="raw_to_rgb", input_path=rel(png, root), target_path=rel(jpg, root),
                                  target_device="Canon EOS 5D Mark IV", flags=["not_pixel_aligned"], **common)
-        for png in _pngs(base / "test" / "huawei_full_resolution"):
+        for png in sorted_pngs(base / "test" / "huawei_full_resolution"):
             yield PairRecord(pair_id=f"full_resolution/{png.stem}", scene=f"full_resolution/{png.stem}", split="test",
                              role="full_resolution", input_path=rel(png, root), flags=["no_target"], **common)
 
@@ -82,7 +78,7 @@ class ZurichSource(DatasetSource):
         root = self._root(root)
         found, missing = {}, []
         for split in SPLITS:
-            raws = _pngs(root / split / "huawei_raw")
+            raws = sorted_pngs(root / split / "huawei_raw")
             found[f"{split} raw"] = len(raws)
             lacking = [f"{split}/canon/{p.stem}.jpg" for p in raws if not (root / split / "canon" / f"{p.stem}.jpg").is_file()]
             found[f"{split} pairs"] = len(raws) - len(lacking)
