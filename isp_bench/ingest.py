@@ -236,14 +236,20 @@ def _file_columns(prefix: str, rel: str | None, results: dict[str, dict[str, Any
     return {f"{prefix}_path": rel, f"{prefix}_bytes": entry["size"], f"{prefix}_sha256": entry["sha256"]}
 
 
+def _record_columns(src, rec, *extra_flags: str) -> dict[str, Any]:
+    """The columns a row takes from its PairRecord and source (not from the files)."""
+    return {
+        "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
+        "protocol_split": rec.protocol_split, "subset": rec.subset, "target_device": rec.target_device,
+        "licence_class": rec.licence_class or src.licence_class, "flags": [*rec.flags, *extra_flags],
+        "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],
+    }
+
+
 def _row(src, rec, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     raw_info = results[rec.input_path]["info"]
     row: dict[str, Any] = {
-        "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
-        "protocol_split": rec.protocol_split,
-        "subset": rec.subset, "target_device": rec.target_device,
-        "licence_class": rec.licence_class or src.licence_class,
-        "flags": list(rec.flags), "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],
+        **_record_columns(src, rec),
         **_file_columns("input", rec.input_path, results),
         **_file_columns("target", rec.target_path, results),
         **_file_columns("linear_target", rec.linear_target_path, results),
@@ -283,11 +289,7 @@ def _ingest_lists_only(src, root, out: Path, options: dict[str, Any], started: f
     for rec in records:
         row: dict[str, Any] = {c: None for c in _RAW_COLUMNS}
         row.update({
-            "pair_id": rec.pair_id, "dataset": src.name, "scene": rec.scene, "split": rec.split, "role": rec.role,
-            "protocol_split": rec.protocol_split,
-            "subset": rec.subset, "target_device": rec.target_device,
-            "licence_class": rec.licence_class or src.licence_class,
-            "flags": [*rec.flags, NOT_HASHED_FLAG], "exposure_ratio": rec.exposure_ratio, "filled_from_dataset": [],
+            **_record_columns(src, rec, NOT_HASHED_FLAG),
             "input_path": rec.input_path, "input_bytes": NOT_HASHED_BYTES, "input_sha256": NOT_HASHED_SHA256,
             "target_path": rec.target_path, "linear_target_path": rec.linear_target_path, "color_matrix": None,
         })

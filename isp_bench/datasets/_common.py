@@ -141,7 +141,7 @@ def flag_exif_orientation(row: dict, target_info: dict | None) -> None:
         row["flags"].append("target_exif_orientation")
 
 
-_ROT90 = {6: 1, 8: -1, 5: 1, 7: -1}
+ROT90 = {6: 1, 8: -1, 5: 1, 7: -1}  # EXIF Orientation → np.rot90 turns back to sensor orientation
 
 
 def classify_target_geometry(row: dict, target_info: dict | None) -> dict:
@@ -158,7 +158,7 @@ def classify_target_geometry(row: dict, target_info: dict | None) -> dict:
     orientation = row.get("orientation")
     turned = orientation in (5, 6, 7, 8)
     if turned:
-        row["target_rot90"] = _ROT90[orientation]
+        row["target_rot90"] = ROT90[orientation]
     sensor_dims = (th, tw) if not turned else (tw, th)  # target size brought back to sensor orientation
     if not turned and (th, tw) in ((w, h), (cw, ch)) and (th, tw) != (h, w):
         row["target_rot90"] = 1  # stored rotated although the raw says upright: direction unknown

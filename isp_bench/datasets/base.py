@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
+from isp_bench.datasets._common import ROT90
 from isp_bench.errors import DatasetError, unknown_name_error
 
 
@@ -103,7 +104,7 @@ class DatasetSource:
         rh, rw = row["height"], row["width"]
         row["target_rot90"] = 0
         if (th, tw) != (rh, rw) and (th, tw) == (rw, rh):
-            row["target_rot90"] = {6: 1, 8: -1, 5: 1, 7: -1}.get(row["orientation"], 1)
+            row["target_rot90"] = ROT90.get(row["orientation"], 1)
             row["flags"].append("rotated_target")
             if row["orientation"] not in (5, 6, 7, 8):
                 row["flags"].append("rotation_guessed")

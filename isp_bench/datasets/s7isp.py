@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from isp_bench.datasets._common import data_file, exif_value, find_root, read_csv_rows, rel
+from isp_bench.datasets._common import data_file, exif_value, find_root, flag_exif_orientation, read_csv_rows, rel
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 
 FILES = {"medium_raw": "medium_exposure.dng", "medium_jpeg": "medium_exposure.jpg",
@@ -87,8 +87,7 @@ class S7IspSource(DatasetSource):
             row["flags"].append("unexpected_cfa")
         if row.get("white_level") != EXPECTED_WHITE:
             row["flags"].append("unexpected_white_level")
-        if target_info and target_info.get("orientation") not in (None, 1) and "rotated_target" not in row["flags"]:
-            row["flags"].append("target_exif_orientation")
+        flag_exif_orientation(row, target_info)
         return row
 
     def check_layout(self, root: Path) -> LayoutReport:

@@ -17,7 +17,7 @@ from isp_bench.evaluate.tiled import infer_full
 from isp_bench.images import write_png
 from isp_bench.manifest import Manifest
 from isp_bench.metrics import get_metric
-from isp_bench.metrics._registry import MetricWeightsError
+from isp_bench.metrics.score import score_pair
 
 DEFAULT_METRICS = ("psnr", "ssim", "ssim_rgb", "ms_ssim", "delta_e76", "delta_e76_rms", "scielab", "lpips", "brisque")
 
@@ -52,7 +52,8 @@ def evaluate_model(
     from tqdm import tqdm
 
     dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, progress=False)
-    specs = {name: get_metric(name) for name in metrics}
+    for name in metrics:
+        get_metric(name)  # unknown names fail before any inference
     unavailable: dict[str, str] = {}
     rows = []
     model.to(device).eval()
@@ -67,13 +68,7 @@ def evaluate_model(
         truth = sample["target"].permute(1, 2, 0).double().numpy()
         row: dict[str, Any] = {"pair_id": sample["pair_id"], "role": dataset.rows[i]["role"],
                                "subset": dataset.rows[i]["subset"], "seconds": seconds}
-        for name, spec in specs.items():
-            if name in unavailable:
-                continue
-            try:
-                row[name] = float(spec(output, truth) if spec.full_reference else spec(output))
-            except MetricWeightsError as exc:
-                unavailable[name] = str(exc)
+        row.update(score_pair(output, truth, [m for m in metrics if m not in unavailable], unavailable=unavailable))
         rows.append(row)
         if previews_dir is not None and i < n_previews:
             write_png(previews_dir / f"{sample['pair_id'].replace('/', '__')}.png", diagonal_preview(output, truth))

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ._fast import PairWork
+from ._fast import MS_WEIGHTS, PairWork, gauss_window
 from ._registry import (
     MetricInputError,
     MetricSpec,
@@ -79,9 +79,7 @@ def _to_nchw(channels: np.ndarray) -> torch.Tensor:
 
 
 def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    coords = np.arange(size, dtype=np.float64) - size // 2
-    g = np.exp(-(coords**2) / (2 * sigma**2))
-    return torch.from_numpy((g / g.sum()).astype(np.float32))
+    return torch.from_numpy(gauss_window(size, sigma).astype(np.float32))
 
 
 def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> np.ndarray:
@@ -234,7 +232,7 @@ _MS_SETTINGS = {
     "implementation": "pytorch-msssim 1.0's algorithm (relu, zero-padded 2×2 average pooling), "
                       "reimplemented; equal to pytorch_msssim.ms_ssim within 2e-6",
     "scales": 5,
-    "weights": (0.0448, 0.2856, 0.3001, 0.2363, 0.1333),
+    "weights": MS_WEIGHTS,
     "win_size": 11,
     "win_sigma": 1.5,
     "K": (0.01, 0.03),

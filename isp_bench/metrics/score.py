@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from ._fast import PairWork
-from ._registry import MetricError, get_metric
+from ._registry import MetricError, MetricWeightsError, get_metric
 
 #: Metrics scored when none are named: every full-reference metric that needs no extra weights.
 DEFAULT_METRICS = (
@@ -46,7 +46,8 @@ def read_srgb(path: str | os.PathLike) -> np.ndarray:
     raise ScoreError(f"{path}: unsupported pixel type {arr.dtype}; save as 8/16-bit PNG or TIFF")
 
 
-def score_pair(pred, target, metrics: Sequence[str] | None = None) -> dict[str, float]:
+def score_pair(pred, target, metrics: Sequence[str] | None = None, *,
+               unavailable: dict[str, str] | None = None) -> dict[str, float]:
     """Score one (pred, target) pair with several metrics, sharing the work they have in common.
 
     The validated images, the 8-bit grey and the full-resolution SSIM statistics (which MS-SSIM
@@ -59,6 +60,9 @@ def score_pair(pred, target, metrics: Sequence[str] | None = None) -> dict[str, 
         H×W×3 sRGB images in [0, 1] (numpy or torch).
     metrics : sequence of str, optional
         Registry names; :data:`DEFAULT_METRICS` when omitted. No-reference metrics score ``pred``.
+    unavailable : dict, optional
+        When given, a metric whose weights are missing (:class:`MetricWeightsError`) is left out of
+        the result and its reason recorded here instead of raising.
 
     Returns
     -------
@@ -72,18 +76,23 @@ def score_pair(pred, target, metrics: Sequence[str] | None = None) -> dict[str, 
     >>> score_pair(x, x, ["psnr", "delta_e76"])
     {'psnr': inf, 'delta_e76': 0.0}
     """
-    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
     specs = [get_metric(n) for n in names]
     work = PairWork(pred, target)
     work.plan(names)
     out: dict[str, float] = {}
     for spec in specs:
-        if not spec.full_reference:
-            out[spec.name] = float(spec(work.p))
-        elif spec.name in SHARED_WORK_METRICS:
-            out[spec.name] = float(spec(work, work.t))
-        else:
-            out[spec.name] = float(spec(work.p, work.t))
+        try:
+            if not spec.full_reference:
+                out[spec.name] = float(spec(work.p))
+            elif spec.name in SHARED_WORK_METRICS:
+                out[spec.name] = float(spec(work, work.t))
+            else:
+                out[spec.name] = float(spec(work.p, work.t))
+        except MetricWeightsError as exc:
+            if unavailable is None:
+                raise
+            unavailable[spec.name] = str(exc)
     return out
 
 

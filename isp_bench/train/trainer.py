@@ -33,14 +33,6 @@ def lr_at(stage: dict[str, Any], step: int) -> float:
     return stage["lr"] * stage["lr_decay"] ** passed
 
 
-def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    out = {}
-    for key in samples[0]:
-        values = [s[key] for s in samples]
-        out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
-    return out
-
-
 def _trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
     params = [p for name, p in model.named_parameters()
               if prefixes is None or any(name.startswith(pfx + ".") for pfx in prefixes)]
@@ -136,11 +128,11 @@ def train(
             manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
             inputs=tuple(inputs), roles=stage["roles"], subsets=stage["subsets"],
             samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], progress=False)
-        if stage["objective"] in NEEDS_LINEAR_TARGET and "linear_target" not in dataset[0]:
+        if stage["objective"] in NEEDS_LINEAR_TARGET and not all(r.get("linear_target_path") for r in dataset.rows):
             raise ValueError(f"stage {stage['name']!r} needs linear (restoration) targets; the manifest has none")
         dataset.set_epoch(k)
         batch_size = stage["batch_size"]
-        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=_collate, num_workers=loader_workers,
+        loader = DataLoader(dataset, batch_size=batch_size, num_workers=loader_workers,
                             sampler=range(first * batch_size, stage["steps"] * batch_size))
         model.train()
         bar = tqdm(total=stage["steps"], initial=first, desc=f"{config['model']} {stage['name']}", unit="step",
