@@ -42,9 +42,18 @@ def xyz_to_srgb_matrix() -> np.ndarray:
 
 
 def camera_to_srgb_matrix(color_matrix: np.ndarray) -> np.ndarray:
-    """Camera RGB → linear sRGB from a camera→XYZ matrix, rows normalised to sum to 1 so that the
-    white-balanced neutral (1, 1, 1) maps to sRGB white (dcraw's convention)."""
-    m = xyz_to_srgb_matrix() @ np.asarray(color_matrix, dtype=np.float64)
+    """White-balanced camera RGB → linear sRGB from a camera→XYZ matrix (dcraw's convention).
+
+    The matrix applies to camera RGB *before* white balance, so the balanced neutral (1, 1, 1) is
+    first taken back to the camera's response to D65 white, ``inverse(color_matrix) · XYZ(D65)``;
+    rows are then normalised so that it lands exactly on sRGB white. (Normalising the rows of
+    ``XYZ→sRGB · color_matrix`` alone, without that step, tints every colour but grey.)"""
+    import colour
+
+    cm = np.asarray(color_matrix, dtype=np.float64)
+    d65 = colour.xy_to_XYZ(colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"])
+    camera_white = np.linalg.solve(cm, d65)
+    m = xyz_to_srgb_matrix() @ cm @ np.diag(camera_white / camera_white[1])
     return m / m.sum(axis=1, keepdims=True)
 
 

@@ -87,11 +87,12 @@ def phase_shift(fixed: np.ndarray, moving: np.ndarray) -> tuple[float, float, fl
 
 
 def global_alignment(fixed: np.ndarray, moving: np.ndarray, *, motion: int = cv2.MOTION_AFFINE,
-                     model_margin: float = 0.2) -> Alignment:
+                     model_margin: float = 0.1) -> Alignment:
     """Global alignment of two renderings of one scene (H×W×3 or grey, same size): phase correlation,
     then ECC over a translation, then over ``motion`` (affine: shift, rotation, scale and shear) kept only
-    where it removes more than ``model_margin`` of the decorrelation left by the translation (1 − ρ);
-    fitting noise in weakly textured or blurred pairs removes far less."""
+    where it removes more than ``model_margin`` of the decorrelation left by the translation (1 − ρ).
+    On the simulated brackets, fitting noise in unrotated pairs removes at most ~2 % (weakly textured
+    or blurred pairs included), a real 0.3° rotation 15–17 %."""
     f, m = structure(fixed), structure(moving)
     h, w = f.shape
     dx, dy, _ = phase_shift(f, m)
