@@ -89,6 +89,27 @@ def test_short_exposures_are_amplified_by_their_ratio(data):
     assert frames[low]["raw"].mean() == pytest.approx(float(frames[well]["raw"].mean()), rel=0.05)
 
 
+def test_pairs_without_a_linear_target_get_the_classic_pipelines(data, tmp_path):
+    from isp_bench.data.cache import has_linear_target
+    from isp_bench.manifest import read_manifest, write_manifest
+
+    manifest = read_manifest(data["manifest"])
+    rows = [{**r, "linear_target_path": None, "linear_target_bytes": None, "linear_target_sha256": None}
+            for r in manifest.rows()]
+    stripped = write_manifest(tmp_path / "no_linear.parquet", rows, dataset="synth", errors=[])
+    with_linear = PairDataset(data["manifest"], data["root"], "test", cache_dir=tmp_path / "cache", progress=False)
+    derived = PairDataset(stripped.path, data["root"], "test", cache_dir=tmp_path / "cache", progress=False)
+    assert [has_linear_target(r) for r in derived.rows] == [r["exposure_ratio"] <= 1 for r in derived.rows]
+    for i, row in enumerate(derived.rows):
+        if row["exposure_ratio"] > 1:  # a short exposure's restoration target must come from the long one
+            assert "linear_target" not in derived[i]
+            continue
+        made, truth = derived[i]["linear_target"], with_linear[i]["linear_target"]
+        # the synthetic linear target is the same white balance and matrix on the noise-free scene
+        assert torch.allclose(made.mean((1, 2)), truth.mean((1, 2)), rtol=0.03, atol=2e-3), row["pair_id"]
+        assert float((made - truth).abs().mean()) < 0.03, row["pair_id"]
+
+
 def test_cache_reuses_entries_and_rejects_bad_patches(data):
     cache = data["base"] / "cache2"
     PairDataset(data["manifest"], data["root"], "val", cache_dir=cache, progress=False)

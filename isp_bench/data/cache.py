@@ -9,6 +9,11 @@ Entry contents:
 - ``raw``: float32 4×h×w, ``(mosaic − black) / (white − black)`` packed R, Gr, Gb, B (not clipped).
 - ``target`` / ``linear_target``: uint16 3×2h×2w (8-bit images scaled by 257, exactly), rotated back to
   sensor orientation and cropped like the raw.
+
+A pair without a linear (restoration) target gets one from the classic pipeline when its raw carries
+the white balance and colour matrix and is not a short exposure (:func:`derives_linear_target`): white
+balance, demosaicking, camera → sRGB primaries, linear — what CameraNet's authors made with dcraw for
+datasets that ship only a finished JPEG.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.images import read_image
 from isp_bench.raw import normalize, pack_rggb, read_raw
 
-PREPROCESS_VERSION = 1
+PREPROCESS_VERSION = 2  # 2: classic-pipeline linear targets for pairs without one
 _IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 
 
@@ -35,9 +40,25 @@ class CacheError(IspBenchError):
     """A manifest row that cannot be preprocessed (X-Trans, unaligned target, …)."""
 
 
+def derives_linear_target(row: dict[str, Any]) -> bool:
+    """Whether the cache makes this pair's linear target with the classic pipeline (see the module docstring)."""
+    return (not row.get("linear_target_path") and row.get("wb_as_shot") is not None
+            and row.get("color_matrix") is not None and (row.get("exposure_ratio") or 1.0) <= 1.0)
+
+
+def has_linear_target(row: dict[str, Any]) -> bool:
+    return bool(row.get("linear_target_path")) or derives_linear_target(row)
+
+
+def _floats(values) -> list[float] | None:
+    return None if values is None else [float(v) for v in values]
+
+
 def entry_key(row: dict[str, Any]) -> str:
     parts = [PREPROCESS_VERSION, row["input_sha256"], row.get("target_sha256"), row.get("linear_target_sha256"),
              list(row["black_level"]), row["white_level"], row["cfa"], row.get("target_rot90") or 0]
+    if derives_linear_target(row):
+        parts += [_floats(row["wb_as_shot"]), _floats(row["color_matrix"])]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
@@ -82,7 +103,24 @@ def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
                 f"{mosaic.shape[1]}×{mosaic.shape[0]} (flags {row.get('flags')}); only pixel-aligned pairs can be "
                 "cached for training")
         arrays[key] = _as_uint16_chw(crop.apply(image), root / rel)
+    if derives_linear_target(row):
+        arrays["linear_target"] = classic_linear_target(arrays["raw"], row)
     return arrays
+
+
+def classic_linear_target(packed: np.ndarray, row: dict[str, Any]) -> np.ndarray:
+    """uint16 3×2h×2w linear sRGB of the classic pipeline (``isp_bench.models.classic``) on a packed raw."""
+    import torch
+
+    from isp_bench.data.dataset import metadata_tensors
+    from isp_bench.models import create_model
+    from isp_bench.models._common import srgb_decode
+
+    batch = {"raw": torch.from_numpy(np.ascontiguousarray(packed))[None],
+             **{k: v[None] for k, v in metadata_tensors(row).items()}}
+    with torch.no_grad():
+        linear = srgb_decode(create_model("classic").eval()(batch))[0].numpy()
+    return np.round(linear * 65535.0).astype(np.uint16)
 
 
 @dataclass
