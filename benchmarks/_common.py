@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from isp_bench.files import atomic_write_text
 from isp_bench.provenance import environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,5 +38,5 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 def save(name: str, payload: dict) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    atomic_write_text(path, json.dumps(payload, indent=1) + "\n")
     return path

@@ -22,6 +22,7 @@ from pathlib import Path
 import _common
 
 import numpy as np
+from isp_bench.files import atomic_write_text
 
 H, W = 3024, 4032
 
@@ -193,7 +194,7 @@ def main(argv=None) -> int:
     prov = provenance(args.threads)
     prov["load_average_1_5_15min"] = load
     print(f"load average (1, 5, 15 min): {load}")
-    out.write_text(json.dumps({"provenance": prov, "seconds_per_12mp_pair": results}, indent=1))
+    atomic_write_text(out, json.dumps({"provenance": prov, "seconds_per_12mp_pair": results}, indent=1))
     print(f"wrote {out}")
     return 0
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import _common
 
 import torch
+from isp_bench.files import atomic_write_text
 
 TILE = 512
 FRAME = 4032 * 3024
@@ -114,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{row['s_per_12mp_frame']:8.1f} {(g or 0):8.1f} {100 * (g or 0) / peak:6.1f}%", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    tmp.replace(out)
+    atomic_write_text(out, json.dumps(result, indent=2))
     print(f"wrote {out}")
     return 0
 

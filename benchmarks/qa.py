@@ -28,6 +28,7 @@ from isp_bench.models.classic import render_capture
 from isp_bench.qa import qa_manifest
 from isp_bench.qa.registration import homography_error_px, monitor_homography
 from isp_bench.raw import read_raw
+from isp_bench.files import atomic_write_text
 
 KEYSTONED = np.array([[0.74, -0.06, 52.0], [0.05, 0.76, 18.0], [-4e-5, 6e-5, 1.0]])
 
@@ -69,7 +70,7 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=1) + "\n")
+        atomic_write_text(args.out, json.dumps(summary, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
 
 
 # EXIF tag numbers used in camera JPEGs.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+"""File suffixes read as images (lower case)."""
+
 EXIF_TAGS = {"Make": 0x010F, "Model": 0x0110, "Orientation": 0x0112, "DateTime": 0x0132,
              "ExposureTime": 0x829A, "FNumber": 0x829D, "ISOSpeedRatings": 0x8827,
              "DateTimeOriginal": 0x9003, "FocalLength": 0x920A}

@@ -9,7 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+from isp_bench.images import IMAGE_SUFFIXES
+
 
 
 def add_commands(subparsers) -> None:
@@ -67,7 +68,7 @@ def _expand(paths: list[Path]) -> list[Path]:
     out = []
     for p in paths:
         if p.is_dir():
-            out += sorted(q for q in p.iterdir() if q.suffix.lower() in _IMAGE_SUFFIXES)
+            out += sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
         else:
             out.append(p)
     return out

@@ -22,10 +22,10 @@ from scipy import ndimage
 from isp_bench.images import write_jpeg
 from isp_bench.raw.dng import write_dng
 from isp_bench.synth import spectral
+from isp_bench.synth.generate import DISPLAY
 from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
 from isp_bench.synth.sensor import SensorSpec, expose
 
-DISPLAY = "Apple Studio Display"
 
 
 @lru_cache(maxsize=4)
@@ -64,7 +64,7 @@ class SimulatedCamera:
         self._rng = np.random.default_rng(self.seed)
         self._light = spectral.monitor_light(self.sensor.spectral_sensitivities, self.display)
         # camera response to the sRGB white the colour-managed display shows (its white balance target)
-        self._white = self._light.matrix @ np.ones(3)
+        self._white = self._light.white_camera_rgb
 
     # -- optics -----------------------------------------------------------------------------------
     def vignette(self) -> np.ndarray:

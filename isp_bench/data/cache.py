@@ -29,11 +29,10 @@ import numpy as np
 
 from isp_bench.errors import IspBenchError
 from isp_bench.files import atomic_path, atomic_write_text
-from isp_bench.images import read_image
+from isp_bench.images import IMAGE_SUFFIXES, read_image
 from isp_bench.raw import normalize, pack_rggb, read_raw
 
 PREPROCESS_VERSION = 2  # 2: classic-pipeline linear targets for pairs without one
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"}
 
 
 class CacheError(IspBenchError):
@@ -65,7 +64,7 @@ def entry_key(row: dict[str, Any]) -> str:
 def load_mosaic(path: Path) -> np.ndarray:
     """The 2-D sensor mosaic of an input file: image-file mosaics (16-bit Bayer PNGs) directly, raw
     containers through :func:`isp_bench.raw.read_raw`."""
-    if path.suffix.lower() in _IMAGE_SUFFIXES:
+    if path.suffix.lower() in IMAGE_SUFFIXES:
         mosaic = read_image(path)
         if mosaic.ndim != 2:
             raise CacheError(f"{path}: expected a single-channel Bayer mosaic image, got shape {mosaic.shape}")

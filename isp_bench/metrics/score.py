@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from isp_bench.images import IMAGE_SUFFIXES
+
 from ._fast import PairWork
 from ._registry import MetricError, MetricWeightsError, get_metric
 
@@ -19,7 +21,6 @@ DEFAULT_METRICS = (
 )
 #: Metrics whose functions accept a :class:`~isp_bench.metrics._fast.PairWork` and share its work.
 SHARED_WORK_METRICS = frozenset(DEFAULT_METRICS)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 class ScoreError(MetricError):
