@@ -63,7 +63,7 @@ def run_models(args: argparse.Namespace) -> int:
         print(f"no model matches {args.pattern!r}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(cards, indent=2, default=str))
+        print(json.dumps(cards, indent=2, sort_keys=True, default=str))
         return 0
     header = ("name", "input", "metadata", "params M", "reported M", "GMACs@12MP", "reported GMACs", "reported in",
               "pretrained")

@@ -92,6 +92,7 @@ class ReportedResult:
     protocol: str
     metrics: dict[str, float]
     note: str = ""
+    printed: dict[str, str] = field(default_factory=dict, compare=False)  # metric → the value as printed
 
     @property
     def paper_short(self) -> str:
@@ -99,8 +100,9 @@ class ReportedResult:
         return self.paper.split(" (")[0]
 
     def columns(self) -> dict[str, tuple[MetricColumn, float]]:
-        """Leaderboard column label → (its :class:`MetricColumn`, the reported value)."""
-        return {METRIC_COLUMNS[(self.paper_short, m)].column: (METRIC_COLUMNS[(self.paper_short, m)], v)
+        """Leaderboard column label → (its :class:`MetricColumn`, the reported value, the value as printed)."""
+        return {METRIC_COLUMNS[(self.paper_short, m)].column: (METRIC_COLUMNS[(self.paper_short, m)], v,
+                                                                self.printed.get(m, f"{v:g}"))
                 for m, v in self.metrics.items()}
 
 
@@ -147,13 +149,15 @@ def reported_results() -> tuple[ReportedResult, ...]:
                     f"{where}: metric {metric!r} of {paper_short} has no leaderboard column; add "
                     f"({paper_short!r}, {metric!r}) to isp_bench.models.papers.METRIC_COLUMNS")
             key = tuple(row[k] for k in ("paper", "table", "method", "model", "dataset", "protocol"))
-            group = groups.setdefault(key, {"metrics": {}, "notes": []})
+            group = groups.setdefault(key, {"metrics": {}, "printed": {}, "notes": []})
             if metric in group["metrics"]:
                 raise ReportedResultsError(f"{where}: {metric!r} of {row['method']!r} given twice")
             group["metrics"][metric] = value
+            group["printed"][metric] = row["value"]
             if row["note"] and row["note"] not in group["notes"]:
                 group["notes"].append(row["note"])
-    return tuple(ReportedResult(*key, metrics=g["metrics"], note="; ".join(g["notes"])) for key, g in groups.items())
+    return tuple(ReportedResult(*key, metrics=g["metrics"], note="; ".join(g["notes"]), printed=g["printed"])
+                 for key, g in groups.items())
 
 
 @functools.lru_cache(maxsize=None)
