@@ -30,7 +30,7 @@ COMPLEXITY_METRICS = ("params_millions", "gflops", "seconds_per_frame")
 
 FLOPS_PER_MAC = {"CameraNet": 2}
 """FLOPs the paper counts per multiply-accumulate, for each paper that prints FLOPs. CameraNet Table IV:
-2, checked on DeepISP-Net, whose 12 869.79 GFLOPs are 2 × our 6 433.9 GMACs to 0.03 % (the rest is
+2, checked on DeepISP-Net, whose 12 869.79 GFLOPs are 2 × our 6 433.9 GMACs to 0.02 % (the rest is
 element-wise work our counter leaves out)."""
 
 
