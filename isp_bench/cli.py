@@ -149,7 +149,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from isp_bench.leaderboard import build_leaderboard
+    from isp_bench.leaderboard import build_leaderboard, build_scoreboard
     from isp_bench.runs import run_benchmark
 
     run_dir = run_benchmark(args.model, require_trained=args.command == "evaluate", **_run_kwargs(args))
@@ -158,18 +158,18 @@ def _cmd_run(args) -> int:
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
     if args.command == "run":
-        board = build_leaderboard(args.runs, args.dataset, args.leaderboards)
-        print(f"leaderboard: {board}")
+        for board in (build_leaderboard(args.runs, args.dataset, args.leaderboards),
+                      build_scoreboard(args.runs, args.leaderboards)):
+            print(f"leaderboard: {board}")
     return 0
 
 
 def _cmd_leaderboard(args) -> int:
-    from isp_bench.leaderboard import build_leaderboard, load_results, reported_datasets
+    from isp_bench.leaderboard import build_all, build_leaderboard
 
-    datasets = [args.dataset] if args.dataset else sorted({r["dataset"] for r in load_results(args.runs)}
-                                                          | reported_datasets())
-    for dataset in datasets:
-        print(f"leaderboard: {build_leaderboard(args.runs, dataset, args.out)}")
+    boards = [build_leaderboard(args.runs, args.dataset, args.out)] if args.dataset else build_all(args.runs, args.out)
+    for board in boards:
+        print(f"leaderboard: {board}")
     return 0
 
 
@@ -249,8 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a trained run at full resolution and write result.json")
     _add_run_options(p)
     p.set_defaults(func=_cmd_run)
-    p = sub.add_parser("leaderboard", help="build leaderboards/<dataset>.md from runs/*/result.json and the papers' reported rows")
-    p.add_argument("--dataset", default=None, help="one dataset (default: every dataset with results or reported rows)")
+    p = sub.add_parser("leaderboard", help="build leaderboards/<dataset>.md from runs/*/result.json and the papers' "
+                       "reported rows, and the reproduction scoreboard leaderboards/README.md")
+    p.add_argument("--dataset", default=None, help="one dataset page only (default: every dataset with results or "
+                   "reported rows, and README.md)")
     p.add_argument("--runs", type=Path, default=Path("runs"))
     p.add_argument("--out", type=Path, default=Path("leaderboards"))
     p.set_defaults(func=_cmd_leaderboard)

@@ -1,11 +1,20 @@
-"""Leaderboards built only from ``runs/*/result.json`` (DESIGN §3).
+"""Leaderboards from ``runs/*/result.json`` and the papers' CSV (DESIGN §3).
 
-One markdown table per (dataset, split): params, GFLOPs at 4032×3024 and each metric. A metric
-column is keyed by the metric's full spec (name, version, settings): results whose specs differ go
-to separate columns and are never merged. Rows the papers report (ModelCard ``reported.results`` for
-this dataset) go in a table of their own below the measured ones, one column per metric key, each value
-as its paper defines the metric: they are never put in a measured column. A dataset with reported rows
-and no runs yet still gets its page. Also writes a quality-vs-GFLOPs plot and copies one preview per model.
+``leaderboards/<dataset>.md``: per split, one table of the runs scored here (``measured``: trained and
+evaluated by isp-bench; ``submitted``: an outside model's predictions scored by ``isp-bench submit``),
+one row per (model, budget, seed, precision, dataset, split), the newest result by its provenance's
+finished time. A metric column is keyed by the metric's full spec (name, version, settings,
+reference): results whose specs differ go to separate columns and are never merged. Below, the
+papers' rows for the dataset (:mod:`isp_bench.models.papers`) in a table of their own: method as
+printed, paper, table, protocol and one column per reported metric as
+:data:`~isp_bench.models.papers.METRIC_COLUMNS` maps it (a paper's metric whose definition differs from
+ours has a column of its own). A dataset with reported rows and no runs still gets its page.
+
+``leaderboards/README.md``: the reproduction scoreboard, one table per seed paper: each reported row of
+a model the suite implements beside the best measured run on the same dataset (its test split), with
+the difference per comparable metric, or the commands that would measure it.
+
+Run ids are relative markdown links to ``<runs>/<run_id>/result.json``.
 """
 
 from __future__ import annotations
@@ -14,13 +23,17 @@ import hashlib
 import json
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from isp_bench.errors import IspBenchError
 from isp_bench.files import atomic_path, atomic_write_text
+from isp_bench.models.papers import ReportedResult, reported_datasets, reported_for, reported_results
 
 PLOT_METRIC = "psnr"
+SEED_PAPERS = ("DeepISP", "CameraNet", "CRISPnet")
+"""The papers whose tables the scoreboard (``leaderboards/README.md``) follows."""
 
 
 class LeaderboardError(IspBenchError):
@@ -33,22 +46,63 @@ def spec_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:6]
 
 
+def result_kind(result: dict[str, Any]) -> str:
+    """``measured`` (trained and scored here) or ``submitted`` (outside predictions scored here)."""
+    return result.get("kind", "measured")
+
+
+def result_key(result: dict[str, Any]) -> tuple:
+    """What one leaderboard row stands for: (model, budget, seed, precision, dataset, split)."""
+    precision = result.get("config", {}).get("precision", "fp32")
+    return (result["model"], result.get("budget"), result.get("seed"), precision, result["dataset"], result["split"])
+
+
+def _finished(result: dict[str, Any]) -> datetime:
+    prov = result.get("provenance", {})
+    stamp = prov.get("finished") or prov.get("date")
+    if not stamp:
+        raise LeaderboardError(f"{result['_dir']}/result.json has no provenance.finished time; re-run "
+                               "`isp-bench evaluate` for it to be ranked")
+    return datetime.fromisoformat(stamp)
+
+
 def load_results(runs_dir: str | os.PathLike, dataset: str | None = None) -> list[dict[str, Any]]:
-    results = []
+    """The results under ``runs_dir`` (for ``dataset``), the newest per :func:`result_key` only."""
+    newest: dict[tuple, dict[str, Any]] = {}
     for path in sorted(Path(runs_dir).glob("*/result.json")):
         result = json.loads(path.read_text())
         result["_dir"] = str(path.parent)
-        if dataset is None or result["dataset"] == dataset:
-            results.append(result)
-    return results
+        if dataset is not None and result["dataset"] != dataset:
+            continue
+        key = result_key(result)
+        if key not in newest or _finished(result) > _finished(newest[key]):
+            newest[key] = result
+    return sorted(newest.values(), key=lambda r: (r["model"], str(r.get("budget")), str(r.get("seed"))))
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None else f"{value:.{digits}g}"
 
 
-def build_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]], dict[str, dict]]:
-    """Header, rows and the spec legend for one (dataset, split) group of results."""
+def _run_link(result: dict[str, Any], out_dir: Path) -> str:
+    """Markdown link from a page in ``out_dir`` to the run's result.json (relative, POSIX separators)."""
+    target = Path(os.path.relpath(Path(result["_dir"]).resolve() / "result.json", out_dir.resolve()))
+    return f"[`{result['run_id']}`]({target.as_posix()})"
+
+
+def _kind_label(result: dict[str, Any]) -> str:
+    if result_kind(result) == "submitted":
+        return "submitted"
+    precision = result_key(result)[3]
+    return f"measured ({result.get('budget')}" + ("" if precision == "fp32" else f", {precision}") + ")"
+
+
+def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str], list[list[str]], dict[str, dict]]:
+    """Header, rows and the spec legend for one (dataset, split) group of results.
+
+    Complexity columns: measured parameters and GMACs at 4032×3024 beside the papers' (from the CSV,
+    GMACs = printed GFLOPs / the paper's FLOPs per MAC).
+    """
     columns: dict[tuple[str, str], dict] = {}
     for r in results:
         for name, m in r["metrics"].items():
@@ -56,51 +110,65 @@ def build_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str
     names = [n for n, _ in columns]
     labels = {key: key[0] if names.count(key[0]) == 1 else f"{key[0]} [{key[1]}]" for key in columns}
     arrows = {key: "↑" if spec["higher_is_better"] else "↓" for key, spec in columns.items()}
-    header = ["model", "kind", "params (M)", "GFLOPs @12MP"] + [f"{labels[k]} {arrows[k]}" for k in columns] + ["run"]
+    header = (["model", "kind", "params M", "params M (paper)", "GMACs @12MP", "GMACs (paper)"]
+              + [f"{labels[k]} {arrows[k]}" for k in columns] + ["run"])
     rows = []
-    for r in sorted(results, key=lambda r: r["model"]):
-        card = r["model_card"]
+    for r in results:
+        card = r.get("model_card") or {}
+        rep = reported_for(r["model"]) if result_kind(r) == "measured" else None
         macs, params = card.get("macs_4032x3024"), card.get("params")
-        cells = [r["model"], f"measured ({r['budget']})", _fmt(None if params is None else params / 1e6),
-                 _fmt(None if macs is None else 2 * macs / 1e9, 5)]
+        cells = [r["model"], _kind_label(r),
+                 _fmt(None if params is None else params / 1e6),
+                 _fmt(None if rep is None or rep.params is None else rep.params / 1e6),
+                 _fmt(None if macs is None else macs / 1e9, 5),
+                 _fmt(None if rep is None or rep.macs is None else rep.macs / 1e9, 5)]
         for key in columns:
             m = r["metrics"].get(key[0])
             cells.append(_fmt(m["mean"]) if m and spec_key(m["spec"]) == key[1] else "")
-        cells.append(f"`{r['run_id']}`")
+        cells.append(_run_link(r, out_dir))
         rows.append(cells)
     legend = {labels[k]: spec for k, spec in columns.items()}
     return header, rows, legend
 
 
-def reported_results(dataset: str) -> list[tuple[Any, Any]]:
-    """(ModelCard, ReportedResult) pairs the model cards quote for ``dataset``, by model name."""
-    from isp_bench.models import model_cards
+def _runnable_models() -> set[str]:
+    from isp_bench.models import list_models
 
-    return [(card, res) for card in model_cards() for res in card.reported.results if res.dataset == dataset]
-
-
-def reported_datasets() -> set[str]:
-    """Datasets for which some model card quotes a paper's results."""
-    from isp_bench.models import model_cards
-
-    return {res.dataset for card in model_cards() for res in card.reported.results}
+    return set(list_models(include_reported_only=False))
 
 
-def reported_table(dataset: str) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the papers' own numbers for ``dataset`` (quoted, never measured here).
+def reported_table(dataset: str) -> tuple[list[str], list[list[str]], list[str]]:
+    """Header, rows and notes of the papers' own numbers for ``dataset`` (quoted, never measured here).
 
-    One column per metric key, in the order first met; a cell is empty where the paper gives no value.
+    One column per leaderboard column of :data:`~isp_bench.models.papers.METRIC_COLUMNS`, in the order
+    first met; a cell is empty where the row has no value. "implemented here as": the registry model
+    implementing the row, or "reported only". Values as printed. Notes: each column's definition, then
+    each distinct note with the paper and table it belongs to.
     """
-    pairs = reported_results(dataset)
-    keys = list(dict.fromkeys(k for _, res in pairs for k in res.metrics))
-    header = ["model", "source", "params (M, paper)", "GFLOPs (paper)"] + keys + ["note"]
-    rows = []
-    for card, res in pairs:
-        rep = card.reported
-        cells = [card.name, res.table, _fmt(None if rep.params is None else rep.params / 1e6), _fmt(rep.gflops, 5)]
-        cells += [_fmt(res.metrics[k]) if res.metrics.get(k) is not None else "" for k in keys]
-        rows.append(cells + [res.note.replace("|", "\\|")])
-    return header, rows
+    rows_ = [r for r in reported_results() if r.dataset == dataset]
+    columns: dict[str, Any] = {}
+    for res in rows_:
+        for label, (col, _, _) in res.columns().items():
+            columns.setdefault(label, col)
+    runnable = _runnable_models()
+    header = ["method (as printed)", "paper", "table", "protocol", "implemented here as"] + list(columns)
+    rows, notes = [], []
+    for res in rows_:
+        values = res.columns()
+        rows.append([_escape(res.method), res.paper_short, res.table, _escape(res.protocol),
+                     f"`{res.model}`" if res.model in runnable else "reported only"]
+                    + [values[c][2] if c in values else "" for c in columns])
+        note = f"{res.paper_short} {res.table}: {res.note}"
+        if res.note and note not in notes:
+            notes.append(note)
+    column_notes = [f"**{label}**: " + (f"same definition as our `{col.ours}`; " if col.ours else
+                                         "the paper's own metric, no measured value shares this column; ") + col.why
+                    for label, col in columns.items()]
+    return header, rows, column_notes + [_escape(n) for n in notes]
+
+
+def _escape(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
@@ -109,27 +177,68 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _place_labels(ax, points: list[tuple[float, float, str]]) -> None:
+    """Annotate each point with its name where the label overlaps no other label nor marker: the first
+    free one of eight positions around the point, at growing distances."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    taken = [ax.transData.transform((x, y)) for x, y, _ in points]
+    marker_boxes = [(px - 4, py - 4, px + 4, py + 4) for px, py in taken]
+    placed: list[tuple[float, float, float, float]] = []
+
+    def overlaps(box):
+        return any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed + marker_boxes)
+
+    for x, y, name in sorted(points, key=lambda p: -p[1]):
+        for dist in (6, 14, 24, 36, 50):
+            for dx, dy in ((1, 1), (1, -1), (-1, 1), (-1, -1), (1, 0), (-1, 0), (0, 1), (0, -1)):
+                text = ax.annotate(name, (x, y), textcoords="offset points", xytext=(dx * dist, dy * dist),
+                                   fontsize=8, ha="left" if dx >= 0 else "right",
+                                   va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+                                   arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5") if dist > 14 else None)
+                bb = text.get_window_extent(renderer)
+                box = (bb.x0, bb.y0, bb.x1, bb.y1)
+                inside = ax.get_window_extent(renderer)
+                if not overlaps(box) and inside.x0 <= box[0] and box[2] <= inside.x1 and inside.y0 <= box[1] \
+                        and box[3] <= inside.y1:
+                    placed.append(box)
+                    break
+                text.remove()
+            else:
+                continue
+            break
+        else:  # nowhere free: keep the nearest position
+            ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 6), fontsize=8)
+
+
 def _plot(results: list[dict[str, Any]], path: Path) -> bool:
+    """Quality vs compute: every row with a known MAC count, networks and the no-network pipeline alike
+    (symmetric-log GFLOPs axis: 0 for the classic pipeline sits at the origin, networks on a log scale)."""
+    points = [(2 * r["model_card"]["macs_4032x3024"] / 1e9, r["metrics"][PLOT_METRIC]["mean"], r["model"])
+              for r in results if (r.get("model_card") or {}).get("macs_4032x3024") is not None
+              and PLOT_METRIC in r["metrics"]]
+    if not points:
+        return False
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    # log axis: models without multiply-accumulates (classic) are left out of the plot
-    points = [(2 * r["model_card"]["macs_4032x3024"] / 1e9, r["metrics"][PLOT_METRIC]["mean"], r["model"])
-              for r in results if (r["model_card"].get("macs_4032x3024") or 0) > 0 and PLOT_METRIC in r["metrics"]]
-    if not points:
-        return False
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-    for gflops, value, name in points:
-        ax.scatter(gflops, value)
-        ax.annotate(name, (gflops, value), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("GFLOPs at 4032×3024 (2 × MACs, measured)")
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    for gflops, value, _ in points:
+        ax.scatter(gflops, value, marker="s" if gflops == 0 else "o", color="0.3" if gflops == 0 else None, zorder=3)
+    ax.set_xscale("symlog", linthresh=10, linscale=0.5)
+    largest = max(g for g, _, _ in points)
+    ax.set_xlim(-1, max(largest * 3, 100))
+    low, high = min(v for _, v, _ in points), max(v for _, v, _ in points)
+    pad = max(high - low, 1.0) * 0.15
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_xlabel("GFLOPs at 4032×3024 (2 × MACs, measured; symlog axis, 0 = no network)")
     ax.set_ylabel(f"{PLOT_METRIC} (dB, higher is better)")
     ax.set_title(f"{results[0]['dataset']} {results[0]['split']}: quality vs compute")
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
+    _place_labels(ax, points)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp)
     plt.close(fig)
@@ -141,7 +250,7 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
     """Write ``<out_dir>/<dataset>.md`` (+ plot and previews) from the run results and the papers' reported
     results; raise :class:`LeaderboardError` when there are neither. Return its path."""
     results = load_results(runs_dir, dataset)
-    rep_header, rep_rows = reported_table(dataset)
+    rep_header, rep_rows, rep_notes = reported_table(dataset)
     if not results and not rep_rows:
         raise LeaderboardError(f"no result.json for dataset {dataset!r} under {runs_dir} and no reported results "
                                f"for it; run `isp-bench run --model MODEL --dataset {dataset}` first")
@@ -150,16 +259,28 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
     by_split: dict[str, list[dict]] = {}
     for r in results:
         by_split.setdefault(r["split"], []).append(r)
-    hashes = sorted({r["manifest"]["content_hash"] for r in results})
+    contents = []
+    if results:
+        contents.append("the runs scored by isp-bench (\"measured (budget)\": trained and evaluated here with that "
+                        "training budget; \"submitted\": an outside model's predictions scored here), the newest "
+                        "result per model, budget, seed and precision, each run id linking its result.json")
+    if rep_rows:
+        contents.append("the papers' own numbers in a table of their own (\"Reported by the papers\")")
     lines = [f"# Leaderboard: {dataset}", "",
-             "Generated by `isp-bench leaderboard` from `runs/*/result.json` and the model cards; do not edit by "
-             "hand. \"measured (budget)\" rows were trained and scored by isp-bench with the named training budget; "
-             "the papers' own numbers are in \"Reported by the papers\" below. GFLOPs = 2 × multiply-accumulates "
-             "at 4032×3024, counted by forward hooks.", "",
-             f"Manifest content hash(es): {', '.join(f'`{h[:16]}`' for h in hashes)}." if hashes
-             else "No measured runs for this dataset yet.", ""]
+             "Generated by `isp-bench leaderboard` from `runs/*/result.json` and "
+             "`isp_bench/data/papers/reported-results.csv`; do not edit by hand. This page holds "
+             + " and ".join(contents) + ".", ""]
+    if results:
+        hashes = sorted({r["manifest"]["content_hash"] for r in results})
+        lines += ["Complexity: params M and GMACs @12MP are measured here (multiply-accumulates of conv/linear/"
+                  "attention for one 4032×3024 frame, counted by forward hooks); the \"(paper)\" columns are the "
+                  "papers' figures, GMACs = the printed GFLOPs divided by the paper's FLOPs per MAC "
+                  "(CameraNet Table IV counts 2).", "",
+                  f"Manifest content hash(es): {', '.join(f'`{h[:16]}`' for h in hashes)}.", ""]
+    else:
+        lines += ["No run has been scored on this dataset yet.", ""]
     for split, group in sorted(by_split.items()):
-        header, rows, legend = build_table(group)
+        header, rows, legend = build_table(group, out_dir)
         lines += [f"## {split} split ({group[0]['manifest']['pairs_in_split']} pairs)", "", _markdown_table(header, rows), ""]
         lines += ["Metric specs:", ""]
         for label, spec in legend.items():
@@ -172,7 +293,7 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
         if _plot(group, plot):
             lines += ["", f"![{PLOT_METRIC} vs GFLOPs]({plot.name})"]
         previews = []
-        for r in sorted(group, key=lambda r: r["model"]):
+        for r in group:
             found = sorted(Path(r["_dir"]).glob("previews/*.png"))
             if found:
                 dest = out_dir / "previews" / dataset / f"{r['model']}__{found[0].name}"
@@ -185,10 +306,78 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
         lines.append("")
     if rep_rows:
         lines += ["## Reported by the papers", "",
-                  "Quoted from the papers (or their authors' code), not measured here. Each column is a metric key, "
-                  "each value as the paper defines it (its own split, colour space, crop and implementation): "
-                  "compare with the measured columns only where the definitions match.", "",
-                  _markdown_table(rep_header, rep_rows), ""]
+                  "Quoted from the papers, not measured here; each on the paper's own split and protocol. A column "
+                  "named like one of our metrics holds values with the same definition; every other column is the "
+                  "paper's own metric and never holds a measured value. \"implemented here as\": the registry model that "
+                  "implements the row, or \"reported only\" for a method the suite does not implement.", "",
+                  _markdown_table(rep_header, rep_rows), "", "Columns and notes:", "", *[f"- {n}" for n in rep_notes], ""]
     path = out_dir / f"{dataset}.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _best_run(res: ReportedResult, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The measured test-split run of ``res.model`` on ``res.dataset`` best on the row's first comparable metric."""
+    comparable = [col.ours for col, _, _ in res.columns().values() if col.ours]
+    if not comparable:
+        return None
+    first = comparable[0]
+    candidates = [r for r in results if r["model"] == res.model and r["dataset"] == res.dataset
+                  and r["split"] == "test" and result_kind(r) == "measured" and first in r["metrics"]]
+    if not candidates:
+        return None
+    sign = 1 if candidates[0]["metrics"][first]["spec"]["higher_is_better"] else -1
+    return max(candidates, key=lambda r: sign * r["metrics"][first]["mean"])
+
+
+def build_scoreboard(runs_dir: str | os.PathLike = "runs", out_dir: str | os.PathLike = "leaderboards") -> Path:
+    """Write ``<out_dir>/README.md``: per seed paper, each reported row of a model the suite implements beside
+    the best measured run on the same dataset (test split), Δ = measured − reported per comparable metric, or
+    "not yet measured" with the commands that would measure it. Return its path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = load_results(runs_dir)
+    runnable = _runnable_models()
+    pages = sorted(reported_datasets() | {r["dataset"] for r in results})
+    lines = ["# Reproduction scoreboard", "",
+             "Generated by `isp-bench leaderboard` from `runs/*/result.json` and "
+             "`isp_bench/data/papers/reported-results.csv`; do not edit by hand.", "",
+             "One table per seed paper: every row of its result tables that a model of the suite implements, "
+             "beside the best run measured here on the same dataset's test split (best on the row's first "
+             "comparable metric). Δ = measured − reported, only for metrics whose definition is the same as ours "
+             "(see the \"Columns and notes\" of each dataset page); the paper's protocol (its own subset and "
+             "split) is given so that a reader can judge how close the two test sets are.", "",
+             "Dataset pages: " + ", ".join(f"[{d}]({d}.md)" for d in pages) + ".", ""]
+    for paper in SEED_PAPERS:
+        rows = []
+        for res in reported_results():
+            if res.paper_short != paper or not res.dataset or res.model not in runnable:
+                continue
+            reported = ", ".join(f"{label} {printed}" for label, (_, _, printed) in res.columns().items())
+            comparable = [(col.ours, v) for col, v, _ in res.columns().values() if col.ours]
+            best = _best_run(res, results)
+            if not comparable:
+                cells = ["–", "no metric of the suite has this definition; nothing to compare"]
+            elif best is None:
+                cells = ["not yet measured",
+                         f"`isp-bench ingest {res.dataset} --root DIR`, then `isp-bench run --model {res.model} "
+                         f"--dataset {res.dataset} --budget paper --device cuda`"]
+            else:
+                deltas = [f"{name} {best['metrics'][name]['mean'] - v:+.3g}" for name, v in comparable
+                          if name in best["metrics"]]
+                cells = [f"{_run_link(best, out_dir)} ({best.get('budget')} budget)", ", ".join(deltas) or "–"]
+            rows.append([_escape(res.method), res.table, f"`{res.model}`", f"[{res.dataset}]({res.dataset}.md)",
+                         _escape(res.protocol), reported] + cells)
+        lines += [f"## {paper}", ""]
+        header = ["method (as printed)", "table", "model", "dataset", "protocol", "reported", "best measured run",
+                  "Δ measured − reported, or how to measure"]
+        lines += [_markdown_table(header, rows) if rows else "No row of this paper is implemented here.", ""]
+    path = out_dir / "README.md"
+    atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def build_all(runs_dir: str | os.PathLike = "runs", out_dir: str | os.PathLike = "leaderboards") -> list[Path]:
+    """Every dataset page (each dataset with results or reported rows) and the scoreboard."""
+    datasets = sorted({r["dataset"] for r in load_results(runs_dir)} | reported_datasets())
+    return [build_leaderboard(runs_dir, d, out_dir) for d in datasets] + [build_scoreboard(runs_dir, out_dir)]

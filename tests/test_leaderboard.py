@@ -1,47 +1,207 @@
-"""Leaderboards: the papers' reported rows, with and without measured runs."""
+"""The papers' CSV, the leaderboards built from it and from run results, and the scoreboard."""
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from conftest import REPO_ROOT
 from isp_bench.cli import main
 from isp_bench.datasets import list_sources
-from isp_bench.leaderboard import LeaderboardError, build_leaderboard, reported_datasets, reported_table
-from isp_bench.models import model_cards
+from isp_bench.leaderboard import LeaderboardError, build_all, build_leaderboard, build_scoreboard, reported_table
+from isp_bench.models import list_models, model_card
+from isp_bench.models.papers import COMPLEXITY_METRICS, METRIC_COLUMNS, REPORTED_CSV, reported_datasets
+
+TEMPLATE = REPO_ROOT / "runs" / "synth-cameranet-short-seed0-9cadf4ce" / "result.json"
+DATASET_PAGES = ("msr", "s7isp", "hdrplus", "sid", "fivek", "crispnet")
 
 
-def test_every_reported_result_names_a_dataset_key():
-    keys = set(list_sources())
-    for card in model_cards():
-        for res in card.reported.results:
-            assert res.dataset in keys, f"{card.name}: {res.dataset!r} is not a dataset key ({sorted(keys)})"
-            assert res.table and res.metrics, card.name
+def _csv_rows() -> list[dict[str, str]]:
+    with open(REPORTED_CSV, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
 
 
-def test_reported_rows_without_measured_runs(tmp_path):
-    # no runs at all: the page is still written, with the papers' rows in a table of their own
-    board = build_leaderboard(tmp_path / "runs", "zurich", tmp_path / "lb").read_text()
-    assert "No measured runs for this dataset yet." in board
-    assert "## Reported by the papers" in board and "as the paper defines it" in board
-    header = next(line for line in board.splitlines() if line.startswith("| model | source"))
-    assert "| psnr |" in header and "| ms_ssim |" in header  # labelled by metric key, no measured spec
-    row = next(line for line in board.splitlines() if line.startswith("| pynet |"))
-    # PyNET-PyTorch README, pre-trained model: PSNR 21.17, MS-SSIM 0.8623
-    assert "| 21.17 | 0.8623 |" in row and "| 47.5 |" in row
+def _write_result(runs: Path, run_id: str, **changes) -> Path:
+    """A result.json in the real format (the committed CameraNet run's), with ``changes`` applied."""
+    result = json.loads(TEMPLATE.read_text())
+    result.update(run_id=run_id, **changes)
+    (runs / run_id).mkdir(parents=True)
+    (runs / run_id / "result.json").write_text(json.dumps(result))
+    return runs / run_id
 
 
-def test_cli_leaderboard_for_a_dataset_with_only_reported_rows(tmp_path, capsys):
-    assert main(["leaderboard", "--dataset", "zurich", "--runs", str(tmp_path / "runs"),
-                 "--out", str(tmp_path / "lb")]) == 0
-    assert "leaderboard:" in capsys.readouterr().out
-    assert "| pynet |" in (tmp_path / "lb" / "zurich.md").read_text()
-    # without --dataset: every dataset with runs or reported rows (here: no runs at all)
+# ----------------------------------------------------------------------------------------- the CSV
+
+
+def test_csv_models_and_datasets_are_registered():
+    rows = _csv_rows()
+    assert len(rows) == 220
+    models, sources = set(list_models()), set(list_sources())
+    for row in rows:
+        assert not row["model"] or row["model"] in models, row
+        assert not row["dataset"] or row["dataset"] in sources, row
+        assert row["dataset"] or row["metric"] in COMPLEXITY_METRICS, row
+        assert row["metric"] in COMPLEXITY_METRICS or (row["paper"].split(" (")[0], row["metric"]) in METRIC_COLUMNS
+    assert set(DATASET_PAGES) <= reported_datasets()
+
+
+def test_package_csv_is_the_shared_transcription_plus_pynet(shared):
+    transcribed = (shared / "papers" / "reported-results.csv").read_bytes()
+    package = REPORTED_CSV.read_bytes()
+    assert package.startswith(transcribed)
+    added = list(csv.reader(package[len(transcribed):].decode().splitlines()))
+    assert [r[3] for r in added] == ["pynet"] * 3
+
+
+def test_cards_read_the_papers_figures_from_the_csv():
+    cameranet = model_card("cameranet").reported
+    assert cameranet.gflops == 3306.69 and cameranet.params == 26_530_000  # not the 3 310 once typed in
+    assert cameranet.seconds_per_frame == 0.892 and cameranet.flops_per_mac == 2
+    deepisp = model_card("deepisp").reported
+    # CameraNet's measurement of its re-implementation, not a DeepISP-paper figure
+    assert (deepisp.params, deepisp.gflops, deepisp.source) == (629_000, 12869.79, "CameraNet Table IV (complexity)")
+    notes = " ".join(model_card("deepisp").notes)
+    assert "the paper's 0.629" not in notes and "CameraNet Table IV's measurement" in notes
+    assert {r.table for r in model_card("crispnet").reported.results} >= {"Table 1", "Table 2", "Table 4"}
+    pynet = model_card("pynet").reported.results
+    assert [(r.dataset, r.metrics) for r in pynet] == [("zurich", {"psnr": 21.17, "ms_ssim": 0.8623})]
+    # nothing published is typed into a model module any more
+    for path in (REPO_ROOT / "isp_bench" / "models").glob("*.py"):
+        if path.name != "papers.py":
+            assert not re.search(r"Reported(Result)?\(|gflops=", path.read_text()), path
+
+
+def test_measured_macs_beside_cameranet_table_iv():
+    # CameraNet Table IV counts 2 FLOPs per MAC: DeepISP-Net's 12 869.79 GFLOPs are 2 × our MACs to 0.02 %
+    deepisp = model_card("deepisp", measure=True)
+    assert 2 * deepisp.macs_4032x3024 / 1e9 == pytest.approx(deepisp.reported.gflops, rel=2e-4)
+    # CameraNet: the released-code configuration is 26.1 GFLOPs (0.8 %) under the printed 3 306.69
+    cameranet = model_card("cameranet", measure=True)
+    gap = cameranet.reported.gflops - 2 * cameranet.macs_4032x3024 / 1e9
+    assert gap == pytest.approx(26.09, abs=0.01)
+    assert any(f"{gap:.1f} GFLOPs" in n for n in cameranet.notes)
+
+
+# ------------------------------------------------------------------------------------- leaderboards
+
+
+def test_every_dataset_page_exists_before_any_run(tmp_path):
+    paths = build_all(tmp_path / "runs", tmp_path / "lb")
+    assert {p.name for p in paths} >= {f"{d}.md" for d in DATASET_PAGES} | {"README.md"}
+    msr = (tmp_path / "lb" / "msr.md").read_text()
+    assert "No run has been scored on this dataset yet." in msr and "measured (" not in msr
+    rows = [line for line in msr.splitlines() if line.startswith("| ")]
+    # methods the suite does not implement are shown, as reported only; ours name the registry model
+    assert any(line.startswith("| SEM | DeepISP | Table I | panasonic test, linear | reported only | 38.93 |")
+               for line in rows)
+    assert any(line.startswith("| DJDD | DeepISP | Table I | panasonic test, srgb | `djdd` | 32.6 |") for line in rows)
+
+
+def test_measured_and_reported_rows_in_their_own_columns_and_linked(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "lb"
+    result = json.loads(TEMPLATE.read_text())
+    _write_result(runs, "hdrplus-cameranet-paper-seed0-abc", dataset="hdrplus", budget="paper",
+                  manifest={**result["manifest"], "dataset": "hdrplus"})
+    page = build_leaderboard(runs, "hdrplus", out).read_text()
+    measured_header = next(line for line in page.splitlines() if line.startswith("| model | kind"))
+    reported_header = next(line for line in page.splitlines() if line.startswith("| method (as printed)"))
+    assert "| scielab ↓ |" in measured_header and "| psnr ↑ |" in measured_header
+    # CameraNet's S-CIELAB is ISETCam's scielabRGB: a column of its own, never our `scielab`
+    assert "| S-CIELAB (ISETCam scielabRGB) |" in reported_header and "| scielab |" not in reported_header
+    assert "| SSIM (CameraNet, variant unstated) |" in reported_header and "| ssim |" not in reported_header
+    row = next(line for line in page.splitlines() if line.startswith("| cameranet | measured (paper)"))
+    # measured params/GMACs beside Table IV's (3 306.69 GFLOPs / 2 FLOPs per MAC)
+    assert "| 24.95 | 26.53 | 1640.3 | 1653.3 |" in row
+    assert "[`hdrplus-cameranet-paper-seed0-abc`](../runs/hdrplus-cameranet-paper-seed0-abc/result.json)" in row
+    assert "| L3 algorithm | CameraNet | Table II |" in page and "| reported only | 19.23 | 0.682 | 9.84 |" in page
+
+    board = build_scoreboard(runs, out).read_text()
+    assert [line for line in board.splitlines() if line.startswith("## ")] == ["## DeepISP", "## CameraNet",
+                                                                                "## CRISPnet"]
+    row = next(line for line in board.splitlines()
+               if line.startswith("| CameraNet | Table II | `cameranet` | [hdrplus](hdrplus.md)"))
+    psnr = result["metrics"]["psnr"]["mean"]
+    assert "(../runs/hdrplus-cameranet-paper-seed0-abc/result.json) (paper budget)" in row
+    assert row.endswith(f"| psnr {psnr - 25.01:+.3g} |")  # only psnr has our definition in Table II
+    not_yet = next(line for line in board.splitlines() if line.startswith("| CRISPnet | Table 2 | `crispnet`"))
+    assert "not yet measured" in not_yet and "`isp-bench ingest crispnet --root DIR`" in not_yet
+    assert "`isp-bench run --model crispnet --dataset crispnet --budget paper --device cuda`" in not_yet
+    # CRISPnet's ΔE*ab76 ("the RMS error in CIELAB") is our delta_e76_rms
+    assert "delta_e76_rms 6.36" in not_yet
+
+
+def test_one_row_per_key_the_newest(tmp_path):
+    runs = tmp_path / "runs"
+    result = json.loads(TEMPLATE.read_text())
+    old = {**result["provenance"], "finished": "2026-01-01T00:00:00+00:00"}
+    new = {**result["provenance"], "finished": "2026-02-01T00:00:00+00:00"}
+    _write_result(runs, "synth-cameranet-short-seed0-new", provenance=new)
+    _write_result(runs, "synth-cameranet-short-seed0-old", provenance=old)
+    _write_result(runs, "synth-cameranet-short-seed1-x", provenance=old, seed=1)  # another key: kept
+    fp16 = {**result["config"], "precision": "fp16"}
+    _write_result(runs, "synth-cameranet-short-seed0-fp16", provenance=old, config=fp16)  # another key: kept
+    page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
+    rows = [line for line in page.splitlines() if line.startswith("| cameranet |")]
+    assert len(rows) == 3, page
+    assert "seed0-new" in page and "seed0-old" not in page
+    assert sum("measured (short, fp16)" in r for r in rows) == 1
+
+
+def test_submitted_results_are_shown_as_submitted(tmp_path):
+    runs = tmp_path / "runs"
+    result = json.loads(TEMPLATE.read_text())
+    _write_result(runs, "synth-sub-mynet", kind="submitted", model="mynet", submission={"paper": "mine"},
+                  model_card=None, budget=None, seed=None, config={})
+    page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| mynet |"))
+    assert row.startswith("| mynet | submitted | – | – | – | – |")
+    assert f"| {result['metrics']['psnr']['mean']:.4g} |" in row
+    assert "Reported by the papers" not in page and "papers' own numbers" not in page  # synth: none
+
+
+def test_cli_leaderboard_writes_every_page_and_the_scoreboard(tmp_path, capsys):
     assert main(["leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "all")]) == 0
-    assert sorted(p.name for p in (tmp_path / "all").glob("*.md")) == sorted(f"{d}.md" for d in reported_datasets())
-    assert "zurich" in reported_datasets()
+    assert sorted(p.name for p in (tmp_path / "all").glob("*.md")) == sorted(
+        [f"{d}.md" for d in reported_datasets()] + ["README.md"])
+    assert main(["leaderboard", "--dataset", "zurich", "--runs", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "one")]) == 0
+    zurich = (tmp_path / "one" / "zurich.md").read_text()
+    assert "| PyNET (pre-trained PyTorch port) | PyNET |" in zurich and "| 21.17 | 0.8623 |" in zurich
+    assert "leaderboard:" in capsys.readouterr().out
 
 
 def test_nothing_to_show_still_raises(tmp_path):
     assert reported_table("pairs")[1] == []
     with pytest.raises(LeaderboardError, match="no reported results"):
         build_leaderboard(tmp_path / "runs", "pairs", tmp_path / "lb")
+
+
+# ---------------------------------------------------------------------------------- models cache
+
+
+def test_models_answers_from_the_cache_without_torch(tmp_path, monkeypatch):
+    from isp_bench.models import _cache
+    from isp_bench.models.cli import card_dicts
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = json.dumps(card_dicts(), indent=2, sort_keys=True, default=str) + "\n"
+    cache = json.loads((tmp_path / "isp-bench" / "model-cards.json").read_text())
+    assert cache["complete"] and cache["cards"]["cameranet"]["macs_4032x3024"] == 1_640_299_167_744
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    probe = ("import sys; from isp_bench.models.cli import main; main(['models', '--json']); "
+             "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)")
+    second = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert second.stderr.strip() == "no torch" and second.stdout == first
+    # a cache written by other code (or unreadable) is ignored: the cards are measured again
+    cache["code_version"] = "0" * 64
+    (tmp_path / "isp-bench" / "model-cards.json").write_text(json.dumps(cache))
+    assert _cache.load() == {"cards": {}, "complete": False}
+    (tmp_path / "isp-bench" / "model-cards.json").write_text("{truncated")
+    assert _cache.load() == {"cards": {}, "complete": False}

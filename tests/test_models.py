@@ -63,7 +63,7 @@ def test_card_fields():
     assert model_card("deepisp").input_kind == "bilinear_rgb"
     assert model_card("crispnet").metadata == ("wb", "thumb")
     assert model_card("classic").metadata == ("wb", "color_matrix")
-    assert any("26.53" in n for n in card.notes)  # the gap to the paper is written down
+    assert any("1.58 M parameters and 26.1 GFLOPs" in n for n in card.notes)  # the gap to Table IV is written down
 
 
 # ---------------------------------------------------------------- exact parameter counts

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from isp_bench.errors import IspBenchError, unknown_name_error
+from isp_bench.models.papers import Reported, ReportedResult, reported_for  # noqa: F401 (re-exported)
 
 INPUT_KINDS = ("packed_rggb", "bilinear_rgb")
 """``packed_rggb``: batch['raw'] B×4×H/2×W/2 (R, Gr, Gb, B); ``bilinear_rgb``: batch['rgb'] B×3×H×W."""
@@ -36,40 +37,6 @@ class ReportedOnlyError(ModelError):
     """The model has no public architecture; only its published numbers are registered."""
 
 
-@dataclass(frozen=True)
-class ReportedResult:
-    """One row of a paper's results table."""
-
-    table: str  # e.g. "Table 3" with the paper it comes from
-    dataset: str
-    metrics: dict[str, float]
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Reported:
-    """What a paper (or its authors' code) states about a model.
-
-    ``gflops`` is copied in the paper's own convention, stated in ``flops_convention``
-    (most ISP papers count 2 FLOPs per multiply-accumulate).
-    """
-
-    params: int | None = None
-    gflops: float | None = None
-    flops_convention: str = "2 FLOPs per MAC"
-    resolution: tuple[int, int] | None = FRAME_12MP
-    source: str = ""
-    results: tuple[ReportedResult, ...] = ()
-
-    @property
-    def macs(self) -> float | None:
-        """Reported MACs (multiply-accumulates), converted from ``gflops``."""
-        if self.gflops is None:
-            return None
-        per_mac = 2.0 if self.flops_convention.startswith("2") else 1.0
-        return self.gflops * 1e9 / per_mac
-
-
 @dataclass
 class ModelCard:
     """What a registered model is (plays the role of timm's pretrained cfg).
@@ -81,7 +48,8 @@ class ModelCard:
         url: where the paper or code lives.
         input_kind: ``packed_rggb`` or ``bilinear_rgb`` (see :data:`INPUT_KINDS`).
         metadata: batch keys it consumes beyond the image (``wb``, ``thumb``, ``color_matrix``…).
-        reported: the paper's figures (:class:`Reported`).
+        reported: the papers' figures for it (:class:`Reported`), read from the papers' CSV
+            (:mod:`isp_bench.models.papers`), never typed into a model module.
         notes: every known difference between this implementation and the paper, in words.
         pretrained: where its pretrained weights come from, or ``None`` when it trains from scratch.
         reported_only: no architecture is available; ``create_model`` raises.
@@ -98,7 +66,6 @@ class ModelCard:
     url: str = ""
     input_kind: str | None = "packed_rggb"
     metadata: tuple[str, ...] = ()
-    reported: Reported = field(default_factory=Reported)
     notes: tuple[str, ...] = ()
     pretrained: str | None = None
     reported_only: bool = False
@@ -107,10 +74,15 @@ class ModelCard:
     params: int | None = None
     macs_4032x3024: int | None = None
 
+    @property
+    def reported(self) -> Reported:
+        """The papers' params, GFLOPs, seconds per frame and result rows for this model."""
+        return reported_for(self.name)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (used by ``isp-bench models --json`` and run results)."""
         d = dataclasses.asdict(self)
-        d["reported"]["macs"] = self.reported.macs
+        d["reported"] = {**dataclasses.asdict(self.reported), "macs": self.reported.macs}
         return d
 
 
@@ -195,9 +167,17 @@ def create_model(name: str, **overrides: Any):
 
 def model_card(name: str, *, measure: bool = False) -> ModelCard:
     """The card of ``name``; with ``measure=True`` its ``params`` and ``macs_4032x3024`` are filled
-    by building the model on the meta device and counting (cached per process)."""
+    by building the model on the meta device and counting, cached per process and on disk
+    (:mod:`isp_bench.models._cache`, keyed by the code version and the model's config)."""
     entry = _entry(name)
     if measure and not entry.measured:
+        from isp_bench.models import _cache
+
+        cached = _cache.cached_figures(name, entry.card.config)
+        if cached is not None:
+            entry.card.params, entry.card.macs_4032x3024 = cached
+            entry.measured = True
+            return entry.card
         from isp_bench.models.flops import count_macs, count_params, example_batch
 
         import torch
@@ -211,6 +191,7 @@ def model_card(name: str, *, measure: bool = False) -> ModelCard:
         batch = example_batch(entry.card, FRAME_12MP, device="meta")
         entry.card.macs_4032x3024 = count_macs(model, batch).total
         entry.measured = True
+        _cache.store({name: entry.card.to_dict()})
     return entry.card
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isp_bench.models._common import IspModel, max_pool_same, reflect_pad, run_local
-from isp_bench.models._registry import ModelCard, Reported, register_model
+from isp_bench.models._registry import ModelCard, register_model
 
 _PAPER = ("Z. Liang, J. Cai, Z. Cao, L. Zhang, \"CameraNet: A Two-Stage Framework for Effective Camera "
           "ISP Learning\", IEEE TIP 30, 2021")
@@ -198,10 +198,13 @@ class CameraNet(IspModel):
 
 
 _NOTES = (
-    "Released-code configuration (U_net2 in my_model_pool.py, Train_sid.py): 24.95 M parameters. The paper "
-    "states 26.53 M and 3.31 TFLOPs; the 1.58 M extra parameters cost almost no compute (3.28 vs 3.31 "
-    "TFLOPs), which points to a larger global MLP in the paper's version (e.g. a wider hidden layer); "
-    "the paper gives no layer table to confirm it. `global_hidden` lets you explore it.",
+    "Released-code configuration (" + _CODE + ": U_net2 in my_model_pool.py, Train_sid.py): 24.95 M parameters and 1 640.3 "
+    "GMACs at 4032×3024, i.e. 3 280.6 GFLOPs in Table IV's convention of 2 FLOPs per MAC (the convention "
+    "checked on DeepISP-Net, matched to 0.02 %). Table IV prints 1.58 M parameters and 26.1 GFLOPs (0.8 %) more. "
+    "Element-wise work our counter leaves out (a bias add and a leaky ReLU on each of the 2.67 G convolution "
+    "outputs) explains at most ~5 GFLOPs, and extra weights in the global MLP cost one MAC per parameter per "
+    "frame, so the rest (~21 GFLOPs) points to ~0.9 M extra weights in convolutions at the bottleneck resolution "
+    "(126×95 positions); the paper gives no layer table to confirm it. `global_hidden` lets you explore it.",
     "Max-pooling uses TensorFlow SAME padding (extra row/column at the bottom/right) and transposed "
     "convolutions are cropped to the skip's size, as tf.nn.conv2d_transpose with output_shape does, so "
     "any input size works.",
@@ -218,8 +221,6 @@ _NOTES = (
     url=_URL,
     input_kind="packed_rggb",
     metadata=(),
-    reported=Reported(params=26_530_000, gflops=3_310.0, source="CameraNet paper (parameters and TFLOPs as stated); "
-                      "released code " + _CODE),
     notes=_NOTES,
     global_branch=True,
     config={"global_hidden": 1024},

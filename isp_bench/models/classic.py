@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from isp_bench.models._common import IspModel, require, srgb_encode
-from isp_bench.models._registry import ModelCard, ModelError, Reported, register_model
+from isp_bench.models._registry import ModelCard, ModelError, register_model
 from isp_bench.raw import demosaic_bilinear
 
 DEMOSAICKERS = ("bilinear", "malvar")
@@ -131,7 +131,6 @@ def render_capture(capture, demosaic: str = "malvar"):
     url="https://doi.org/10.1109/ICASSP.2004.1326587",
     input_kind="packed_rggb",
     metadata=("wb", "color_matrix"),
-    reported=Reported(source="no learning; no paper figures"),
     notes=("No parameters. Camera→sRGB rows are normalised (dcraw's convention) instead of a Bradford "
            "adaptation from the matrix's calibration illuminant; no denoising, tone curve or sharpening.",
            "demosaic='bilinear' | 'malvar' (NumPy, via isp_bench.raw and colour-demosaicing)."),

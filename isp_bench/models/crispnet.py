@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isp_bench.models._common import IspModel, pad_to_multiple, reflect_pad
-from isp_bench.models._registry import ModelCard, Reported, register_model
+from isp_bench.models._registry import ModelCard, register_model
 
 THUMB_HW = (368, 480)
 """(height, width) of the whole-frame thumbnail the global branch sees."""
@@ -184,7 +184,6 @@ def _card(name: str, wb: bool, glob: bool, what: str) -> ModelCard:
     meta = (("wb",) if wb else ()) + (("thumb",) if glob else ())
     return ModelCard(
         name=name, family="crispnet", paper=_PAPER, url=_URL, input_kind="packed_rggb", metadata=meta,
-        reported=Reported(source="CRISPnet paper, ablation table" if name != "crispnet" else "CRISPnet paper"),
         notes=((what,) if what else ()) + _NOTES, global_branch=glob,
         config={"n_res_blocks": 4, "xcit_depth": 4} if glob else {"n_res_blocks": 4},
     )

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from isp_bench.models._common import reflect_pad
-from isp_bench.models._registry import ModelCard, ModelError, Reported, register_model
+from isp_bench.models._registry import ModelCard, ModelError, register_model
 from isp_bench.models.classic import ClassicISP
 from isp_bench.raw import cfa_masks
 
@@ -132,7 +132,6 @@ def djdd_demosaic(mosaic: torch.Tensor, weights: str | Path | None = None) -> to
     url="https://groups.csail.mit.edu/graphics/demosaicnet/",
     input_kind="packed_rggb",
     metadata=("wb", "color_matrix"),
-    reported=Reported(source="Gharbi et al. 2016 (demosaicking results on Kodak/McM/vdp/moiré; not transcribed)"),
     notes=("Pretrained: the noise-free Bayer weights shipped in demosaicnet (data/bayer.pth, 560,886 parameters); "
            "the network demosaics only, the rest is the classic pipeline (white balance, colour matrix, sRGB).",
            "Weights were trained on sRGB-encoded images, so demosaicking runs on the sRGB-encoded mosaic."),

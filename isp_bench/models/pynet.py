@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from isp_bench.models._common import IspModel, pad_to_multiple, reflect_pad
-from isp_bench.models._registry import ModelCard, Reported, ReportedResult, register_model
+from isp_bench.models._registry import ModelCard, register_model
 
 
 class _ConvLayer(nn.Module):
@@ -172,21 +172,6 @@ class PyNET(IspModel):
            "Model\", CVPR Workshops 2020"),
     url="https://arxiv.org/abs/2002.05509",
     input_kind="packed_rggb",
-    reported=Reported(
-        params=47_500_000,
-        gflops=None,
-        source="PyNET paper (47.5 M parameters)",
-        results=(ReportedResult(
-            table="README of the authors' PyTorch port (aiff22/PyNET-PyTorch), pre-trained model",
-            dataset="zurich",
-            metrics={"psnr": 21.17, "ms_ssim": 0.8623},
-            note=("Read in https://github.com/aiff22/PyNET-PyTorch README ('PSNR: 21.17, MS-SSIM: 0.8623' for the "
-                  "pre-trained model). The README names no split; the repo's evaluate_accuracy.py scores the Zurich "
-                  "RAW-to-RGB test split (TEST_SIZE = 1204 patches): PSNR on [0, 1] and MS-SSIM (its own msssim.py), "
-                  "each averaged over patches. The port differs from the paper's TensorFlow model (instance norm in "
-                  "level 1, upsampling convolutions), so these are not the paper's table values."),
-        ),),
-    ),
     notes=(
         "Layer-for-layer the architecture of the authors' code (TensorFlow original, PyTorch port); inputs whose "
         "half-resolution size is not a multiple of 16 are reflection-padded and the output cropped.",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from isp_bench.models._registry import ModelCard, Reported, register_reported_only
+from isp_bench.models._registry import ModelCard, register_reported_only
 
 register_reported_only(ModelCard(
     name="deepcamera",
@@ -10,7 +10,6 @@ register_reported_only(ModelCard(
     paper=("S. Ratnasingam, \"Deep Camera: A Fully Convolutional Neural Network for Image Signal Processing\", "
            "ICCV Workshops 2019"),
     input_kind=None,
-    reported=Reported(params=467_000, gflops=4_460.35, source="as reported (0.467 M parameters, 4460.35 GFLOPs)"),
     notes=("No public code or architecture: listed so leaderboards can show its published numbers; "
            "create_model raises ReportedOnlyError.",),
 ))

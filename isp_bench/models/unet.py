@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from isp_bench.models._common import IspModel
-from isp_bench.models._registry import ModelCard, Reported, register_model
+from isp_bench.models._registry import ModelCard, register_model
 from isp_bench.models.cameranet import CameraNetUNet, _PAPER, _URL
 
 
@@ -38,7 +38,6 @@ class UNet(IspModel):
     paper=_PAPER + " (one-stage ablation)",
     url=_URL,
     input_kind="packed_rggb",
-    reported=Reported(source="CameraNet paper, one-stage ablation (same network as Restore-Net)"),
     notes=("Same layers as CameraNet's Restore-Net (released code), trained to sRGB in one stage.",),
     config={"start": 32},
 ))
