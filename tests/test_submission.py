@@ -172,7 +172,8 @@ def test_deepisp_lowlevel_recipe_follows_the_papers_experiment():
     assert stage["objective"] == "restoration_mse" and stage["subsets"] == ["with_noise/panasonic"]
     assert stage["objective_args"] == {"target": "target"} and config["eval"]["truth"] == "target"  # MSR: linear
     synth = resolve_recipe("deepisp-lowlevel", dataset="synth")
-    assert synth["stages"][0]["objective_args"] == {"target": "linear_target"} and needs_linear_target(synth["stages"][0])
+    assert synth["stages"][0]["objective_args"] == {"target": "linear_target"}
+    assert needs_linear_target(synth["stages"][0])
     assert synth["eval"]["truth"] == "linear_target"
     assert "truth" not in resolve_recipe("deepisp")["eval"]  # other recipes (and their run ids) unchanged
 

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from isp_bench.data import PairDataset
+from isp_bench.errors import IspBenchError
 from isp_bench.evaluate.tiled import infer_full
 from isp_bench.files import atomic_path
 from isp_bench.images import write_png
@@ -88,6 +89,10 @@ def score_split(
     rows = []
     for i in tqdm(range(len(dataset)), desc=desc, unit="frame", disable=not progress):
         sample = dataset[i]
+        if truth not in sample:
+            raise IspBenchError(f"{dataset.manifest.path}: pair {sample['pair_id']} has no {truth} to score against "
+                                "(a linear target needs the raw's white balance and colour matrix and a pair that is "
+                                "not a short exposure); score this dataset against its display target")
         output, seconds = predict(i, sample)
         stored = as_16bit(output)
         output = stored / 65535.0
