@@ -15,7 +15,7 @@ from isp_bench.errors import IspBenchError
 DEFAULT_WORK = Path("work")
 # Library packages that contribute subcommands through add_commands(subparsers).
 COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli", "isp_bench.hub.cli",
-                   "isp_bench.capture.cli", "isp_bench.qa.cli")
+                   "isp_bench.capture.cli", "isp_bench.qa.cli", "isp_bench.evaluate.cli")
 
 
 def _cmd_synth(args) -> int:
@@ -137,7 +137,7 @@ def _run_kwargs(args) -> dict:
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
     return dict(dataset=args.dataset, budget=args.budget, device=args.device, seed=args.seed, runs_dir=args.runs,
                 manifest=args.manifest, root=args.root, **({"metrics": metrics} if metrics else {}),
-                progress=not args.quiet)
+                save_predictions=args.save_predictions, progress=not args.quiet)
 
 
 def _cmd_train(args) -> int:
@@ -184,6 +184,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
     p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the standard suite)")
+    p.add_argument("--save-predictions", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep the 16-bit PNG predictions in RUN/predictions for `isp-bench rescore` (default: for a "
+                   "test split of at most 200 pairs)")
     p.add_argument("--quiet", action="store_true")
 
 

@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import torch
 
 from isp_bench.errors import DatasetError, IspBenchError
-from isp_bench.evaluate.benchmark import DEFAULT_METRICS, evaluate_model
+from isp_bench.evaluate.benchmark import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
+                                          summarize_metrics, write_per_image)
 from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, read_manifest
-from isp_bench.metrics import get_metric
 from isp_bench.models import create_model, model_card
 from isp_bench.provenance import environment
 from isp_bench.train.recipe import config_hash, resolve_recipe
@@ -69,15 +68,6 @@ def run_id_for(config: dict[str, Any]) -> str:
     return f"{config['dataset']}-{config['model']}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
 
 
-def _aggregate(frame, names) -> dict[str, Any]:
-    out = {}
-    for name in names:
-        values = frame[name].to_numpy(dtype=float)
-        out[name] = {"mean": float(np.mean(values)), "median": float(np.median(values)),
-                     "std": float(np.std(values)), "n": int(values.size)}
-    return out
-
-
 def run_benchmark(
     model_name: str,
     *,
@@ -92,12 +82,15 @@ def run_benchmark(
     overrides: dict[str, Any] | None = None,
     evaluate: bool = True,
     require_trained: bool = False,
+    save_predictions: bool | None = None,
     progress: bool = True,
     on_step=None,
 ) -> Path:
     """Train (resuming), evaluate and record one model; returns the run folder.
 
     ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
+    ``save_predictions`` keeps the 16-bit PNG predictions in ``predictions/`` (default: for the test
+    split of a small split, see :func:`~isp_bench.evaluate.benchmark.save_predictions_by_default`).
     """
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -121,17 +114,23 @@ def run_benchmark(
         return run_dir
 
     eval_cfg = config["eval"]
+    if save_predictions is None:
+        n_pairs = sum(row["split"] == eval_cfg["split"] for row in manifest_obj.rows())
+        save_predictions = save_predictions_by_default(eval_cfg["split"], n_pairs)
     eval_start = time.perf_counter()
     frame, unavailable = evaluate_model(model, manifest_obj, root_path, split=eval_cfg["split"], metrics=metrics,
-                                        tile=eval_cfg["tile"], overlap=eval_cfg["overlap"], device=device,
-                                        cache_dir=cache_dir, previews_dir=run_dir / "previews",
-                                        n_previews=eval_cfg["previews"], progress=progress)
+                                        truth=eval_cfg.get("truth", "target"), tile=eval_cfg["tile"],
+                                        overlap=eval_cfg["overlap"], device=device, cache_dir=cache_dir,
+                                        previews_dir=run_dir / "previews", n_previews=eval_cfg["previews"],
+                                        predictions_dir=run_dir / "predictions" if save_predictions else None,
+                                        progress=progress)
     eval_seconds = time.perf_counter() - eval_start
-    frame.to_parquet(run_dir / "per_image.parquet", index=False)
+    write_per_image(frame, run_dir / "per_image.parquet")
     scored = [m for m in metrics if m not in unavailable]
     card = model_card(model_name, measure=True).to_dict()
     result = {
         "run_id": run_dir.name,
+        "kind": "measured",
         "model": model_name,
         "dataset": dataset,
         "split": eval_cfg["split"],
@@ -142,13 +141,13 @@ def run_benchmark(
         "manifest": {"path": str(manifest_obj.path), "dataset": manifest_obj.dataset,
                      "content_hash": manifest_obj.content_hash,
                      "pairs_in_split": int(len(frame))},
-        "metrics": {name: {"spec": get_metric(name).to_dict(), **agg}
-                    for name, agg in _aggregate(frame, scored).items()},
+        "metrics": summarize_metrics(frame, scored),
         "unavailable_metrics": unavailable,
         "training": {k: v for k, v in training.items() if k != "losses"},
         "evaluation": {"seconds": eval_seconds, "frames": int(len(frame)),
                        "s_per_frame": float(frame["seconds"].mean()) if len(frame) else None,
-                       "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"]},
+                       "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"],
+                       "predictions": "predictions" if save_predictions else None},
         "provenance": {**environment(device=device), "seed": seed, "started": started,
                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_s": time.perf_counter() - wall_start},

@@ -1,24 +1,35 @@
 """Evaluate a model on a manifest split at full resolution: tiled inference, the metric suite per
-image, and diagonal-split previews (output upper-left, ground truth lower-right, as the DeepISP and
-CRISPnet figures show them)."""
+image, diagonal-split previews (output upper-left, ground truth lower-right, as the DeepISP and
+CRISPnet figures show them) and the predictions themselves.
+
+Predictions layout (shared by ``evaluate``, ``isp-bench submit`` and ``isp-bench rescore``): one
+16-bit RGB PNG per pair, at ``<folder>/<pair_id>.png`` (a pair id's ``/`` makes sub-folders), the
+size of the pair's target after the pair handling (CFA-phase crop, target rotation). Every
+prediction is scored as its 16-bit file holds it (clipped to [0, 1], rounded to 1/65535), so a
+rescore of the saved files reproduces a run's values exactly.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from isp_bench.data import PairDataset
+from isp_bench.errors import IspBenchError
 from isp_bench.evaluate.tiled import infer_full
+from isp_bench.files import atomic_path
 from isp_bench.images import write_png
 from isp_bench.manifest import Manifest
 from isp_bench.metrics import get_metric
 from isp_bench.metrics.score import score_pair
 
+#: A split of at most this many pairs is "small": ``evaluate`` saves its test-split predictions by default.
+SMALL_SPLIT_PAIRS = 200
 DEFAULT_METRICS = ("psnr", "ssim", "ssim_rgb", "ms_ssim", "delta_e76", "delta_e76_rms", "scielab", "lpips", "brisque")
 
 
@@ -32,6 +43,74 @@ def diagonal_preview(output: np.ndarray, truth: np.ndarray, line: int = 2) -> np
     return np.round(np.clip(image, 0, 1) * 255).astype(np.uint8)
 
 
+def prediction_path(folder: Path, pair_id: str) -> Path:
+    """Where the 16-bit PNG prediction of ``pair_id`` lives in a predictions folder."""
+    return Path(folder) / f"{pair_id}.png"
+
+
+def save_predictions_by_default(split: str, n_pairs: int) -> bool:
+    """Predictions are kept by default for the test split of a small split (≤ :data:`SMALL_SPLIT_PAIRS`)."""
+    return split == "test" and n_pairs <= SMALL_SPLIT_PAIRS
+
+
+def as_16bit(image: np.ndarray) -> np.ndarray:
+    """H×W×3 float in [0, 1] (values outside are clipped) → uint16, the precision every prediction is scored at."""
+    return np.round(np.clip(image, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+#: ``predict(index, sample) -> (H×W×3 sRGB in [0, 1], seconds or None)`` for the pair at ``index``.
+Predictor = Callable[[int, dict[str, Any]], tuple[np.ndarray, float | None]]
+
+
+def score_split(
+    predict: Predictor,
+    dataset: PairDataset,
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    truth: str = "target",
+    previews_dir: Path | None = None,
+    n_previews: int = 4,
+    predictions_dir: Path | None = None,
+    progress: bool = True,
+    desc: str = "score",
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Score ``predict``'s output for every pair of ``dataset`` against the sample's ``truth``
+    (``target``: display sRGB; ``linear_target``: linear RGB).
+
+    Returns per-image rows (pair_id, role, subset, seconds and one column per metric) and the
+    metrics that could not run, with the reason (e.g. missing weights). With ``predictions_dir``
+    each prediction is written there as a 16-bit PNG (:func:`prediction_path`).
+    """
+    from tqdm import tqdm
+
+    for name in metrics:
+        get_metric(name)  # unknown names fail before any inference
+    unavailable: dict[str, str] = {}
+    rows = []
+    for i in tqdm(range(len(dataset)), desc=desc, unit="frame", disable=not progress):
+        sample = dataset[i]
+        if truth not in sample:
+            raise IspBenchError(f"{dataset.manifest.path}: pair {sample['pair_id']} has no {truth} to score against "
+                                "(a linear target needs the raw's white balance and colour matrix and a pair that is "
+                                "not a short exposure); score this dataset against its display target")
+        output, seconds = predict(i, sample)
+        stored = as_16bit(output)
+        output = stored / 65535.0
+        truth_image = sample[truth].permute(1, 2, 0).double().numpy()
+        row: dict[str, Any] = {"pair_id": sample["pair_id"], "role": dataset.rows[i]["role"],
+                               "subset": dataset.rows[i]["subset"], "seconds": seconds}
+        row.update(score_pair(output, truth_image, [m for m in metrics if m not in unavailable],
+                              unavailable=unavailable))
+        rows.append(row)
+        if predictions_dir is not None:
+            write_png(prediction_path(predictions_dir, sample["pair_id"]), stored)
+        if previews_dir is not None and i < n_previews:
+            write_png(previews_dir / f"{sample['pair_id'].replace('/', '__')}.png",
+                      diagonal_preview(output, truth_image))
+    frame = pd.DataFrame(rows)
+    return frame.drop(columns=[m for m in unavailable if m in frame.columns]), unavailable
+
+
 def evaluate_model(
     model: torch.nn.Module,
     manifest: Manifest,
@@ -39,38 +118,45 @@ def evaluate_model(
     *,
     split: str = "test",
     metrics: Sequence[str] = DEFAULT_METRICS,
+    truth: str = "target",
     tile: int = 512,
     overlap: int = 64,
     device: str = "cpu",
     cache_dir: Path | None = None,
     previews_dir: Path | None = None,
     n_previews: int = 4,
+    predictions_dir: Path | None = None,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Score every pair of ``split``. Returns per-image rows (pair_id, role, subset, seconds and one
-    column per metric) and the metrics that could not run, with the reason (e.g. missing weights)."""
-    from tqdm import tqdm
-
+    """Render every pair of ``split`` with ``model`` (tiled, full resolution) and score it
+    (:func:`score_split`; ``seconds`` is the inference time per frame)."""
     dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, progress=False)
-    for name in metrics:
-        get_metric(name)  # unknown names fail before any inference
-    unavailable: dict[str, str] = {}
-    rows = []
     model.to(device).eval()
-    for i in tqdm(range(len(dataset)), desc=f"evaluate {split}", unit="frame", disable=not progress):
-        sample = dataset[i]
+
+    def predict(_: int, sample: dict[str, Any]) -> tuple[np.ndarray, float]:
         batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v) for k, v in sample.items()
                  if k not in ("target", "linear_target", "pair_id")}
         start = time.perf_counter()
         output = infer_full(model, batch, tile=tile, overlap=overlap)[0].permute(1, 2, 0).cpu().double().numpy()
-        seconds = time.perf_counter() - start
-        output = np.clip(output, 0.0, 1.0)
-        truth = sample["target"].permute(1, 2, 0).double().numpy()
-        row: dict[str, Any] = {"pair_id": sample["pair_id"], "role": dataset.rows[i]["role"],
-                               "subset": dataset.rows[i]["subset"], "seconds": seconds}
-        row.update(score_pair(output, truth, [m for m in metrics if m not in unavailable], unavailable=unavailable))
-        rows.append(row)
-        if previews_dir is not None and i < n_previews:
-            write_png(previews_dir / f"{sample['pair_id'].replace('/', '__')}.png", diagonal_preview(output, truth))
-    frame = pd.DataFrame(rows)
-    return frame.drop(columns=[m for m in unavailable if m in frame.columns]), unavailable
+        return output, time.perf_counter() - start
+
+    return score_split(predict, dataset, metrics=metrics, truth=truth, previews_dir=previews_dir,
+                       n_previews=n_previews, predictions_dir=predictions_dir, progress=progress,
+                       desc=f"evaluate {split}")
+
+
+def summarize_metrics(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{metric: {spec, mean, median, std, n}}`` over the per-image rows, as result.json records it."""
+    out = {}
+    for name in names:
+        values = frame[name].to_numpy(dtype=float)
+        out[name] = {"spec": get_metric(name).to_dict(), "mean": float(np.mean(values)),
+                     "median": float(np.median(values)), "std": float(np.std(values)), "n": int(values.size)}
+    return out
+
+
+def write_per_image(frame: pd.DataFrame, path: Path) -> Path:
+    """Write the per-image scores to Parquet atomically."""
+    with atomic_path(path, suffix=".parquet") as tmp:
+        frame.to_parquet(tmp, index=False)
+    return Path(path)

@@ -110,12 +110,25 @@ def cameranet_joint(model, batch, *, eps: float = 1e-4, **kwargs: Any) -> torch.
         model.enhance(linear), batch["target"])
 
 
+def restoration_mse(model, batch, *, target: str = "linear_target") -> torch.Tensor:
+    """ℓ2 between the model's output and ``batch[target]``: a restoration network (DeepISP's low-level
+    stage alone, the joint denoising + demosaicking experiment) against the *linear* ground truth.
+    ``target`` is ``linear_target`` where the target is display sRGB (the synthetic set) and ``target``
+    where the dataset's own target is already linear (MSR)."""
+    return F.mse_loss(_output(model, batch), batch[target])
+
+
 OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
     f.__name__: f for f in (srgb_mse, srgb_l1, deepisp_lab_msssim, cameranet_restore, cameranet_enhance,
-                            cameranet_joint)
+                            cameranet_joint, restoration_mse)
 }
 # Which batch targets each objective needs.
 NEEDS_LINEAR_TARGET = {"cameranet_restore", "cameranet_enhance", "cameranet_joint"}
+
+
+def needs_linear_target(stage: dict[str, Any]) -> bool:
+    """Whether a resolved stage trains against ``linear_target`` (every pair must have one)."""
+    return stage["objective"] in NEEDS_LINEAR_TARGET or stage["objective_args"].get("target") == "linear_target"
 
 
 def get_objective(name: str) -> Callable[..., torch.Tensor]:

@@ -73,7 +73,9 @@ def resolve_recipe(model: str, *, budget: str = "short", dataset: str = "synth",
         "model": model, "paper": recipe.get("paper"), "note": recipe.get("note"), "dataset": dataset,
         "budget": budget, "seed": seed, "inputs": recipe.get("inputs", ["raw"]),
         "optimizer": recipe.get("optimizer"), "init": recipe.get("init"), "stages": resolved_stages,
-        "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4},
+        # eval.truth (a recipe's or a dataset override's): the sample key the output is scored against
+        "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4, **recipe.get("eval", {}),
+                 **per_dataset.get("eval", {})},
         "checkpoint_every": 1 if budget == "smoke" else 20,
     }
     return _merge(config, overrides or {})

@@ -22,7 +22,7 @@ from isp_bench.data import PairDataset
 from isp_bench.data.cache import has_linear_target
 from isp_bench.files import atomic_path
 from isp_bench.manifest import Manifest
-from isp_bench.train.losses import NEEDS_LINEAR_TARGET, get_objective
+from isp_bench.train.losses import get_objective, needs_linear_target
 
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
@@ -129,7 +129,7 @@ def train(
             manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
             inputs=tuple(inputs), roles=stage["roles"], subsets=stage["subsets"],
             samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], progress=False)
-        if stage["objective"] in NEEDS_LINEAR_TARGET and not all(has_linear_target(r) for r in dataset.rows):
+        if needs_linear_target(stage) and not all(has_linear_target(r) for r in dataset.rows):
             raise ValueError(f"stage {stage['name']!r} needs linear (restoration) targets: some pairs have none and "
                              "cannot get one from the classic pipeline (short exposures, or no white balance / "
                              "colour matrix in the raw)")

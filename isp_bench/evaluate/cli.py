@@ -1,0 +1,71 @@
+"""``isp-bench submit`` and ``isp-bench rescore``: the command-line face of
+:mod:`isp_bench.evaluate.submission`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _metric_list(text: str | None) -> list[str] | None:
+    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+
+
+def add_commands(subparsers) -> None:
+    """Add the ``submit`` and ``rescore`` subcommands to an argparse ``subparsers`` object."""
+    p = subparsers.add_parser(
+        "submit", help="score an outside model's predictions for a split and record them as a 'submitted' run",
+        description="Check that --pred holds exactly one RGB image per pair of the split (<pair_id>.png, the "
+        "size of its target), score them with the suite and pair handling of `run`, and write "
+        "runs/<dataset>-submitted-<name>-<split>-<hash>/result.json with every file's sha256.")
+    p.add_argument("--dataset", required=True, help="dataset name (its manifest: manifests/DATASET.parquet)")
+    p.add_argument("--split", default="test")
+    p.add_argument("--pred", type=Path, required=True, help="folder of predictions, one per pair: <pair_id>.png")
+    p.add_argument("--name", required=True, help="the method's name on the leaderboard (letters, digits, . _ + -)")
+    p.add_argument("--paper", default=None, help="citation or URL of the method")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (default: ./runs)")
+    p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
+    p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
+    p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the suite `run` scores)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_submit)
+
+    p = subparsers.add_parser(
+        "rescore", help="add metrics to a finished run from its saved predictions, without its model",
+        description="Score RUN/predictions with --metrics; new metrics are added to RUN/result.json and "
+        "RUN/per_image.parquet, metrics the run already has are recomputed and must match.")
+    p.add_argument("run", type=Path, help="the run folder (runs/<run_id>)")
+    p.add_argument("--metrics", required=True, help="comma-separated metrics to add")
+    p.add_argument("--manifest", type=Path, default=None, help="manifest (default: the one result.json names)")
+    p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_rescore)
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import json
+
+    from isp_bench.evaluate.submission import submit_predictions
+
+    run_dir = submit_predictions(args.pred, dataset=args.dataset, split=args.split, name=args.name, paper=args.paper,
+                                 runs_dir=args.runs, manifest=args.manifest, root=args.root,
+                                 metrics=_metric_list(args.metrics), progress=not args.quiet)
+    result = json.loads((run_dir / "result.json").read_text())
+    print(f"submitted run: {run_dir}")
+    for name, m in result["metrics"].items():
+        print(f"  {name:<14} {m['mean']:.4f}")
+    return 0
+
+
+def _cmd_rescore(args: argparse.Namespace) -> int:
+    from isp_bench.evaluate.submission import rescore_run
+
+    report = rescore_run(args.run, _metric_list(args.metrics), manifest=args.manifest, root=args.root,
+                         progress=not args.quiet)
+    for name, m in report["added"].items():
+        print(f"  added {name:<14} {m['mean']:.4f}")
+    if report["checked"]:
+        print(f"  unchanged (recomputed, identical): {', '.join(report['checked'])}")
+    for name, why in report["unavailable"].items():
+        print(f"  not scored {name}: {why}")
+    return 0

@@ -1,0 +1,203 @@
+"""Outside submissions (`isp-bench submit`), saved predictions and `isp-bench rescore`, and the
+deepisp-lowlevel recipe, on the synthetic set at the smoke budget."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from isp_bench.cli import main
+from isp_bench.data import PairDataset
+from isp_bench.evaluate.benchmark import prediction_path
+from isp_bench.evaluate.submission import SubmissionError, rescore_run, submit_predictions
+from isp_bench.files import sha256_file
+from isp_bench.images import read_image, write_png
+from isp_bench.ingest import ingest
+from isp_bench.metrics.score import read_srgb, score_pair
+from isp_bench.runs import run_benchmark
+from isp_bench.synth import SynthConfig, generate
+from isp_bench.train.losses import needs_linear_target, restoration_mse
+from isp_bench.train.recipe import resolve_recipe
+
+STEP = 1285  # 5/255 of full scale in 16-bit codes: every pixel off by exactly this gives PSNR 20·log10(51)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("submission")
+    root = generate(base / "synth", SynthConfig(scenes=6, height=96, width=128), workers=1, progress=False)
+    manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
+    test = PairDataset(manifest, root, "test", cache_dir=root / ".isp-bench-cache", progress=False)
+    targets = {test[i]["pair_id"]: np.round(test[i]["target"].permute(1, 2, 0).numpy() * 65535).astype(np.uint16)
+               for i in range(len(test))}
+    return {"root": root, "manifest": manifest, "targets": targets}
+
+
+def _offset_predictions(folder, targets):
+    """Each target with every value moved by exactly STEP codes (up, or down where up would clip)."""
+    for pair_id, target in targets.items():
+        moved = np.where(target <= 65535 - STEP, target + STEP, target - STEP).astype(np.uint16)
+        write_png(prediction_path(folder, pair_id), moved)
+
+
+def _submit(data, pred, runs, **kwargs):
+    return submit_predictions(pred, dataset="synth", name="offset-isp", paper="A. Author, An ISP, 2026",
+                              runs_dir=runs, manifest=data["manifest"], root=data["root"],
+                              metrics=("psnr", "ssim"), progress=False, **kwargs)
+
+
+def test_submit_scores_a_complete_folder_with_a_known_psnr(data, tmp_path):
+    assert len(data["targets"]) == 2 and all("/" in p for p in data["targets"])  # pair ids make sub-folders
+    _offset_predictions(tmp_path / "pred", data["targets"])
+    run_dir = _submit(data, tmp_path / "pred", tmp_path / "runs")
+    result = json.loads((run_dir / "result.json").read_text())
+    # 34.151 dB; the target reaches the metric through float32 (PairDataset), hence 1e-5 dB
+    assert result["metrics"]["psnr"]["mean"] == pytest.approx(20 * math.log10(65535 / STEP), abs=1e-5)
+    assert result["kind"] == "submitted" and result["model"] == "offset-isp" and result["split"] == "test"
+    files = {f"{p}.png": sha256_file(tmp_path / "pred" / f"{p}.png") for p in data["targets"]}
+    assert result["submission"] == {"name": "offset-isp", "paper": "A. Author, An ISP, 2026",
+                                    "pred_dir": str((tmp_path / "pred").resolve()), "files": files}
+    assert run_dir.name.startswith("synth-submitted-offset-isp-test-")
+    assert result["manifest"]["pairs_in_split"] == 2 and result["metrics"]["ssim"]["spec"]["name"] == "ssim"
+    # the run keeps byte-identical copies, and submitting the same files again finds the same run
+    assert {f: sha256_file(run_dir / "predictions" / f) for f in files} == files
+    assert _submit(data, tmp_path / "pred", tmp_path / "runs") == run_dir
+
+
+def test_submission_matches_the_measured_run_of_the_same_images(data, tmp_path):
+    """Predictions saved by `evaluate` and submitted as an outside model score exactly as measured."""
+    measured = run_benchmark("classic", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
+                             root=data["root"], metrics=("psnr", "ssim", "delta_e76"), progress=False)
+    result = json.loads((measured / "result.json").read_text())
+    assert result["kind"] == "measured" and result["evaluation"]["predictions"] == "predictions"
+    saved = read_image(prediction_path(measured / "predictions", next(iter(data["targets"]))))
+    assert saved.dtype == np.uint16 and saved.shape == data["targets"][next(iter(data["targets"]))].shape
+    submitted = submit_predictions(measured / "predictions", dataset="synth", name="classic-again",
+                                   runs_dir=tmp_path / "runs", manifest=data["manifest"], root=data["root"],
+                                   metrics=("psnr", "ssim", "delta_e76"), progress=False)
+    again = json.loads((submitted / "result.json").read_text())
+    for name in ("psnr", "ssim", "delta_e76"):
+        assert again["metrics"][name]["mean"] == result["metrics"][name]["mean"], name
+    a = pd.read_parquet(measured / "per_image.parquet")
+    b = pd.read_parquet(submitted / "per_image.parquet")
+    assert list(a["pair_id"]) == list(b["pair_id"]) and a["psnr"].equals(b["psnr"])
+
+
+def test_submit_names_every_problem_in_one_error(data, tmp_path):
+    pred = tmp_path / "pred"
+    _offset_predictions(pred, data["targets"])
+    missing_id, small_id = sorted(data["targets"])
+    prediction_path(pred, missing_id).unlink()
+    write_png(prediction_path(pred, small_id), np.zeros((10, 12, 3), np.uint16))
+    write_png(pred / "no-such-scene" / "well_lit.png", np.zeros((96, 126, 3), np.uint16))
+    with pytest.raises(SubmissionError) as info:
+        _submit(data, pred, tmp_path / "runs")
+    message = str(info.value)
+    h, w = data["targets"][small_id].shape[:2]
+    assert "3 problem(s)" in message
+    assert f"missing: {prediction_path(pred, missing_id)}" in message
+    assert f"extra: {pred / 'no-such-scene' / 'well_lit.png'}" in message
+    assert f"wrong size: {prediction_path(pred, small_id)} is 12×10 (width×height), its target is {w}×{h}" in message
+    assert not (tmp_path / "runs").exists()  # nothing is recorded for a rejected folder
+
+
+def test_submit_cli(data, tmp_path, capsys):
+    _offset_predictions(tmp_path / "pred", data["targets"])
+    code = main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "offset-isp",
+                 "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--runs", str(tmp_path / "runs"),
+                 "--metrics", "psnr", "--quiet"])
+    assert code == 0 and "psnr           34.1514" in capsys.readouterr().out
+    assert main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "bad name",
+                 "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--quiet"]) == 2
+    assert "must be letters" in capsys.readouterr().err
+
+
+def test_rescore_adds_a_metric_without_the_model(data, tmp_path, monkeypatch):
+    run = run_benchmark("unet", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
+                        root=data["root"], metrics=("psnr",), progress=False)
+    before = json.loads((run / "result.json").read_text())
+    for weights in ("model.pt", "checkpoint.pt"):  # the model is gone: a rescore cannot use it
+        (run / weights).unlink(missing_ok=True)
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("rescore ran the model")
+
+    monkeypatch.setattr("isp_bench.evaluate.benchmark.infer_full", no_inference)
+    assert main(["rescore", str(run), "--metrics", "psnr,ssim", "--manifest", str(data["manifest"]), "--root",
+                 str(data["root"]), "--quiet"]) == 0
+    after = json.loads((run / "result.json").read_text())
+    per_image = pd.read_parquet(run / "per_image.parquet")
+    assert after["metrics"]["psnr"] == before["metrics"]["psnr"] and set(after["metrics"]) == {"psnr", "ssim"}
+    assert [r["metrics"] for r in after["rescored"]] == [["ssim"]]
+    # the added SSIM is the SSIM of the saved prediction against the pair's target, scored directly
+    for pair_id, value in zip(per_image["pair_id"], per_image["ssim"]):
+        direct = score_pair(read_srgb(prediction_path(run / "predictions", pair_id)),
+                            data["targets"][pair_id] / 65535.0, ["ssim"])["ssim"]
+        assert value == direct
+    assert after["metrics"]["ssim"]["mean"] == pytest.approx(float(per_image["ssim"].mean()), abs=0)
+
+
+def test_rescore_refuses_a_changed_prediction(data, tmp_path):
+    run = run_benchmark("classic", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
+                        root=data["root"], metrics=("psnr",), progress=False)
+    pair_id = sorted(data["targets"])[0]
+    image = read_image(prediction_path(run / "predictions", pair_id))
+    write_png(prediction_path(run / "predictions", pair_id), image // 2)
+    stored = (run / "result.json").read_bytes()
+    with pytest.raises(SubmissionError, match=rf"psnr of the saved predictions differs .*\(first: {pair_id}\)"):
+        rescore_run(run, ["psnr", "ssim"], manifest=data["manifest"], root=data["root"], progress=False)
+    assert (run / "result.json").read_bytes() == stored
+
+
+def test_predictions_are_not_kept_on_request(data, tmp_path):
+    run = run_benchmark("classic", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
+                        root=data["root"], metrics=("psnr",), save_predictions=False, progress=False)
+    assert not (run / "predictions").exists()
+    with pytest.raises(SubmissionError, match="kept no predictions"):
+        rescore_run(run, ["ssim"], manifest=data["manifest"], root=data["root"], progress=False)
+
+
+# ------------------------------------------------------------------------------ deepisp-lowlevel
+
+
+def test_deepisp_lowlevel_recipe_follows_the_papers_experiment():
+    config = resolve_recipe("deepisp-lowlevel", budget="paper", dataset="msr")
+    stage = config["stages"][0]
+    assert config["optimizer"]["lr"] == 5e-5 and config["inputs"] == ["raw", "rgb"]
+    assert stage["objective"] == "restoration_mse" and stage["subsets"] == ["with_noise/panasonic"]
+    assert stage["objective_args"] == {"target": "target"} and config["eval"]["truth"] == "target"  # MSR: linear
+    synth = resolve_recipe("deepisp-lowlevel", dataset="synth")
+    assert synth["stages"][0]["objective_args"] == {"target": "linear_target"}
+    assert needs_linear_target(synth["stages"][0])
+    assert synth["eval"]["truth"] == "linear_target"
+    assert "truth" not in resolve_recipe("deepisp")["eval"]  # other recipes (and their run ids) unchanged
+
+
+def test_restoration_mse_value():
+    class Identity(torch.nn.Module):
+        def forward(self, batch):
+            return batch["rgb"]
+
+    batch = {"rgb": torch.full((1, 3, 2, 2), 0.5), "linear_target": torch.full((1, 3, 2, 2), 0.25)}
+    assert float(restoration_mse(Identity(), batch)) == pytest.approx(0.0625)
+
+
+def test_deepisp_lowlevel_trains_and_evaluates_against_the_linear_target(data, tmp_path):
+    run = run_benchmark("deepisp-lowlevel", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
+                        root=data["root"], metrics=("psnr", "ssim"), progress=False)
+    result = json.loads((run / "result.json").read_text())
+    assert result["training"]["steps"] == 1 and (run / "model.pt").exists()
+    assert result["config"]["eval"]["truth"] == "linear_target"
+    assert all(np.isfinite(m["mean"]) for m in result["metrics"].values())
+    test = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["root"] / ".isp-bench-cache",
+                       progress=False)
+    per_image = pd.read_parquet(run / "per_image.parquet")
+    for i, pair_id in enumerate(per_image["pair_id"]):
+        linear = test[i]["linear_target"].permute(1, 2, 0).double().numpy()
+        prediction = read_srgb(prediction_path(run / "predictions", pair_id))
+        assert per_image["psnr"][i] == score_pair(prediction, linear, ["psnr"])["psnr"]
