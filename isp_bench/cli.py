@@ -160,6 +160,10 @@ def _cmd_run(args) -> int:
     if args.command == "run":
         board = build_leaderboard(args.runs, args.dataset, args.leaderboards)
         print(f"leaderboard: {board}")
+    from isp_bench.metrics import describe_unscored
+
+    if result.get("unavailable_metrics"):
+        print(describe_unscored(result["unavailable_metrics"]))
     return 0
 
 

@@ -16,10 +16,8 @@ from isp_bench.data import PairDataset
 from isp_bench.evaluate.tiled import infer_full
 from isp_bench.images import write_png
 from isp_bench.manifest import Manifest
-from isp_bench.metrics import get_metric
+from isp_bench.metrics import DEFAULT_METRICS, get_metric
 from isp_bench.metrics.score import score_pair
-
-DEFAULT_METRICS = ("psnr", "ssim", "ssim_rgb", "ms_ssim", "delta_e76", "delta_e76_rms", "scielab", "lpips", "brisque")
 
 
 def diagonal_preview(output: np.ndarray, truth: np.ndarray, line: int = 2) -> np.ndarray:
