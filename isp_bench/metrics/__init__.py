@@ -10,42 +10,36 @@ Each metric is a :class:`MetricSpec` in a registry::
 Full-reference functions take ``(pred, target)`` as H×W×3 sRGB arrays in [0, 1] (numpy or torch);
 no-reference ones take one image. ``spec.to_dict()`` is what results record beside every score.
 
-Every registered metric is also a function of this package under its own name
-(``isp_bench.metrics.scielab(pred, target)``). Adding a metric is one module in this folder: it
-registers its :class:`MetricSpec` (default-suite membership and shared per-pair work included) and
-is found here by discovery; :data:`DEFAULT_METRICS`, :func:`~isp_bench.metrics.score.score_pair` and
-the ``isp-bench score`` help follow from the registry. Importing this package does not import
-torch; the torch metrics (MS-SSIM, LPIPS, DeepIQA) import it when they run.
+Every registered metric is also a function of this package under its own name::
+
+    >>> import numpy as np
+    >>> from isp_bench.metrics import scielab
+    >>> scielab(np.full((8, 8, 3), 0.5), np.full((8, 8, 3), 0.5))
+    0.0
+
+Adding a metric is one module in this folder: it registers its :class:`MetricSpec` (default-suite
+membership, tunable settings and shared per-pair work included) and is found by discovery on the
+first registry lookup; :data:`DEFAULT_METRICS`, :func:`~isp_bench.metrics.score.score_pair` and the
+``isp-bench score`` help follow from the registry.
+
+Names are resolved lazily (PEP 562, as scikit-image and SciPy load their subpackages): importing
+this package imports nothing else, numpy comes with the first metric name used, and torch only when
+a torch metric (MS-SSIM, LPIPS, DeepIQA) runs.
 """
 
-import importlib as _importlib
-import pkgutil as _pkgutil
+from __future__ import annotations
 
-from ._registry import (
-    MetricError,
-    MetricInputError,
-    MetricSpec,
-    MetricWeightsError,
-    default_suite,
-    get_metric,
-    list_metrics,
-    register_metric,
-)
-
-# Every public module of the package is imported, so each metric module registers its specs.
-for _module in sorted(m.name for m in _pkgutil.iter_modules(__path__) if not m.name.startswith("_")):
-    _importlib.import_module(f"{__name__}.{_module}")
-
-#: The default metric suite (``isp-bench run``, ``evaluate`` and ``score``): every registered
-#: metric whose spec says ``default_suite=True``, in registration order.
-DEFAULT_METRICS: tuple[str, ...] = default_suite()
+#: Names this package takes from ``_registry`` (everything else is a registered metric).
+_REGISTRY_NAMES = ("MetricError", "MetricInputError", "MetricSpec", "MetricWeightsError",
+                   "default_suite", "get_metric", "list_metrics", "register_metric")
 
 
 def describe_unscored(unavailable: dict[str, str]) -> str:
     """The console lines for metrics that were not scored: one per metric with its one-line fix.
 
     ``unavailable`` maps metric names to the reason recorded for them (as
-    :func:`~isp_bench.metrics.score.score_pair` fills it); an empty mapping gives ``""``.
+    :func:`~isp_bench.metrics.score.score_pair` fills it, and ``result.json`` keeps it under
+    ``unavailable_metrics``); an empty mapping gives ``""``.
 
     Examples
     --------
@@ -61,19 +55,27 @@ def describe_unscored(unavailable: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-# every registered metric is callable under its own name
-globals().update({_name: get_metric(_name).fn for _name in list_metrics()})
+def __getattr__(name: str):
+    """Registry names, ``DEFAULT_METRICS`` (the default suite, see ``default_suite``), ``__all__``
+    and every registered metric's function, resolved on first use and then cached here."""
+    if name.startswith("_") and name != "__all__":  # submodules and dunders: the normal lookup
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-__all__ = [
-    "DEFAULT_METRICS",
-    "MetricError",
-    "MetricInputError",
-    "MetricSpec",
-    "MetricWeightsError",
-    "default_suite",
-    "describe_unscored",
-    "get_metric",
-    "list_metrics",
-    "register_metric",
-    *list_metrics(),
-]
+    _registry = importlib.import_module(f"{__name__}._registry")
+    if name in _REGISTRY_NAMES:
+        value = getattr(_registry, name)
+    elif name == "DEFAULT_METRICS":
+        value = _registry.default_suite()
+    elif name == "__all__":
+        value = ["DEFAULT_METRICS", "describe_unscored", *_REGISTRY_NAMES, *_registry.list_metrics()]
+    elif name in _registry.list_metrics():
+        value = _registry.get_metric(name).fn
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__getattr__("__all__")))

@@ -178,6 +178,27 @@ def _jsonable(value: Any) -> Any:
 
 
 _REGISTRY: dict[str, MetricSpec] = {}
+_DISCOVERED = False
+
+
+def discover() -> None:
+    """Import every public module of :mod:`isp_bench.metrics` once, so each registers its specs.
+
+    Adding a metric is adding a module: nothing lists the modules. Runs on the first registry
+    lookup, not at ``import isp_bench.metrics``, which therefore stays cheap.
+    """
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    _DISCOVERED = True
+    import importlib
+    import pkgutil
+
+    import isp_bench.metrics as package
+
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{info.name}")
 
 
 def register_metric(spec: MetricSpec) -> MetricSpec:
@@ -202,6 +223,7 @@ def get_metric(name: str) -> MetricSpec:
     >>> get_metric("psnr").settings["data_range"]
     1.0
     """
+    discover()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -217,6 +239,7 @@ def list_metrics(pattern: str = "*", *, full_reference: bool | None = None) -> l
     >>> list_metrics("ssim*")
     ['ssim', 'ssim_rgb']
     """
+    discover()
     names = [
         n
         for n, s in _REGISTRY.items()
@@ -232,6 +255,7 @@ def default_suite() -> tuple[str, ...]:
     This is the one definition of the default metric suite (``isp-bench run``, ``evaluate`` and
     ``score``); :data:`isp_bench.metrics.DEFAULT_METRICS` holds it once every metric is registered.
     """
+    discover()
     return tuple(n for n, s in _REGISTRY.items() if s.default_suite)
 
 

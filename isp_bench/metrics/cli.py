@@ -16,7 +16,7 @@ class _DefaultSuite:
     def __str__(self) -> str:
         from isp_bench.metrics import DEFAULT_METRICS
 
-        return ",".join(DEFAULT_METRICS)
+        return ", ".join(DEFAULT_METRICS)
 
 
 def add_commands(subparsers) -> None:
@@ -33,7 +33,7 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--metrics",
         default=_DefaultSuite(),
-        help="comma-separated metric names (default: the default suite, %(default)s); "
+        help="comma-separated metric names, e.g. psnr,ssim (default: the default suite: %(default)s); "
         "see isp_bench.metrics.list_metrics()",
     )
     p.add_argument("--out", default="scores.parquet", help="per-image Parquet file (default: %(default)s)")

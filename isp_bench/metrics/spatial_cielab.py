@@ -276,7 +276,9 @@ def scielab(pred, target, *, samp_per_deg: float = SAMP_PER_DEG) -> float:
     pred, target : array_like
         H×W×3 sRGB images in [0, 1].
     samp_per_deg : float
-        Samples per degree of visual angle; 23 is the toolbox example (72 dpi viewed at 18 inches).
+        Samples per degree of visual angle; 23 is the toolbox example (72 dpi viewed at 18 inches)
+        and the registered spec's setting. To score and record another viewing geometry, derive a
+        spec: ``get_metric("scielab").with_settings(samp_per_deg=40.0)``.
 
     Notes
     -----

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ._registry import MetricWeightsError
+from ._registry import MetricWeightsError, discover
 
 #: Environment variables that forbid downloads when set to 1/true/yes/on.
 OFFLINE_ENVS = ("HF_HUB_OFFLINE", "ISP_BENCH_OFFLINE")
@@ -168,8 +168,7 @@ def get_weight_file(name: str) -> WeightFile:
     """The registered :class:`WeightFile` called ``name`` (near misses listed on a miss)."""
     from isp_bench.errors import unknown_name_error
 
-    import isp_bench.metrics  # noqa: F401  (every metric module registers its files)
-
+    discover()  # every metric module registers the files it reads
     try:
         return _WEIGHT_FILES[name]
     except KeyError:
@@ -178,8 +177,7 @@ def get_weight_file(name: str) -> WeightFile:
 
 def list_weight_files() -> list[WeightFile]:
     """Every registered weight file, sorted by name."""
-    import isp_bench.metrics  # noqa: F401
-
+    discover()
     return [_WEIGHT_FILES[n] for n in sorted(_WEIGHT_FILES)]
 
 
