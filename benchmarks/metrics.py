@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     from isp_bench.metrics import MetricWeightsError, get_metric
     from isp_bench.metrics._registry import rgb2gray_matlab_uint8
     from isp_bench.metrics.deepiqa import DeepIQA, deepiqa_fr, deepiqa_nr
-    from isp_bench.metrics.lpips import load_lpips_model, lpips_distance
+    from isp_bench.metrics.perceptual import load_lpips_model, lpips_distance
     from isp_bench.metrics.score import score_pair
 
     pred, target = make_pair()

@@ -161,6 +161,10 @@ def _cmd_run(args) -> int:
         for board in (build_leaderboard(args.runs, args.dataset, args.leaderboards),
                       build_scoreboard(args.runs, args.leaderboards)):
             print(f"leaderboard: {board}")
+    from isp_bench.metrics import describe_unscored
+
+    if result.get("unavailable_metrics"):
+        print(describe_unscored(result["unavailable_metrics"]))
     return 0
 
 

@@ -14,6 +14,9 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Tests never download: weights with a published location are fetched on first use only online.
+os.environ.setdefault("ISP_BENCH_OFFLINE", "1")
+
 
 def shared_root() -> Path:
     return Path(os.environ.get("ISP_BENCH_SHARED", REPO_ROOT.parent / "shared")).resolve()

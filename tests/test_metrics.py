@@ -14,7 +14,8 @@ torch.set_num_threads(1)  # the CI machine has 2 shared cores
 import isp_bench.metrics as M  # noqa: E402
 from isp_bench.errors import UnknownNameError  # noqa: E402
 from isp_bench.metrics import MetricInputError, MetricWeightsError, get_metric, list_metrics  # noqa: E402
-from isp_bench.metrics import color, scielab  # noqa: E402
+from isp_bench.metrics import color  # noqa: E402
+from isp_bench.metrics import spatial_cielab as scielab  # noqa: E402
 
 TID = ("I03", "I04", "I06")
 
@@ -246,11 +247,11 @@ def test_scielab_fast_path_equals_direct_path():
 
 @pytest.fixture(scope="module")
 def random_lpips():
-    return M.lpips.load_lpips_model(random_backbone=True, seed=0)
+    return M.perceptual.load_lpips_model(random_backbone=True, seed=0)
 
 
 def test_lpips_plumbing_with_random_backbone(random_lpips):
-    from isp_bench.metrics.lpips import lpips_distance
+    from isp_bench.metrics.perceptual import lpips_distance
 
     rng = np.random.default_rng(0)
     a, b = rng.random((64, 72, 3)), rng.random((64, 72, 3))
@@ -265,7 +266,7 @@ def test_lpips_plumbing_with_random_backbone(random_lpips):
 
 
 def test_lpips_tiles_give_the_untiled_value(random_lpips):
-    from isp_bench.metrics.lpips import lpips_distance
+    from isp_bench.metrics.perceptual import lpips_distance
 
     rng = np.random.default_rng(2)
     a = rng.random((200, 264, 3))
@@ -276,7 +277,7 @@ def test_lpips_tiles_give_the_untiled_value(random_lpips):
 
 
 def test_lpips_without_backbone_says_which_file_and_where(tmp_path, monkeypatch):
-    from isp_bench.metrics.lpips import ALEXNET_ENV, ALEXNET_FILE, alexnet_weights_path
+    from isp_bench.metrics.perceptual import ALEXNET_ENV, ALEXNET_FILE, alexnet_weights_path
 
     monkeypatch.delenv(ALEXNET_ENV, raising=False)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
@@ -288,7 +289,7 @@ def test_lpips_without_backbone_says_which_file_and_where(tmp_path, monkeypatch)
 
 
 def _alexnet_available():
-    from isp_bench.metrics.lpips import alexnet_weights_path
+    from isp_bench.metrics.perceptual import alexnet_weights_path
 
     try:
         alexnet_weights_path()
@@ -303,7 +304,7 @@ def _alexnet_available():
     "or $ISP_BENCH_ALEXNET_WEIGHTS (not available offline)",
 )
 def test_lpips_published_values(metrics_ref, tid):
-    from isp_bench.metrics.lpips import lpips_distance
+    from isp_bench.metrics.perceptual import lpips_distance
 
     imgs = metrics_ref / "lpips" / "imgs"
     ref = _imread(imgs / "ex_ref.png")[..., :3]
@@ -320,7 +321,7 @@ def test_lpips_published_values(metrics_ref, tid):
 
 
 def _brisque_available():
-    from isp_bench.metrics.brisque import brisque_model_path
+    from isp_bench.metrics.natural_scene import brisque_model_path
 
     try:
         brisque_model_path()
@@ -343,7 +344,7 @@ def test_brisque_reproduces_the_authors_model_values(tid):
 
 
 def test_matlab_imresize_half_keeps_constants_and_sizes():
-    from isp_bench.metrics.brisque import imresize_half
+    from isp_bench.metrics.natural_scene import imresize_half
 
     out = imresize_half(np.full((7, 10), 3.0))
     assert out.shape == (4, 5)
@@ -474,26 +475,30 @@ def _noisy_pair(shape=(203, 241, 3), seed=11):
 
 
 def test_score_pair_equals_the_individual_metrics_exactly():
-    from isp_bench.metrics.score import DEFAULT_METRICS, score_pair
+    from isp_bench.metrics import DEFAULT_METRICS
+    from isp_bench.metrics.score import score_pair
 
     a, b = _noisy_pair()
-    together = score_pair(a, b)
-    assert list(together) == list(DEFAULT_METRICS)
-    for name in DEFAULT_METRICS:
-        assert together[name] == get_metric(name)(a, b), name
+    unavailable = {}  # learned metrics whose weights are not installed here
+    together = score_pair(a, b, unavailable=unavailable)
+    assert list(together) + list(unavailable) == [m for m in DEFAULT_METRICS if m in together] + list(unavailable)
+    assert set(together) | set(unavailable) == set(DEFAULT_METRICS)
+    for name in together:
+        spec = get_metric(name)
+        assert together[name] == (spec(a, b) if spec.full_reference else spec(a)), name
     some = score_pair(a, b, ["scielab", "delta_e76_rms"])
     assert some == {"scielab": together["scielab"], "delta_e76_rms": together["delta_e76_rms"]}
 
 
 def test_results_do_not_depend_on_the_thread_count(monkeypatch):
-    from isp_bench.metrics._fast import THREADS_ENV
+    from isp_bench.metrics.pair import THREADS_ENV
     from isp_bench.metrics.score import score_pair
 
     a, b = _noisy_pair()
     monkeypatch.setenv(THREADS_ENV, "1")
-    one = score_pair(a, b)
+    one = score_pair(a, b, unavailable={})
     monkeypatch.setenv(THREADS_ENV, "2")
-    assert score_pair(a, b) == one
+    assert score_pair(a, b, unavailable={}) == one
 
 
 def test_fast_ssim_equals_the_torch_reference_path():

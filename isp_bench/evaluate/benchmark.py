@@ -25,12 +25,11 @@ from isp_bench.evaluate.tiled import infer_full
 from isp_bench.files import atomic_path
 from isp_bench.images import write_png
 from isp_bench.manifest import Manifest
-from isp_bench.metrics import get_metric
+from isp_bench.metrics import DEFAULT_METRICS, get_metric
 from isp_bench.metrics.score import score_pair
 
 #: A split of at most this many pairs is "small": ``evaluate`` saves its test-split predictions by default.
 SMALL_SPLIT_PAIRS = 200
-DEFAULT_METRICS = ("psnr", "ssim", "ssim_rgb", "ms_ssim", "delta_e76", "delta_e76_rms", "scielab", "lpips", "brisque")
 
 
 def diagonal_preview(output: np.ndarray, truth: np.ndarray, line: int = 2) -> np.ndarray:

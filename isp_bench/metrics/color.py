@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from ._fast import PairWork
 from ._registry import MetricSpec, as_pair, register_metric
+from .pair import PairWork
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,11 +101,15 @@ def delta_e76(pred, target) -> float:
     >>> round(delta_e76(black, white), 4)
     100.0
     """
-    return _delta_e76(PairWork.of(pred, target))
+    return _delta_e76(PairWork(pred, target))
 
 
-def _delta_e76(work) -> float:
-    return work.color(de76=True)["de76"][0] / (work.p.shape[0] * work.p.shape[1])
+def _delta_e76(work: PairWork) -> float:
+    return work.colour(de76=True)["de76"][0] / work.pixels
+
+
+def _want_delta_e76(work: PairWork) -> None:
+    work.want_colour(de76=True)
 
 
 def delta_e76_rms(pred, target) -> float:
@@ -115,11 +119,11 @@ def delta_e76_rms(pred, target) -> float:
     ----------
     .. [1] CIE 15:2004; as :func:`delta_e76`.
     """
-    return _delta_e76_rms(PairWork.of(pred, target))
+    return _delta_e76_rms(PairWork(pred, target))
 
 
-def _delta_e76_rms(work) -> float:
-    return math.sqrt(work.color(de76=True)["de76"][1] / (work.p.shape[0] * work.p.shape[1]))
+def _delta_e76_rms(work: PairWork) -> float:
+    return math.sqrt(work.colour(de76=True)["de76"][1] / work.pixels)
 
 
 _SETTINGS = {
@@ -132,6 +136,9 @@ DELTA_E76 = register_metric(
     MetricSpec(
         name="delta_e76",
         fn=delta_e76,
+        on_pair=_delta_e76,
+        plan=_want_delta_e76,
+        default_suite=True,
         reference="CIE 1976 ΔE*ab, mean over pixels; colour-science 0.4 pipeline",
         settings={**_SETTINGS, "reduction": "mean"},
         higher_is_better=False,
@@ -142,6 +149,9 @@ DELTA_E76_RMS = register_metric(
     MetricSpec(
         name="delta_e76_rms",
         fn=delta_e76_rms,
+        on_pair=_delta_e76_rms,
+        plan=_want_delta_e76,
+        default_suite=True,
         reference="CIE 1976 ΔE*ab, RMS over pixels (as CRISPnet reports); colour-science pipeline",
         settings={**_SETTINGS, "reduction": "rms"},
         higher_is_better=False,

@@ -24,128 +24,61 @@ spec's settings and :func:`to_deepisp_scale` exposes it.
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
-from ._registry import MetricError, MetricSpec, MetricWeightsError, as_pair, as_srgb, register_metric
+from ._registry import MetricError, MetricSpec, as_pair, as_srgb, register_metric
+from .weights import WeightFile, register_weight_file
 
 DEEPIQA_NR_ENV = "ISP_BENCH_DEEPIQA_NR"
 DEEPIQA_FR_ENV = "ISP_BENCH_DEEPIQA_FR"
 PATCH = 32
-_CHANNELS = (32, 32, 64, 64, 128, 128, 256, 256, 512, 512)
-_DOWNLOAD_HINT = (
+DOWNLOAD_HINT = (
     "download the authors' trained Chainer models from the dmaniry/deepIQA repository "
     "(models/{nr,fr}_{live,tid}_{patchwise,weighted}.model) and pass weights=PATH or set "
     f"{DEEPIQA_NR_ENV} / {DEEPIQA_FR_ENV} to the .model file"
 )
 
 
-class DeepIQA(nn.Module):
-    """Bosse et al.'s NR or FR network; parameter names follow the Chainer links."""
+def __getattr__(name: str):
+    """``DeepIQA`` and ``load_chainer_hdf5`` live in ``_deepiqa_net`` (it imports torch), imported
+    on first use so that importing the metrics does not import torch."""
+    if name in ("DeepIQA", "load_chainer_hdf5"):
+        from . import _deepiqa_net
 
-    def __init__(self, full_reference: bool = False, top: str = "weighted"):
-        super().__init__()
-        if top not in ("weighted", "patchwise"):
-            raise ValueError(f"top must be 'weighted' or 'patchwise', got {top!r}")
-        self.full_reference = full_reference
-        self.top = top
-        c_in = 3
-        for i, c in enumerate(_CHANNELS, start=1):
-            setattr(self, f"conv{i}", nn.Conv2d(c_in, c, 3, padding=1))
-            c_in = c
-        n_in = 512 * 3 if full_reference else 512
-        self.fc1 = nn.Linear(n_in, 512)
-        self.fc2 = nn.Linear(512, 1)
-        if top == "weighted":
-            self.fc1_a = nn.Linear(n_in, 512)
-            self.fc2_a = nn.Linear(512, 1)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """N×3×32×32 patches (0–255 RGB) → N×512."""
-        h = x
-        for i in range(1, 11):
-            h = torch.relu(getattr(self, f"conv{i}")(h))
-            if i % 2 == 0:
-                h = nn.functional.max_pool2d(h, 2)
-        return h.flatten(1)
-
-    def forward(self, x: torch.Tensor, x_ref: torch.Tensor | None = None):
-        """Per-patch (score, weight), each of shape N."""
-        h = self.features(x)
-        if self.full_reference:
-            if x_ref is None:
-                raise MetricError("the full-reference DeepIQA model needs reference patches")
-            h_ref = self.features(x_ref)
-            h = torch.cat((h - h_ref, h, h_ref), dim=1)
-        q = self.fc2(torch.relu(self.fc1(h)))[:, 0]
-        if self.top == "weighted":
-            a = torch.relu(self.fc2_a(torch.relu(self.fc1_a(h))))[:, 0] + 1e-6
-        else:
-            a = torch.ones_like(q)
-        return q, a
+        return getattr(_deepiqa_net, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_chainer_hdf5(path: str | os.PathLike, *, full_reference: bool | None = None) -> DeepIQA:
-    """Build a :class:`DeepIQA` from the authors' Chainer HDF5 file (datasets ``<link>/W``, ``<link>/b``).
+def _weight_file(kind: str, env: str) -> WeightFile:
+    def locations() -> list[tuple[str, Path | None]]:
+        value = os.environ.get(env)
+        return [(f"${env}", Path(value) if value else None)]
 
-    The NR/FR kind and the head ("weighted" when ``fc1_a`` is present) are read from the file.
-    """
-    import h5py
-
-    p = Path(path)
-    if not p.is_file():
-        raise MetricWeightsError(f"{p}: DeepIQA weights not found; {_DOWNLOAD_HINT}")
-    try:
-        fh = h5py.File(p, "r")
-    except OSError as exc:
-        raise MetricWeightsError(f"{p}: not an HDF5 file ({exc}); expected a Chainer .model from dmaniry/deepIQA") from exc
-    with fh:
-        root = fh
-        if "conv1" not in root:  # tolerate one wrapping group (e.g. 'predictor/')
-            groups = [k for k in fh if isinstance(fh[k], h5py.Group) and "conv1" in fh[k]]
-            if not groups:
-                raise MetricWeightsError(f"{p}: no 'conv1/W' dataset; not a deepIQA Chainer model")
-            root = fh[groups[0]]
-        fc1_in = root["fc1/W"].shape[1]
-        is_fr = fc1_in == 512 * 3
-        if full_reference is not None and full_reference != is_fr:
-            kind = "full-reference" if is_fr else "no-reference"
-            raise MetricWeightsError(f"{p}: this is a {kind} model (fc1 takes {fc1_in} inputs)")
-        top = "weighted" if "fc1_a" in root else "patchwise"
-        model = DeepIQA(full_reference=is_fr, top=top)
-        state = {}
-        for name, param in model.state_dict().items():
-            link, kind = name.split(".")
-            key = f"{link}/{'W' if kind == 'weight' else 'b'}"
-            if key not in root:
-                raise MetricWeightsError(f"{p}: dataset {key!r} missing")
-            arr = np.asarray(root[key], dtype=np.float32)
-            if arr.shape != tuple(param.shape):
-                raise MetricWeightsError(f"{p}: {key} has shape {arr.shape}, expected {tuple(param.shape)}")
-            state[name] = torch.from_numpy(arr)
-    model.load_state_dict(state)
-    return model.eval()
+    return register_weight_file(WeightFile(
+        name=f"deepiqa-{kind.lower()}",
+        used_by=f"DeepIQA {kind} (the authors' Chainer model)",
+        filename=f"{kind.lower()}_{{live,tid}}_{{patchwise,weighted}}.model",
+        locations=locations,
+        how_to_get=DOWNLOAD_HINT + " (no published hash: isp-bench does not download it)",
+    ))
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_model(path: str, full_reference: bool) -> DeepIQA:
-    return load_chainer_hdf5(path, full_reference=full_reference)
+DEEPIQA_NR_WEIGHTS = _weight_file("NR", DEEPIQA_NR_ENV)
+DEEPIQA_FR_WEIGHTS = _weight_file("FR", DEEPIQA_FR_ENV)
 
 
-def _resolve(weights, env: str, kind: str) -> str:
-    path = weights or os.environ.get(env)
-    if not path:
-        raise MetricWeightsError(f"DeepIQA {kind} has no weights: {_DOWNLOAD_HINT}")
-    return str(path)
+def _resolve(weights, weight_file: WeightFile) -> str:
+    return str(weights) if weights else str(weight_file.path())
 
 
-def extract_patches(image: np.ndarray) -> torch.Tensor:
-    """Non-overlapping 32×32 patches (row-major) of an H×W×3 [0, 1] image as N×3×32×32, 0–255."""
+def extract_patches(image: np.ndarray):
+    """Non-overlapping 32×32 patches (row-major) of an H×W×3 [0, 1] image as an N×3×32×32 float32
+    torch tensor, 0–255."""
+    import torch
+
     h, w = image.shape[0] // PATCH, image.shape[1] // PATCH
     if h == 0 or w == 0:
         raise MetricError(f"DeepIQA needs images of at least 32×32 pixels, got {image.shape[:2]}")
@@ -154,7 +87,9 @@ def extract_patches(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _score(model: DeepIQA, x: torch.Tensor, x_ref: torch.Tensor | None, batch: int = 256) -> float:
+def _score(model, x, x_ref, batch: int = 256) -> float:
+    import torch
+
     qs, ws = [], []
     with torch.no_grad():
         for i in range(0, x.shape[0], batch):
@@ -182,7 +117,7 @@ def _trained_on(path: str) -> str:
     return "live" if "live" in name else "tid"
 
 
-def deepiqa_nr(image, *, weights: str | None = None, model: DeepIQA | None = None, raw: bool = False) -> float:
+def deepiqa_nr(image, *, weights: str | None = None, model=None, raw: bool = False) -> float:
     """No-reference DeepIQA score of an sRGB image on DeepISP's [1, 5] scale (``raw=True``: the
     network's own scale).
 
@@ -194,22 +129,26 @@ def deepiqa_nr(image, *, weights: str | None = None, model: DeepIQA | None = Non
     img = as_srgb(image)
     path = None
     if model is None:
-        path = _resolve(weights, DEEPIQA_NR_ENV, "NR")
-        model = _cached_model(path, False)
+        from ._deepiqa_net import cached_model
+
+        path = _resolve(weights, DEEPIQA_NR_WEIGHTS)
+        model = cached_model(path, False)
     value = _score(model, extract_patches(img), None)
     if raw:
         return value
     return to_deepisp_scale(value, _trained_on(path) if path else "tid")
 
 
-def deepiqa_fr(pred, target, *, weights: str | None = None, model: DeepIQA | None = None, raw: bool = False) -> float:
+def deepiqa_fr(pred, target, *, weights: str | None = None, model=None, raw: bool = False) -> float:
     """Full-reference DeepIQA score of ``pred`` against ``target`` on [1, 5] (``raw=True``: the
     network's own scale). See :func:`deepiqa_nr`."""
     p, t = as_pair(pred, target)
     path = None
     if model is None:
-        path = _resolve(weights, DEEPIQA_FR_ENV, "FR")
-        model = _cached_model(path, True)
+        from ._deepiqa_net import cached_model
+
+        path = _resolve(weights, DEEPIQA_FR_WEIGHTS)
+        model = cached_model(path, True)
     value = _score(model, extract_patches(p), extract_patches(t))
     if raw:
         return value

@@ -11,14 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
-from ._fast import MS_WEIGHTS, PairWork, gauss_window
-from ._registry import (
-    MetricInputError,
-    MetricSpec,
-    register_metric,
-)
+from ._registry import MetricInputError, MetricSpec, register_metric
+from .pair import MS_WEIGHTS, PairWork, gauss_window
 
 #: Smallest image side pytorch-msssim accepts with an 11-px window and 5 scales: (11 - 1) * 2**4.
 MS_SSIM_MIN_SIDE = 161
@@ -36,20 +31,22 @@ _SSIM_SETTINGS = {
 }
 
 
-def psnr(pred, target, *, data_range: float = 1.0) -> float:
+def psnr(pred, target, *, data_range: float | None = None) -> float:
     """Peak signal-to-noise ratio over all pixels and all three RGB channels, in dB.
 
     Parameters
     ----------
     pred, target : array_like
-        H×W×3 sRGB images in [0, 1] (numpy or torch).
-    data_range : float
-        Peak value; 1.0 for [0, 1] data.
+        H×W×3 sRGB images (numpy or torch): floats in [0, 1], or uint8/uint16.
+    data_range : float, optional
+        The range of the input values as given, ``[0, data_range]`` (scikit-image's meaning: 255
+        for 8-bit data); the values are divided by it. By default the dtype says it (uint8: 255,
+        uint16: 65535, floats: 1), as in scikit-image.
 
     Returns
     -------
     float
-        ``10 log10(data_range**2 / MSE)``; ``inf`` for identical images.
+        ``10 log10(data_range² / MSE)`` (MSE of the values as given); ``inf`` for identical images.
 
     References
     ----------
@@ -62,39 +59,42 @@ def psnr(pred, target, *, data_range: float = 1.0) -> float:
     >>> a = np.zeros((4, 4, 3)); b = np.full((4, 4, 3), 0.1)
     >>> round(psnr(a, b), 6)
     20.0
+    >>> u8 = np.zeros((4, 4, 3), np.uint8); round(psnr(u8, u8 + 10, data_range=255), 4)
+    28.1308
     """
-    return _psnr(PairWork.of(pred, target), data_range)
+    return _psnr(PairWork(pred, target, data_range))
 
 
-def _psnr(work, data_range: float = 1.0) -> float:
-    mse = work.sq_err() / work.p.size
+def _psnr(work: PairWork) -> float:
+    """PSNR on the validated [0, 1] images (peak 1)."""
+    mse = work.sq_err() / work.pred.size
     if mse == 0.0:
         return math.inf
-    return 10.0 * math.log10(data_range**2 / mse)
+    return 10.0 * math.log10(1.0 / mse)
 
 
-def _to_nchw(channels: np.ndarray) -> torch.Tensor:
+def _to_nchw(channels: np.ndarray):
     """H×W×C float64 -> 1×C×H×W float32 tensor."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(channels.transpose(2, 0, 1), dtype=np.float32))[None]
 
 
-def _gauss_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    return torch.from_numpy(gauss_window(size, sigma).astype(np.float32))
-
-
-def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> np.ndarray:
-    """Reference path (torch conv2d), kept for tests; the metrics use ``_fast.ssim_means``.
+def _ssim_per_channel(x, y, data_range: float = 1.0) -> np.ndarray:
+    """Reference path (torch conv2d), kept for tests; the metrics use :func:`.pair.ssim_means`.
 
     Mean SSIM per channel of 1×C×H×W tensors (Wang et al., Gaussian 11/1.5, valid region).
 
     Statistics are computed on data centred at 0.5 to limit float32 cancellation in
     ``E[x²] − μ²``; SSIM's variance/covariance terms do not depend on that offset.
     """
+    import torch
+
     c = x.shape[1]
     h, w = x.shape[-2:]
     if min(h, w) < 11:
         raise MetricInputError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
-    g = _gauss_window()
+    g = torch.from_numpy(gauss_window().astype(np.float32))
     kh = g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1)
     kv = g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1)
 
@@ -119,7 +119,7 @@ def _ssim_per_channel(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0)
     return ssim_map.mean(dim=(0, 2, 3)).numpy()
 
 
-def ssim(pred, target) -> float:
+def ssim(pred, target, *, data_range: float | None = None) -> float:
     """SSIM of Wang et al. on the MATLAB ``rgb2gray`` grey of the images.
 
     The grey is ``rgb2gray`` of the 8-bit image: the weighted sum of R, G, B with MATLAB's weights,
@@ -135,7 +135,10 @@ def ssim(pred, target) -> float:
     Parameters
     ----------
     pred, target : array_like
-        H×W×3 sRGB images in [0, 1], at least 11×11.
+        H×W×3 sRGB images (floats in [0, 1], or uint8/uint16), at least 11×11.
+    data_range : float, optional
+        The range of the input values as given, ``[0, data_range]`` (scikit-image's meaning); the
+        values are divided by it. By default the dtype says it (uint8: 255, uint16: 65535, floats: 1).
 
     References
     ----------
@@ -150,30 +153,31 @@ def ssim(pred, target) -> float:
     >>> ssim(x, x)
     1.0
     """
-    return _ssim(PairWork.of(pred, target))
+    return _ssim(PairWork(pred, target, data_range))
 
 
-def _ssim(work) -> float:
+def _ssim(work: PairWork) -> float:
     return float(np.round(work.ssim_level1("grey")[0][0], 12))
 
 
-def ssim_rgb(pred, target) -> float:
-    """Mean over R, G, B of per-channel SSIM, with the window and constants of :func:`ssim`.
+def ssim_rgb(pred, target, *, data_range: float | None = None) -> float:
+    """Mean over R, G, B of per-channel SSIM, with the window and constants of :func:`ssim`
+    (``data_range`` as there).
 
     References
     ----------
     .. [1] Z. Wang et al., IEEE TIP 13(4), 2004.
     """
-    return _ssim_rgb(PairWork.of(pred, target))
+    return _ssim_rgb(PairWork(pred, target, data_range))
 
 
-def _ssim_rgb(work) -> float:
+def _ssim_rgb(work: PairWork) -> float:
     return float(np.round(np.mean([s for s, _ in work.ssim_level1("rgb")]), 12))
 
 
-def ms_ssim(pred, target) -> float:
+def ms_ssim(pred, target, *, data_range: float | None = None) -> float:
     """Multi-scale SSIM (pytorch-msssim's algorithm) on the MATLAB ``rgb2gray`` grey (8-bit, as
-    :func:`ssim`).
+    :func:`ssim`; ``data_range`` as there).
 
     Five scales with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 11×11 Gaussian window,
     σ = 1.5, data range 1, 2×2 average-pool downsampling between scales. Images whose shorter side
@@ -181,7 +185,7 @@ def ms_ssim(pred, target) -> float:
 
     The computation is pytorch-msssim's (same window, valid filtering, relu, zero-padded 2×2
     pooling via ``torch.nn.functional.avg_pool2d``), run by the strip-wise kernels of
-    ``isp_bench.metrics._fast`` so the full-resolution statistics are shared with :func:`ssim`; it
+    ``isp_bench.metrics.pair`` so the full-resolution statistics are shared with :func:`ssim`; it
     equals ``pytorch_msssim.ms_ssim`` in float64 to ~1e-6 (tested) — closer than the package's own
     float32 run.
 
@@ -194,18 +198,38 @@ def ms_ssim(pred, target) -> float:
        quality assessment", Asilomar 2003.
     .. [2] pytorch-msssim (VainF), ``pytorch_msssim.ms_ssim``.
     """
-    return PairWork.of(pred, target).ms_ssim("grey")
+    return _ms_ssim(PairWork(pred, target, data_range))
 
 
-def ms_ssim_rgb(pred, target) -> float:
+def _ms_ssim_planes(work: PairWork, which: str) -> float:
+    h, w = work.pred.shape[:2]
+    if min(h, w) < MS_SSIM_MIN_SIDE:
+        raise MetricInputError(
+            f"MS-SSIM (5 scales, 11-px window) needs both sides ≥ {MS_SSIM_MIN_SIDE} px, got "
+            f"{h}×{w}; score such images with 'ssim' instead"
+        )
+    return work.ms_ssim(which)
+
+
+def _ms_ssim(work: PairWork) -> float:
+    return _ms_ssim_planes(work, "grey")
+
+
+def ms_ssim_rgb(pred, target, *, data_range: float | None = None) -> float:
     """Mean over R, G, B of per-channel MS-SSIM with the settings of :func:`ms_ssim`."""
-    return PairWork.of(pred, target).ms_ssim("rgb")
+    return _ms_ssim_rgb(PairWork(pred, target, data_range))
+
+
+def _ms_ssim_rgb(work: PairWork) -> float:
+    return _ms_ssim_planes(work, "rgb")
 
 
 PSNR = register_metric(
     MetricSpec(
         name="psnr",
         fn=psnr,
+        on_pair=_psnr,
+        default_suite=True,
         reference="PSNR; reproduces skimage.metrics.peak_signal_noise_ratio on RGB (official TID2013 values)",
         settings={"color_space": "sRGB", "channels": "RGB, one MSE over all", "data_range": 1.0},
         higher_is_better=True,
@@ -216,6 +240,8 @@ SSIM = register_metric(
     MetricSpec(
         name="ssim",
         fn=ssim,
+        on_pair=_ssim,
+        default_suite=True,
         reference="Wang et al. 2004 (IEEE TIP); reproduces Wang's MATLAB ssim_index.m on rgb2gray",
         settings={"channels": "grey: MATLAB rgb2gray weights, rounded to 8 bits as rgb2gray(uint8)", **_SSIM_SETTINGS},
     )
@@ -224,6 +250,8 @@ SSIM_RGB = register_metric(
     MetricSpec(
         name="ssim_rgb",
         fn=ssim_rgb,
+        on_pair=_ssim_rgb,
+        default_suite=True,
         reference="Wang et al. 2004 (IEEE TIP); per-channel SSIM, mean over R, G, B",
         settings={"channels": "mean over R, G, B", **_SSIM_SETTINGS},
     )
@@ -244,6 +272,8 @@ MS_SSIM = register_metric(
     MetricSpec(
         name="ms_ssim",
         fn=ms_ssim,
+        on_pair=_ms_ssim,
+        default_suite=True,
         reference="Wang, Simoncelli & Bovik 2003 (Asilomar); pytorch-msssim's algorithm",
         settings={"channels": "grey: MATLAB rgb2gray weights, rounded to 8 bits as rgb2gray(uint8)", **_MS_SETTINGS},
     )
@@ -252,6 +282,7 @@ MS_SSIM_RGB = register_metric(
     MetricSpec(
         name="ms_ssim_rgb",
         fn=ms_ssim_rgb,
+        on_pair=_ms_ssim_rgb,
         reference="Wang, Simoncelli & Bovik 2003 (Asilomar); pytorch-msssim, mean over R, G, B",
         settings={"channels": "mean over R, G, B", **_MS_SETTINGS},
     )

