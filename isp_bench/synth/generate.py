@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from isp_bench import __version__
 from isp_bench.parallel import process_pool
@@ -37,11 +36,11 @@ from isp_bench.files import atomic_write_text
 from isp_bench.images import write_jpeg, write_png
 from isp_bench.raw.dng import write_dng
 from isp_bench.synth import scenes as scene_lib
-from isp_bench.synth import spectral
+from isp_bench.synth import exactmath, spectral
 from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
 from isp_bench.synth.sensor import SensorSpec, expose
 
-GENERATOR_VERSION = 2  # 2: monitor scenes white-balanced on displayed sRGB white (v1: the panel's native white)
+GENERATOR_VERSION = 3  # 3: same bits on every machine (exactmath); 2: monitor scenes white-balanced on displayed sRGB white
 DISPLAY = "Apple Studio Display"
 REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
 ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
@@ -67,7 +66,7 @@ def scene_plan(config: SynthConfig, index: int) -> dict:
     kind = "monitor" if index % 2 == 0 else "real"
     source = scene_lib.SOURCES[(index // 2 + config.seed) % len(scene_lib.SOURCES)]
     light = DISPLAY if kind == "monitor" else REAL_ILLUMINANTS[int(rng.integers(len(REAL_ILLUMINANTS)))]
-    lux = float(np.exp(rng.uniform(np.log(3), np.log(3000))))
+    lux = float(exactmath.exp(rng.uniform(exactmath.log(3.0), exactmath.log(3000.0))))  # same bits everywhere
     iso = next((i for i in ISO_STOPS if EXPOSURE_CONSTANT * 100 / (lux * i) <= 1 / 30), ISO_STOPS[-1])
     exposure_s = EXPOSURE_CONSTANT * 100 / (lux * iso)
     return {
@@ -114,15 +113,15 @@ def _scene_camera_rgb(config: SynthConfig, plan: dict) -> tuple[np.ndarray, np.n
     if plan["source"] == scene_lib.COLORCHECKER:
         layout = scene_lib.colorchecker_layout(shape, rng)
         if plan["kind"] == "monitor":
-            patches = np.clip(spectral.colorchecker_srgb_linear("D65"), 0, 1) @ light.matrix.T
+            patches = exactmath.matmul(np.clip(spectral.colorchecker_srgb_linear("D65"), 0, 1), light.matrix.T)
         else:
             patches = spectral.colorchecker_camera_rgb(sensor_name, plan["light"])
         surround = 0.03 * light.white_camera_rgb
         camera_rgb = np.where(layout[..., None] >= 0, patches[np.maximum(layout, 0)], surround)
     else:
-        camera_rgb = scene_lib.frame_photograph(plan["source"], shape, rng) @ light.matrix.T
+        camera_rgb = exactmath.apply_matrix(light.matrix, scene_lib.frame_photograph(plan["source"], shape, rng))
     # lens and optical low-pass filter
-    camera_rgb = ndimage.gaussian_filter(camera_rgb, sigma=(0.6, 0.6, 0))
+    camera_rgb = exactmath.gaussian_filter(camera_rgb, (0.6, 0.6, 0))
     return camera_rgb, light.white_camera_rgb
 
 
