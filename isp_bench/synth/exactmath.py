@@ -40,6 +40,8 @@ _LN2_LO = 1.90821492927058770002e-10
 _INV_LN2 = 1.44269504088896338700e00
 _EXP_COEFFICIENTS = tuple(1.0 / math.factorial(n) for n in range(18))  # Taylor of e^r, |r| ≤ ln2/2
 _ATANH_COEFFICIENTS = tuple(1.0 / (2 * n + 1) for n in range(12))  # atanh(s)/s in s², |s| ≤ 0.172
+_SIN_COEFFICIENTS = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(13))  # sin(x)/x in x²
+_COS_COEFFICIENTS = tuple((-1) ** n / math.factorial(2 * n) for n in range(13))  # cos(x) in x²
 _SQRT_HALF = 0.70710678118654757
 
 
@@ -60,7 +62,7 @@ def exp(x) -> np.ndarray:
 
 
 def log(x) -> np.ndarray:
-    """Natural logarithm of x > 0, float64, elementwise (0 → -inf)."""
+    """Natural logarithm of x > 0, float64, elementwise (x ≤ 0 → -inf)."""
     x = np.asarray(x, dtype=np.float64)
     mantissa, exponent = np.frexp(x)  # x = mantissa · 2**exponent, mantissa in [0.5, 1)
     low = mantissa < _SQRT_HALF
@@ -86,11 +88,9 @@ def sin_cos(x) -> tuple[np.ndarray, np.ndarray]:
     """(sin x, cos x) for |x| ≤ 1 (Taylor series to x**25 and x**24: error < 1e-25)."""
     x = np.asarray(x, dtype=np.float64)
     if np.any(np.abs(x) > 1.0):
-        raise ValueError("sin_cos is for small angles, |x| ≤ 1 rad")
+        raise ValueError(f"sin_cos takes angles |x| ≤ 1 rad, got up to {np.abs(x).max():g}; reduce the range first")
     x2 = x * x
-    sin_terms = tuple((-1) ** n / math.factorial(2 * n + 1) for n in range(13))
-    cos_terms = tuple((-1) ** n / math.factorial(2 * n) for n in range(13))
-    return x * _horner(x2, sin_terms), _horner(x2, cos_terms)
+    return x * _horner(x2, _SIN_COEFFICIENTS), _horner(x2, _COS_COEFFICIENTS)
 
 
 def apply_matrix(matrix, image) -> np.ndarray:

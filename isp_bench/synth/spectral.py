@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import colour
 
+from isp_bench.errors import DatasetError
 from isp_bench.synth import exactmath
 
 SHAPE = colour.SpectralShape(400, 700, 10)
@@ -38,10 +39,10 @@ def _aligned(msds_or_sd) -> np.ndarray:
     """The measured values at the wavelengths of ``SHAPE`` (all our data is tabulated there, so
     they are read, not interpolated: interpolation would add machine-dependent last bits)."""
     wavelengths = np.asarray(msds_or_sd.wavelengths, dtype=np.float64)
-    index = np.searchsorted(wavelengths, SHAPE.wavelengths)
-    if np.any(index >= len(wavelengths)) or not np.array_equal(wavelengths[np.minimum(index, len(wavelengths) - 1)],
-                                                                  SHAPE.wavelengths):
-        raise ValueError(f"{msds_or_sd.name!r} is not tabulated at every wavelength of {SHAPE}")
+    index = np.minimum(np.searchsorted(wavelengths, SHAPE.wavelengths), len(wavelengths) - 1)
+    if not np.array_equal(wavelengths[index], SHAPE.wavelengths):
+        raise DatasetError(f"spectral data {msds_or_sd.name!r} is not tabulated at every wavelength of {SHAPE}; "
+                           "choose data sampled every 5 or 10 nm over 400-700 nm")
     return np.asarray(msds_or_sd.values, dtype=np.float64)[index]
 
 
