@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from isp_bench.files import sha256_file
 from isp_bench.images import read_image
 from isp_bench.raw import demosaic_bilinear, read_raw
 from isp_bench.synth import FILES, SensorSpec, SynthConfig, generate
-from isp_bench.synth import spectral
+from isp_bench.synth import exactmath, spectral
 from isp_bench.synth.sensor import expose
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import colour
 
-from conftest import SMALL_SYNTH
+from conftest import REPO_ROOT, SMALL_SYNTH
 
 
 def _hashes(root):
@@ -32,6 +37,66 @@ def test_same_seed_same_bytes_other_seed_other_bytes(synth_root, tmp_path):
     other = generate(tmp_path / "other", SynthConfig(**{**SMALL_SYNTH, "seed": 1, "scenes": 2}), workers=1,
                      progress=False)
     assert not set(_hashes(other).values()) & set(_hashes(synth_root).values())
+
+
+def _cpu_settings() -> dict[str, dict[str, str]]:
+    """Environments that make numpy, OpenBLAS and glibc's libm take other code paths, as on
+    another machine: numpy's dispatched SIMD loops (AVX512/AVX2 and SVML) switched off, OpenBLAS's
+    oldest x86-64 kernels (no FMA), and glibc's FMA/AVX2 variants of exp/log/pow switched off."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    dispatched = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    return {
+        "default": {},
+        "baseline": {"NPY_DISABLE_CPU_FEATURES": " ".join(dispatched), "OPENBLAS_CORETYPE": "Prescott",
+                     "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA,-AVX512F"},
+    }
+
+
+def test_same_bytes_whatever_the_cpu_features(tmp_path):
+    """Issue 15 item 5: a clone on another machine wrote other JPEG bytes for 2 of the 24 scenes
+    (numpy's AVX512 exp gave exposure times that differ in the last bit, so other EXIF rationals;
+    image values differed in the last bits too). All 24 scene plans, every byte of every file."""
+    code = ("import sys; from isp_bench.synth import SynthConfig, generate; "
+            "generate(sys.argv[1], SynthConfig(scenes=24, height=32, width=48), workers=1, progress=False)")
+    jobs = {}
+    for name, extra in _cpu_settings().items():
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **extra}
+        env = {k: v for k, v in env.items() if not (k in ("NPY_DISABLE_CPU_FEATURES", "GLIBC_TUNABLES") and k not in extra)}
+        jobs[name] = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / name)], env=env,
+                                      stderr=subprocess.PIPE, text=True)
+    for name, job in jobs.items():
+        assert job.wait(timeout=300) == 0, (name, job.stderr.read())
+    hashes = {name: _hashes(tmp_path / name) for name in jobs}
+    assert len(hashes["default"]) == 24 * 4 + 3
+    for name in jobs:
+        differing = sorted(k for k in hashes["default"] if hashes[name].get(k) != hashes["default"][k])
+        assert not differing, (name, differing)
+
+
+def test_exactmath_matches_the_libraries_to_a_few_ulp():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-700, 700, 10000)
+    assert np.allclose(exactmath.exp(x), np.exp(x), rtol=4e-16, atol=0)
+    y = np.exp(x)
+    assert np.allclose(exactmath.log(y), np.log(y), rtol=4e-16, atol=0)
+    z = rng.uniform(-2, 2, 10000)
+    assert np.allclose(exactmath.power(z, 1 / 2.4), np.sign(z) * np.abs(z) ** (1 / 2.4), rtol=2e-15, atol=0)
+    zero, minus_two = exactmath.power(np.array([0.0, -8.0]), 1 / 3)
+    assert zero == 0.0 and minus_two == pytest.approx(-2.0, rel=1e-15)
+    s, c = exactmath.sin_cos(z / 2)
+    assert np.allclose(s, np.sin(z / 2), rtol=0, atol=2e-16) and np.allclose(c, np.cos(z / 2), rtol=0, atol=2e-16)
+    image = rng.random((20, 30, 3))
+    for mode in ("reflect", "mirror"):
+        assert np.allclose(exactmath.gaussian_filter(image, (1.0, 0.6, 0), mode=mode),
+                           ndimage.gaussian_filter(image, (1.0, 0.6, 0), mode=mode), rtol=0, atol=1e-15)
+    m = rng.random((4, 4))
+    assert np.allclose(exactmath.inverse(m), np.linalg.inv(m), rtol=1e-13, atol=0)
+    assert exactmath.matmul([0.1, 0.2], [[1.0], [1.0]]).tolist() == [0.30000000000000004]  # exact sum, rounded once
+    assert exactmath.matmul([1e16, 1.0, -1e16], [1.0, 1.0, 1.0]) == 1.0  # float64 left-to-right gives 0
+    a = rng.random((24, 31))
+    axes = exactmath.principal_axes(a, 3)
+    assert np.allclose(np.abs(axes.T @ np.linalg.svd(a)[2][:3].T), np.eye(3), atol=1e-12)
 
 
 def test_interrupted_generation_resumes(synth_root, tmp_path):

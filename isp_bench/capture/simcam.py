@@ -23,7 +23,7 @@ from isp_bench.images import write_jpeg
 from isp_bench.raw.dng import write_dng
 from isp_bench.synth import spectral
 from isp_bench.synth.generate import DISPLAY
-from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
+from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look, srgb_decode
 from isp_bench.synth.sensor import SensorSpec, expose
 
 
@@ -35,8 +35,7 @@ def _color_matrix(sensitivities: str) -> np.ndarray:
 
 def srgb_to_linear(frame_u8: np.ndarray) -> np.ndarray:
     """sRGB uint8 → linear float (IEC 61966-2-1 decoding)."""
-    x = frame_u8.astype(np.float64) / 255.0
-    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+    return srgb_decode(frame_u8.astype(np.float64) / 255.0)
 
 
 @dataclass

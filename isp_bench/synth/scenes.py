@@ -3,15 +3,12 @@ download needed) and ColorChecker charts from measured reflectances."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from skimage import data as skdata
-from skimage.transform import rescale
+from skimage.transform import resize
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import colour
+from isp_bench.synth import exactmath
+from isp_bench.synth.look import srgb_decode
 
 # scikit-image images that ship inside the wheel (no pooch download).
 PHOTOGRAPHS = (
@@ -38,18 +35,24 @@ def photograph_srgb(name: str) -> np.ndarray:
 
 def frame_photograph(name: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """Linear sRGB (IEC 61966-2-1 decoding) crop of a photograph filling ``shape``, with random
-    scale (downscaling is anti-aliased), position and horizontal flip."""
+    scale (bilinear; downscaling is anti-aliased as scikit-image's ``rescale`` does, with a Gaussian
+    of σ = (input/output size − 1)/2 pixels, here :func:`exactmath.gaussian_filter`), position and
+    horizontal flip."""
     srgb = photograph_srgb(name)
     h, w = shape
     cover = max(h / srgb.shape[0], w / srgb.shape[1])
     scale = cover * rng.uniform(1.0, 1.4) if cover < 1.0 else cover
-    image = rescale(srgb, scale, channel_axis=-1, anti_aliasing=scale < 1, order=1)
+    size = np.maximum(np.round(np.array(srgb.shape[:2]) * scale), 1).astype(int)
+    if scale < 1:
+        sigma = np.maximum(0.0, (np.array(srgb.shape[:2]) / size - 1) / 2)
+        srgb = exactmath.gaussian_filter(srgb, (*sigma, 0.0), mode="mirror")
+    image = resize(srgb, (*size, 3), order=1, anti_aliasing=False)
     top = int(rng.integers(0, image.shape[0] - h + 1))
     left = int(rng.integers(0, image.shape[1] - w + 1))
     image = image[top : top + h, left : left + w]
     if rng.random() < 0.5:
         image = image[:, ::-1]
-    return colour.cctf_decoding(np.clip(image, 0.0, 1.0), function="sRGB")
+    return srgb_decode(np.clip(image, 0.0, 1.0))
 
 
 def colorchecker_layout(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

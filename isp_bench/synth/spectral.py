@@ -4,6 +4,9 @@ CIE illuminants and ColorChecker reflectances from colour-science, all on one wa
 Everything the camera sees is linear in the scene, so each way of showing a scene to the camera
 (a calibrated display, reflectances under an illuminant) reduces to a 3×3 matrix computed once by
 spectral integration.
+
+Every product, inverse and solve here is computed exactly and rounded once
+(:mod:`isp_bench.synth.exactmath`), so the matrices are the same bits on every machine.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import colour
 
+from isp_bench.errors import DatasetError
+from isp_bench.synth import exactmath
+
 SHAPE = colour.SpectralShape(400, 700, 10)
 CMFS_NAME = "CIE 1931 2 Degree Standard Observer"
 COLORCHECKER_NAME = "ColorChecker N Ohta"
@@ -26,13 +32,18 @@ COLORCHECKER_NAME = "ColorChecker N Ohta"
 SRGB_TO_XYZ = np.array(
     [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], dtype=np.float64
 )
-XYZ_TO_SRGB = np.linalg.inv(SRGB_TO_XYZ)
+XYZ_TO_SRGB = exactmath.inverse(SRGB_TO_XYZ)
 
 
 def _aligned(msds_or_sd) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return np.asarray(msds_or_sd.copy().align(SHAPE).values, dtype=np.float64)
+    """The measured values at the wavelengths of ``SHAPE`` (all our data is tabulated there, so
+    they are read, not interpolated: interpolation would add machine-dependent last bits)."""
+    wavelengths = np.asarray(msds_or_sd.wavelengths, dtype=np.float64)
+    index = np.minimum(np.searchsorted(wavelengths, SHAPE.wavelengths), len(wavelengths) - 1)
+    if not np.array_equal(wavelengths[index], SHAPE.wavelengths):
+        raise DatasetError(f"spectral data {msds_or_sd.name!r} is not tabulated at every wavelength of {SHAPE}; "
+                           "choose data sampled every 5 or 10 nm over 400-700 nm")
+    return np.asarray(msds_or_sd.values, dtype=np.float64)[index]
 
 
 @lru_cache(maxsize=None)
@@ -58,7 +69,7 @@ def display_primaries(name: str) -> np.ndarray:
 def illuminant(name: str) -> np.ndarray:
     """Relative spectral power of a CIE illuminant, (n,), scaled to Y = 1 for a perfect reflector."""
     sd = _aligned(colour.SDS_ILLUMINANTS[name])
-    return sd / (cmfs()[:, 1] @ sd)
+    return sd / exactmath.matmul(cmfs()[:, 1], sd)
 
 
 @lru_cache(maxsize=None)
@@ -72,19 +83,18 @@ def colorchecker_reflectances() -> np.ndarray:
 def reflectance_basis() -> np.ndarray:
     """Three smooth reflectance basis spectra (n, 3): the leading singular vectors of the 24
     ColorChecker reflectances (a Maloney–Wandell linear model of surface reflectance)."""
-    _, _, vt = np.linalg.svd(colorchecker_reflectances(), full_matrices=False)
-    basis = vt[:3].T
+    basis = exactmath.principal_axes(colorchecker_reflectances(), 3)
     return basis * np.sign(basis.sum(axis=0))
 
 
 def camera_response(spectra: np.ndarray, sensor: str) -> np.ndarray:
     """Camera RGB of light spectra (..., n) → (..., 3)."""
-    return spectra @ camera_sensitivities(sensor)
+    return exactmath.matmul(spectra, camera_sensitivities(sensor))
 
 
 def xyz_of(spectra: np.ndarray) -> np.ndarray:
     """CIE XYZ of light spectra (..., n) → (..., 3) (same scaling as :func:`illuminant`)."""
-    return spectra @ cmfs()
+    return exactmath.matmul(spectra, cmfs())
 
 
 @dataclass(frozen=True)
@@ -110,10 +120,10 @@ def monitor_light(sensor: str, display: str) -> SceneLight:
     primaries = display_primaries(display)
     display_to_xyz = xyz_of(primaries.T).T  # columns: XYZ of each primary
     white_scale = display_to_xyz[1].sum()  # luminance of full white
-    drive_from_srgb = np.linalg.inv(display_to_xyz / white_scale) @ SRGB_TO_XYZ
+    drive_from_srgb = exactmath.matmul(exactmath.inverse(display_to_xyz / white_scale), SRGB_TO_XYZ)
     camera_from_drive = camera_response(primaries.T, sensor).T / white_scale
-    matrix = camera_from_drive @ drive_from_srgb
-    return SceneLight(matrix, matrix @ np.ones(3), f"sRGB shown on a colour-managed '{display}'")
+    matrix = exactmath.matmul(camera_from_drive, drive_from_srgb)
+    return SceneLight(matrix, exactmath.matmul(matrix, np.ones(3)), f"sRGB shown on a colour-managed '{display}'")
 
 
 def reflectance_light(sensor: str, illuminant_name: str) -> SceneLight:
@@ -122,10 +132,10 @@ def reflectance_light(sensor: str, illuminant_name: str) -> SceneLight:
     basis = reflectance_basis()
     d65 = illuminant("D65")
     xyz_from_weights = xyz_of((basis * d65[:, None]).T).T  # (3 XYZ, 3 weights)
-    weights_from_srgb = np.linalg.solve(xyz_from_weights, SRGB_TO_XYZ)
+    weights_from_srgb = exactmath.solve(xyz_from_weights, SRGB_TO_XYZ)
     light = illuminant(illuminant_name)
     camera_from_weights = camera_response((basis * light[:, None]).T, sensor).T
-    matrix = camera_from_weights @ weights_from_srgb
+    matrix = exactmath.matmul(camera_from_weights, weights_from_srgb)
     white = camera_response(light, sensor)
     return SceneLight(matrix, white, f"reflectances under CIE illuminant {illuminant_name}")
 
@@ -138,7 +148,7 @@ def colorchecker_camera_rgb(sensor: str, illuminant_name: str) -> np.ndarray:
 def colorchecker_srgb_linear(illuminant_name: str = "D65") -> np.ndarray:
     """Linear sRGB of the 24 patches under an illuminant (XYZ → sRGB, no adaptation), (24, 3)."""
     xyz = xyz_of(colorchecker_reflectances() * illuminant(illuminant_name)[None])
-    return xyz @ XYZ_TO_SRGB.T
+    return exactmath.matmul(xyz, XYZ_TO_SRGB.T)
 
 
 def fit_color_matrix(sensor: str, illuminant_name: str = "D65") -> np.ndarray:
@@ -158,12 +168,12 @@ def fit_color_matrix(sensor: str, illuminant_name: str = "D65") -> np.ndarray:
     cam_white = camera_response(illuminant(illuminant_name), sensor)
     xyz_white = xyz_of(illuminant(illuminant_name))
     # Least squares for M (3×3) with M @ cam_white = xyz_white: solve per row with a Lagrange term.
-    a = cam.T @ cam
+    a = exactmath.matmul(cam.T, cam)
     matrix = np.empty((3, 3))
     for row in range(3):
         kkt = np.block([[2 * a, cam_white[:, None]], [cam_white[None, :], np.zeros((1, 1))]])
-        rhs = np.concatenate([2 * cam.T @ xyz[:, row], [xyz_white[row]]])
-        matrix[row] = np.linalg.solve(kkt, rhs)[:3]
-    xyz_to_cam = np.linalg.inv(matrix)
-    xyz_to_cam /= (xyz_to_cam @ (xyz_white / xyz_white[1])).max()
-    return np.linalg.inv(xyz_to_cam)
+        rhs = np.concatenate([2 * exactmath.matmul(cam.T, xyz[:, row]), [xyz_white[row]]])
+        matrix[row] = exactmath.solve(kkt, rhs)[:3]
+    xyz_to_cam = exactmath.inverse(matrix)
+    xyz_to_cam /= exactmath.matmul(xyz_to_cam, xyz_white / xyz_white[1]).max()
+    return exactmath.inverse(xyz_to_cam)
