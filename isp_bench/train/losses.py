@@ -13,21 +13,25 @@ import torch.nn.functional as F
 
 from isp_bench.errors import unknown_name_error
 
-OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {}
+Objective = Callable[..., torch.Tensor]
+"""``objective(model, batch, **objective_args) -> scalar loss``."""
+
+OBJECTIVES: dict[str, Objective] = {}
 """Training objectives by name (a recipe stage's ``objective``); filled by :func:`register_objective`."""
 
 
-def register_objective(*, needs: tuple[str, ...] = ()) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+def register_objective(*, needs: tuple[str, ...] = ()) -> Callable[[Objective], Objective]:
     """Register ``fn(model, batch, **objective_args) -> loss`` under its name. ``needs`` names the batch
     targets beyond ``target`` it reads (e.g. ``("linear_target",)``); the trainer checks that every
     training pair has them before the first step. A model module may register its own objectives."""
 
-    def decorator(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    def decorator(fn: Objective) -> Objective:
         fn.needs = tuple(needs)
         OBJECTIVES[fn.__name__] = fn
         return fn
 
     return decorator
+
 
 SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 D65_XYZ = (0.95047, 1.0, 1.08883)
@@ -132,7 +136,7 @@ def cameranet_joint(model, batch, *, eps: float = 1e-4, **kwargs: Any) -> torch.
         model.enhance(linear), batch["target"])
 
 
-def get_objective(name: str) -> Callable[..., torch.Tensor]:
+def get_objective(name: str) -> Objective:
     try:
         return OBJECTIVES[name]
     except KeyError:

@@ -183,6 +183,7 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         "patch": size["patch"],
     } for stage in stages]
     validation = _merge(recipe.get("validation", {}), size.get("validation", {}))
+    per_stage = BUDGETS[budget]["validations_per_stage"]
     config = {
         "model": recipe["model"], "recipe": recipe_name(name), "paper": recipe.get("paper"), "note": recipe.get("note"),
         "dataset": dataset, "budget": budget, "seed": seed, "inputs": recipe.get("inputs", ["raw"]),
@@ -190,7 +191,7 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4},
         "checkpoint_every": 1 if budget == "smoke" else 20,
         "validation": {
-            "every": validation.get("every") or max(1, math.ceil(size["steps"] / BUDGETS[budget]["validations_per_stage"])),
+            "every": validation.get("every") or max(1, math.ceil(size["steps"] / per_stage)),
             "frames": validation.get("frames", BUDGETS[budget]["validation_frames"]),
             "crop": validation.get("crop", size["patch"]),
         } if resolved_stages else None,
