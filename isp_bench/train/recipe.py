@@ -26,7 +26,7 @@ from isp_bench.errors import IspBenchError, unknown_name_error
 
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {"help": "seconds: the tests' budget", "validations_per_stage": 1, "validation_frames": 1},
-    "short": {"help": "minutes on a CPU", "validations_per_stage": 10, "validation_frames": 4},
+    "short": {"help": "minutes on a CPU", "validations_per_stage": 5, "validation_frames": 4},
     "paper": {"help": "the paper's schedule", "validations_per_stage": 50, "validation_frames": 16},
 }
 """The training budgets, defined here only. Each recipe sizes every budget (steps, batch size, patch);
