@@ -128,8 +128,8 @@ class DeepISP(IspModel):
             x, y = x[::stride], y[::stride]
             design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
             fits.append(torch.linalg.lstsq(design, y).solution.T)
-        fit = torch.stack(fits).mean(0).float()
         bias = self.fc.bias.view(3, 10)
+        fit = torch.stack(fits).mean(0).to(bias)
         bias.zero_()
         bias[:, :3], bias[:, 9] = fit[:, :3], fit[:, 3]
 
