@@ -22,7 +22,7 @@ from isp_bench.synth import SynthConfig, generate
 from isp_bench.train.losses import cameranet_restore, ms_ssim_small, srgb_to_lab
 from isp_bench.models import create_model, list_models
 from isp_bench.train.recipe import BUDGETS, RecipeError, config_hash, list_recipes, resolve_recipe
-from isp_bench.train.trainer import build_optimizer, lr_at
+from isp_bench.train.trainer import build_optimizer, lr_at, train
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -358,6 +358,7 @@ def test_a_recipe_file_names_its_model_and_every_key_is_honoured(data, tmp_path)
     (("paper: a second", "schedule: cosine\npaper: a second"), "'schedule'"),
     (("momentum: 0.9", "momentum: 0.9, betas: [0.9, 0.99]"), "'betas'"),
     (("name: sgd", "name: lamb"), "'lamb'"),
+    (("objective: srgb_l1", "objective: srgb_l1\n    objective_args: {alpha: 0.8}"), "'alpha'"),
     (("short: {steps: 10", "short: {epochs: 3, steps: 10"), "'epochs'"),
     (("  paper: {steps: 100, batch_size: 1, patch: [64, 64]}\n", "  fast: {steps: 1}\n"), "fast"),
 ])
@@ -365,8 +366,9 @@ def test_recipe_keys_the_suite_does_not_honour_are_rejected(tmp_path, edit, key)
     path = tmp_path / "bad.yaml"
     path.write_text(RECIPE.replace(*edit))
     with pytest.raises(RecipeError, match=key) as error:
-        resolve_recipe(str(path), budget="smoke")
-    assert str(path) in str(error.value)
+        config = resolve_recipe(str(path), budget="smoke")
+        train(create_model("unet"), config, None, tmp_path, tmp_path / "run")  # objective_args: before any data
+    assert str(path) in str(error.value) or "'bad'" in str(error.value)
 
 
 def test_deepisp_initialises_its_head_from_an_affine_fit_of_the_data():

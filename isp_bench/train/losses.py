@@ -60,12 +60,12 @@ def _output(model, batch):
 
 
 @register_objective()
-def srgb_mse(model, batch, **_: Any) -> torch.Tensor:
+def srgb_mse(model, batch) -> torch.Tensor:
     return F.mse_loss(_output(model, batch), batch["target"])
 
 
 @register_objective()
-def srgb_l1(model, batch, **_: Any) -> torch.Tensor:
+def srgb_l1(model, batch) -> torch.Tensor:
     return F.l1_loss(_output(model, batch), batch["target"])
 
 
@@ -122,14 +122,16 @@ def cameranet_restore(model, batch, *, eps: float = 1e-4) -> torch.Tensor:
 
 
 @register_objective(needs=("linear_target",))
-def cameranet_enhance(model, batch, **_: Any) -> torch.Tensor:
+def cameranet_enhance(model, batch) -> torch.Tensor:
     """Enhance-Net alone, fed the restoration ground truth, L1 against sRGB."""
     return F.l1_loss(model.enhance(batch["linear_target"]), batch["target"])
 
 
 @register_objective(needs=("linear_target",))
 def cameranet_joint(model, batch, *, eps: float = 1e-4, **kwargs: Any) -> torch.Tensor:
-    """``λ·L_restore + (1 − λ)·L_enhance`` through the whole network."""
+    """``λ·L_restore + (1 − λ)·L_enhance`` through the whole network (``λ``: keyword ``lambda``)."""
+    if set(kwargs) != {"lambda"}:
+        raise TypeError(f"cameranet_joint takes eps and lambda, not {sorted(set(kwargs) - {'lambda'}) or 'no lambda'}")
     lam = kwargs["lambda"]
     linear = model.restore(batch["raw"])
     return lam * _restore_loss(linear, batch["linear_target"], eps) + (1 - lam) * F.l1_loss(

@@ -20,6 +20,7 @@ each objective's ``needs`` (targets every training pair must have, see
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -89,6 +90,18 @@ def _init_from_data(model, config: dict[str, Any], manifest: Manifest, root: Pat
                           f"{config['model']!r} implements {offered or 'no data-fitted initialisation'!r}")
     model.init_from_data(PairDataset(manifest, root, "train", cache_dir=cache_dir, inputs=tuple(config["inputs"]),
                                      progress=False))
+
+
+def _check_objective_args(config: dict[str, Any]) -> None:
+    """Every stage's ``objective_args`` are keyword arguments its objective takes (checked before the
+    first step, so that a typo does not surface after hours of an earlier stage)."""
+    for stage in config["stages"]:
+        try:
+            inspect.signature(get_objective(stage["objective"])).bind(None, None, **stage["objective_args"])
+        except TypeError as error:
+            raise RecipeError(f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}: "
+                              f"objective_args {sorted(stage['objective_args'])} do not fit objective "
+                              f"{stage['objective']}: {error}") from None
 
 
 def _check_needs(objective, stage: dict[str, Any], dataset: PairDataset) -> None:
@@ -168,6 +181,7 @@ def train(
         model.load_state_dict(torch.load(final_path, map_location="cpu", weights_only=True))
         ckpt_path.unlink(missing_ok=True)  # left by an interruption between writing model.pt and deleting it
         return _read_record(run_dir)
+    _check_objective_args(config)
     started = time.perf_counter()
     model.to(device)
     start_stage, start_step, resumed = 0, 0, None
