@@ -55,11 +55,16 @@ def lr_at(stage: dict[str, Any], step: int) -> float:
     return stage["lr"] * stage["lr_decay"] ** passed
 
 
-def _trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
+def _set_trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
+    """Freeze every parameter except those under the module ``prefixes`` (all when ``None``); return those."""
     params = [p for name, p in model.named_parameters()
               if prefixes is None or any(name.startswith(pfx + ".") for pfx in prefixes)]
     if not params:
         raise ValueError(f"no parameters match {prefixes}")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
     return params
 
 
@@ -147,6 +152,29 @@ class Validation:
         return float(np.mean(values))
 
 
+def _stage_loader(config: dict[str, Any], k: int, first: int, objective, manifest: Manifest, root: Path,
+                  cache_dir: Path | None, workers: int) -> DataLoader:
+    """The batches of stage ``k`` from its step ``first`` on (each a pure function of seed, stage, step)."""
+    stage = config["stages"][k]
+    dataset = PairDataset(
+        manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
+        inputs=tuple(set(config["inputs"])), roles=stage["roles"], subsets=stage["subsets"],
+        samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], progress=False)
+    _check_needs(objective, stage, dataset)
+    dataset.set_epoch(k)
+    batch_size = stage["batch_size"]
+    return DataLoader(dataset, batch_size=batch_size, num_workers=workers,
+                      sampler=range(first * batch_size, stage["steps"] * batch_size))
+
+
+def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
+    """Record, then weights, then drop the checkpoint: each step atomic, so any interruption resumes."""
+    atomic_write_text(run_dir / RECORD, json.dumps(record, indent=1) + "\n")
+    with atomic_path(run_dir / FINAL, suffix=".pt") as tmp:
+        torch.save(model.state_dict(), tmp)
+    (run_dir / CHECKPOINT).unlink(missing_ok=True)  # optimiser state only while training: one weights file
+
+
 def _read_record(run_dir: Path) -> dict[str, Any]:
     path = run_dir / RECORD
     if path.exists():
@@ -205,24 +233,11 @@ def train(
         if k < start_stage:
             continue
         objective = get_objective(stage["objective"])
-        params = _trainable(model, stage["trainable"])
-        for p in model.parameters():
-            p.requires_grad_(False)
-        for p in params:
-            p.requires_grad_(True)
-        optimizer = build_optimizer(params, config["optimizer"], stage["lr"])
+        optimizer = build_optimizer(_set_trainable(model, stage["trainable"]), config["optimizer"], stage["lr"])
         first = start_step if k == start_stage else 0
         if state is not None and k == start_stage and state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
-        dataset = PairDataset(
-            manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
-            inputs=tuple(set(config["inputs"])), roles=stage["roles"], subsets=stage["subsets"],
-            samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], progress=False)
-        _check_needs(objective, stage, dataset)
-        dataset.set_epoch(k)
-        batch_size = stage["batch_size"]
-        loader = DataLoader(dataset, batch_size=batch_size, num_workers=loader_workers,
-                            sampler=range(first * batch_size, stage["steps"] * batch_size))
+        loader = _stage_loader(config, k, first, objective, manifest, root, cache_dir, loader_workers)
         model.train()
         bar = tqdm(total=stage["steps"], initial=first, desc=f"{config['model']} {stage['name']}", unit="step",
                    disable=not progress)
@@ -238,7 +253,7 @@ def train(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-            samples_seen += batch_size
+            samples_seen += stage["batch_size"]
             done = step + 1
             postfix["loss"] = f"{losses[-1]:.4g}"
             if validation.due(done, stage["steps"]):
@@ -267,8 +282,5 @@ def train(
         "validation_set": validation.description if validation else None, "validation_psnr": points,
         "final_validation_psnr": points[-1]["psnr"] if points else None,
     }
-    atomic_write_text(run_dir / RECORD, json.dumps(summary, indent=1) + "\n")
-    with atomic_path(final_path, suffix=".pt") as tmp:
-        torch.save(model.state_dict(), tmp)
-    ckpt_path.unlink(missing_ok=True)  # optimiser state only while training: one weights file per finished run
+    _finish(run_dir, model, summary)
     return summary
