@@ -11,6 +11,7 @@ from pathlib import Path
 
 from isp_bench import __version__
 from isp_bench.errors import IspBenchError
+from isp_bench.train.recipe import BUDGETS
 
 DEFAULT_WORK = Path("work")
 # Library packages that contribute subcommands through add_commands(subparsers).
@@ -143,7 +144,7 @@ def _run_kwargs(args) -> dict:
 def _cmd_train(args) -> int:
     from isp_bench.runs import run_benchmark
 
-    run_dir = run_benchmark(args.model, evaluate=False, **_run_kwargs(args))
+    run_dir = run_benchmark(args.model, recipe=args.recipe, evaluate=False, **_run_kwargs(args))
     print(f"trained weights: {run_dir / 'model.pt'}")
     return 0
 
@@ -152,7 +153,8 @@ def _cmd_run(args) -> int:
     from isp_bench.leaderboard import build_leaderboard, build_scoreboard
     from isp_bench.runs import run_benchmark
 
-    run_dir = run_benchmark(args.model, require_trained=args.command == "evaluate", **_run_kwargs(args))
+    run_dir = run_benchmark(args.model, recipe=args.recipe, require_trained=args.command == "evaluate",
+                            **_run_kwargs(args))
     result = json.loads((run_dir / "result.json").read_text())
     print(f"run: {run_dir}")
     for name, m in result["metrics"].items():
@@ -178,10 +180,12 @@ def _cmd_leaderboard(args) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="registered model (see `isp-bench models`)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="registered model (see `isp-bench models`), trained with its default recipe")
+    which.add_argument("--recipe", help="a recipe by name (isp_bench/train/recipes/NAME.yaml); it names its model")
     p.add_argument("--dataset", default="synth", help="dataset name (default: the embedded synthetic set)")
-    p.add_argument("--budget", default="short", choices=("smoke", "short", "paper"),
-                   help="smoke: seconds (tests); short: minutes on a CPU; paper: the paper's schedule")
+    p.add_argument("--budget", default="short", choices=tuple(BUDGETS),
+                   help="; ".join(f"{name}: {b['help']}" for name, b in BUDGETS.items()) + " (default: short)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (default: ./runs)")

@@ -2,12 +2,14 @@
 resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
 
 A run's id is a function of the resolved config and the manifest's content hash, so re-running the
-same command on the same data finds the same folder and resumes: a finished training is not repeated, an interrupted one continues from its last
-checkpoint.
+same command on the same data finds the same folder and resumes: a finished training is not repeated
+(its record is kept as written), an interrupted one continues from its last checkpoint. A re-run may
+add an evaluation; it never erases what an earlier step wrote.
 
-Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` / ``model.pt``, ``training.json``
-(losses, speed), ``per_image.parquet``, ``previews/*.png``, and ``result.json``: config, ModelCard,
-manifest hash and split, metric specs and aggregates, provenance.
+Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` while training, then ``model.pt``
+(weights only), ``training.json`` (losses, validation PSNR, speed; written once, by the trainer),
+``per_image.parquet``, ``previews/*.png``, and ``result.json``: config, ModelCard, manifest hash and
+split, metric specs and aggregates, the training record without its per-step lists, provenance.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, read_manifest
 from isp_bench.models import create_model, model_card
 from isp_bench.provenance import environment
-from isp_bench.train.recipe import config_hash, resolve_recipe
+from isp_bench.train.recipe import config_hash, default_recipe, resolve_recipe
 from isp_bench.train.trainer import FINAL, train
 
 class RunError(IspBenchError):
@@ -65,12 +67,14 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
 
 
 def run_id_for(config: dict[str, Any]) -> str:
-    return f"{config['dataset']}-{config['model']}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
+    """``DATASET-RECIPE-BUDGET-seedN-HASH`` (a model's default recipe carries the model's name)."""
+    return f"{config['dataset']}-{config['recipe']}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
 
 
 def run_benchmark(
-    model_name: str,
+    model_name: str | None = None,
     *,
+    recipe: str | None = None,
     dataset: str = "synth",
     budget: str = "short",
     device: str = "cpu",
@@ -88,13 +92,18 @@ def run_benchmark(
 ) -> Path:
     """Train (resuming), evaluate and record one model; returns the run folder.
 
-    ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
+    ``recipe`` names the recipe to run (default: ``model_name``'s default recipe); ``model_name`` may
+    then be omitted. ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
     ``save_predictions`` keeps the 16-bit PNG predictions in ``predictions/`` (default: for the test
     split of a small split, see :func:`~isp_bench.evaluate.benchmark.save_predictions_by_default`).
     """
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    config = resolve_recipe(model_name, budget=budget, dataset=dataset, seed=seed, overrides=overrides)
+    config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
+                            overrides=overrides)
+    if model_name is not None and model_name != config["model"]:
+        raise RunError(f"recipe {config['recipe']!r} trains {config['model']!r}, not {model_name!r}")
+    model_name = config["model"]
     manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
     config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
     run_dir = Path(runs_dir) / run_id_for(config)
@@ -104,12 +113,11 @@ def run_benchmark(
 
     if require_trained and config["stages"] and not (run_dir / FINAL).exists():
         raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
-                       f"--model {model_name} --dataset {dataset} --budget {budget} --seed {seed}` first")
+                       f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
     torch.manual_seed(seed)
     model = create_model(model_name)
     training = train(model, config, manifest_obj, root_path, run_dir, device=device, cache_dir=cache_dir,
-                     on_step=on_step, progress=progress)
-    atomic_write_text(run_dir / "training.json", json.dumps(training, indent=1) + "\n")
+                     on_step=on_step, progress=progress)  # the record, as training.json holds it
     if not evaluate:
         return run_dir
 
@@ -143,7 +151,7 @@ def run_benchmark(
                      "pairs_in_split": int(len(frame))},
         "metrics": summarize_metrics(frame, scored),
         "unavailable_metrics": unavailable,
-        "training": {k: v for k, v in training.items() if k != "losses"},
+        "training": {k: v for k, v in training.items() if k not in ("losses", "validation_psnr")},
         "evaluation": {"seconds": eval_seconds, "frames": int(len(frame)),
                        "s_per_frame": float(frame["seconds"].mean()) if len(frame) else None,
                        "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"],

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +20,9 @@ from isp_bench.raw import cfa_masks, pack_rggb
 from isp_bench.runs import RunError, run_benchmark
 from isp_bench.synth import SynthConfig, generate
 from isp_bench.train.losses import cameranet_restore, ms_ssim_small, srgb_to_lab
-from isp_bench.train.recipe import list_recipes, resolve_recipe
-from isp_bench.train.trainer import lr_at
+from isp_bench.models import create_model, list_models
+from isp_bench.train.recipe import BUDGETS, RecipeError, config_hash, list_recipes, resolve_recipe
+from isp_bench.train.trainer import build_optimizer, lr_at, train
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -34,6 +37,9 @@ def data(tmp_path_factory):
     root = generate(base / "synth", SynthConfig(scenes=6, height=96, width=128), workers=1, progress=False)
     manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
     return {"root": root, "manifest": manifest, "base": base}
+
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(data, model, runs, **kwargs):
@@ -129,10 +135,10 @@ def test_cache_reuses_entries_and_rejects_bad_patches(data):
 
 
 def test_recipes_resolve_for_every_budget():
-    for model in list_recipes():
-        for budget in ("smoke", "short", "paper"):
-            config = resolve_recipe(model, budget=budget)
-            assert config["model"] == model and config["budget"] == budget
+    for recipe in list_recipes():
+        for budget in BUDGETS:
+            config = resolve_recipe(recipe, budget=budget)
+            assert config["model"] in list_models() and config["recipe"] == recipe and config["budget"] == budget
     paper = resolve_recipe("cameranet", budget="paper", dataset="sid")
     assert [s["name"] for s in paper["stages"]] == ["restore", "enhance", "joint"]
     assert paper["stages"][2]["objective_args"]["lambda"] == 0.9 and paper["stages"][2]["lr"] == 1e-5
@@ -174,19 +180,27 @@ def test_cameranet_restore_loss_value():
 # ----------------------------------------------------------------------------------- runs
 
 
-@pytest.mark.parametrize("model", ["classic", "djdd", "unet", "deepisp", "cameranet", "crispnet", "crispnet-nowb",
-                                   "crispnet-noglobal", "unet-resbottleneck", "pynet"])
-def test_smoke_run_end_to_end(data, tmp_path, model):
-    run_dir = _run(data, model, tmp_path)
+@pytest.mark.parametrize("recipe", list_recipes())
+def test_smoke_run_end_to_end(data, tmp_path, recipe):
+    run_dir = _run(data, None, tmp_path, recipe=recipe)
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["model"] == model and result["manifest"]["pairs_in_split"] == 2
+    assert result["model"] == resolve_recipe(recipe)["model"] and result["manifest"]["pairs_in_split"] == 2
     assert set(result["metrics"]) == set(FAST_METRICS)
     assert all(np.isfinite(m["mean"]) for m in result["metrics"].values())
     assert result["metrics"]["psnr"]["spec"]["name"] == "psnr"
     assert result["model_card"]["params"] is not None and result["provenance"]["packages"]["torch"]
     assert len(list((run_dir / "previews").glob("*.png"))) == 2 and (run_dir / "per_image.parquet").exists()
     assert (run_dir / "model.pt").exists()  # the exact weights that were evaluated
+    assert not (run_dir / "checkpoint.pt").exists()  # one weights file per finished run
     assert result["training"]["steps"] == sum(s["steps"] for s in result["config"]["stages"])
+    record = json.loads((run_dir / "training.json").read_text())
+    stages = result["config"]["stages"]
+    # validation at smoke: once per stage (at its end), on one fixed crop of the val split
+    assert [(p["stage"], p["step"]) for p in record["validation_psnr"]] == [(s["name"], s["steps"]) for s in stages]
+    assert all(np.isfinite(p["psnr"]) and p["psnr"] > 0 for p in record["validation_psnr"])
+    if stages:
+        assert record["validation_set"]["split"] == "val" and len(record["validation_set"]["pairs"]) == 1
+        assert result["training"]["final_validation_psnr"] == record["validation_psnr"][-1]["psnr"]
 
 
 def test_interrupted_training_resumes_to_identical_weights(data, tmp_path):
@@ -256,3 +270,125 @@ def test_cli_run_writes_result_and_leaderboard(data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "leaderboard:" in out and (tmp_path / "lb" / "synth.md").exists()
     assert "| classic | measured (smoke)" in (tmp_path / "lb" / "synth.md").read_text()
+
+
+def test_a_rerun_keeps_the_training_record(data, tmp_path):
+    first = _run(data, "crispnet", tmp_path)
+    record = (first / "training.json").read_text()
+    training = json.loads((first / "result.json").read_text())["training"]
+    assert json.loads(record)["losses"] and training["seconds"] > 0
+    second = _run(data, "crispnet", tmp_path)  # finished: evaluated again, not trained again
+    assert second == first
+    assert (second / "training.json").read_text() == record
+    assert json.loads((second / "result.json").read_text())["training"] == training
+
+
+def test_a_finished_run_keeps_only_its_weights_and_resumes_from_any_moment(data, tmp_path):
+    overrides = {"checkpoint_every": 1}
+    straight = _run(data, "unet", tmp_path / "a", evaluate=False, overrides=overrides)
+    assert sorted(p.name for p in straight.glob("*.pt")) == ["model.pt"]
+
+    def interrupt(stage, step, loss):  # after the last step's checkpoint, before model.pt
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(data, "unet", tmp_path / "b", evaluate=False, overrides=overrides, on_step=interrupt)
+    interrupted = next((tmp_path / "b").iterdir())
+    assert sorted(p.name for p in interrupted.glob("*.pt")) == ["checkpoint.pt"]
+    state = torch.load(interrupted / "checkpoint.pt", weights_only=True)
+    assert state["optimizer"] is None and state["stage"] == 1  # the end position holds no optimiser state
+    resumed = _run(data, "unet", tmp_path / "b", evaluate=False, overrides=overrides)
+    assert sorted(p.name for p in resumed.glob("*.pt")) == ["model.pt"]
+    a, b = (json.loads((d / "training.json").read_text()) for d in (straight, resumed))
+    assert a["losses"] == b["losses"] and a["validation_psnr"] == b["validation_psnr"]
+    wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (straight, resumed))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # interrupted between writing model.pt and deleting the checkpoint: the next call finishes the clean-up
+    shutil.copy(resumed / "model.pt", resumed / "checkpoint.pt")
+    _run(data, "unet", tmp_path / "b", evaluate=False, overrides=overrides)
+    assert not (resumed / "checkpoint.pt").exists()
+    assert json.loads((resumed / "training.json").read_text()) == b
+
+
+def test_committed_runs_keep_their_config_hash():
+    runs = sorted((REPO / "runs").glob("*/config.json"))
+    assert runs
+    for path in runs:
+        stored = json.loads(path.read_text())
+        config = resolve_recipe(stored.get("recipe", stored["model"]), budget=stored["budget"],
+                                dataset=stored["dataset"], seed=stored["seed"])
+        config["manifest_content_hash"] = stored["manifest_content_hash"]
+        assert path.parent.name.endswith("-" + config_hash(config)), path
+
+
+RECIPE = """model: unet
+paper: a second schedule for unet
+inputs: [raw]
+optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+stages:
+  - name: train
+    objective: srgb_l1
+    lr_decay_at: [0.5]
+    lr_decay: 0.5
+budgets:
+  smoke: {steps: 2, batch_size: 1, patch: [32, 32], validation: {every: 1, frames: 2, crop: [48, 48]}}
+  short: {steps: 10, batch_size: 1, patch: [64, 64]}
+  paper: {steps: 100, batch_size: 1, patch: [64, 64]}
+"""
+
+
+def test_a_recipe_file_names_its_model_and_every_key_is_honoured(data, tmp_path):
+    path = tmp_path / "unet-sgd.yaml"
+    path.write_text(RECIPE)
+    config = resolve_recipe(str(path), budget="smoke")
+    assert (config["model"], config["recipe"]) == ("unet", "unet-sgd")
+    assert config["stages"][0]["lr_decay"] == 0.5 and lr_at(config["stages"][0], 1) == pytest.approx(0.005)
+    optimizer = build_optimizer(list(create_model("unet").parameters()), config["optimizer"], 0.01)
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["momentum"] == 0.9
+    assert resolve_recipe("unet")["stages"][0]["lr_decay"] == 0.1  # the default factor
+    run_dir = _run(data, None, tmp_path / "runs", recipe=str(path), evaluate=False)
+    assert run_dir.name.startswith("synth-unet-sgd-smoke-seed0-")
+    record = json.loads((run_dir / "training.json").read_text())
+    assert [p["step"] for p in record["validation_psnr"]] == [1, 2] and len(record["validation_set"]["pairs"]) == 2
+    with pytest.raises(Exception, match="trains 'unet', not 'crispnet'"):
+        _run(data, "crispnet", tmp_path / "runs", recipe=str(path), evaluate=False)
+
+
+@pytest.mark.parametrize("edit, key", [
+    (("lr_decay: 0.5", "lr_decay: 0.5\n    warmup: 10"), "'warmup'"),
+    (("paper: a second", "schedule: cosine\npaper: a second"), "'schedule'"),
+    (("momentum: 0.9", "momentum: 0.9, betas: [0.9, 0.99]"), "'betas'"),
+    (("name: sgd", "name: lamb"), "'lamb'"),
+    (("objective: srgb_l1", "objective: srgb_l1\n    objective_args: {alpha: 0.8}"), "'alpha'"),
+    (("short: {steps: 10", "short: {epochs: 3, steps: 10"), "'epochs'"),
+    (("  paper: {steps: 100, batch_size: 1, patch: [64, 64]}\n", "  fast: {steps: 1}\n"), "fast"),
+])
+def test_recipe_keys_the_suite_does_not_honour_are_rejected(tmp_path, edit, key):
+    path = tmp_path / "bad.yaml"
+    path.write_text(RECIPE.replace(*edit))
+    with pytest.raises(RecipeError, match=key) as error:
+        config = resolve_recipe(str(path), budget="smoke")
+        train(create_model("unet"), config, None, tmp_path, tmp_path / "run")  # objective_args: before any data
+    assert str(path) in str(error.value) or "'bad'" in str(error.value)
+
+
+def test_deepisp_initialises_its_head_from_an_affine_fit_of_the_data():
+    torch.manual_seed(0)
+    matrix = torch.tensor([[0.8, 0.1, 0.05, 0.02], [0.1, 0.7, 0.1, 0.01], [0.0, 0.2, 0.9, 0.03]])
+    frames = []
+    for _ in range(2):
+        rgb = torch.rand(3, 16, 20)
+        target = torch.einsum("ij,jhw->ihw", matrix[:, :3], rgb) + matrix[:, 3:, None]
+        frames.append({"rgb": rgb, "target": target})
+    model = create_model("deepisp", n_ll=2, n_hl=1)
+    assert model.data_init == resolve_recipe("deepisp")["init"]
+    model.init_from_data(frames)
+    bias = model.fc.bias.view(3, 10)
+    assert torch.allclose(bias[:, :3], matrix[:, :3], atol=1e-5) and torch.allclose(bias[:, 9], matrix[:, 3], atol=1e-5)
+    assert torch.count_nonzero(bias[:, 3:9]) == 0
+
+
+def test_the_trainer_names_no_model():
+    source = (REPO / "isp_bench" / "train" / "trainer.py").read_text().lower()
+    named = [m for m in list_models() if re.search(rf"\b{re.escape(m)}\b(?! pipeline)", source)]
+    assert named == []

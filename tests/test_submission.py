@@ -21,7 +21,8 @@ from isp_bench.ingest import ingest
 from isp_bench.metrics.score import read_srgb, score_pair
 from isp_bench.runs import run_benchmark
 from isp_bench.synth import SynthConfig, generate
-from isp_bench.train.losses import needs_linear_target, restoration_mse
+from isp_bench.train.losses import restoration_mse
+from isp_bench.train.trainer import stage_needs
 from isp_bench.train.recipe import resolve_recipe
 
 STEP = 1285  # 5/255 of full scale in 16-bit codes: every pixel off by exactly this gives PSNR 20·log10(51)
@@ -173,7 +174,7 @@ def test_deepisp_lowlevel_recipe_follows_the_papers_experiment():
     assert stage["objective_args"] == {"target": "target"} and config["eval"]["truth"] == "target"  # MSR: linear
     synth = resolve_recipe("deepisp-lowlevel", dataset="synth")
     assert synth["stages"][0]["objective_args"] == {"target": "linear_target"}
-    assert needs_linear_target(synth["stages"][0])
+    assert stage_needs(synth["stages"][0]) == {"linear_target"}
     assert synth["eval"]["truth"] == "linear_target"
     assert "truth" not in resolve_recipe("deepisp")["eval"]  # other recipes (and their run ids) unchanged
 

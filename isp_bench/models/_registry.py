@@ -204,18 +204,17 @@ _LOADED = False
 
 
 def _load_families() -> None:
-    """Import the family modules so that their ``@register_model`` decorators run."""
+    """Import every public module of :mod:`isp_bench.models` (names not starting with ``_``) so that
+    their ``@register_model`` decorators run: adding a model is adding its module."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    from isp_bench.models import (  # noqa: F401
-        cameranet,
-        classic,
-        crispnet,
-        deepisp,
-        djdd,
-        pynet,
-        reported,
-        unet,
-    )
+    import importlib
+    import pkgutil
+
+    import isp_bench.models as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")

@@ -19,6 +19,8 @@ References:
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -95,6 +97,8 @@ class DeepISP(IspModel):
 
     input_kind = "bilinear_rgb"
     tile_align = 4
+    data_init = "deepisp_affine_fit"
+    """The recipe ``init`` that :meth:`init_from_data` implements (the trainer checks they agree)."""
 
     def __init__(self, n_ll: int = 15, n_hl: int = 3, width: int = 64, hl_width: int = 64):
         super().__init__()
@@ -108,6 +112,26 @@ class DeepISP(IspModel):
         with torch.no_grad():
             self.fc.bias.copy_(torch.cat([torch.eye(3), torch.zeros(3, 7)], dim=1).reshape(30))
         self.transform = QuadraticColorTransform()
+
+    @torch.no_grad()
+    def init_from_data(self, frames: Sequence[dict[str, Any]], max_pixels: int = 200_000) -> None:
+        """DeepISP's head initialisation: ``W``'s linear and constant terms become the average over the
+        training frames of the affine least-squares fit ``target ≈ A·[r, g, b, 1]`` of the bilinear input
+        ``rgb`` to the sRGB ``target`` (at most about ``max_pixels`` evenly strided pixels per frame); the
+        quadratic terms start at zero. ``frames``: whole-frame samples with ``rgb`` and ``target``."""
+        fits = []
+        for i in range(len(frames)):
+            sample = frames[i]
+            x = sample["rgb"].reshape(3, -1).T.double()
+            y = sample["target"].reshape(3, -1).T.double()
+            stride = max(1, x.shape[0] // max_pixels)
+            x, y = x[::stride], y[::stride]
+            design = torch.cat([x, torch.ones(len(x), 1, dtype=x.dtype)], dim=1)
+            fits.append(torch.linalg.lstsq(design, y).solution.T)
+        bias = self.fc.bias.view(3, 10)
+        fit = torch.stack(fits).mean(0).to(bias)
+        bias.zero_()
+        bias[:, :3], bias[:, 9] = fit[:, :3], fit[:, 3]
 
     def _hl_block(self, i: int, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.hl_convs[i](reflect_pad(x, 1)))

@@ -13,6 +13,26 @@ import torch.nn.functional as F
 
 from isp_bench.errors import unknown_name_error
 
+Objective = Callable[..., torch.Tensor]
+"""``objective(model, batch, **objective_args) -> scalar loss``."""
+
+OBJECTIVES: dict[str, Objective] = {}
+"""Training objectives by name (a recipe stage's ``objective``); filled by :func:`register_objective`."""
+
+
+def register_objective(*, needs: tuple[str, ...] = ()) -> Callable[[Objective], Objective]:
+    """Register ``fn(model, batch, **objective_args) -> loss`` under its name. ``needs`` names the batch
+    targets beyond ``target`` it reads (e.g. ``("linear_target",)``); the trainer checks that every
+    training pair has them before the first step. A model module may register its own objectives."""
+
+    def decorator(fn: Objective) -> Objective:
+        fn.needs = tuple(needs)
+        OBJECTIVES[fn.__name__] = fn
+        return fn
+
+    return decorator
+
+
 SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
 D65_XYZ = (0.95047, 1.0, 1.08883)
 
@@ -39,14 +59,17 @@ def _output(model, batch):
     return model(batch)
 
 
-def srgb_mse(model, batch, **_: Any) -> torch.Tensor:
+@register_objective()
+def srgb_mse(model, batch) -> torch.Tensor:
     return F.mse_loss(_output(model, batch), batch["target"])
 
 
-def srgb_l1(model, batch, **_: Any) -> torch.Tensor:
+@register_objective()
+def srgb_l1(model, batch) -> torch.Tensor:
     return F.l1_loss(_output(model, batch), batch["target"])
 
 
+@register_objective()
 def deepisp_lab_msssim(model, batch, *, alpha: float, win_size: int = 5, scales: int = 2) -> torch.Tensor:
     """DeepISP: ``(1 − α)·‖Lab(out) − Lab(gt)‖₁ + α·(1 − MS-SSIM(L(out), L(gt)))``, MS-SSIM on the L
     channel with ``win_size`` windows over ``scales`` scales (equal weights)."""
@@ -92,46 +115,40 @@ def _restore_loss(pred: torch.Tensor, truth: torch.Tensor, eps: float) -> torch.
     return (pred - truth).abs().mean() + log_diff.abs().mean()
 
 
+@register_objective(needs=("linear_target",))
 def cameranet_restore(model, batch, *, eps: float = 1e-4) -> torch.Tensor:
     """Restore-Net alone against the linear (restoration) target."""
     return _restore_loss(model.restore(batch["raw"]), batch["linear_target"], eps)
 
 
-def cameranet_enhance(model, batch, **_: Any) -> torch.Tensor:
+@register_objective(needs=("linear_target",))
+def cameranet_enhance(model, batch) -> torch.Tensor:
     """Enhance-Net alone, fed the restoration ground truth, L1 against sRGB."""
     return F.l1_loss(model.enhance(batch["linear_target"]), batch["target"])
 
 
+@register_objective(needs=("linear_target",))
 def cameranet_joint(model, batch, *, eps: float = 1e-4, **kwargs: Any) -> torch.Tensor:
-    """``λ·L_restore + (1 − λ)·L_enhance`` through the whole network."""
+    """``λ·L_restore + (1 − λ)·L_enhance`` through the whole network (``λ``: keyword ``lambda``)."""
+    if set(kwargs) != {"lambda"}:
+        raise TypeError(f"cameranet_joint takes eps and lambda, not {sorted(set(kwargs) - {'lambda'}) or 'no lambda'}")
     lam = kwargs["lambda"]
     linear = model.restore(batch["raw"])
     return lam * _restore_loss(linear, batch["linear_target"], eps) + (1 - lam) * F.l1_loss(
         model.enhance(linear), batch["target"])
 
 
+@register_objective()
 def restoration_mse(model, batch, *, target: str = "linear_target") -> torch.Tensor:
     """ℓ2 between the model's output and ``batch[target]``: a restoration network (DeepISP's low-level
     stage alone, the joint denoising + demosaicking experiment) against the *linear* ground truth.
     ``target`` is ``linear_target`` where the target is display sRGB (the synthetic set) and ``target``
-    where the dataset's own target is already linear (MSR)."""
+    where the dataset's own target is already linear (MSR). The trainer treats a target named in the
+    arguments as a need, like ``needs``."""
     return F.mse_loss(_output(model, batch), batch[target])
 
 
-OBJECTIVES: dict[str, Callable[..., torch.Tensor]] = {
-    f.__name__: f for f in (srgb_mse, srgb_l1, deepisp_lab_msssim, cameranet_restore, cameranet_enhance,
-                            cameranet_joint, restoration_mse)
-}
-# Which batch targets each objective needs.
-NEEDS_LINEAR_TARGET = {"cameranet_restore", "cameranet_enhance", "cameranet_joint"}
-
-
-def needs_linear_target(stage: dict[str, Any]) -> bool:
-    """Whether a resolved stage trains against ``linear_target`` (every pair must have one)."""
-    return stage["objective"] in NEEDS_LINEAR_TARGET or stage["objective_args"].get("target") == "linear_target"
-
-
-def get_objective(name: str) -> Callable[..., torch.Tensor]:
+def get_objective(name: str) -> Objective:
     try:
         return OBJECTIVES[name]
     except KeyError:

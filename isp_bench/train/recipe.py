@@ -1,35 +1,148 @@
-"""Recipes: one YAML file per model (``isp_bench/train/recipes/<model>.yaml``), resolved for a
-budget, a dataset and command-line overrides into the plain dict that every run records."""
+"""Recipes: free-standing YAML files (``isp_bench/train/recipes/<recipe>.yaml``, lm-eval's task YAMLs
+as model), each naming the registered model it trains. A model may have several recipes; the one
+named after the model is its default (``isp-bench run --model unet`` = ``--recipe unet``). A recipe is
+resolved for a budget, a dataset and command-line overrides into the plain dict every run records.
+
+Every key of a recipe is honoured or rejected: an unknown key is a :class:`RecipeError` naming the
+file and the key.
+
+>>> config = resolve_recipe("crispnet", budget="smoke")
+>>> config["model"], config["stages"][0]["steps"], config["optimizer"]["name"]
+('crispnet', 1, 'adam')
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
+import math
 from importlib import resources
+from pathlib import Path
 from typing import Any
-
-import yaml
 
 from isp_bench.errors import IspBenchError, unknown_name_error
 
-BUDGETS = ("smoke", "short", "paper")
+BUDGETS: dict[str, dict[str, Any]] = {
+    "smoke": {"help": "seconds: the tests' budget", "validations_per_stage": 1, "validation_frames": 1},
+    "short": {"help": "minutes on a CPU", "validations_per_stage": 5, "validation_frames": 4},
+    "paper": {"help": "the paper's schedule", "validations_per_stage": 50, "validation_frames": 16},
+}
+"""The training budgets, defined here only. Each recipe sizes every budget (steps, batch size, patch);
+the budget sets how often training is validated (evenly spaced points per stage, the last at the
+stage's end) and on how many fixed validation crops."""
+
+OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
+"""Recipe ``optimizer.name`` → ``torch.optim`` class; its other keys except ``lr`` are that class's
+keyword arguments."""
+
+DEFAULT_LR_DECAY = 0.1
+"""Factor applied to the learning rate at each ``lr_decay_at`` fraction when a stage gives no ``lr_decay``."""
+
+RECIPE_KEYS = {"model", "paper", "note", "inputs", "optimizer", "init", "stages", "dataset_overrides", "budgets",
+               "validation"}
+STAGE_KEYS = {"name", "objective", "objective_args", "trainable", "subsets", "roles", "lr", "lr_decay_at", "lr_decay"}
+BUDGET_KEYS = {"steps", "batch_size", "patch", "validation"}
+VALIDATION_KEYS = {"every", "frames", "crop"}
+
+NOT_HASHED = ("recipe", "validation")
+"""Config keys outside :func:`config_hash`: the recipe's name (its content is hashed) and the validation
+settings, which only observe training (they change neither the weights nor the scores)."""
 
 
 class RecipeError(IspBenchError):
     """A recipe that is missing or inconsistent."""
 
 
-def list_recipes() -> list[str]:
-    folder = resources.files("isp_bench.train") / "recipes"
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+def _folder():
+    return resources.files("isp_bench.train") / "recipes"
 
 
-def load_recipe(model: str) -> dict[str, Any]:
-    path = resources.files("isp_bench.train") / "recipes" / f"{model}.yaml"
+def list_recipes(model: str | None = None) -> list[str]:
+    """Recipe names (file stems), sorted; with ``model``, only the recipes that train it."""
+    names = sorted(p.name[: -len(".yaml")] for p in _folder().iterdir() if p.name.endswith(".yaml"))
+    return names if model is None else [n for n in names if load_recipe(n)["model"] == model]
+
+
+def _reject_unknown(where: str, mapping: Any, allowed: set[str], what: str) -> None:
+    if not isinstance(mapping, dict):
+        raise RecipeError(f"{where}: {what} must be a mapping, not {mapping!r}")
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise RecipeError(f"{where}: unknown {what} key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _check_optimizer(where: str, optimizer: dict[str, Any]) -> None:
+    if optimizer.get("name") not in OPTIMIZERS:
+        raise RecipeError(f"{where}: optimizer.name {optimizer.get('name')!r} is not one of {', '.join(OPTIMIZERS)}")
+    import torch
+
+    accepted = set(inspect.signature(getattr(torch.optim, OPTIMIZERS[optimizer["name"]])).parameters) - {"params"}
+    _reject_unknown(where, optimizer, accepted | {"name"}, f"optimizer ({optimizer['name']})")
+
+
+def validate_recipe(recipe: dict[str, Any], where: str) -> None:
+    """Raise :class:`RecipeError` naming ``where`` (the file) and the key for any key the suite does not
+    honour, a missing or extra budget, or an unknown optimizer."""
+    _reject_unknown(where, recipe, RECIPE_KEYS, "recipe")
+    if not isinstance(recipe.get("model"), str):
+        raise RecipeError(f"{where}: a recipe names the registered model it trains (`model: NAME`)")
+    stages = recipe.get("stages", [])
+    for stage in stages:
+        _reject_unknown(f"{where} (stage {stage.get('name')!r})", stage, STAGE_KEYS, "stage")
+    if stages:
+        _check_optimizer(where, recipe.get("optimizer") or {})
+    budgets = recipe.get("budgets") or {}
+    if set(budgets) != set(BUDGETS):
+        raise RecipeError(f"{where}: budgets {sorted(budgets)} must be exactly {', '.join(BUDGETS)}")
+    for name, size in budgets.items():
+        _reject_unknown(f"{where} (budget {name})", size, BUDGET_KEYS, "budget")
+        _reject_unknown(f"{where} (budget {name})", size.get("validation", {}), VALIDATION_KEYS, "validation")
+    _reject_unknown(where, recipe.get("validation", {}), VALIDATION_KEYS, "validation")
+    names = {stage.get("name") for stage in stages}
+    for dataset, override in (recipe.get("dataset_overrides") or {}).items():
+        _reject_unknown(f"{where} (dataset_overrides.{dataset})", override, {"stages"}, "dataset override")
+        for stage_name, stage in override.get("stages", {}).items():
+            if stage_name not in names:
+                raise RecipeError(f"{where}: dataset_overrides.{dataset} names stage {stage_name!r}, "
+                                  f"which the recipe does not have ({', '.join(sorted(map(str, names)))})")
+            _reject_unknown(f"{where} (dataset_overrides.{dataset}.stages.{stage_name})", stage, STAGE_KEYS, "stage")
+
+
+def _recipe_path(name: str):
+    if name.endswith((".yaml", ".yml")):  # a recipe file of the user's, anywhere
+        path = Path(name)
+        if not path.is_file():
+            raise RecipeError(f"{path}: recipe file not found")
+        return path
+    path = _folder() / f"{name}.yaml"
     if not path.is_file():
-        raise unknown_name_error("training recipe (model)", model, list_recipes())
-    return yaml.safe_load(path.read_text())
+        raise unknown_name_error("training recipe", name, list_recipes())
+    return path
+
+
+def recipe_name(name: str) -> str:
+    """The name a run records for recipe ``name`` (a file's stem when ``name`` is a path)."""
+    return Path(name).stem if name.endswith((".yaml", ".yml")) else name
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """The validated YAML of recipe ``name``: a packaged recipe, or the path of a ``.yaml`` file."""
+    import yaml
+
+    path = _recipe_path(name)
+    recipe = yaml.safe_load(path.read_text())
+    validate_recipe(recipe, str(path))
+    return recipe
+
+
+def default_recipe(model: str) -> str:
+    """The recipe ``--model MODEL`` runs: the one named after the model."""
+    if (_folder() / f"{model}.yaml").is_file():
+        return model
+    raise RecipeError(f"model {model!r} has no default recipe ({model}.yaml); its recipes: "
+                      f"{', '.join(list_recipes(model)) or '(none)'}; pass --recipe NAME")
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -39,47 +152,57 @@ def _merge(base: dict, update: dict) -> dict:
     return out
 
 
-def resolve_recipe(model: str, *, budget: str = "short", dataset: str = "synth", seed: int = 0,
+def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", seed: int = 0,
                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The fully resolved training config: recipe + dataset overrides + budget + overrides.
+    """The fully resolved training config of recipe ``name`` (packaged, or a ``.yaml`` path): recipe +
+    dataset overrides + budget + overrides.
 
-    Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr`` and ``objective_args`` explicitly.
+    Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr``, ``lr_decay`` and ``objective_args``
+    explicitly; ``validation`` (``None`` without stages) gets ``every`` (steps), ``frames`` and ``crop``
+    (full-resolution pixels; default: the budget's training patch), from the recipe's ``validation``,
+    the budget's ``validation``, else the budget's defaults in :data:`BUDGETS`.
     """
     if budget not in BUDGETS:
         raise RecipeError(f"budget {budget!r} is not one of {', '.join(BUDGETS)}")
-    recipe = load_recipe(model)
-    stages = recipe.get("stages", [])
-    per_dataset = recipe.get("dataset_overrides", {}).get(dataset, {})
-    for stage in stages:
-        stage.update(_merge(stage, per_dataset.get("stages", {}).get(stage["name"], {})))
+    recipe = load_recipe(name)
+    per_dataset = recipe.get("dataset_overrides", {}).get(dataset, {}).get("stages", {})
+    stages = [_merge(stage, per_dataset.get(stage["name"], {})) for stage in recipe.get("stages", [])]
     size = recipe["budgets"][budget]
-    resolved_stages = []
-    for stage in stages:
-        resolved_stages.append({
-            "name": stage["name"],
-            "objective": stage["objective"],
-            "objective_args": stage.get("objective_args", {}),
-            "trainable": stage.get("trainable"),
-            "subsets": stage.get("subsets"),
-            "roles": stage.get("roles"),
-            "lr": stage.get("lr", recipe["optimizer"]["lr"]),
-            "lr_decay_at": stage.get("lr_decay_at", []),
-            "lr_decay": 0.1,
-            "steps": size["steps"],
-            "batch_size": size["batch_size"],
-            "patch": size["patch"],
-        })
+    resolved_stages = [{
+        "name": stage["name"],
+        "objective": stage["objective"],
+        "objective_args": stage.get("objective_args", {}),
+        "trainable": stage.get("trainable"),
+        "subsets": stage.get("subsets"),
+        "roles": stage.get("roles"),
+        "lr": stage.get("lr", recipe["optimizer"]["lr"]),
+        "lr_decay_at": stage.get("lr_decay_at", []),
+        "lr_decay": stage.get("lr_decay", DEFAULT_LR_DECAY),
+        "steps": size["steps"],
+        "batch_size": size["batch_size"],
+        "patch": size["patch"],
+    } for stage in stages]
+    validation = _merge(recipe.get("validation", {}), size.get("validation", {}))
+    per_stage = BUDGETS[budget]["validations_per_stage"]
     config = {
-        "model": model, "paper": recipe.get("paper"), "note": recipe.get("note"), "dataset": dataset,
-        "budget": budget, "seed": seed, "inputs": recipe.get("inputs", ["raw"]),
+        "model": recipe["model"], "recipe": recipe_name(name), "paper": recipe.get("paper"), "note": recipe.get("note"),
+        "dataset": dataset, "budget": budget, "seed": seed, "inputs": recipe.get("inputs", ["raw"]),
         "optimizer": recipe.get("optimizer"), "init": recipe.get("init"), "stages": resolved_stages,
         # eval.truth (a recipe's or a dataset override's): the sample key the output is scored against
         "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4, **recipe.get("eval", {}),
                  **per_dataset.get("eval", {})},
         "checkpoint_every": 1 if budget == "smoke" else 20,
+        "validation": {
+            "every": validation.get("every") or max(1, math.ceil(size["steps"] / per_stage)),
+            "frames": validation.get("frames", BUDGETS[budget]["validation_frames"]),
+            "crop": validation.get("crop", size["patch"]),
+        } if resolved_stages else None,
     }
     return _merge(config, overrides or {})
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:8]
+    """8 hex digits of the SHA-256 of the config (keys in :data:`NOT_HASHED` left out): the suffix of a
+    run's id, so that the same experiment finds the same folder."""
+    hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:8]
