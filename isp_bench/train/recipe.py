@@ -41,10 +41,12 @@ DEFAULT_LR_DECAY = 0.1
 """Factor applied to the learning rate at each ``lr_decay_at`` fraction when a stage gives no ``lr_decay``."""
 
 RECIPE_KEYS = {"model", "paper", "note", "inputs", "optimizer", "init", "stages", "dataset_overrides", "budgets",
-               "validation"}
+               "validation", "eval"}
 STAGE_KEYS = {"name", "objective", "objective_args", "trainable", "subsets", "roles", "lr", "lr_decay_at", "lr_decay"}
 BUDGET_KEYS = {"steps", "batch_size", "patch", "validation"}
 VALIDATION_KEYS = {"every", "frames", "crop"}
+EVAL_KEYS = {"truth"}
+"""Evaluation keys a recipe may set (``truth``: the sample key the output is scored against)."""
 
 NOT_HASHED = ("recipe", "validation")
 """Config keys outside :func:`config_hash`: the recipe's name (its content is hashed) and the validation
@@ -100,9 +102,11 @@ def validate_recipe(recipe: dict[str, Any], where: str) -> None:
         _reject_unknown(f"{where} (budget {name})", size, BUDGET_KEYS, "budget")
         _reject_unknown(f"{where} (budget {name})", size.get("validation", {}), VALIDATION_KEYS, "validation")
     _reject_unknown(where, recipe.get("validation", {}), VALIDATION_KEYS, "validation")
+    _reject_unknown(where, recipe.get("eval", {}), EVAL_KEYS, "eval")
     names = {stage.get("name") for stage in stages}
     for dataset, override in (recipe.get("dataset_overrides") or {}).items():
-        _reject_unknown(f"{where} (dataset_overrides.{dataset})", override, {"stages"}, "dataset override")
+        _reject_unknown(f"{where} (dataset_overrides.{dataset})", override, {"stages", "eval"}, "dataset override")
+        _reject_unknown(f"{where} (dataset_overrides.{dataset})", override.get("eval", {}), EVAL_KEYS, "eval")
         for stage_name, stage in override.get("stages", {}).items():
             if stage_name not in names:
                 raise RecipeError(f"{where}: dataset_overrides.{dataset} names stage {stage_name!r}, "
@@ -165,8 +169,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
     if budget not in BUDGETS:
         raise RecipeError(f"budget {budget!r} is not one of {', '.join(BUDGETS)}")
     recipe = load_recipe(name)
-    per_dataset = recipe.get("dataset_overrides", {}).get(dataset, {}).get("stages", {})
-    stages = [_merge(stage, per_dataset.get(stage["name"], {})) for stage in recipe.get("stages", [])]
+    per_dataset = recipe.get("dataset_overrides", {}).get(dataset, {})
+    stages = [_merge(stage, per_dataset.get("stages", {}).get(stage["name"], {})) for stage in recipe.get("stages", [])]
     size = recipe["budgets"][budget]
     resolved_stages = [{
         "name": stage["name"],
