@@ -11,18 +11,17 @@ Full-reference functions take ``(pred, target)`` as H×W×3 sRGB arrays in [0, 1
 no-reference ones take one image. ``spec.to_dict()`` is what results record beside every score.
 """
 
-from ._registry import (
-    MetricError,
-    MetricInputError,
-    MetricSpec,
-    MetricWeightsError,
-    get_metric,
-    list_metrics,
-    register_metric,
-)
-from . import fidelity, color, scielab, lpips, brisque, deepiqa  # noqa: E402,F401  (registration)
-from .fidelity import ms_ssim, ms_ssim_rgb, psnr, ssim, ssim_rgb  # noqa: E402
-from .color import delta_e76, delta_e76_rms  # noqa: E402
+from isp_bench._lazy import lazy_package
+
+# name -> submodule, imported on first use (numpy/torch load only then: `isp-bench --help` stays fast);
+# get_metric/list_metrics import every metric module, whose definitions register the metrics.
+_EXPORTS = {
+    **dict.fromkeys(("MetricError", "MetricInputError", "MetricSpec", "MetricWeightsError", "get_metric",
+                     "list_metrics", "register_metric"), "._registry"),
+    **dict.fromkeys(("psnr", "ssim", "ssim_rgb", "ms_ssim", "ms_ssim_rgb"), ".fidelity"),
+    **dict.fromkeys(("delta_e76", "delta_e76_rms"), ".color"),
+}
+lazy_package(__name__, _EXPORTS)
 
 __all__ = [
     "MetricError",

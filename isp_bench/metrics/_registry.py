@@ -110,6 +110,11 @@ def register_metric(spec: MetricSpec) -> MetricSpec:
     return spec
 
 
+def _load_metrics() -> None:
+    """Import the metric modules so that their ``register_metric`` calls run (once; later calls are no-ops)."""
+    from . import brisque, color, deepiqa, fidelity, lpips, scielab  # noqa: F401
+
+
 def get_metric(name: str) -> MetricSpec:
     """The :class:`MetricSpec` registered as ``name``.
 
@@ -124,6 +129,7 @@ def get_metric(name: str) -> MetricSpec:
     >>> get_metric("psnr").settings["data_range"]
     1.0
     """
+    _load_metrics()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -139,6 +145,7 @@ def list_metrics(pattern: str = "*", *, full_reference: bool | None = None) -> l
     >>> list_metrics("ssim*")
     ['ssim', 'ssim_rgb']
     """
+    _load_metrics()
     names = [
         n
         for n, s in _REGISTRY.items()

@@ -11,23 +11,17 @@ family: :mod:`~isp_bench.models.deepisp`, :mod:`~isp_bench.models.cameranet`,
 :mod:`~isp_bench.models.djdd`, :mod:`~isp_bench.models.pynet`, :mod:`~isp_bench.models.reported`.
 """
 
-from isp_bench.models._common import IspModel
-from isp_bench.models._registry import (
-    FRAME_12MP,
-    INPUT_KINDS,
-    ModelCard,
-    ModelError,
-    Reported,
-    ReportedOnlyError,
-    ReportedResult,
-    create_model,
-    list_models,
-    model_card,
-    model_cards,
-    register_model,
-    register_reported_only,
-)
-from isp_bench.models.flops import MacReport, count_macs, count_params, example_batch
+from isp_bench._lazy import lazy_package
+
+# name -> submodule, imported on first use (torch loads only then: `isp-bench --help` stays fast)
+_EXPORTS = {
+    "IspModel": "._common",
+    **dict.fromkeys(("FRAME_12MP", "INPUT_KINDS", "ModelCard", "ModelError", "Reported", "ReportedOnlyError",
+                     "ReportedResult", "create_model", "list_models", "model_card", "model_cards", "register_model",
+                     "register_reported_only"), "._registry"),
+    **dict.fromkeys(("MacReport", "count_macs", "count_params", "example_batch"), ".flops"),
+}
+lazy_package(__name__, _EXPORTS)
 
 __all__ = [
     "FRAME_12MP",

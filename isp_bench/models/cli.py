@@ -18,8 +18,8 @@ def add_commands(subparsers) -> None:
         description="List registered models: parameters and MACs at 4032×3024 measured by a forward-hook "
                     "counter on the meta device, beside the figures their papers report.",
     )
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on model names (default: all)")
-    p.add_argument("--json", action="store_true", help="print a JSON list of model cards instead of a table")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on model names (default: %(default)s, all)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of model cards (default: a table)")
     p.set_defaults(func=run_models)
 
 
