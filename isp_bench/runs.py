@@ -1,9 +1,9 @@
 """`isp-bench run`: train a registered model with its paper's recipe, evaluate the test split at full
 resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
 
-A run's id is a function of the resolved config and the manifest's content hash, so re-running the
-same command on the same data finds the same folder and resumes: a finished training is not repeated, an interrupted one continues from its last
-checkpoint.
+A run's id is a function of the resolved config and the manifest's content hash (not of the device:
+see :func:`run_benchmark`), so re-running the same command on the same data finds the same folder and
+resumes: a finished training is not repeated, an interrupted one continues from its last checkpoint.
 
 Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` / ``model.pt``, ``training.json``
 (losses, speed), ``per_image.parquet``, ``previews/*.png``, and ``result.json``: config, ModelCard,

@@ -1,8 +1,10 @@
-"""The README's main command and the committed embedded-default manifest."""
+"""The command line: the README's main command, the committed embedded-default manifest, and first contact
+(fast --help, documented options, devices, bad arguments refused before anything is written)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -12,9 +14,9 @@ import pytest
 
 from isp_bench.cli import build_parser, main
 from isp_bench.devices import DeviceError, available_devices, cpu_name, describe_device, resolve_device
-from isp_bench.provenance import environment
 from isp_bench.ingest import ingest
 from isp_bench.manifest import read_manifest
+from isp_bench.provenance import environment
 from isp_bench.synth import SynthConfig, generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,3 +175,15 @@ def test_the_device_is_described_for_provenance():
     if torch.cuda.is_available():
         gpu = describe_device("cuda:0")
         assert gpu["name"] == torch.cuda.get_device_name(0) and gpu["cudnn"] == torch.backends.cudnn.version()
+
+
+def test_a_run_records_its_device_and_the_device_does_not_split_runs(synth_root, tmp_path, capsys):
+    manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    common = ["--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root", str(synth_root),
+              "--runs", str(tmp_path / "runs"), "--metrics", "psnr", "--quiet"]
+    assert main(["evaluate", *common]) == 0  # --device auto
+    assert main(["evaluate", *common, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    (run_dir,) = (tmp_path / "runs").iterdir()  # auto and cpu: one run, as documented in run_benchmark
+    recorded = json.loads((run_dir / "result.json").read_text())["provenance"]["device"]
+    assert recorded == describe_device("cpu")
