@@ -31,20 +31,26 @@ def add_commands(subparsers) -> None:
     m.add_argument("--display", default="1920x1080", help="display size WxH in pixels (default: %(default)s)")
     m.add_argument("--settle", type=float, default=0.7, help="seconds before the trigger (default: %(default)s)")
     m.add_argument("--hold", type=float, default=1.5, help="seconds after the trigger (default: %(default)s)")
-    m.add_argument("--calibration-every", type=int, default=25, help="calibration frames every N images (default: %(default)s)")
-    m.add_argument("--adb-serial", default=None, help="adb device serial when several are attached (default: the only one)")
-    m.add_argument("--headless", action="store_true", help="no window even for a real trigger (offscreen) (default: full-screen window)")
+    m.add_argument("--calibration-every", type=int, default=25,
+                   help="calibration frames every N images (default: %(default)s)")
+    m.add_argument("--adb-serial", default=None,
+                   help="adb device serial when several are attached (default: the only one)")
+    m.add_argument("--headless", action="store_true",
+                   help="no window even for a real trigger, render offscreen (default: a full-screen window)")
     m.set_defaults(func=run_monitor)
 
     b = sub.add_parser("plan", help="exposure-bracket plan (auto and ×1/4) from a first auto shot",
                        description="Read a first auto shot (raw or JPEG with EXIF) or take --exposure/--iso/--fnumber, "
                                    "and print the well_lit / low_light exposures snapped to the camera's exposure "
                                    "times, with the operator checklist.")
-    b.add_argument("first_shot", type=Path, nargs="?", help="first auto shot (raw or JPEG) (default: none; then give --exposure)")
-    b.add_argument("--exposure", type=float, default=None, help="auto exposure time in seconds, instead of or overriding the file's (default: the file's EXIF)")
+    b.add_argument("first_shot", type=Path, nargs="?",
+                   help="first auto shot, raw or JPEG (default: none; then give --exposure)")
+    b.add_argument("--exposure", type=float, default=None,
+                   help="auto exposure time in seconds, instead of or overriding the file's (default: the file's EXIF)")
     b.add_argument("--iso", type=float, default=None, help="ISO of the auto shot (default: the file's EXIF)")
     b.add_argument("--fnumber", type=float, default=None, help="f-number of the auto shot (default: the file's EXIF)")
-    b.add_argument("--ratio", type=float, default=4.0, help="well_lit / low_light exposure ratio (default: %(default)s)")
+    b.add_argument("--ratio", type=float, default=4.0,
+                   help="well_lit / low_light exposure ratio (default: %(default)s)")
     b.add_argument("--times", default="thirds",
                    help="exposure times the camera offers: thirds | halves | continuous | comma-separated seconds "
                         "(default: %(default)s)")
@@ -58,7 +64,7 @@ def add_commands(subparsers) -> None:
                        description="Ingest a session folder with the `pairs` source and join every raw to the "
                                    "session log (capture stem, or capture time for manual/adb sessions).")
     i.add_argument("session", type=Path, help="session folder (session.json, log.csv, captures/)")
-    i.add_argument("--out", type=Path, default=None, help="manifest path (default SESSION/manifest.parquet)")
+    i.add_argument("--out", type=Path, default=None, help="manifest path (default: SESSION/manifest.parquet)")
     i.add_argument("--clock-offset", type=float, default=None,
                    help="camera clock minus computer clock in seconds (default: estimated from the files)")
     i.add_argument("--workers", type=int, default=1,
