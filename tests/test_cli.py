@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -178,8 +179,9 @@ def test_the_device_is_described_for_provenance():
 
 
 def test_a_run_records_its_device_and_the_device_does_not_split_runs(synth_root, tmp_path, capsys):
-    manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
-    common = ["--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root", str(synth_root),
+    root = shutil.copytree(synth_root, tmp_path / "synth")  # a run writes its cache into the dataset root
+    manifest = ingest("synth", root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    common = ["--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root", str(root),
               "--runs", str(tmp_path / "runs"), "--metrics", "psnr", "--quiet"]
     assert main(["evaluate", *common]) == 0  # --device auto
     assert main(["evaluate", *common, "--device", "cpu"]) == 0
