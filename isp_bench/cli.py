@@ -10,7 +10,9 @@ import warnings
 from pathlib import Path
 
 from isp_bench import __version__
+from isp_bench.devices import DEVICE_NAMES
 from isp_bench.errors import IspBenchError
+from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import BUDGETS
 
 DEFAULT_WORK = Path("work")
@@ -22,6 +24,7 @@ COMMAND_MODULES = ("isp_bench.metrics.cli", "isp_bench.models.cli", "isp_bench.h
 def _cmd_synth(args) -> int:
     from isp_bench.synth import SynthConfig, generate
 
+    check_seed(args.seed)
     config = SynthConfig(scenes=args.scenes, seed=args.seed, height=args.height, width=args.width)
     out = generate(args.out, config, workers=args.workers)
     print(f"wrote {config.scenes} synthetic scenes to {out}")
@@ -119,6 +122,7 @@ def _cmd_demo(args) -> int:
     from isp_bench.manifest import summarize, validate_manifest
     from isp_bench.synth import SynthConfig, generate
 
+    check_seed(args.seed)
     data_root = args.work / "synth"
     print(f"[1/3] generating the synthetic camera dataset in {data_root}")
     generate(data_root, SynthConfig(scenes=args.scenes, seed=args.seed), workers=args.workers)
@@ -182,77 +186,96 @@ def _cmd_leaderboard(args) -> int:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="registered model (see `isp-bench models`), trained with its default recipe")
-    which.add_argument("--recipe", help="a recipe by name (isp_bench/train/recipes/NAME.yaml); it names its model")
-    p.add_argument("--dataset", default="synth", help="dataset name (default: the embedded synthetic set)")
+    which.add_argument("--recipe", help="a recipe by name (isp_bench/train/recipes/NAME.yaml) or a path to a "
+                       "recipe YAML; it names its model")
+    p.add_argument("--dataset", default="synth", help="dataset name (default: %(default)s, the embedded synthetic set)")
     p.add_argument("--budget", default="short", choices=tuple(BUDGETS),
-                   help="; ".join(f"{name}: {b['help']}" for name, b in BUDGETS.items()) + " (default: short)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (default: ./runs)")
+                   help="; ".join(f"{name}: {b['help']}" for name, b in BUDGETS.items()) + " (default: %(default)s)")
+    p.add_argument("--device", default="auto",
+                   help=f"{DEVICE_NAMES}; auto: a CUDA GPU, else Apple MPS, else the CPU (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of model initialisation and patch sampling, 0 to 2**32-1; another seed is another "
+                        "run (default: %(default)s)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
     p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the standard suite)")
     p.add_argument("--save-predictions", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the 16-bit PNG predictions in RUN/predictions for `isp-bench rescore` (default: for a "
                    "test split of at most 200 pairs)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
+
+
+def _add_seed_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the scene choices (light, exposure, noise), 0 to 2**32-1 (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``isp-bench`` parser. Every option's help says what it does and its default (``%(default)s``
+    where the default is a value, in words where it is computed)."""
     parser = argparse.ArgumentParser(prog="isp-bench", description="Datasets, models and metrics for learned camera ISPs.")
     parser.add_argument("--version", action="version", version=f"isp-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo", help="generate the synthetic dataset, ingest and validate it (no downloads)")
-    p.add_argument("--work", type=Path, default=DEFAULT_WORK, help="working folder (default: ./work)")
-    p.add_argument("--manifest", type=Path, default=Path("manifests/synth.parquet"))
-    p.add_argument("--scenes", type=int, default=24)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                   help="working folder; the dataset goes to WORK/synth (default: %(default)s)")
+    p.add_argument("--manifest", type=Path, default=Path("manifests/synth.parquet"),
+                   help="manifest to write (default: %(default)s)")
+    p.add_argument("--scenes", type=int, default=24, help="number of scenes, two pairs each (default: %(default)s)")
+    _add_seed_option(p)
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("synth", help="write the physically based synthetic camera dataset (DNG + JPEG + PNG)")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--scenes", type=int, default=24)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--height", type=int, default=384, help="sensor height in pixels")
-    p.add_argument("--width", type=int, default=512, help="sensor width in pixels")
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--out", type=Path, required=True,
+                   help="dataset folder to write (created; scenes already complete there are kept)")
+    p.add_argument("--scenes", type=int, default=24, help="number of scenes, two pairs each (default: %(default)s)")
+    _add_seed_option(p)
+    p.add_argument("--height", type=int, default=384, help="sensor height in pixels (default: %(default)s)")
+    p.add_argument("--width", type=int, default=512, help="sensor width in pixels (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("ingest", help="read a dataset folder in its published layout and write its manifest")
     p.add_argument("source", help="dataset source name (see `isp-bench datasets`)")
-    p.add_argument("--root", type=Path, default=None, help="the dataset folder as downloaded")
+    p.add_argument("--root", type=Path, default=None,
+                   help="the dataset folder as downloaded (default: none; required unless --lists-only)")
     p.add_argument("--out", type=Path, default=None, help="manifest path (default: manifests/SOURCE.parquet)")
     p.add_argument("--lists-only", action="store_true",
-                   help="build the manifest from the split lists the source ships, reading no file (sid)")
+                   help="build the manifest from the split lists the source ships, reading no file (sid) "
+                        "(default: read the files under --root)")
     p.add_argument("--model", default=None, help="keep one camera/device (sid: Sony|Fuji; hdrplus: 'Nexus 6P'; "
-                   "fivek: D700)")
-    p.add_argument("--results", default=None, help="hdrplus: the results_<date> folder to use as targets")
+                   "fivek: D700) (default: every camera)")
+    p.add_argument("--results", default=None,
+                   help="hdrplus: the results_<date> folder to use as targets (default: the latest results_*)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     p.set_defaults(func=_cmd_ingest)
 
     p = sub.add_parser("manifest", help="inspect or validate a manifest")
     msub = p.add_subparsers(dest="manifest_command", required=True, metavar="ACTION")
     q = msub.add_parser("show", help="summary: pairs per split, cameras, exposure and ISO ranges, errors")
-    q.add_argument("file", type=Path)
+    q.add_argument("file", type=Path, help="manifest (.parquet) to summarise")
     q.set_defaults(func=_cmd_manifest_show)
     q = msub.add_parser("validate", help="re-hash every referenced file; exit 1 if any is missing or changed")
-    q.add_argument("file", type=Path)
-    q.add_argument("--root", type=Path, required=True)
-    q.add_argument("--quiet", action="store_true")
+    q.add_argument("file", type=Path, help="manifest (.parquet) to check")
+    q.add_argument("--root", type=Path, required=True, help="dataset root the manifest's paths are relative to")
+    q.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     q.set_defaults(func=_cmd_manifest_validate)
 
     p = sub.add_parser("datasets", help="list the dataset sources with layout, licence and download; "
                        "with NAME --root DIR, check a download for completeness (exit 1 if incomplete)")
     p.add_argument("name", nargs="?", default=None, help="a source name or pattern (default: all)")
-    p.add_argument("--root", type=Path, default=None, help="a downloaded dataset folder to check against NAME")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--root", type=Path, default=None,
+                   help="a downloaded dataset folder to check against NAME (default: no check)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
     p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser("run", help="train with the paper's recipe, evaluate the test split, score, update the leaderboard")
     _add_run_options(p)
-    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"))
+    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"),
+                   help="folder of the leaderboard markdown files to update (default: %(default)s)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("train", help="train (or resume training) a model with its recipe")
     _add_run_options(p)
@@ -264,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "reported rows, and the reproduction scoreboard leaderboards/README.md")
     p.add_argument("--dataset", default=None, help="one dataset page only (default: every dataset with results or "
                    "reported rows, and README.md)")
-    p.add_argument("--runs", type=Path, default=Path("runs"))
-    p.add_argument("--out", type=Path, default=Path("leaderboards"))
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("leaderboards"),
+                   help="folder to write <dataset>.md and README.md into (default: %(default)s)")
     p.set_defaults(func=_cmd_leaderboard)
 
     for module in COMMAND_MODULES:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from isp_bench import __version__
+from isp_bench.devices import cpu_name, describe_device
 
 DEFAULT_PACKAGES = ("torch", "torchvision", "numpy", "timm", "pytorch-msssim", "lpips", "colour-science", "rawpy",
                     "scikit-image", "pyarrow")
@@ -43,19 +44,20 @@ def package_versions(names: Iterable[str]) -> dict[str, str | None]:
     return versions
 
 
-def environment(packages: Iterable[str] = DEFAULT_PACKAGES, device: str = "cpu") -> dict[str, Any]:
-    """isp-bench version, git commit, package versions, Python, machine, device and date."""
+def environment(packages: Iterable[str] = DEFAULT_PACKAGES, device: str | None = None) -> dict[str, Any]:
+    """isp-bench version, git commit, package versions, Python, machine and date; with ``device`` (a name
+    :func:`isp_bench.devices.resolve_device` returned) also ``device``: :func:`~isp_bench.devices.describe_device`
+    (GPU or CPU model, torch / CUDA / cuDNN versions)."""
     commit, dirty = git_commit()
     info: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "isp_bench_version": __version__, "git_commit": commit, "git_dirty": dirty,
         "packages": package_versions(packages), "python": platform.python_version(),
         "platform": platform.platform(), "machine": platform.machine(),
-        "processor": platform.processor() or None, "cpus": os.cpu_count(), "device": device,
+        "processor": cpu_name(), "cpus": os.cpu_count(),
     }
+    if device is not None:
+        info["device"] = describe_device(device)
     if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        info["torch_threads"] = torch.get_num_threads()
-        if device.startswith("cuda"):
-            info["device_name"] = torch.cuda.get_device_name()
+        info["torch_threads"] = sys.modules["torch"].get_num_threads()
     return info

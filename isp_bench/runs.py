@@ -1,10 +1,11 @@
 """`isp-bench run`: train a registered model with its paper's recipe, evaluate the test split at full
 resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
 
-A run's id is a function of the resolved config and the manifest's content hash, so re-running the
-same command on the same data finds the same folder and resumes: a finished training is not repeated
-(its record is kept as written), an interrupted one continues from its last checkpoint. A re-run may
-add an evaluation; it never erases what an earlier step wrote.
+A run's id is a function of the resolved config and the manifest's content hash (not of the device:
+see :func:`run_benchmark`), so re-running the same command on the same data finds the same folder and
+resumes: a finished training is not repeated (its record is kept as written), an interrupted one
+continues from its last checkpoint. A re-run may add an evaluation; it never erases what an earlier
+step wrote.
 
 Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` while training, then ``model.pt``
 (weights only), ``training.json`` (losses, validation PSNR, speed; written once, by the trainer),
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 
 import torch
 
+from isp_bench.devices import resolve_device
 from isp_bench.errors import DatasetError, IspBenchError
 from isp_bench.evaluate.benchmark import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
                                           summarize_metrics, write_per_image)
@@ -31,6 +33,8 @@ from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, read_manifest
 from isp_bench.models import create_model, model_card
 from isp_bench.provenance import environment
+from isp_bench.metrics import get_metric
+from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import config_hash, default_recipe, resolve_recipe
 from isp_bench.train.trainer import FINAL, train
 
@@ -77,7 +81,7 @@ def run_benchmark(
     recipe: str | None = None,
     dataset: str = "synth",
     budget: str = "short",
-    device: str = "cpu",
+    device: str = "auto",
     seed: int = 0,
     runs_dir: str | os.PathLike = "runs",
     manifest: str | os.PathLike | None = None,
@@ -96,24 +100,38 @@ def run_benchmark(
     then be omitted. ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
     ``save_predictions`` keeps the 16-bit PNG predictions in ``predictions/`` (default: for the test
     split of a small split, see :func:`~isp_bench.evaluate.benchmark.save_predictions_by_default`).
+    ``device``: see :func:`isp_bench.devices.resolve_device` (``auto``: CUDA, else MPS, else CPU).
+
+    Every argument is checked (seed, device, model and its recipe, budget, metrics, manifest and
+    dataset root) before anything is written: a bad one raises an :class:`IspBenchError` and leaves
+    no run folder behind.
+
+    The device is not part of the run id: the same model, recipe, seed and data on ``cpu`` and on
+    ``cuda`` differ only by floating-point rounding, so they are the same run, and a run trained on
+    one device is resumed or evaluated on another. The device each evaluation ran on (name, torch,
+    CUDA and cuDNN versions) is recorded in ``result.json`` under ``provenance.device``.
     """
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    seed = check_seed(seed)
+    device = resolve_device(device)
     config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
                             overrides=overrides)
     if model_name is not None and model_name != config["model"]:
         raise RunError(f"recipe {config['recipe']!r} trains {config['model']!r}, not {model_name!r}")
     model_name = config["model"]
+    for name in metrics:
+        get_metric(name)  # unknown names fail here, with the registered ones
     manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
     config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
     run_dir = Path(runs_dir) / run_id_for(config)
+    if require_trained and config["stages"] and not (run_dir / FINAL).exists():
+        raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
+                       f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
     cache_dir = root_path / ".isp-bench-cache"
 
-    if require_trained and config["stages"] and not (run_dir / FINAL).exists():
-        raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
-                       f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
     torch.manual_seed(seed)
     model = create_model(model_name)
     training = train(model, config, manifest_obj, root_path, run_dir, device=device, cache_dir=cache_dir,

@@ -1,12 +1,23 @@
-"""The README's main command and the committed embedded-default manifest."""
+"""The command line: the README's main command, the committed embedded-default manifest, and first contact
+(fast --help, documented options, devices, bad arguments refused before anything is written)."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
-from isp_bench.cli import main
+import pytest
+
+from isp_bench.cli import build_parser, main
+from isp_bench.devices import DeviceError, available_devices, cpu_name, describe_device, resolve_device
 from isp_bench.ingest import ingest
 from isp_bench.manifest import read_manifest
+from isp_bench.provenance import environment
 from isp_bench.synth import SynthConfig, generate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,3 +50,141 @@ def test_committed_default_manifest_is_reproducible(tmp_path):
     fresh = ingest("synth", root, tmp_path / "synth.parquet", progress=False).manifest
     assert fresh.rows() == committed.rows()
     assert fresh.content_hash == committed.content_hash
+
+
+# ----------------------------------------------------------------------------- first contact (issue 15 items 9, 12, 13)
+
+HEAVY_MODULES = ("torch", "numpy", "pandas", "pyarrow", "rawpy", "matplotlib", "datasets", "cv2", "scipy", "PIL")
+
+
+def test_building_the_parser_imports_no_heavy_module():
+    """`isp-bench --help` builds every subcommand's parser; none of that may import numpy, torch, pyarrow…"""
+    code = ("import sys; from isp_bench.cli import build_parser; build_parser(); "
+            f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def _walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ("isp-bench",)):
+    """(command path, action) for every action of every (sub)parser."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _walk(sub, (*path, name))
+        else:
+            yield path, action
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    undocumented = []
+    actions = list(_walk(build_parser()))
+    for path, action in actions:
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        name = f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+        text = (action.help or "") % {**vars(action), "prog": path[-1]}
+        has_default = not action.required and (action.option_strings or action.nargs in ("?", "*"))
+        if not text.strip():
+            undocumented.append(f"{name}: no help")
+        elif has_default and "default" not in text:
+            undocumented.append(f"{name}: default {action.default!r} not stated")
+        elif has_default and action.default not in (None, False) and str(action.default) not in text:
+            undocumented.append(f"{name}: says a default other than {action.default!r}")
+    assert not undocumented, "\n".join(undocumented)
+    commands = {path[1] for path, _ in actions if len(path) > 1}
+    assert {"demo", "synth", "run", "train", "evaluate", "manifest", "score", "models", "publish", "capture",
+            "qa"} <= commands  # the walk reached every command module
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "-1"], "seed -1 is not an integer from 0 to 4294967295"),
+    (["--seed", str(2**32)], "is not an integer from 0 to"),
+    (["--device", "gpu"], "unknown device 'gpu': use one of auto, cpu, cuda, cuda:N, mps (this machine has "),
+    (["--device", "cuda:99"], "device 'cuda:99' is not available"),
+    (["--model", "nosuchnet"], "unknown training recipe (model) 'nosuchnet'"),
+    (["--metrics", "psnr,nosuch"], "unknown metric 'nosuch'"),
+    (["--dataset", "nosuch"], "no manifest for dataset 'nosuch'"),
+    (["--dataset", "nosuch", "--manifest", "m.parquet"], "m.parquet: no manifest for dataset 'nosuch'"),
+])
+@pytest.mark.parametrize("command", ["run", "train", "evaluate"])
+def test_bad_run_arguments_are_one_line_errors_that_write_nothing(tmp_path, monkeypatch, capsys, command, argv,
+                                                                   message):
+    monkeypatch.chdir(tmp_path)  # the defaults (runs/, work/synth, manifests/) are relative to here
+    args = {"--model": "classic", "--budget": "smoke", **dict(zip(argv[::2], argv[1::2]))}
+    code = main([command, *(x for kv in args.items() for x in kv)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("isp-bench: error: ") and message in err and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []  # no run folder, no generated dataset, nothing
+
+
+def test_an_unavailable_device_names_the_devices_present(tmp_path, monkeypatch, capsys):
+    import torch
+
+    missing = "mps" if torch.cuda.is_available() else "cuda"
+    if missing == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        pytest.skip("this machine has both CUDA and MPS")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--model", "classic", "--device", missing]) == 2
+    err = capsys.readouterr().err
+    assert f"device '{missing}' is not available" in err and "this machine has " in err and "cpu" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluating_an_untrained_run_leaves_no_run_folder(synth_root, tmp_path, capsys):
+    manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    code = main(["evaluate", "--model", "unet", "--budget", "smoke", "--manifest", str(manifest), "--root",
+                 str(synth_root), "--runs", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2 and "has not finished training" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_synth_refuses_a_negative_seed_before_writing(tmp_path, capsys):
+    assert main(["synth", "--out", str(tmp_path / "s"), "--seed", "-1"]) == 2
+    assert "seed -1 is not an integer" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_devices_resolve_auto_and_refuse_what_is_missing():
+    import torch
+
+    present = available_devices()
+    assert present[-1] == "cpu"
+    assert resolve_device("auto") == (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available()
+                                      else present[0])
+    assert resolve_device(" CPU ") == "cpu"
+    with pytest.raises(DeviceError, match=r"unknown device 'tpu'.*this machine has .*cpu"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="'cuda' is not available"):
+            resolve_device("cuda")
+    else:
+        assert resolve_device("cuda:0") == "cuda:0"
+
+
+def test_the_device_is_described_for_provenance():
+    import torch
+
+    info = environment(("torch",), device="cpu")["device"]
+    assert info["device"] == "cpu" and info["type"] == "cpu"
+    assert info["torch"] == torch.__version__ and info["cuda"] == torch.version.cuda
+    assert info["name"] == cpu_name() and info["name"]
+    assert "device" not in environment(("torch",))  # benchmarks that use no device record none
+    if torch.cuda.is_available():
+        gpu = describe_device("cuda:0")
+        assert gpu["name"] == torch.cuda.get_device_name(0) and gpu["cudnn"] == torch.backends.cudnn.version()
+
+
+def test_a_run_records_its_device_and_the_device_does_not_split_runs(synth_root, tmp_path, capsys):
+    root = shutil.copytree(synth_root, tmp_path / "synth")  # a run writes its cache into the dataset root
+    manifest = ingest("synth", root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    common = ["--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root", str(root),
+              "--runs", str(tmp_path / "runs"), "--metrics", "psnr", "--quiet"]
+    assert main(["evaluate", *common]) == 0  # --device auto
+    assert main(["evaluate", *common, "--device", "cpu"]) == 0
+    capsys.readouterr()
+    (run_dir,) = (tmp_path / "runs").iterdir()  # auto and cpu: one run, as documented in run_benchmark
+    recorded = json.loads((run_dir / "result.json").read_text())["provenance"]["device"]
+    assert recorded == describe_device("cpu")

@@ -2,38 +2,15 @@
 exposure-bracket plans, and session ingest into a ``pairs`` manifest. The scripts in ``capture/`` and
 ``isp-bench capture ...`` are thin layers over these modules."""
 
-from isp_bench.capture.brackets import (
-                                       BracketPlan,
-                                       first_shot_metadata,
-                                       plan_brackets,
-                                       snap_exposure,
-)
-from isp_bench.capture.frames import FRAME_TYPES, DisplayLayout, render_frame
-from isp_bench.capture.session import (
-                                       CaptureError,
-                                       LogEntry,
-                                       Pacing,
-                                       match_captures_by_time,
-                                       plan_sequence,
-                                       read_log,
-                                       run_session,
-)
-from isp_bench.capture.session_ingest import ingest_session
+from isp_bench._lazy import lazy_package
 
-__all__ = [
-                                       "FRAME_TYPES",
-                                       "BracketPlan",
-                                       "CaptureError",
-                                       "DisplayLayout",
-                                       "LogEntry",
-                                       "Pacing",
-                                       "first_shot_metadata",
-                                       "ingest_session",
-                                       "match_captures_by_time",
-                                       "plan_brackets",
-                                       "plan_sequence",
-                                       "read_log",
-                                       "render_frame",
-                                       "run_session",
-                                       "snap_exposure",
-]
+# name -> submodule; imported on first use, so importing the package stays cheap (`isp-bench --help`)
+_EXPORTS = {
+    **dict.fromkeys(("BracketPlan", "first_shot_metadata", "plan_brackets", "snap_exposure"), ".brackets"),
+    **dict.fromkeys(("FRAME_TYPES", "DisplayLayout", "render_frame"), ".frames"),
+    **dict.fromkeys(("CaptureError", "LogEntry", "Pacing", "match_captures_by_time", "plan_sequence", "read_log",
+                     "run_session"), ".session"),
+    "ingest_session": ".session_ingest",
+}
+__all__ = sorted(_EXPORTS)
+lazy_package(__name__, _EXPORTS)

@@ -9,11 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
-from isp_bench.images import IMAGE_SUFFIXES
-
-
 
 def add_commands(subparsers) -> None:
+    """Add the ``capture`` subcommand and its actions to an argparse ``subparsers`` object."""
     p = subparsers.add_parser("capture", help="capture rigs: monitor sessions, bracket plans, session ingest",
                               description="Capture rigs that produce raw + camera-JPEG pairs; the protocols are in "
                                           "capture/README.md.")
@@ -26,45 +24,57 @@ def add_commands(subparsers) -> None:
     m.add_argument("sources", type=Path, nargs="+", help="source images, or folders of them")
     m.add_argument("--out", type=Path, required=True, help="session folder to write")
     m.add_argument("--trigger", choices=("gphoto2", "adb", "manual"), default="manual",
-                   help="how the camera is fired (default manual: press the shutter when told)")
+                   help="how the camera is fired; manual: press the shutter when told (default: %(default)s)")
     m.add_argument("--simulate", action="store_true",
-                   help="headless: render offscreen and photograph each frame with the simulated camera")
-    m.add_argument("--display", default="1920x1080", help="display size WxH in pixels (default 1920x1080)")
-    m.add_argument("--settle", type=float, default=0.7, help="seconds before the trigger (default 0.7)")
-    m.add_argument("--hold", type=float, default=1.5, help="seconds after the trigger (default 1.5)")
-    m.add_argument("--calibration-every", type=int, default=25, help="calibration frames every N images")
-    m.add_argument("--adb-serial", default=None, help="adb device serial when several are attached")
-    m.add_argument("--headless", action="store_true", help="no window even for a real trigger (offscreen)")
+                   help="headless: render offscreen and photograph each frame with the simulated camera "
+                        "(default: show the frames and fire the real camera)")
+    m.add_argument("--display", default="1920x1080", help="display size WxH in pixels (default: %(default)s)")
+    m.add_argument("--settle", type=float, default=0.7, help="seconds before the trigger (default: %(default)s)")
+    m.add_argument("--hold", type=float, default=1.5, help="seconds after the trigger (default: %(default)s)")
+    m.add_argument("--calibration-every", type=int, default=25,
+                   help="calibration frames every N images (default: %(default)s)")
+    m.add_argument("--adb-serial", default=None,
+                   help="adb device serial when several are attached (default: the only one)")
+    m.add_argument("--headless", action="store_true",
+                   help="no window even for a real trigger, render offscreen (default: a full-screen window)")
     m.set_defaults(func=run_monitor)
 
     b = sub.add_parser("plan", help="exposure-bracket plan (auto and ×1/4) from a first auto shot",
                        description="Read a first auto shot (raw or JPEG with EXIF) or take --exposure/--iso/--fnumber, "
                                    "and print the well_lit / low_light exposures snapped to the camera's exposure "
                                    "times, with the operator checklist.")
-    b.add_argument("first_shot", type=Path, nargs="?", help="first auto shot (raw or JPEG)")
-    b.add_argument("--exposure", type=float, default=None, help="auto exposure time in seconds (instead of a file)")
-    b.add_argument("--iso", type=float, default=None)
-    b.add_argument("--fnumber", type=float, default=None)
-    b.add_argument("--ratio", type=float, default=4.0, help="well_lit / low_light exposure ratio (default 4)")
+    b.add_argument("first_shot", type=Path, nargs="?",
+                   help="first auto shot, raw or JPEG (default: none; then give --exposure)")
+    b.add_argument("--exposure", type=float, default=None,
+                   help="auto exposure time in seconds, instead of or overriding the file's (default: the file's EXIF)")
+    b.add_argument("--iso", type=float, default=None, help="ISO of the auto shot (default: the file's EXIF)")
+    b.add_argument("--fnumber", type=float, default=None, help="f-number of the auto shot (default: the file's EXIF)")
+    b.add_argument("--ratio", type=float, default=4.0,
+                   help="well_lit / low_light exposure ratio (default: %(default)s)")
     b.add_argument("--times", default="thirds",
-                   help="supported exposure times: thirds | halves | continuous | comma-separated seconds")
+                   help="exposure times the camera offers: thirds | halves | continuous | comma-separated seconds "
+                        "(default: %(default)s)")
     b.add_argument("--session", type=Path, default=None,
-                   help="also start a bracket session folder here (session.json with the plan, captures/)")
-    b.add_argument("--json", action="store_true", help="print the plan as JSON")
+                   help="also start a bracket session folder here (session.json with the plan, captures/) "
+                        "(default: none, only print the plan)")
+    b.add_argument("--json", action="store_true", help="print the plan as JSON (default: markdown)")
     b.set_defaults(func=run_plan)
 
     i = sub.add_parser("session-ingest", help="turn a session folder into a `pairs` manifest with the session facts",
                        description="Ingest a session folder with the `pairs` source and join every raw to the "
                                    "session log (capture stem, or capture time for manual/adb sessions).")
     i.add_argument("session", type=Path, help="session folder (session.json, log.csv, captures/)")
-    i.add_argument("--out", type=Path, default=None, help="manifest path (default SESSION/manifest.parquet)")
+    i.add_argument("--out", type=Path, default=None, help="manifest path (default: SESSION/manifest.parquet)")
     i.add_argument("--clock-offset", type=float, default=None,
                    help="camera clock minus computer clock in seconds (default: estimated from the files)")
-    i.add_argument("--workers", type=int, default=1)
+    i.add_argument("--workers", type=int, default=1,
+                   help="processes reading the raws; 1 = in-process (default: %(default)s)")
     i.set_defaults(func=run_session_ingest)
 
 
 def _expand(paths: list[Path]) -> list[Path]:
+    from isp_bench.images import IMAGE_SUFFIXES
+
     out = []
     for p in paths:
         if p.is_dir():

@@ -22,10 +22,10 @@ Each row holds every manifest column (schema v1, same names and types) plus the 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
-from isp_bench.manifest import SCHEMA
+if TYPE_CHECKING:  # the layout constants are read by `isp-bench --help`; pyarrow loads when a schema is built
+    import pyarrow as pa
 
 FORMAT_VERSION = 1
 DATA_DIR = "data"
@@ -80,6 +80,8 @@ def target_is_image(target_paths) -> bool:
 def hub_features(target_image: bool = True):
     """The ``datasets.Features`` of a published row: manifest columns + raw/target/linear_target."""
     import datasets
+
+    from isp_bench.manifest import SCHEMA
 
     features = datasets.Features.from_arrow_schema(SCHEMA)
     features[RAW_COLUMN] = datasets.Value("binary")

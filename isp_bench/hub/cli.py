@@ -28,15 +28,16 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", type=Path, required=True, help="dataset repository folder to write (resumes if present)")
     p.add_argument("--repo-id", default=None, metavar="ORG/NAME",
                    help="also upload the folder to this Hugging Face dataset repository (token: HF_TOKEN or "
-                        "`hf auth login`); the only network use")
-    p.add_argument("--private", action="store_true", help="create the Hub repository as private")
+                        "`hf auth login`); the only network use (default: none, nothing is uploaded)")
+    p.add_argument("--private", action="store_true",
+                   help="create the Hub repository as private (default: the Hub account's default visibility)")
     p.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_MB,
-                   help=f"target Parquet shard size in MB (default {DEFAULT_SHARD_MB}, as push_to_hub)")
+                   help="target Parquet shard size in MB (default: %(default)s, as push_to_hub)")
     p.add_argument("--row-group-mb", type=float, default=DEFAULT_ROW_GROUP_MB,
-                   help=f"Parquet row-group size in MB; bounds each worker's memory (default {DEFAULT_ROW_GROUP_MB})")
+                   help="Parquet row-group size in MB; bounds each worker's memory (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None,
                    help="processes writing shards (default: all CPUs; 1 = in-process)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     p.set_defaults(func=run_publish)
 
 

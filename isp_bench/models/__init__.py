@@ -15,43 +15,16 @@ Names are imported on first use (PEP 562), so importing this package (or ``isp_b
 does not import PyTorch.
 """
 
-from __future__ import annotations
+from isp_bench._lazy import lazy_package
 
-import importlib
-from typing import Any
-
+# name -> submodule, imported on first use (torch loads only then: `isp-bench --help` stays fast)
 _EXPORTS = {
-    "IspModel": "_common",
-    "FRAME_12MP": "_registry",
-    "INPUT_KINDS": "_registry",
-    "ModelCard": "_registry",
-    "ModelError": "_registry",
-    "ReportedOnlyError": "_registry",
-    "create_model": "_registry",
-    "list_models": "_registry",
-    "model_card": "_registry",
-    "model_cards": "_registry",
-    "register_model": "_registry",
-    "register_reported_only": "_registry",
-    "Reported": "papers",
-    "ReportedResult": "papers",
-    "MacReport": "flops",
-    "count_macs": "flops",
-    "count_params": "flops",
-    "example_batch": "flops",
+    "IspModel": "._common",
+    **dict.fromkeys(("FRAME_12MP", "INPUT_KINDS", "ModelCard", "ModelError", "ReportedOnlyError", "create_model",
+                     "list_models", "model_card", "model_cards", "register_model", "register_reported_only"),
+                    "._registry"),
+    **dict.fromkeys(("Reported", "ReportedResult"), ".papers"),
+    **dict.fromkeys(("MacReport", "count_macs", "count_params", "example_batch"), ".flops"),
 }
-
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+lazy_package(__name__, _EXPORTS)

@@ -29,8 +29,8 @@ def add_commands(subparsers) -> None:
                     "counter on the meta device, beside the figures their papers report. Measured figures "
                     "are cached in $XDG_CACHE_HOME/isp-bench (default ~/.cache/isp-bench).",
     )
-    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on model names (default: all)")
-    p.add_argument("--json", action="store_true", help="print a JSON list of model cards instead of a table")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style wildcard on model names (default: %(default)s, all)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of model cards (default: a table)")
     p.set_defaults(func=run_models)
 
 

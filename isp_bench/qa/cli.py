@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
+
+from isp_bench.qa.thresholds import Thresholds
 
 
 def add_commands(subparsers) -> None:
-    from isp_bench.qa.run import Thresholds
-
-    d = Thresholds()
+    """Add the ``qa`` subcommand to an argparse ``subparsers`` object."""
     p = subparsers.add_parser(
         "qa", help="check raw/target pairs (registration, motion, exposure ratio, clipping, blur) and flag bad ones",
         description="Register each pair's raw (classic rendering) to its target, measure residual motion, the "
@@ -26,22 +27,20 @@ def add_commands(subparsers) -> None:
     p.add_argument("--report", type=Path, default=None,
                    help="folder for the per-session markdown report with the worst pairs as images "
                         "(default: <manifest stem>_qa/ beside the output manifest)")
-    p.add_argument("--worst", type=int, default=6, help="pairs shown as images per session (default 6)")
-    p.add_argument("--misaligned-px", type=float, default=d.misaligned_px)
-    p.add_argument("--motion-px", type=float, default=d.motion_px)
-    p.add_argument("--clipped-fraction", type=float, default=d.clipped_fraction)
-    p.add_argument("--blur-ratio", type=float, default=d.blur_ratio)
-    p.add_argument("--exposure-stops", type=float, default=d.exposure_stops)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--worst", type=int, default=6, help="pairs shown as images per session (default: %(default)s)")
+    for limit in fields(Thresholds):
+        p.add_argument("--" + limit.name.replace("_", "-"), type=float, default=limit.default,
+                       help=limit.metadata["help"] + " (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     p.set_defaults(func=run_qa)
 
 
 def run_qa(args: argparse.Namespace) -> int:
-    from isp_bench.qa.run import QA_FLAGS, Thresholds, qa_manifest
+    from isp_bench.qa.run import QA_FLAGS, qa_manifest
 
     out = args.out or args.manifest
     report = args.report or out.parent / f"{out.stem}_qa"
-    th = Thresholds(args.misaligned_px, args.motion_px, args.clipped_fraction, args.blur_ratio, args.exposure_stops)
+    th = Thresholds(**{limit.name: getattr(args, limit.name) for limit in fields(Thresholds)})
     result = qa_manifest(args.manifest, args.root, out, report=report, thresholds=th, worst=args.worst,
                          progress=not args.quiet)
     print(f"checked {len(result.rows)} pairs in {result.seconds:.1f} s; wrote {out}")

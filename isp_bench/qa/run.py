@@ -42,18 +42,10 @@ from isp_bench.qa.registration import (
     warp_moving,
     warp_to_source,
 )
+from isp_bench.qa.thresholds import Thresholds
 
 QA_VERSION = 1
 QA_FLAGS = ("misaligned", "motion", "clipped", "blurred", "exposure_mismatch")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    misaligned_px: float = 1.0
-    motion_px: float = 2.0
-    clipped_fraction: float = 0.01
-    blur_ratio: float = 0.75
-    exposure_stops: float = 0.25
 
 
 @dataclass

@@ -1,0 +1,130 @@
+"""Compute devices: what ``--device`` accepts, what ``auto`` picks, and what a run records.
+
+``--device`` takes ``auto`` (the default of ``run``, ``train`` and ``evaluate``), ``cpu``, ``cuda``,
+``cuda:N`` or ``mps``. ``auto`` is the first of: CUDA when torch sees a GPU, Apple's Metal backend
+(``mps``) where this torch build has it, the CPU. A device this machine lacks, or a name torch does not
+use, is a :class:`DeviceError` whose one line lists the devices this machine has.
+
+torch is imported inside the functions, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import subprocess
+import sys
+from functools import lru_cache
+from typing import Any
+
+from isp_bench.errors import IspBenchError
+
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"  # what --device accepts, for help texts and errors
+_CUDA = re.compile(r"^cuda(?::(\d+))?$")
+
+
+class DeviceError(IspBenchError, ValueError):
+    """A ``--device`` that is unknown or not present on this machine."""
+
+
+def _mps_available(torch) -> bool:
+    mps = getattr(torch.backends, "mps", None)  # absent from torch builds before 1.12
+    return bool(mps is not None and mps.is_available())
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has, as torch names them: ``cuda:0`` … ``cuda:N-1``, ``mps``, ``cpu``."""
+    import torch
+
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return cuda + (["mps"] if _mps_available(torch) else []) + ["cpu"]
+
+
+def resolve_device(name: str = "auto") -> str:
+    """The torch device string that ``name`` means on this machine.
+
+    ``auto`` → ``cuda:K`` (K: torch's current CUDA device, 0 unless changed) when a GPU is visible,
+    else ``mps`` where available, else ``cpu``; ``cuda`` → ``cuda:K``; ``cuda:N``, ``mps`` and
+    ``cpu`` are returned as given once checked to exist. Case and surrounding spaces are ignored.
+
+    Raises
+    ------
+    DeviceError
+        For a name outside ``auto, cpu, cuda, cuda:N, mps`` (e.g. ``gpu``) or a device this machine
+        lacks (``cuda`` without a GPU, ``cuda:3`` with two); the message lists the devices present.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    import torch
+
+    wanted = str(name).strip().lower()
+    have = available_devices()
+    gpu = have[0].startswith("cuda")
+    if wanted == "auto":
+        wanted = "cuda" if gpu else have[0]
+    if wanted == "cuda" and gpu:
+        return f"cuda:{torch.cuda.current_device()}"
+    cuda = _CUDA.match(wanted)
+    if cuda and cuda.group(1) is not None:
+        wanted = f"cuda:{int(cuda.group(1))}"
+    if wanted in have:
+        return wanted
+    if cuda is None and wanted != "mps":
+        raise DeviceError(f"unknown device {name!r}: use one of {DEVICE_NAMES} (this machine has {', '.join(have)})")
+    if cuda is None:
+        why = "this torch build or machine has no Apple Metal (MPS)"
+    elif torch.version.cuda is None:
+        why = f"torch {torch.__version__} was built without CUDA"
+    elif gpu:
+        why = f"torch sees {torch.cuda.device_count()} CUDA GPU(s)"
+    else:
+        why = "torch sees no CUDA GPU"
+    raise DeviceError(f"device {name!r} is not available: {why}; this machine has {', '.join(have)} "
+                      "(--device auto takes the best of them)")
+
+
+@lru_cache(maxsize=1)
+def cpu_name() -> str | None:
+    """The CPU's model name: /proc/cpuinfo on Linux, sysctl on macOS, else :func:`platform.processor`."""
+    try:
+        if sys.platform.startswith("linux"):
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if line.startswith(("model name", "Model", "cpu model")):
+                        return line.split(":", 1)[1].strip() or None
+        elif sys.platform == "darwin":
+            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                 timeout=5)
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or None
+
+
+def describe_device(device: str) -> dict[str, Any]:
+    """What a run records about the device it ran on (``device``: a name :func:`resolve_device` returned).
+
+    Keys: ``device`` (e.g. ``cuda:0``), ``type`` (``cuda`` | ``mps`` | ``cpu``), ``name`` (the GPU's
+    name from :func:`torch.cuda.get_device_name`, else the CPU model), ``torch`` (version), ``cuda``
+    (the CUDA version torch was built with, None for CPU-only builds), ``cudnn`` (cuDNN version as
+    torch reports it, e.g. 90100 for 9.1.0; None without cuDNN); on CUDA also ``capability``
+    (compute capability ``"major.minor"``) and ``memory_gib`` (total device memory, GiB). Callers
+    add run-specific facts beside these (e.g. the numeric precision).
+    """
+    import torch
+
+    kind = torch.device(device).type
+    info: dict[str, Any] = {
+        "device": device, "type": kind, "name": cpu_name(), "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+    }
+    if kind == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(name=props.name, capability=f"{props.major}.{props.minor}",
+                    memory_gib=round(props.total_memory / 2**30, 2))
+    return info
