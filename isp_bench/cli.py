@@ -187,7 +187,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--model", help="registered model (see `isp-bench models`), trained with its default recipe")
     which.add_argument("--recipe", help="a recipe by name (isp_bench/train/recipes/NAME.yaml) or a path to a "
-                       "recipe YAML; it names its model")
+                       "recipe YAML; it names its model (default: --model's own recipe, MODEL.yaml)")
     p.add_argument("--dataset", default="synth", help="dataset name (default: %(default)s, the embedded synthetic set)")
     p.add_argument("--budget", default="short", choices=tuple(BUDGETS),
                    help="; ".join(f"{name}: {b['help']}" for name, b in BUDGETS.items()) + " (default: %(default)s)")

@@ -102,7 +102,7 @@ def test_every_option_says_what_it_does_and_its_default():
     (["--seed", str(2**32)], "is not an integer from 0 to"),
     (["--device", "gpu"], "unknown device 'gpu': use one of auto, cpu, cuda, cuda:N, mps (this machine has "),
     (["--device", "cuda:99"], "device 'cuda:99' is not available"),
-    (["--model", "nosuchnet"], "unknown training recipe (model) 'nosuchnet'"),
+    (["--model", "nosuchnet"], "unknown model 'nosuchnet'"),
     (["--metrics", "psnr,nosuch"], "unknown metric 'nosuch'"),
     (["--dataset", "nosuch"], "no manifest for dataset 'nosuch'"),
     (["--dataset", "nosuch", "--manifest", "m.parquet"], "m.parquet: no manifest for dataset 'nosuch'"),

@@ -19,15 +19,15 @@ def add_commands(subparsers) -> None:
         "size of its target), score them with the suite and pair handling of `run`, and write "
         "runs/<dataset>-submitted-<name>-<split>-<hash>/result.json with every file's sha256.")
     p.add_argument("--dataset", required=True, help="dataset name (its manifest: manifests/DATASET.parquet)")
-    p.add_argument("--split", default="test")
+    p.add_argument("--split", default="test", help="the manifest split the predictions cover (default: %(default)s)")
     p.add_argument("--pred", type=Path, required=True, help="folder of predictions, one per pair: <pair_id>.png")
     p.add_argument("--name", required=True, help="the method's name on the leaderboard (letters, digits, . _ + -)")
-    p.add_argument("--paper", default=None, help="citation or URL of the method")
-    p.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (default: ./runs)")
+    p.add_argument("--paper", default=None, help="citation or URL of the method (default: none)")
+    p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
     p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the suite `run` scores)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
     p.set_defaults(func=_cmd_submit)
 
     p = subparsers.add_parser(
@@ -38,7 +38,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--metrics", required=True, help="comma-separated metrics to add")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: the one result.json names)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
     p.set_defaults(func=_cmd_rescore)
 
 

@@ -145,6 +145,10 @@ def default_recipe(model: str) -> str:
     """The recipe ``--model MODEL`` runs: the one named after the model."""
     if (_folder() / f"{model}.yaml").is_file():
         return model
+    from isp_bench.models import list_models
+
+    if model not in list_models():
+        raise unknown_name_error("model", model, list_models())
     raise RecipeError(f"model {model!r} has no default recipe ({model}.yaml); its recipes: "
                       f"{', '.join(list_recipes(model)) or '(none)'}; pass --recipe NAME")
 
