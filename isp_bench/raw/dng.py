@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import tifffile
 
-from isp_bench.errors import IspBenchError
+from isp_bench.errors import ExifError, IspBenchError
 from isp_bench.files import atomic_path
 from isp_bench.raw.cfa import check_bayer
 
@@ -205,6 +205,8 @@ def _rational_values(tag) -> list[float] | None:
         return None
     values = np.asarray(tag.value, dtype=np.float64).ravel()
     if tag.dtype.name in ("RATIONAL", "SRATIONAL") or int(tag.dtype) in (5, 10):
+        if values.size % 2:
+            raise ValueError(f"{tag.name} holds {values.size} numbers, not numerator/denominator pairs")
         num, den = values[0::2], values[1::2]
         return (num / np.where(den == 0, np.nan, den)).tolist()
     return values.tolist()
@@ -216,7 +218,17 @@ def read_dng_tags(path: str | os.PathLike) -> dict[str, Any]:
     Reads IFD 0 and the raw IFD (the full-resolution image: IFD 0 or the SubIFD whose
     NewSubfileType is 0). Also reports ``raw_data_end``: the largest byte offset the raw IFD's
     strips or tiles claim, so callers can tell a header-only file from a real one.
+
+    Raises ExifError when the TIFF structure or a tag's value is malformed (corrupt file).
     """
+    try:
+        return _read_dng_tags(path)
+    except Exception as exc:  # tifffile and the value decoding raise many types on corrupt data
+        raise ExifError(path, f"its TIFF/DNG tags cannot be parsed ({type(exc).__name__}: {exc})",
+                        "the file is corrupt; re-copy it from the source") from exc
+
+
+def _read_dng_tags(path: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tifffile.TiffFile(path) as tif:
         ifd0 = tif.pages[0]
