@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -239,14 +240,15 @@ def validate_manifest(path: str | os.PathLike, root: str | os.PathLike, *, progr
 
 def summarize(manifest: Manifest) -> str:
     """A human summary: rows per split and role, cameras, ISO and exposure ranges, flags, errors."""
+    from isp_bench.raw.capture import camera_name
     df = manifest.to_pandas()
     lines = [f"{manifest.path}: dataset {manifest.dataset!r}, {len(df)} pairs, schema v{manifest.meta['schema_version']}, "
              f"isp-bench {manifest.meta['isp_bench_version']}, content hash {manifest.content_hash[:16]}…"]
     if len(df):
         counts = df.groupby(["split", "role"]).size()
         lines.append("pairs per split/role: " + ", ".join(f"{s}/{r} {n}" for (s, r), n in counts.items()))
-        cams = df.assign(camera=df["make"].fillna("?") + " " + df["model"].fillna("?")).groupby("camera").size()
-        lines.append("cameras: " + ", ".join(f"{c} ({n})" for c, n in cams.items()))
+        cams = Counter(camera_name(r["make"], r["model"], r["unique_camera_model"])[0] or "?" for r in manifest.rows())
+        lines.append("cameras: " + ", ".join(f"{c} ({n})" for c, n in sorted(cams.items())))
         lines.append("CFA: " + ", ".join(f"{c} ({n})" for c, n in df.groupby(df["cfa"].fillna("?")).size().items()))
         for col, unit in (("iso", ""), ("exposure_s", " s")):
             values = df[col].dropna()

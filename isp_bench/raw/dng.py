@@ -90,8 +90,9 @@ def write_dng(
     iso: float,
     exposure_s: float,
     fnumber: float,
-    make: str,
-    model: str,
+    make: str | None,
+    model: str | None,
+    unique_camera_model: str | None = None,
     noise_profile: Sequence[float] | None = None,
     orientation: int = 1,
     calibration_illuminant: int = ILLUMINANTS["D65"],
@@ -111,7 +112,10 @@ def write_dng(
     wb_as_shot : as-shot white-balance multipliers (R, G, B); stored as AsShotNeutral = 1 / wb.
     color_matrix : camera RGB → XYZ (3×3); stored as its inverse, the DNG ColorMatrix1 (XYZ → camera).
     iso, exposure_s, fnumber, focal_length_mm : exposure facts, stored as TIFF/EP tags in IFD 0.
-    make, model : camera maker and model; UniqueCameraModel is ``"{make} {model}"``.
+    make, model : camera maker and model (TIFF Make/Model); None leaves the tag out (as cinema cameras
+        and converters do).
+    unique_camera_model : DNG UniqueCameraModel, which every DNG carries; default ``"{make} {model}"``
+        (of those given).
     noise_profile : DNG NoiseProfile ``(S, O)`` (one pair for all planes) or ``(S0, O0, S1, O1, S2, O2)``,
         variance ``S·x + O`` for a signal ``x`` in [0, 1].
     orientation : EXIF Orientation 1..8.
@@ -140,12 +144,15 @@ def write_dng(
         raise DngWriteError(f"color_matrix must be 3×3 (camera → XYZ), got shape {cam_to_xyz.shape}")
     if orientation not in range(1, 9):
         raise DngWriteError(f"orientation {orientation} must be an EXIF Orientation code 1..8")
+    unique = unique_camera_model or " ".join(filter(None, [make, model]))
+    if not unique:
+        raise DngWriteError("a DNG must name its camera: give make/model or unique_camera_model (UniqueCameraModel)")
 
     xyz_to_cam = np.linalg.inv(cam_to_xyz)
     neutral = wb[1] / wb  # AsShotNeutral: camera response to white, G = 1
     tags: list[tuple[int, str, int, Any, bool]] = [
-        (TAG["Make"], "s", 0, make, True),
-        (TAG["Model"], "s", 0, model, True),
+        (TAG[name], "s", 0, value, True) for name, value in (("Make", make), ("Model", model)) if value
+    ] + [
         (TAG["Orientation"], "H", 1, int(orientation), True),
         (TAG["CFARepeatPatternDim"], "H", 2, (2, 2), True),
         (TAG["CFAPattern"], "B", 4, tuple("RGB".index(c) for c in pattern), True),
@@ -154,7 +161,7 @@ def write_dng(
         (TAG["ISOSpeedRatings"], "H", 1, int(round(iso)), True),
         (TAG["DNGVersion"], "B", 4, (1, 4, 0, 0), True),
         (TAG["DNGBackwardVersion"], "B", 4, (1, 3, 0, 0), True),
-        (TAG["UniqueCameraModel"], "s", 0, f"{make} {model}", True),
+        (TAG["UniqueCameraModel"], "s", 0, unique, True),
         (TAG["CFAPlaneColor"], "B", 3, (0, 1, 2), True),
         (TAG["CFALayout"], "H", 1, 1, True),
         (TAG["BlackLevelRepeatDim"], "H", 2, (2, 2), True),
@@ -265,7 +272,7 @@ def _read_dng_tags(path: str | os.PathLike) -> dict[str, Any]:
             out["WhiteLevel"] = np.asarray(tag.value).ravel().tolist()
         tag = pick("UniqueCameraModel")
         if tag is not None:
-            out["UniqueCameraModel"] = str(tag.value).strip()
+            out["UniqueCameraModel"] = str(tag.value).strip() or None
         ends = []
         for off_name, cnt_name in (("StripOffsets", "StripByteCounts"), ("TileOffsets", "TileByteCounts")):
             offs, cnts = raw_tags.get(TAG[off_name]), raw_tags.get(TAG[cnt_name])

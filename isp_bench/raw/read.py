@@ -18,7 +18,7 @@ from isp_bench.errors import (
     TruncatedFileError,
     UnsupportedFormatError,
 )
-from isp_bench.raw.capture import RawCapture
+from isp_bench.raw.capture import RawCapture, camera_name
 from isp_bench.raw.dng import read_dng_tags
 
 # A raw file stores at least this many bytes per sensor pixel. Lossless-compressed real sensor
@@ -146,7 +146,8 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     LibRaw's per-channel levels placed at each 2×2 CFA position. For DNG files, the colour
     matrices, AsShotNeutral, NoiseProfile, DefaultCrop and Orientation come from the file's tags
     (tifffile); for other containers the colour matrix is LibRaw's ``rgb_xyz_matrix`` (Adobe's D65
-    calibration). EXIF exposure facts recorded as 0 are treated as absent (None).
+    calibration). EXIF exposure facts recorded as 0 are treated as absent (None). The camera's name
+    comes from Make/Model, else from the DNG UniqueCameraModel (``camera_name_source`` says which).
 
     Raises
     ------
@@ -163,7 +164,7 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     try:
         raw = rawpy.imread(str(path))
     except rawpy.LibRawFileUnsupportedError as exc:
-        camera = _camera_name(exif["make"], exif["model"])
+        camera = camera_name(exif["make"], exif["model"])[0]
         hint = f" although its EXIF names the camera {camera!r}" if camera else ""
         raise UnsupportedFormatError(
             path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
@@ -244,13 +245,6 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         datetime=exif["datetime"],
         container="DNG" if dng else path.suffix.lstrip(".").upper() or None,
     )
-
-
-def _camera_name(make: str | None, model: str | None) -> str:
-    """'Canon' + 'Canon EOS 350D' → 'Canon EOS 350D'; 'Sony' + 'ILCE-7' → 'Sony ILCE-7'."""
-    if make and model and model.lower().startswith(make.split()[0].lower()):
-        return model
-    return " ".join(filter(None, [make, model]))
 
 
 def _inverse(xyz_to_cam: np.ndarray, name: str, path: Path) -> tuple[tuple[float, ...], ...]:
