@@ -150,8 +150,8 @@ class _WorkerSlot:
         if self.conn.poll(timeout_s):
             try:
                 return self.conn.recv()
-            except EOFError:
-                pass  # died while answering
+            except EOFError:  # the worker died (its end of the pipe closed)
+                self.process.join(timeout_s)
         if self.process.is_alive():
             self._kill()
             return "hang", None, f"no answer within {timeout_s:g} s"

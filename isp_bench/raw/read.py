@@ -15,6 +15,7 @@ from isp_bench.errors import (
     ExifError,
     NoPixelDataError,
     NotMosaicError,
+    RawFileError,
     TruncatedFileError,
     UnsupportedFormatError,
 )
@@ -161,28 +162,17 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such raw file")
     exif = read_exif(path)
+    raw = rawpy.RawPy()
     try:
-        raw = rawpy.imread(str(path))
-    except rawpy.LibRawFileUnsupportedError as exc:
-        camera = camera_name(exif["make"], exif["model"])[0]
-        hint = f" although its EXIF names the camera {camera!r}" if camera else ""
-        raise UnsupportedFormatError(
-            path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
-            "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)") from exc
-    except (rawpy.LibRawIOError, rawpy.LibRawDataError, rawpy.LibRawTooBigError) as exc:
-        raise TruncatedFileError(
-            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {exc}); "
-            "the file is truncated or its data is corrupt", "re-download or re-copy the complete file") from exc
+        raw.open_file(str(path))
+        raw.unpack()  # rawpy unpacks lazily, on the first pixel access: decode here, where its errors are mapped
     except rawpy.LibRawError as exc:
-        raise UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {exc})") from exc
+        raw.close()
+        raise _libraw_error(path, exc, exif) from exc
 
     with raw:
-        try:
-            cfa = _cfa_string(raw, path)
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
-        except (rawpy.LibRawIOError, rawpy.LibRawDataError) as exc:
-            raise TruncatedFileError(path, f"LibRaw could not unpack its pixel data ({exc})",
-                                     "re-download or re-copy the complete file") from exc
+        cfa = _cfa_string(raw, path)
+        mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
         dng = read_dng_tags(path) if _is_tiff(path) else {}
         _check_pixel_data(path, raw, mosaic, dng)
 
@@ -245,6 +235,21 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         datetime=exif["datetime"],
         container="DNG" if dng else path.suffix.lstrip(".").upper() or None,
     )
+
+
+def _libraw_error(path: Path, exc: Exception, exif: dict[str, Any]) -> RawFileError:
+    """The RawFileError for a LibRaw error raised while opening or unpacking ``path``."""
+    if isinstance(exc, rawpy.LibRawFileUnsupportedError):
+        camera = camera_name(exif["make"], exif["model"])[0]
+        hint = f" although its EXIF names the camera {camera!r}" if camera else ""
+        return UnsupportedFormatError(
+            path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
+            "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)")
+    if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError, rawpy.LibRawTooBigError)):
+        return TruncatedFileError(
+            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {exc}); "
+            "the file is truncated or its data is corrupt", "re-download or re-copy the complete file")
+    return UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {exc})")
 
 
 def _inverse(xyz_to_cam: np.ndarray, name: str, path: Path) -> tuple[tuple[float, ...], ...]:
