@@ -3,7 +3,9 @@
 The pyarrow schema is pinned; its version, the dataset name, the isp-bench version, the content
 hash of the rows and the ingest's error report live in the file's key-value metadata. Rows are
 sorted by ``pair_id`` and nothing time- or machine-dependent is stored, so the same files always
-give a byte-identical manifest.
+give a byte-identical manifest. Every file path is relative to the dataset root, normalised and
+inside it (:func:`check_manifest_path`), checked wherever a manifest is written, read or its
+files are opened.
 """
 
 from __future__ import annotations
