@@ -3,7 +3,9 @@
 The pyarrow schema is pinned; its version, the dataset name, the isp-bench version, the content
 hash of the rows and the ingest's error report live in the file's key-value metadata. Rows are
 sorted by ``pair_id`` and nothing time- or machine-dependent is stored, so the same files always
-give a byte-identical manifest.
+give a byte-identical manifest. Every file path is relative to the dataset root, normalised and
+inside it (:func:`check_manifest_path`), checked wherever a manifest is written, read or its
+files are opened.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -80,6 +85,69 @@ SCHEMA = pa.schema(
     ]
 )
 COLUMNS = SCHEMA.names
+#: (path, byte size, sha256) columns of the files a row lists
+FILE_COLUMNS = (("input_path", "input_bytes", "input_sha256"),
+                ("target_path", "target_bytes", "target_sha256"),
+                ("linear_target_path", "linear_target_bytes", "linear_target_sha256"))
+PATH_COLUMNS = tuple(path_col for path_col, _, _ in FILE_COLUMNS)
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class UnsafePathError(ManifestError):
+    """A manifest path that is not relative, normalised and inside its dataset root."""
+
+
+def _path_problem(rel: Any) -> str | None:
+    """Why ``rel`` is not a safe manifest path (None if it is one)."""
+    if not isinstance(rel, str) or not rel:
+        return "is empty"
+    if "\\" in rel:
+        return "contains a backslash (a Windows separator; manifests use '/')"
+    if "\x00" in rel:
+        return "contains a NUL byte"
+    if rel.startswith("/"):
+        return "is absolute"
+    if _DRIVE.match(rel):
+        return "starts with a drive letter"
+    if ".." in rel.split("/"):
+        return "climbs out with '..'"
+    if rel == "." or posixpath.normpath(rel) != rel:
+        return f"is not normalised (write it as {posixpath.normpath(rel)!r})"
+    return None
+
+
+def check_manifest_path(rel: Any, *, pair_id: str, column: str, root: str | os.PathLike | None = None,
+                        where: Any = None) -> Path | None:
+    """Refuse (``UnsafePathError``) a manifest path that could reach outside its dataset root.
+
+    A manifest path is relative to the dataset root, uses ``/`` separators, is normalised (no
+    ``.``, ``..``, empty or trailing components), and has no drive letter. With ``root`` given,
+    the path is also resolved on disk: a symlink on the way that leads outside ``root`` is
+    refused, and ``root / rel`` is returned (the file to read or write). ``where`` (the manifest
+    or published folder) prefixes the message. The one check used by writing, reading, validating,
+    publishing, loading and ``to_root``.
+    """
+    problem = _path_problem(rel)
+    if problem is None and root is not None:
+        real_root = Path(root).resolve()
+        real = (real_root / rel).resolve()
+        if not real.is_relative_to(real_root):
+            problem = f"resolves to {real} through a symlink, outside the dataset root {real_root}"
+    if problem is not None:
+        prefix = f"{where}: " if where is not None else ""
+        raise UnsafePathError(
+            f"{prefix}pair {pair_id!r}, column {column}: path {rel!r} {problem}. Every manifest path must be "
+            "relative to the dataset root, normalised and inside it; fix the row (or the dataset layout) and re-ingest")
+    return Path(root) / rel if root is not None else None
+
+
+def check_manifest_paths(rows: Iterable[dict[str, Any]], root: str | os.PathLike | None = None,
+                         where: Any = None) -> None:
+    """:func:`check_manifest_path` on every path column of every row."""
+    for row in rows:
+        for column in PATH_COLUMNS:
+            if row.get(column) is not None:
+                check_manifest_path(row[column], pair_id=row.get("pair_id"), column=column, root=root, where=where)
 
 
 def content_hash(rows: Iterable[dict[str, Any]]) -> str:
@@ -137,6 +205,7 @@ def write_manifest(
     unknown = {k for r in rows for k in r} - set(COLUMNS)
     if unknown:
         raise ManifestError(f"{path}: rows carry columns outside schema v{SCHEMA_VERSION}: {sorted(unknown)}")
+    check_manifest_paths(rows, where=path)
     ordered = [{c: r.get(c) for c in COLUMNS} for r in sorted(rows, key=lambda r: r["pair_id"])]
     for row in ordered:
         row["flags"] = sorted(row["flags"] or [])
@@ -185,15 +254,13 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         missing = set(COLUMNS) - set(table.schema.names)
         raise ManifestError(f"{path}: columns or types differ from schema v{SCHEMA_VERSION}"
                             + (f" (missing {sorted(missing)})" if missing else "") + "; re-ingest the dataset")
-    if content_hash(table.to_pylist()) != meta.get("content_hash"):
+    rows = table.to_pylist()
+    if content_hash(rows) != meta.get("content_hash"):
         raise ManifestError(f"{path}: its rows do not match the content hash in its metadata (edited by hand?); "
                             "re-ingest the dataset")
+    check_manifest_paths(rows, where=path)
     return Manifest(path, table, meta)
 
-
-FILE_COLUMNS = (("input_path", "input_bytes", "input_sha256"),
-                ("target_path", "target_bytes", "target_sha256"),
-                ("linear_target_path", "linear_target_bytes", "linear_target_sha256"))
 
 
 @dataclass
@@ -221,15 +288,17 @@ def validate_manifest(path: str | os.PathLike, root: str | os.PathLike, *, progr
     manifest = read_manifest(path)
     root = Path(root)
     expected: dict[str, tuple[int, str]] = {}
+    owners: dict[str, tuple[str, str]] = {}  # path → (pair_id, column) of a row that lists it
     for row in manifest.rows():
         for path_col, bytes_col, sha_col in FILE_COLUMNS:
             if row[path_col] is not None:
                 expected[row[path_col]] = (row[bytes_col], row[sha_col])
+                owners.setdefault(row[path_col], (row["pair_id"], path_col))
     report = ValidationReport(not_hashed=sum(1 for _, sha in expected.values() if not sha))
     expected = {rel: facts for rel, facts in expected.items() if facts[1]}
     for rel, (size, sha) in tqdm(sorted(expected.items()), desc="validate", unit="file", disable=not progress):
         report.checked += 1
-        file = root / rel
+        file = check_manifest_path(rel, pair_id=owners[rel][0], column=owners[rel][1], root=root, where=path)
         if not file.is_file():
             report.missing.append(rel)
         elif file.stat().st_size != size or sha256_file(file) != sha:
@@ -239,14 +308,16 @@ def validate_manifest(path: str | os.PathLike, root: str | os.PathLike, *, progr
 
 def summarize(manifest: Manifest) -> str:
     """A human summary: rows per split and role, cameras, ISO and exposure ranges, flags, errors."""
+    from isp_bench.raw.capture import camera_name
     df = manifest.to_pandas()
     lines = [f"{manifest.path}: dataset {manifest.dataset!r}, {len(df)} pairs, schema v{manifest.meta['schema_version']}, "
              f"isp-bench {manifest.meta['isp_bench_version']}, content hash {manifest.content_hash[:16]}…"]
     if len(df):
         counts = df.groupby(["split", "role"]).size()
         lines.append("pairs per split/role: " + ", ".join(f"{s}/{r} {n}" for (s, r), n in counts.items()))
-        cams = df.assign(camera=df["make"].fillna("?") + " " + df["model"].fillna("?")).groupby("camera").size()
-        lines.append("cameras: " + ", ".join(f"{c} ({n})" for c, n in cams.items()))
+        cams = Counter(camera_name(r["make"], r["model"], r["unique_camera_model"])[0] or "?"
+                       for r in manifest.rows())
+        lines.append("cameras: " + ", ".join(f"{c} ({n})" for c, n in sorted(cams.items())))
         lines.append("CFA: " + ", ".join(f"{c} ({n})" for c, n in df.groupby(df["cfa"].fillna("?")).size().items()))
         for col, unit in (("iso", ""), ("exposure_s", " s")):
             values = df[col].dropna()

@@ -78,3 +78,26 @@ def test_invalid_arguments_are_refused_and_leave_no_file(tmp_path, bad):
     with pytest.raises((DngWriteError, ValueError)):
         _write(tmp_path / "x.dng", mosaic, **bad)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dng_without_make_and_model_is_named_by_unique_camera_model(tmp_path):
+    mosaic = np.random.default_rng(0).integers(0, 1024, size=(24, 32), dtype=np.uint16)
+    path = _write(tmp_path / "cine.dng", mosaic, make=None, model=None, unique_camera_model="Acme Cine 4K")
+    capture = read_raw(path)
+    assert (capture.make, capture.model) == (None, None)  # the file has no Make/Model tags: nothing guessed
+    assert capture.unique_camera_model == "Acme Cine 4K"
+    assert (capture.camera_name, capture.camera_name_source) == ("Acme Cine 4K", "UniqueCameraModel")
+    assert capture.metadata()["camera_name_source"] == "UniqueCameraModel"
+    assert np.array_equal(capture.mosaic, mosaic)
+
+
+def test_camera_name_from_make_and_model_when_present(tmp_path):
+    mosaic = np.random.default_rng(1).integers(0, 1024, size=(24, 32), dtype=np.uint16)
+    capture = read_raw(_write(tmp_path / "x.dng", mosaic))
+    assert (capture.camera_name, capture.camera_name_source) == ("Acme Sensor 9", "Make+Model")
+
+
+def test_a_dng_must_name_its_camera(tmp_path):
+    with pytest.raises(DngWriteError, match="UniqueCameraModel"):
+        _write(tmp_path / "x.dng", np.zeros((4, 4), np.uint16), make=None, model=None)
+    assert list(tmp_path.iterdir()) == []

@@ -82,3 +82,10 @@ def test_validate_catches_changed_and_missing_files(manifest_path, synth_root, t
 def test_summary_names_splits_cameras_and_ranges(manifest_path):
     text = summarize(read_manifest(manifest_path))
     assert "12 pairs" in text and "isp-bench SynthCam N5100 (12)" in text and "iso: 100" in text
+
+
+def test_summary_names_a_camera_known_only_by_unique_camera_model(manifest_path, tmp_path):
+    rows = [{**r, "make": None, "model": None, "unique_camera_model": "Acme Cine 4K"}
+            for r in read_manifest(manifest_path).rows()]
+    text = summarize(write_manifest(tmp_path / "cine.parquet", rows, dataset="synth"))
+    assert "cameras: Acme Cine 4K (12)" in text

@@ -30,6 +30,7 @@ import numpy as np
 from isp_bench.errors import IspBenchError
 from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.images import IMAGE_SUFFIXES, read_image
+from isp_bench.manifest import check_manifest_path
 from isp_bench.raw import normalize, pack_rggb, read_raw
 
 PREPROCESS_VERSION = 2  # 2: classic-pipeline linear targets for pairs without one
@@ -88,20 +89,21 @@ def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
     if row["cfa"] not in ("RGGB", "GRBG", "GBRG", "BGGR"):
         raise CacheError(f"pair {row['pair_id']}: CFA {row['cfa']!r} cannot be packed to RGGB; models taking packed "
                          "raw need a Bayer sensor")
-    mosaic = load_mosaic(root / row["input_path"])
+    mosaic = load_mosaic(check_manifest_path(row["input_path"], pair_id=row["pair_id"], column="input_path", root=root))
     packed, crop = pack_rggb(normalize(mosaic, row["black_level"], row["white_level"]), row["cfa"])
     arrays = {"raw": packed.astype(np.float32)}
     for key in ("target", "linear_target"):
         rel = row.get(f"{key}_path")
         if rel is None:
             continue
-        image = np.rot90(read_image(root / rel), row.get("target_rot90") or 0)
+        file = check_manifest_path(rel, pair_id=row["pair_id"], column=f"{key}_path", root=root)
+        image = np.rot90(read_image(file), row.get("target_rot90") or 0)
         if image.shape[:2] != mosaic.shape:
             raise CacheError(
                 f"pair {row['pair_id']}: {rel} is {image.shape[1]}×{image.shape[0]} but the raw is "
                 f"{mosaic.shape[1]}×{mosaic.shape[0]} (flags {row.get('flags')}); only pixel-aligned pairs can be "
                 "cached for training")
-        arrays[key] = _as_uint16_chw(crop.apply(image), root / rel)
+        arrays[key] = _as_uint16_chw(crop.apply(image), file)
     if derives_linear_target(row):
         arrays["linear_target"] = classic_linear_target(arrays["raw"], row)
     return arrays

@@ -156,15 +156,18 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
     if devices:
         out.append("- Targets rendered by: " + ", ".join(f"{d} ({n})" for d, n in sorted(devices.items())))
 
+    from isp_bench.raw.capture import camera_name
+
     cams: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        key = (r["make"] or "?", r["model"] or "?", r["cfa"] or "?", r["container"] or "?")
+        name, named_by = camera_name(r["make"], r["model"], r["unique_camera_model"])
+        key = (name or "?", named_by or "?", r["cfa"] or "?", r["container"] or "?")
         cam = cams.setdefault(key, {"n": 0, "sizes": set(), "white": set()})
         cam["n"] += 1
         cam["sizes"].add(f"{r['width']}×{r['height']}")
         cam["white"].add(r["white_level"])
     out += ["", "## Cameras", ""]
-    out.append(_table(["make", "model", "CFA", "container", "raw size (w×h)", "white level", "pairs"],
+    out.append(_table(["camera", "named by (tags)", "CFA", "container", "raw size (w×h)", "white level", "pairs"],
                       [[*k, ", ".join(sorted(c["sizes"])), ", ".join(f"{w:g}" for w in sorted(w for w in c["white"] if w is not None)), c["n"]]
                        for k, c in sorted(cams.items())]))
     filled = Counter(f for r in rows for f in r["filled_from_dataset"])

@@ -29,7 +29,16 @@ from isp_bench.hub._format import (
     RAW_COLUMN,
     TARGET_COLUMN,
 )
-from isp_bench.manifest import COLUMNS, META_PREFIX, SCHEMA, Manifest, content_hash, write_manifest
+from isp_bench.manifest import (
+    COLUMNS,
+    META_PREFIX,
+    SCHEMA,
+    Manifest,
+    check_manifest_path,
+    check_manifest_paths,
+    content_hash,
+    write_manifest,
+)
 
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -80,9 +89,11 @@ class PublishedDataset:
             table = pa.Table.from_arrays(table.columns, schema=SCHEMA)  # manifest schema (nullability included)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise HubLoadError(f"{folder}: its rows do not fit the manifest schema ({exc}); republish it") from exc
-        if content_hash(table.to_pylist()) != meta.get("content_hash"):
+        rows = table.to_pylist()
+        if content_hash(rows) != meta.get("content_hash"):
             raise HubLoadError(f"{folder}: the rows it holds do not hash to the manifest hash its shards record "
                                f"({meta.get('content_hash')}); shards are missing or were edited, republish it")
+        check_manifest_paths(rows, where=folder)
         table = table.replace_schema_metadata({f"{META_PREFIX}{k}": json.dumps(v, sort_keys=True)
                                                for k, v in meta.items()})
         self.manifest = Manifest(folder / "manifest.parquet", table, meta)
@@ -208,7 +219,7 @@ class PublishedDataset:
                 data = files[column]
                 if data is None:
                     continue
-                dest = out / record[path_col]
+                dest = check_manifest_path(record[path_col], pair_id=record["pair_id"], column=path_col, root=out)
                 if hashlib.sha256(data).hexdigest() != record[sha_col]:
                     raise HubLoadError(f"{self.folder}: pair {record['pair_id']!r}: the {column} bytes do not match "
                                        f"their sha256 {record[sha_col]}; the shard is corrupt, re-download it")

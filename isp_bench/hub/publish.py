@@ -53,7 +53,7 @@ from isp_bench.hub._format import (
     target_is_image,
     valid_split_name,
 )
-from isp_bench.manifest import Manifest, read_manifest
+from isp_bench.manifest import Manifest, check_manifest_path, check_manifest_paths, read_manifest
 
 _ROW_OVERHEAD_BYTES = 4096  # metadata columns of one row, for shard planning
 _SMALL_JOB_BYTES = 256 << 20  # below this, a process pool costs more than it saves
@@ -181,7 +181,7 @@ def write_shard(job: dict[str, Any], tick: Callable[[int], None] | None = None) 
                     if rel is None:
                         record[column] = None
                         continue
-                    file = root / rel
+                    file = check_manifest_path(rel, pair_id=row["pair_id"], column=path_col, root=root)
                     try:
                         data = file.read_bytes()
                     except OSError as exc:
@@ -336,6 +336,7 @@ def publish(
         raise PublishError(f"{folder}: exists and is not a folder; choose another --out")
     if row_group_mb <= 0:
         raise PublishError(f"row group size {row_group_mb} MB: must be positive")
+    check_manifest_paths(rows, root=root, where=manifest.path)  # before anything is written
 
     plans = plan_shards(rows, shard_mb)
     plan_hash = _plan_hash(manifest, plans, row_group_mb, COMPRESSION)

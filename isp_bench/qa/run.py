@@ -31,7 +31,7 @@ import numpy as np
 
 from isp_bench.capture.frames import DisplayLayout
 from isp_bench.images import read_image
-from isp_bench.manifest import Manifest, read_manifest, write_manifest
+from isp_bench.manifest import Manifest, check_manifest_path, read_manifest, write_manifest
 from isp_bench.qa import checks
 from isp_bench.qa.report import badness, panel, write_report
 from isp_bench.qa.registration import (
@@ -66,14 +66,16 @@ class _Frames:
         self.keep = keep
         self._cache: OrderedDict[str, tuple] = OrderedDict()
 
-    def raw(self, rel: str):
+    def raw(self, row: dict):
+        """(capture, clipped sRGB render, crop) of the row's input file, read once while it stays cached."""
+        rel = row["input_path"]
         if rel in self._cache:
             self._cache.move_to_end(rel)
         else:
             from isp_bench.models.classic import render_capture
             from isp_bench.raw import read_raw
 
-            cap = read_raw(self.root / rel)
+            cap = read_raw(check_manifest_path(rel, pair_id=row["pair_id"], column="input_path", root=self.root))
             srgb, crop = render_capture(cap, "bilinear")
             self._cache[rel] = (cap, np.clip(srgb, 0, 1), crop)
             while len(self._cache) > self.keep:
@@ -84,7 +86,7 @@ class _Frames:
 def _target(root: Path, row: dict, crop) -> np.ndarray | None:
     if not row.get("target_path"):
         return None
-    img = read_image(root / row["target_path"])
+    img = read_image(check_manifest_path(row["target_path"], pair_id=row["pair_id"], column="target_path", root=root))
     if row.get("target_rot90"):
         img = np.rot90(img, int(row["target_rot90"]))
     img = img[..., :3]
@@ -147,7 +149,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
 
     def fiducial_registration(pair_id: str):
         if pair_id not in homographies:
-            _, img, _ = frames.raw(by_id[pair_id]["input_path"])
+            _, img, _ = frames.raw(by_id[pair_id])
             try:
                 homographies[pair_id] = monitor_homography(img, layout)
             except RegistrationError as exc:
@@ -161,7 +163,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
         q: dict[str, Any] = {"version": QA_VERSION}
         qa[pid] = q
         shown = None  # (moving image registered onto the reference, reference) for the report
-        cap, render, crop = frames.raw(row["input_path"])
+        cap, render, crop = frames.raw(row)
         q["clipped_raw"] = _r(checks.clipped_fraction_raw(cap.mosaic, cap.white_level, cap.black_level), 6)
         if q["clipped_raw"] > th.clipped_fraction and frame_type not in ("white",):
             flags[pid].add("clipped")
@@ -229,7 +231,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
         partner = cap_info.get("partner_pair")
         if partner in by_id:
             prow = by_id[partner]
-            pcap, prender, _ = frames.raw(prow["input_path"])
+            pcap, prender, _ = frames.raw(prow)
             own_s, other_s = checks.sharpness(render), checks.sharpness(prender)
             q["sharpness"] = _r(own_s)
             q["sharpness_vs_other_frame"] = _r(own_s / max(other_s, 1e-9))

@@ -32,6 +32,8 @@ class RawCapture:
         orientation: EXIF Orientation 1..8.
         default_crop: (top, left, height, width) of the DNG DefaultCrop inside ``mosaic``.
         visible_margins: (top, left) of the visible area inside the full sensor readout.
+        make, model: EXIF/TIFF Make (271) and Model (272); unique_camera_model: DNG UniqueCameraModel (50708).
+        camera_name, camera_name_source: derived, see :func:`camera_name`.
     """
 
     mosaic: np.ndarray
@@ -58,6 +60,11 @@ class RawCapture:
     datetime: str | None = None
     container: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    camera_name: str | None = field(init=False, default=None)
+    camera_name_source: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.camera_name, self.camera_name_source = camera_name(self.make, self.model, self.unique_camera_model)
 
     @property
     def height(self) -> int:
@@ -81,3 +88,22 @@ class RawCapture:
         meta.pop("mosaic")
         meta["height"], meta["width"] = self.height, self.width
         return meta
+
+
+def camera_name(make: str | None, model: str | None,
+                unique_camera_model: str | None = None) -> tuple[str | None, str | None]:
+    """The camera's name and the tag(s) it came from: ``(name, source)``.
+
+    Make and Model (TIFF tags 271/272) when the file has either ('Canon' + 'Canon EOS 350D' →
+    'Canon EOS 350D'; 'Sony' + 'ILCE-7' → 'Sony ILCE-7'), source ``"Make+Model"``, ``"Make"`` or
+    ``"Model"``; otherwise the DNG UniqueCameraModel (tag 50708, which every DNG must carry, and
+    which DNG readers such as dcraw/LibRaw fall back to), source ``"UniqueCameraModel"``;
+    ``(None, None)`` when the file names no camera.
+    """
+    if make or model:
+        if make and model and model.lower().startswith(make.split()[0].lower()):
+            return model, "Make+Model"
+        return " ".join(filter(None, [make, model])), "+".join(n for n, v in (("Make", make), ("Model", model)) if v)
+    if unique_camera_model:
+        return unique_camera_model, "UniqueCameraModel"
+    return None, None

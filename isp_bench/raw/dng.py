@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import tifffile
 
-from isp_bench.errors import IspBenchError
+from isp_bench.errors import ExifError, IspBenchError
 from isp_bench.files import atomic_path
 from isp_bench.raw.cfa import check_bayer
 
@@ -90,8 +90,9 @@ def write_dng(
     iso: float,
     exposure_s: float,
     fnumber: float,
-    make: str,
-    model: str,
+    make: str | None,
+    model: str | None,
+    unique_camera_model: str | None = None,
     noise_profile: Sequence[float] | None = None,
     orientation: int = 1,
     calibration_illuminant: int = ILLUMINANTS["D65"],
@@ -111,7 +112,10 @@ def write_dng(
     wb_as_shot : as-shot white-balance multipliers (R, G, B); stored as AsShotNeutral = 1 / wb.
     color_matrix : camera RGB → XYZ (3×3); stored as its inverse, the DNG ColorMatrix1 (XYZ → camera).
     iso, exposure_s, fnumber, focal_length_mm : exposure facts, stored as TIFF/EP tags in IFD 0.
-    make, model : camera maker and model; UniqueCameraModel is ``"{make} {model}"``.
+    make, model : camera maker and model (TIFF Make/Model); None leaves the tag out (as cinema cameras
+        and converters do).
+    unique_camera_model : DNG UniqueCameraModel, which every DNG carries; default ``"{make} {model}"``
+        (of those given).
     noise_profile : DNG NoiseProfile ``(S, O)`` (one pair for all planes) or ``(S0, O0, S1, O1, S2, O2)``,
         variance ``S·x + O`` for a signal ``x`` in [0, 1].
     orientation : EXIF Orientation 1..8.
@@ -140,12 +144,15 @@ def write_dng(
         raise DngWriteError(f"color_matrix must be 3×3 (camera → XYZ), got shape {cam_to_xyz.shape}")
     if orientation not in range(1, 9):
         raise DngWriteError(f"orientation {orientation} must be an EXIF Orientation code 1..8")
+    unique = unique_camera_model or " ".join(filter(None, [make, model]))
+    if not unique:
+        raise DngWriteError("a DNG must name its camera: give make/model or unique_camera_model (UniqueCameraModel)")
 
     xyz_to_cam = np.linalg.inv(cam_to_xyz)
     neutral = wb[1] / wb  # AsShotNeutral: camera response to white, G = 1
     tags: list[tuple[int, str, int, Any, bool]] = [
-        (TAG["Make"], "s", 0, make, True),
-        (TAG["Model"], "s", 0, model, True),
+        (TAG[name], "s", 0, value, True) for name, value in (("Make", make), ("Model", model)) if value
+    ] + [
         (TAG["Orientation"], "H", 1, int(orientation), True),
         (TAG["CFARepeatPatternDim"], "H", 2, (2, 2), True),
         (TAG["CFAPattern"], "B", 4, tuple("RGB".index(c) for c in pattern), True),
@@ -154,7 +161,7 @@ def write_dng(
         (TAG["ISOSpeedRatings"], "H", 1, int(round(iso)), True),
         (TAG["DNGVersion"], "B", 4, (1, 4, 0, 0), True),
         (TAG["DNGBackwardVersion"], "B", 4, (1, 3, 0, 0), True),
-        (TAG["UniqueCameraModel"], "s", 0, f"{make} {model}", True),
+        (TAG["UniqueCameraModel"], "s", 0, unique, True),
         (TAG["CFAPlaneColor"], "B", 3, (0, 1, 2), True),
         (TAG["CFALayout"], "H", 1, 1, True),
         (TAG["BlackLevelRepeatDim"], "H", 2, (2, 2), True),
@@ -205,6 +212,8 @@ def _rational_values(tag) -> list[float] | None:
         return None
     values = np.asarray(tag.value, dtype=np.float64).ravel()
     if tag.dtype.name in ("RATIONAL", "SRATIONAL") or int(tag.dtype) in (5, 10):
+        if values.size % 2:
+            raise ValueError(f"{tag.name} holds {values.size} numbers, not numerator/denominator pairs")
         num, den = values[0::2], values[1::2]
         return (num / np.where(den == 0, np.nan, den)).tolist()
     return values.tolist()
@@ -216,7 +225,17 @@ def read_dng_tags(path: str | os.PathLike) -> dict[str, Any]:
     Reads IFD 0 and the raw IFD (the full-resolution image: IFD 0 or the SubIFD whose
     NewSubfileType is 0). Also reports ``raw_data_end``: the largest byte offset the raw IFD's
     strips or tiles claim, so callers can tell a header-only file from a real one.
+
+    Raises ExifError when the TIFF structure or a tag's value is malformed (corrupt file).
     """
+    try:
+        return _read_dng_tags(path)
+    except Exception as exc:  # tifffile and the value decoding raise many types on corrupt data
+        raise ExifError(path, f"its TIFF/DNG tags cannot be parsed ({type(exc).__name__}: {exc})",
+                        "the file is corrupt; re-copy it from the source") from exc
+
+
+def _read_dng_tags(path: str | os.PathLike) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with tifffile.TiffFile(path) as tif:
         ifd0 = tif.pages[0]
@@ -253,7 +272,7 @@ def read_dng_tags(path: str | os.PathLike) -> dict[str, Any]:
             out["WhiteLevel"] = np.asarray(tag.value).ravel().tolist()
         tag = pick("UniqueCameraModel")
         if tag is not None:
-            out["UniqueCameraModel"] = str(tag.value).strip()
+            out["UniqueCameraModel"] = str(tag.value).strip() or None
         ends = []
         for off_name, cnt_name in (("StripOffsets", "StripByteCounts"), ("TileOffsets", "TileByteCounts")):
             offs, cnts = raw_tags.get(TAG[off_name]), raw_tags.get(TAG[cnt_name])

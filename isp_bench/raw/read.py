@@ -15,10 +15,11 @@ from isp_bench.errors import (
     ExifError,
     NoPixelDataError,
     NotMosaicError,
+    RawFileError,
     TruncatedFileError,
     UnsupportedFormatError,
 )
-from isp_bench.raw.capture import RawCapture
+from isp_bench.raw.capture import RawCapture, camera_name
 from isp_bench.raw.dng import read_dng_tags
 
 # A raw file stores at least this many bytes per sensor pixel. Lossless-compressed real sensor
@@ -61,14 +62,12 @@ def read_exif(path: str | os.PathLike) -> dict[str, Any]:
     Raises ExifError if exifread fails, or if a TIFF-based container (DNG, CR2, NEF, ARW, …)
     yields no tags at all (its IFD chain is unreadable).
     """
-    try:
-        with open(path, "rb") as fh:
+    with open(path, "rb") as fh:  # an unreadable file is the caller's OSError, not a metadata error
+        try:
             tags = exifread.process_file(fh, details=False)
-    except OSError:
-        raise
-    except Exception as exc:  # exifread raises many types on corrupt data
-        raise ExifError(path, f"exifread cannot parse its metadata ({type(exc).__name__}: {exc})",
-                        "the file is corrupt; re-copy it from the source") from exc
+        except Exception as exc:  # exifread raises many types on corrupt data (OSError: seek past an offset)
+            raise ExifError(path, f"exifread cannot parse its metadata ({type(exc).__name__}: {exc})",
+                            "the file is corrupt; re-copy it from the source") from exc
     if not tags and _is_tiff(Path(path)):
         raise ExifError(path, "it has a TIFF header but exifread finds no readable IFD (the first IFD offset or its "
                         "entries point outside the file)", "the file is corrupt; re-copy it from the source")
@@ -98,7 +97,12 @@ def _exif_datetime(text: str | None) -> str | None:
 
 
 def _cfa_string(raw: rawpy.RawPy, path) -> str:
-    pattern = raw.raw_pattern
+    try:
+        pattern = raw.raw_pattern
+    except NotImplementedError as exc:  # rawpy describes Bayer (2×2 tile) and X-Trans layouts only
+        raise NotMosaicError(path, f"LibRaw reports a colour filter layout rawpy cannot describe ({exc})",
+                             "only Bayer and X-Trans sensors are supported; for a Bayer camera the file is "
+                             "corrupt: re-copy it from the source") from exc
     desc = raw.color_desc.decode("ascii", "replace")
     if pattern is None or raw.raw_image.ndim != 2:
         raise NotMosaicError(
@@ -109,8 +113,8 @@ def _cfa_string(raw: rawpy.RawPy, path) -> str:
         )
     if pattern.shape == (6, 6):
         return "XTRANS"
-    colors = raw.raw_colors_visible[:2, :2]
-    letters = "".join(desc[int(c)] for c in colors.ravel())
+    colors = [int(c) for c in raw.raw_colors_visible[:2, :2].ravel()]
+    letters = "".join(desc[c] if c < len(desc) else "?" for c in colors)  # "?": an index past the colour list
     if pattern.shape != (2, 2) or sorted(letters) != sorted("RGGB"):
         raise NotMosaicError(path, f"CFA pattern {pattern.tolist()} over colours {desc!r} is not a Bayer RGB mosaic",
                              "only Bayer (RGGB phases) and X-Trans sensors are supported")
@@ -143,7 +147,8 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     LibRaw's per-channel levels placed at each 2×2 CFA position. For DNG files, the colour
     matrices, AsShotNeutral, NoiseProfile, DefaultCrop and Orientation come from the file's tags
     (tifffile); for other containers the colour matrix is LibRaw's ``rgb_xyz_matrix`` (Adobe's D65
-    calibration). EXIF exposure facts recorded as 0 are treated as absent (None).
+    calibration). EXIF exposure facts recorded as 0 are treated as absent (None). The camera's name
+    comes from Make/Model, else from the DNG UniqueCameraModel (``camera_name_source`` says which).
 
     Raises
     ------
@@ -157,28 +162,17 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such raw file")
     exif = read_exif(path)
+    raw = rawpy.RawPy()
     try:
-        raw = rawpy.imread(str(path))
-    except rawpy.LibRawFileUnsupportedError as exc:
-        camera = _camera_name(exif["make"], exif["model"])
-        hint = f" although its EXIF names the camera {camera!r}" if camera else ""
-        raise UnsupportedFormatError(
-            path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
-            "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)") from exc
-    except (rawpy.LibRawIOError, rawpy.LibRawDataError, rawpy.LibRawTooBigError) as exc:
-        raise TruncatedFileError(
-            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {exc}); "
-            "the file is truncated or its data is corrupt", "re-download or re-copy the complete file") from exc
+        raw.open_file(str(path))
+        raw.unpack()  # rawpy unpacks lazily, on the first pixel access: decode here, where its errors are mapped
     except rawpy.LibRawError as exc:
-        raise UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {exc})") from exc
+        raw.close()
+        raise _libraw_error(path, exc, exif) from exc
 
     with raw:
-        try:
-            cfa = _cfa_string(raw, path)
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
-        except (rawpy.LibRawIOError, rawpy.LibRawDataError) as exc:
-            raise TruncatedFileError(path, f"LibRaw could not unpack its pixel data ({exc})",
-                                     "re-download or re-copy the complete file") from exc
+        cfa = _cfa_string(raw, path)
+        mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
         dng = read_dng_tags(path) if _is_tiff(path) else {}
         _check_pixel_data(path, raw, mosaic, dng)
 
@@ -198,12 +192,13 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     elif wb_raw[:3].min() > 0:
         wb = tuple((wb_raw[:3] / wb_raw[1]).tolist())
 
-    xyz_to_cam, illuminant = None, None
+    xyz_to_cam, illuminant, color_matrix = None, None, None
     if "ColorMatrix1" in dng:
         xyz_to_cam, illuminant = dng["ColorMatrix1"], dng.get("CalibrationIlluminant1")
+        color_matrix = _inverse(xyz_to_cam, "DNG ColorMatrix1", path)
     elif np.any(rgb_xyz):
         xyz_to_cam, illuminant = rgb_xyz, 21  # LibRaw's table holds Adobe's D65 matrices
-    color_matrix = _as_tuple(np.linalg.inv(xyz_to_cam)) if xyz_to_cam is not None else None
+        color_matrix = _inverse(xyz_to_cam, "LibRaw rgb_xyz_matrix", path)
     cm2 = dng.get("ColorMatrix2")
 
     orientation = dng.get("Orientation") or exif["orientation"] or _FLIP_TO_ORIENTATION.get(flip)
@@ -224,7 +219,7 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         color_matrix=color_matrix,
         color_matrix_illuminant=illuminant,
         xyz_to_camera=_as_tuple(xyz_to_cam) if xyz_to_cam is not None else None,
-        color_matrix2=_as_tuple(np.linalg.inv(cm2)) if cm2 is not None else None,
+        color_matrix2=_inverse(cm2, "DNG ColorMatrix2", path) if cm2 is not None else None,
         color_matrix2_illuminant=dng.get("CalibrationIlluminant2") if cm2 is not None else None,
         noise_profile=tuple(dng["NoiseProfile"]) if "NoiseProfile" in dng else None,
         orientation=orientation,
@@ -242,11 +237,28 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     )
 
 
-def _camera_name(make: str | None, model: str | None) -> str:
-    """'Canon' + 'Canon EOS 350D' → 'Canon EOS 350D'; 'Sony' + 'ILCE-7' → 'Sony ILCE-7'."""
-    if make and model and model.lower().startswith(make.split()[0].lower()):
-        return model
-    return " ".join(filter(None, [make, model]))
+def _libraw_error(path: Path, exc: Exception, exif: dict[str, Any]) -> RawFileError:
+    """The RawFileError for a LibRaw error raised while opening or unpacking ``path``."""
+    if isinstance(exc, rawpy.LibRawFileUnsupportedError):
+        camera = camera_name(exif["make"], exif["model"])[0]
+        hint = f" although its EXIF names the camera {camera!r}" if camera else ""
+        return UnsupportedFormatError(
+            path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
+            "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)")
+    if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError, rawpy.LibRawTooBigError)):
+        return TruncatedFileError(
+            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {exc}); "
+            "the file is truncated or its data is corrupt", "re-download or re-copy the complete file")
+    return UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {exc})")
+
+
+def _inverse(xyz_to_cam: np.ndarray, name: str, path: Path) -> tuple[tuple[float, ...], ...]:
+    """camera → XYZ, the inverse of an XYZ → camera matrix; ExifError if it has none."""
+    matrix = np.asarray(xyz_to_cam, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)) or abs(np.linalg.det(matrix)) < 1e-12:
+        raise ExifError(path, f"its {name} {np.round(matrix, 6).tolist()} is not an invertible colour matrix "
+                        "(zero or undefined entries)", "the file is corrupt; re-copy it from the source")
+    return _as_tuple(np.linalg.inv(matrix))
 
 
 def _as_tuple(matrix: np.ndarray) -> tuple[tuple[float, ...], ...]:
