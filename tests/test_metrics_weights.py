@@ -130,3 +130,17 @@ def test_weights_fetch_refusals_are_one_line(torch_home, capsys, monkeypatch, na
     err = capsys.readouterr().err
     assert expected in err and err.count("\n") == 1
     assert get_weight_file("lpips-alexnet").find() is None
+
+
+def test_an_environment_variable_naming_no_file_is_an_error_not_a_fall_through(tmp_path, monkeypatch):
+    """$ISP_BENCH_ALEXNET_WEIGHTS set by the user is their choice: a typo in it must not be silently
+    replaced by another copy (or a download); `weights_report` shows the problem instead of failing."""
+    from isp_bench.metrics.perceptual import ALEXNET_WEIGHTS
+    from isp_bench.metrics.weights import weights_report
+
+    missing = tmp_path / "typo" / "alexnet.pth"
+    monkeypatch.setenv("ISP_BENCH_ALEXNET_WEIGHTS", str(missing))
+    with pytest.raises(MetricWeightsError, match=r"ISP_BENCH_ALEXNET_WEIGHTS=.*no such file"):
+        ALEXNET_WEIGHTS.path()
+    row = next(r for r in weights_report() if r["name"] == "lpips-alexnet")
+    assert row["path"] is None and "no such file" in row["problem"]

@@ -105,7 +105,9 @@ def run_weights(args: argparse.Namespace) -> int:
         print(f"{'':<18} file: {r['filename']}")
         for label, path in r["locations"]:
             print(f"{'':<18} looks in {label}: {path or '(not set)'}")
-        if r["path"]:
+        if r["problem"]:
+            print(f"{'':<18} problem: {r['problem']}")
+        elif r["path"]:
             check = {True: " (matches the published prefix)", False: " (DOES NOT match the published "
                      f"prefix {r['published_sha256_prefix']})", None: ""}[r["hash_ok"]]
             print(f"{'':<18} sha256: {r['sha256']}{check}")

@@ -93,10 +93,20 @@ class WeightFile:
         return self.url is not None and self.sha256_prefix is not None
 
     def find(self) -> Path | None:
-        """The first existing file among :attr:`locations`, else ``None``."""
-        for _, path in self.locations():
-            if path is not None and path.is_file():
+        """The first existing file among :attr:`locations`, else ``None``.
+
+        A location named by an environment variable (label ``$NAME``) that is set is the user's
+        explicit choice: if it names no file, that is an error, not a reason to look elsewhere.
+        """
+        for label, path in self.locations():
+            if path is None:
+                continue
+            if path.is_file():
                 return path
+            if label.startswith("$"):
+                raise MetricWeightsError(f"{label[1:]}={path}: no such file ({self.used_by} needs {self.filename!r}). "
+                                         f"Fix: point {label[1:]} at the file, or unset it to use the default "
+                                         "locations (`isp-bench weights` lists them)")
         return None
 
     def missing_message(self, reason: str = "") -> str:
@@ -192,10 +202,14 @@ def sha256(path: Path) -> str:
 
 def weights_report() -> list[dict]:
     """One dict per weight file: name, used_by, filename, locations, path (or None), sha256 of the
-    file present, the published hash prefix and whether the file matches it, url, how to get it."""
+    file present, the published hash prefix and whether the file matches it, url, how to get it, and
+    ``problem`` (a configured location that names no file) or None."""
     rows = []
     for w in list_weight_files():
-        path = w.find()
+        try:
+            path, problem = w.find(), None
+        except MetricWeightsError as exc:  # an environment variable naming no file
+            path, problem = None, str(exc)
         digest = sha256(path) if path is not None else None
         rows.append({
             "name": w.name, "used_by": w.used_by, "filename": w.filename,
@@ -203,7 +217,7 @@ def weights_report() -> list[dict]:
             "path": None if path is None else str(path), "sha256": digest,
             "published_sha256_prefix": w.sha256_prefix,
             "hash_ok": None if digest is None or w.sha256_prefix is None else digest.startswith(w.sha256_prefix),
-            "url": w.url, "fetchable": w.fetchable, "how_to_get": w.how_to_get,
+            "url": w.url, "fetchable": w.fetchable, "how_to_get": w.how_to_get, "problem": problem,
         })
     return rows
 
