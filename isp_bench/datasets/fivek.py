@@ -13,11 +13,11 @@ convert with :func:`prophoto_to_srgb` (Bradford D50→D65, then the sRGB curve),
 values as sRGB. Raw and expert sizes differ through the DNG DefaultCrop, the Orientation and
 Lightroom crops: ``rotated_target``, ``default_crop_applied``, ``resized_target``, ``cropped_target``.
 
-Camera per image: ``isp_bench/data/fivek/camera_models.csv`` (yuukicammy, from the DNG EXIF); a file
+Camera per image: ``isp_bench/datasets/lists/fivek/camera_models.csv`` (yuukicammy, from the DNG EXIF); a file
 whose EXIF model disagrees is flagged ``camera_model_differs_from_list``. Splits: CameraNet used the
 Nikon D700 images with expert C and reports 500 train / 150 test, but FiveK holds only 590 D700
 images, so its lists cannot be rebuilt; isp-bench ships a frozen D700 split
-(``isp_bench/data/fivek/d700_split.csv``: the 590 ids ordered by salted sha256, the first 150 test,
+(``isp_bench/datasets/lists/fivek/d700_split.csv``: the 590 ids ordered by salted sha256, the first 150 test,
 the other 440 train; see :func:`build_d700_split`). Other images: a salted-hash 90/10 train/test split.
 ``--model D700`` keeps only one camera model.
 """
@@ -31,7 +31,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from isp_bench.colorimetry import BRADFORD_D50_TO_D65, PROPHOTO_TO_XYZ_D50, XYZ_TO_SRGB_LINDBLOOM, srgb_encode
-from isp_bench.datasets._common import (classify_target_geometry, data_file, find_root, hash_order, hash_split,
+from isp_bench.datasets._common import (classify_target_geometry, find_root, list_file, hash_order, hash_split,
                                         read_csv_rows, rel)
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 
@@ -67,7 +67,7 @@ def prophoto_to_srgb(image: np.ndarray, *, clip: bool = True) -> np.ndarray:
 def camera_models() -> dict[str, tuple[str, str]]:
     """basename → (normalised make, normalised model) from the shipped list."""
     return {r["file_id"]: (r["normalized_make"], r["normalized_model"])
-            for r in read_csv_rows(data_file("fivek", "camera_models.csv"))}
+            for r in read_csv_rows(list_file("fivek", "camera_models.csv"))}
 
 
 def build_d700_split() -> dict[str, str]:
@@ -79,7 +79,7 @@ def build_d700_split() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def d700_split() -> dict[str, str]:
-    return {r["file_id"]: r["split"] for r in read_csv_rows(data_file("fivek", "d700_split.csv"))}
+    return {r["file_id"]: r["split"] for r in read_csv_rows(list_file("fivek", "d700_split.csv"))}
 
 
 def _read_list(path: Path) -> set[str]:
