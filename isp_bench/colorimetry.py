@@ -27,7 +27,7 @@ Examples
 >>> import numpy as np
 >>> srgb_decode(np.array([0.0, 0.5, 1.0])).round(6).tolist()
 [0.0, 0.214041, 1.0]
->>> float(srgb_encode(np.array(0.214041))).__round__(4)
+>>> round(float(srgb_encode(0.214041)), 4)
 0.5
 >>> (SRGB_TO_XYZ @ np.ones(3)).round(4).tolist()  # sRGB white is D65, Y = 1
 [0.9505, 1.0, 1.089]
