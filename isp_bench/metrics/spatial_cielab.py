@@ -46,7 +46,6 @@ FILTER_PARAMS = (
 MIN_SAMP_PER_DEG = 224
 
 
-
 def gauss(halfwidth: float, width: int) -> np.ndarray:
     """1-D Gaussian of the 1.1.1 code: half-width at half-maximum ``halfwidth`` pixels, ``width``
     samples centred on ``round(width / 2)`` (1-based), normalised to sum 1 over its support."""
