@@ -27,7 +27,7 @@ import torch
 
 from isp_bench.devices import resolve_device
 from isp_bench.errors import DatasetError, IspBenchError
-from isp_bench.evaluate.benchmark import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
+from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
                                           summarize_metrics, write_per_image)
 from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, read_manifest
@@ -99,7 +99,7 @@ def run_benchmark(
     ``recipe`` names the recipe to run (default: ``model_name``'s default recipe); ``model_name`` may
     then be omitted. ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
     ``save_predictions`` keeps the 16-bit PNG predictions in ``predictions/`` (default: for the test
-    split of a small split, see :func:`~isp_bench.evaluate.benchmark.save_predictions_by_default`).
+    split of a small split, see :func:`~isp_bench.evaluate.scoring.save_predictions_by_default`).
     ``device``: see :func:`isp_bench.devices.resolve_device` (``auto``: CUDA, else MPS, else CPU).
 
     Every argument is checked (seed, device, model and its recipe, budget, metrics, manifest and

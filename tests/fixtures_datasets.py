@@ -75,7 +75,7 @@ def png16(path: Path, image: np.ndarray) -> Path:
 
 
 # --------------------------------------------------------------------------------------------- s7isp
-with open(Path(__file__).resolve().parents[1] / "isp_bench/data/s7isp/s7_curl_val_test_scenes.csv") as _fh:
+with open(Path(__file__).resolve().parents[1] / "isp_bench/datasets/lists/s7isp/s7_curl_val_test_scenes.csv") as _fh:
     S7_SPLITS = {r["scene"]: r["split"] for r in csv.DictReader(_fh)}
 S7_VAL = next(s for s, v in S7_SPLITS.items() if v == "val")
 S7_TEST = next(s for s, v in S7_SPLITS.items() if v == "test")

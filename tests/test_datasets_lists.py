@@ -1,4 +1,4 @@
-"""The split lists and constants shipped in isp_bench/data, and manifests built from them alone."""
+"""The split lists and per-image metadata shipped in isp_bench/datasets/lists, and manifests built from them alone."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from isp_bench.ingest import NOT_HASHED_FLAG, ingest
 from isp_bench.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
+LISTS = REPO / "isp_bench/datasets/lists"
 
 
 def test_shipped_lists_match_shared_copies(shared):
@@ -24,7 +25,7 @@ def test_shipped_lists_match_shared_copies(shared):
     pairs += [("s7isp/s7_curl_val_test_scenes.csv", "s7-isp/s7_curl_val_test_scenes.csv"),
               ("fivek/camera_models.csv", "fivek/yuukicammy/camera_models.csv")]
     for ours, theirs in pairs:
-        assert (REPO / "isp_bench/data" / ours).read_bytes() == (shared / "datasets" / theirs).read_bytes(), ours
+        assert (LISTS / ours).read_bytes() == (shared / "datasets" / theirs).read_bytes(), ours
 
 
 def test_sid_list_counts():
@@ -80,7 +81,7 @@ def test_fivek_camera_models_and_frozen_d700_split():
     shipped = d700_split()
     assert shipped == build_d700_split()  # the shipped file is exactly its documented rule
     assert Counter(shipped.values()) == {"train": 440, "test": 150}
-    with open(REPO / "isp_bench/data/fivek/d700_split.csv", newline="") as fh:
+    with open(LISTS / "fivek/d700_split.csv", newline="") as fh:
         ids = [r["file_id"] for r in csv.DictReader(fh)]
     assert ids == sorted(ids)
 
@@ -88,6 +89,5 @@ def test_fivek_camera_models_and_frozen_d700_split():
 def test_notice_names_every_shipped_data_file():
     notice = (REPO / "NOTICE").read_text()
     assert "Data files shipped in the package" in notice
-    for sub in ("sid", "s7isp", "fivek"):  # isp_bench/data also holds the isp_bench.data Python package
-        for path in sorted((REPO / "isp_bench/data" / sub).glob("*")):
-            assert path.relative_to(REPO / "isp_bench").as_posix() in notice, path
+    for path in sorted(p for p in LISTS.rglob("*") if p.is_file()):
+        assert path.relative_to(REPO / "isp_bench").as_posix() in notice, path

@@ -357,3 +357,33 @@ def test_cli_publish(manifest_path, synth_root, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "published 'synth'" in out and "0 verified and kept" in out
     assert len(load(tmp_path / "cli")) == len(read_manifest(manifest_path))
+
+
+# ---------------------------------------------------------------- card sections on their own
+
+
+def test_card_sections_name_the_dataset_not_the_last_camera():
+    """The card's split note, usage and provenance say `synth`, the adapter's name (the single
+    145-line card_body reused `name` for the camera of the last row, so they said
+    "isp-bench SynthCam N5100")."""
+    from conftest import REPO_ROOT
+    from isp_bench.datasets import get_source
+    from isp_bench.hub.card import cameras_section, card_body, provenance_section, splits_section
+
+    manifest = read_manifest(REPO_ROOT / "manifests" / "synth.parquet")
+    source, rows = get_source("synth"), manifest.rows()
+    shards = [{"name": "data/train-00000-of-00002.parquet", "bytes": 2_000_000},
+              {"name": "data/train-00001-of-00002.parquet", "bytes": 500_000},
+              {"name": "data/test-00000-of-00001.parquet", "bytes": 1_000_000}]
+    body = card_body(manifest, source, shards)
+    assert 'pub.to_root("synth-root")' in body and "dataset `synth`, schema" in body
+    assert "isp-bench's `synth` adapter assigns" in body and "SynthCam N5100-root" not in body
+
+    splits = sorted({r["split"] for r in rows})
+    table = splits_section(rows, splits, shards, source)[3].splitlines()
+    n_train = sum(r["split"] == "train" for r in rows)
+    assert f"| `train` | {n_train} | {len({r['scene'] for r in rows if r['split'] == 'train'})} | 2 | 2.5 |" in table
+    cameras = cameras_section(rows)[3].splitlines()
+    assert len(cameras) == 3 and cameras[2].startswith("| isp-bench SynthCam N5100 |")
+    assert cameras[2].endswith(f"| {len(rows)} |")
+    assert provenance_section(manifest, "synth", len(rows))[-1] == ""  # the card ends with a newline

@@ -13,7 +13,7 @@ import torch
 
 from isp_bench.cli import main
 from isp_bench.data import PairDataset
-from isp_bench.evaluate.benchmark import prediction_path
+from isp_bench.evaluate.scoring import prediction_path
 from isp_bench.evaluate.submission import SubmissionError, rescore_run, submit_predictions
 from isp_bench.files import sha256_file
 from isp_bench.images import read_image, write_png
@@ -128,7 +128,7 @@ def test_rescore_adds_a_metric_without_the_model(data, tmp_path, monkeypatch):
     def no_inference(*args, **kwargs):
         raise AssertionError("rescore ran the model")
 
-    monkeypatch.setattr("isp_bench.evaluate.benchmark.infer_full", no_inference)
+    monkeypatch.setattr("isp_bench.evaluate.scoring.infer_full", no_inference)
     assert main(["rescore", str(run), "--metrics", "psnr,ssim", "--manifest", str(data["manifest"]), "--root",
                  str(data["root"]), "--quiet"]) == 0
     after = json.loads((run / "result.json").read_text())

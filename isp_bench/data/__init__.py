@@ -1,4 +1,7 @@
-"""Training data: the memory-mapped preprocessing cache and a torch Dataset over manifests."""
+"""Training data: the memory-mapped preprocessing cache and a torch Dataset over manifests.
+
+Not to be confused with :mod:`isp_bench.datasets`, the adapters that read each published dataset
+layout and write the manifests this package reads."""
 
 from isp_bench.data.augment import DIHEDRAL, crop_packed_patch
 from isp_bench.data.cache import PREPROCESS_VERSION, CacheError, PreprocessCache, load_mosaic, preprocess_row

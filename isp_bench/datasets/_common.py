@@ -1,4 +1,4 @@
-"""Helpers the dataset sources share: package data, hash splits, root discovery, PNG mosaics."""
+"""Helpers the dataset sources share: the shipped lists, hash splits, root discovery, PNG mosaics."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ RAW_EXTENSIONS = (".dng", ".arw", ".cr2", ".cr3", ".nef", ".raf", ".rw2", ".orf"
                   ".iiq", ".raw", ".rwl", ".x3f", ".erf", ".kdc", ".mrw", ".nrw", ".srf", ".sr2")
 
 
-def data_file(*parts: str) -> Path:
-    """A file shipped in ``isp_bench/data`` (split lists, constants; origins in NOTICE)."""
-    path = Path(str(resources.files("isp_bench").joinpath("data", *parts)))
+def list_file(source: str, name: str) -> Path:
+    """A list shipped beside the adapters, ``isp_bench/datasets/lists/<source>/<name>`` (official split
+    lists, per-image metadata; origins in NOTICE)."""
+    path = Path(str(resources.files("isp_bench.datasets").joinpath("lists", source, name)))
     if not path.is_file():
         raise DatasetError(f"{path}: package data file missing; reinstall isp-bench")
     return path

@@ -13,11 +13,11 @@ convert with :func:`prophoto_to_srgb` (Bradford D50→D65, then the sRGB curve),
 values as sRGB. Raw and expert sizes differ through the DNG DefaultCrop, the Orientation and
 Lightroom crops: ``rotated_target``, ``default_crop_applied``, ``resized_target``, ``cropped_target``.
 
-Camera per image: ``isp_bench/data/fivek/camera_models.csv`` (yuukicammy, from the DNG EXIF); a file
+Camera per image: ``isp_bench/datasets/lists/fivek/camera_models.csv`` (yuukicammy, from the DNG EXIF); a file
 whose EXIF model disagrees is flagged ``camera_model_differs_from_list``. Splits: CameraNet used the
 Nikon D700 images with expert C and reports 500 train / 150 test, but FiveK holds only 590 D700
 images, so its lists cannot be rebuilt; isp-bench ships a frozen D700 split
-(``isp_bench/data/fivek/d700_split.csv``: the 590 ids ordered by salted sha256, the first 150 test,
+(``isp_bench/datasets/lists/fivek/d700_split.csv``: the 590 ids ordered by salted sha256, the first 150 test,
 the other 440 train; see :func:`build_d700_split`). Other images: a salted-hash 90/10 train/test split.
 ``--model D700`` keeps only one camera model.
 """
@@ -30,7 +30,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from isp_bench.datasets._common import (classify_target_geometry, data_file, find_root, hash_order, hash_split,
+from isp_bench.colorimetry import BRADFORD_D50_TO_D65, PROPHOTO_TO_XYZ_D50, XYZ_TO_SRGB_LINDBLOOM, srgb_encode
+from isp_bench.datasets._common import (classify_target_geometry, find_root, list_file, hash_order, hash_split,
                                         read_csv_rows, rel)
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 
@@ -40,18 +41,6 @@ D700_SALT = "isp-bench/fivek/d700/v1"
 D700_TEST = 150
 SPLIT_SALT = "isp-bench/fivek/v1"
 SPLIT_FRACTIONS = (("train", 0.9), ("test", 0.1))
-
-# ProPhoto RGB (ROMM) → XYZ (D50), ISO 22028-2; Bradford D50 → D65; XYZ (D65) → linear sRGB (IEC 61966-2-1).
-PROPHOTO_TO_XYZ_D50 = np.array([[0.7976749, 0.1351917, 0.0313534],
-                                [0.2880402, 0.7118741, 0.0000857],
-                                [0.0000000, 0.0000000, 0.8252100]])
-BRADFORD_D50_TO_D65 = np.array([[0.9555766, -0.0230393, 0.0631636],
-                                [-0.0282895, 1.0099416, 0.0210077],
-                                [0.0122982, -0.0204830, 1.3299098]])
-XYZ_D65_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
-                            [-0.9692660, 1.8760108, 0.0415560],
-                            [0.0556434, -0.2040259, 1.0572252]])
-
 
 def prophoto_to_srgb(image: np.ndarray, *, clip: bool = True) -> np.ndarray:
     """ProPhoto RGB (ROMM: D50 white, gamma 1.8 with a linear toe) → sRGB (IEC 61966-2-1, D65), float32.
@@ -66,20 +55,19 @@ def prophoto_to_srgb(image: np.ndarray, *, clip: bool = True) -> np.ndarray:
         x = x.astype(np.float64) / np.iinfo(x.dtype).max
     x = np.clip(x.astype(np.float64)[..., :3], 0, 1)
     linear = np.where(x < 16 / 512, x / 16, x ** 1.8)
-    m = XYZ_D65_TO_SRGB @ BRADFORD_D50_TO_D65 @ PROPHOTO_TO_XYZ_D50
+    m = XYZ_TO_SRGB_LINDBLOOM @ BRADFORD_D50_TO_D65 @ PROPHOTO_TO_XYZ_D50
     m = m / (m @ np.ones(3))[:, None]  # exact white → white (the published matrices are rounded)
     rgb = linear @ m.T
     if clip:
         rgb = np.clip(rgb, 0, 1)
-    srgb = np.where(rgb <= 0.0031308, 12.92 * rgb, 1.055 * np.abs(rgb) ** (1 / 2.4) * np.sign(rgb) - 0.055)
-    return srgb.astype(np.float32)
+    return srgb_encode(rgb).astype(np.float32)
 
 
 @lru_cache(maxsize=1)
 def camera_models() -> dict[str, tuple[str, str]]:
     """basename → (normalised make, normalised model) from the shipped list."""
     return {r["file_id"]: (r["normalized_make"], r["normalized_model"])
-            for r in read_csv_rows(data_file("fivek", "camera_models.csv"))}
+            for r in read_csv_rows(list_file("fivek", "camera_models.csv"))}
 
 
 def build_d700_split() -> dict[str, str]:
@@ -91,7 +79,7 @@ def build_d700_split() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def d700_split() -> dict[str, str]:
-    return {r["file_id"]: r["split"] for r in read_csv_rows(data_file("fivek", "d700_split.csv"))}
+    return {r["file_id"]: r["split"] for r in read_csv_rows(list_file("fivek", "d700_split.csv"))}
 
 
 def _read_list(path: Path) -> set[str]:

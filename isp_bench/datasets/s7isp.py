@@ -8,7 +8,7 @@ Pairs per scene: ``low_light`` (short raw → medium JPEG, DeepISP's low-light t
 exposure ratio of a low-light pair is read from the two DNGs' EXIF ExposureTime.
 
 Split: the DeepISP authors published none; the validation and test scenes CURL (Moran et al.)
-published (10 + 10, ``isp_bench/data/s7isp/s7_curl_val_test_scenes.csv``), every other scene train.
+published (10 + 10, ``isp_bench/datasets/lists/s7isp/s7_curl_val_test_scenes.csv``), every other scene train.
 
 Traps: the data are 10-bit GRBG (checked per file: ``unexpected_cfa`` / ``unexpected_white_level``
 flag a deviation); some JPEGs are stored rotated 90° against the raw: the shapes are compared, the
@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from isp_bench.datasets._common import data_file, exif_value, find_root, flag_exif_orientation, read_csv_rows, rel
+from isp_bench.datasets._common import exif_value, find_root, flag_exif_orientation, list_file, read_csv_rows, rel
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 
 FILES = {"medium_raw": "medium_exposure.dng", "medium_jpeg": "medium_exposure.jpg",
@@ -37,7 +37,7 @@ _SCENE = re.compile(r"^(S7-ISP-Dataset-)?\d{8}_\d{6}$")
 
 def official_split() -> dict[str, str]:
     """scene → 'val' | 'test' from CURL's published list (every other scene is 'train')."""
-    return {r["scene"]: r["split"] for r in read_csv_rows(data_file("s7isp", "s7_curl_val_test_scenes.csv"))}
+    return {r["scene"]: r["split"] for r in read_csv_rows(list_file("s7isp", "s7_curl_val_test_scenes.csv"))}
 
 
 def _scene_dirs(root: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 Published layout: ``Sony/{short,long}/*.ARW`` and ``Fuji/{short,long}/*.RAF``. A file name is
 ``<split digit><scene:4>_<burst:2>_<exposure>s``: the first digit says the split (0 train, 1 test,
-2 validation). The official split is the authors' lists (``isp_bench/data/sid/*_list.txt``, one
+2 validation). The official split is the authors' lists (``isp_bench/datasets/lists/sid/*_list.txt``, one
 row per pair: short path, long path, ``ISO<n>``, ``F<x>``), shipped in the package; several short
 frames share one long (ground-truth) frame.
 
@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-from isp_bench.datasets._common import data_file, find_root
+from isp_bench.datasets._common import find_root, list_file
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
 from isp_bench.errors import DatasetError
 
@@ -59,7 +59,7 @@ def parse_name(stem: str) -> dict[str, Any]:
 
 def read_list(camera: str, split: str) -> list[dict[str, Any]]:
     """The authors' list for ``camera`` (Sony|Fuji) and ``split`` (train|val|test), parsed."""
-    path = data_file("sid", f"{camera}_{split}_list.txt")
+    path = list_file("sid", f"{camera}_{split}_list.txt")
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():

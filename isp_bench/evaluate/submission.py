@@ -4,8 +4,8 @@ metrics and pair handling, and add metrics to old runs without loading their mod
 A predictions folder holds exactly one RGB image per pair of a split, at ``<pair_id>.<ext>`` (a
 pair id's ``/`` makes sub-folders; 16-bit PNG is what ``evaluate`` writes, 8-bit PNG and TIFF are
 read too), each the size of the pair's target after the suite's pair handling (CFA-phase crop,
-target rotation): the layout of :func:`isp_bench.evaluate.benchmark.prediction_path`. Scoring goes
-through :func:`isp_bench.evaluate.benchmark.score_split`, the loop ``evaluate`` uses, so a
+target rotation): the layout of :func:`isp_bench.evaluate.scoring.prediction_path`. Scoring goes
+through :func:`isp_bench.evaluate.scoring.score_split`, the loop ``evaluate`` uses, so a
 submission and a measured run of the same images get the same numbers.
 
 A submission is recorded like a measured run, in ``runs/<run_id>/`` (``result.json`` in the same
@@ -65,7 +65,7 @@ def check_predictions(folder: Path, dataset, truth: str = "target") -> dict[str,
     file that is no pair of the split (extra), two files for one pair, and a file that is not an RGB
     image of its target's size (wrong size, unreadable).
     """
-    from isp_bench.evaluate.benchmark import prediction_path
+    from isp_bench.evaluate.scoring import prediction_path
     from isp_bench.metrics.score import ScoreError, read_srgb
 
     files, problems = prediction_files(folder)
@@ -98,8 +98,8 @@ def check_predictions(folder: Path, dataset, truth: str = "target") -> dict[str,
 def score_predictions(files: dict[str, Path], dataset, *, metrics: Sequence[str], truth: str = "target",
                       previews_dir: Path | None = None, n_previews: int = 4, progress: bool = True):
     """Score checked prediction files (:func:`check_predictions`) with the loop ``evaluate`` uses
-    (:func:`~isp_bench.evaluate.benchmark.score_split`); returns (per-image frame, unavailable metrics)."""
-    from isp_bench.evaluate.benchmark import score_split
+    (:func:`~isp_bench.evaluate.scoring.score_split`); returns (per-image frame, unavailable metrics)."""
+    from isp_bench.evaluate.scoring import score_split
     from isp_bench.metrics.score import read_srgb
 
     def predict(_: int, sample: dict[str, Any]) -> tuple[np.ndarray, None]:
@@ -140,7 +140,7 @@ def submit_predictions(
 ) -> Path:
     """Score an outside model's predictions for ``split`` of ``dataset`` and record them as a run
     of kind ``submitted``; returns the run folder. ``metrics`` defaults to the suite ``run`` uses."""
-    from isp_bench.evaluate.benchmark import DEFAULT_METRICS, summarize_metrics, write_per_image
+    from isp_bench.evaluate.scoring import DEFAULT_METRICS, summarize_metrics, write_per_image
     from isp_bench.files import atomic_path, atomic_write_text, sha256_file
     from isp_bench.provenance import environment
 
@@ -209,7 +209,7 @@ def rescore_run(
     import pandas as pd
 
     from isp_bench import __version__
-    from isp_bench.evaluate.benchmark import summarize_metrics, write_per_image
+    from isp_bench.evaluate.scoring import summarize_metrics, write_per_image
     from isp_bench.files import atomic_write_text
     from isp_bench.metrics import get_metric
 

@@ -118,85 +118,120 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
 
 
 def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id: str | None = None) -> str:
-    """The card's prose (markdown)."""
+    """The card's prose (markdown): the sections below, in reading order."""
     rows = manifest.rows()
-    meta = manifest.meta
-    name = source.name
     splits = sorted({r["split"] for r in rows})
-    target_ref = repo_id or "path/to/this/folder"
     image_target = target_is_image(r["target_path"] for r in rows)
-    out: list[str] = [f"# {source.title}", ""]
-    out.append(f"Raw sensor captures paired with rendered targets, for training and evaluating learned camera ISPs "
-               f"(raw → display sRGB). {len(rows)} pairs in {len(splits)} split(s), published with "
-               f"isp-bench {__version__} from the `{name}` manifest "
-               f"(content hash `{manifest.content_hash}`).")
+    sections = [
+        intro_section(manifest, source, rows, splits),
+        source_section(source),
+        capture_section(rows),
+        cameras_section(rows),
+        splits_section(rows, splits, shards, source),
+        flags_section(rows, manifest.meta, source),
+        fields_section(manifest.meta, image_target),
+        usage_section(source.name, splits, repo_id or "path/to/this/folder", image_target),
+        licence_section(source),
+        citation_section(source),
+        provenance_section(manifest, source.name, len(rows)),
+    ]
+    return "\n".join(line for section in sections for line in section)
 
-    out += ["", "## Source", "",
+
+def intro_section(manifest: Manifest, source, rows: list[dict[str, Any]], splits: list[str]) -> list[str]:
+    """Title and one paragraph: what the pairs are, how many, from which manifest."""
+    return [f"# {source.title}", "",
+            f"Raw sensor captures paired with rendered targets, for training and evaluating learned camera ISPs "
+            f"(raw → display sRGB). {len(rows)} pairs in {len(splits)} split(s), published with "
+            f"isp-bench {__version__} from the `{source.name}` manifest "
+            f"(content hash `{manifest.content_hash}`)."]
+
+
+def source_section(source) -> list[str]:
+    """The original dataset, the adapter's layout and the licence."""
+    return ["", "## Source", "",
             f"- Dataset: {source.title}",
             f"- Original: {source.url}",
-            f"- Layout read by isp-bench's `{name}` adapter: {source.layout}",
+            f"- Layout read by isp-bench's `{source.name}` adapter: {source.layout}",
             f"- Licence: {source.licence} (class `{source.licence_class}`; see [{LICENSE_FILE}]({LICENSE_FILE}))"]
 
+
+def capture_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Pairs per role with their exposure ratios, ranges of the exposure facts, subsets, target devices."""
     roles = Counter(r["role"] for r in rows)
-    out += ["", "## Capture conditions", ""]
-    out.append(_table(["role", "pairs", "meaning", "exposure ratio"],
-                      [[f"`{role}`", n, ROLE_MEANINGS.get(role, ""),
-                        _range([r["exposure_ratio"] for r in rows if r["role"] == role], "×")]
-                       for role, n in sorted(roles.items())]))
-    out += ["",
-            f"- ISO: {_range([r['iso'] for r in rows])}",
-            f"- Exposure time: {_range([r['exposure_s'] for r in rows], ' s')}",
-            f"- f-number: {_range([r['fnumber'] for r in rows])}",
-            f"- Focal length: {_range([r['focal_length_mm'] for r in rows], ' mm')}",
-            f"- Capture dates: {_range([r['datetime'] for r in rows], fmt='')}"]
+    out = ["", "## Capture conditions", "",
+           _table(["role", "pairs", "meaning", "exposure ratio"],
+                  [[f"`{role}`", n, ROLE_MEANINGS.get(role, ""),
+                    _range([r["exposure_ratio"] for r in rows if r["role"] == role], "×")]
+                   for role, n in sorted(roles.items())]),
+           "",
+           f"- ISO: {_range([r['iso'] for r in rows])}",
+           f"- Exposure time: {_range([r['exposure_s'] for r in rows], ' s')}",
+           f"- f-number: {_range([r['fnumber'] for r in rows])}",
+           f"- Focal length: {_range([r['focal_length_mm'] for r in rows], ' mm')}",
+           f"- Capture dates: {_range([r['datetime'] for r in rows], fmt='')}"]
     subsets = Counter(r["subset"] for r in rows if r["subset"])
     if subsets:
         out.append("- Subsets: " + ", ".join(f"`{s}` ({n})" for s, n in sorted(subsets.items())))
     devices = Counter(r["target_device"] for r in rows if r["target_device"])
     if devices:
         out.append("- Targets rendered by: " + ", ".join(f"{d} ({n})" for d, n in sorted(devices.items())))
+    return out
 
+
+def cameras_section(rows: list[dict[str, Any]]) -> list[str]:
+    """One table row per (camera, the tag that named it, CFA, container), and the dataset-level
+    constants that filled values the raw files do not carry."""
     from isp_bench.raw.capture import camera_name
 
-    cams: dict[tuple, dict[str, Any]] = {}
+    cameras: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        name, named_by = camera_name(r["make"], r["model"], r["unique_camera_model"])
-        key = (name or "?", named_by or "?", r["cfa"] or "?", r["container"] or "?")
-        cam = cams.setdefault(key, {"n": 0, "sizes": set(), "white": set()})
-        cam["n"] += 1
-        cam["sizes"].add(f"{r['width']}×{r['height']}")
-        cam["white"].add(r["white_level"])
-    out += ["", "## Cameras", ""]
-    out.append(_table(["camera", "named by (tags)", "CFA", "container", "raw size (w×h)", "white level", "pairs"],
-                      [[*k, ", ".join(sorted(c["sizes"])), ", ".join(f"{w:g}" for w in sorted(w for w in c["white"] if w is not None)), c["n"]]
-                       for k, c in sorted(cams.items())]))
+        camera, named_by = camera_name(r["make"], r["model"], r["unique_camera_model"])
+        key = (camera or "?", named_by or "?", r["cfa"] or "?", r["container"] or "?")
+        entry = cameras.setdefault(key, {"pairs": 0, "sizes": set(), "white_levels": set()})
+        entry["pairs"] += 1
+        entry["sizes"].add(f"{r['width']}×{r['height']}")
+        entry["white_levels"].add(r["white_level"])
+    out = ["", "## Cameras", "",
+           _table(["camera", "named by (tags)", "CFA", "container", "raw size (w×h)", "white level", "pairs"],
+                  [[*key, ", ".join(sorted(e["sizes"])),
+                    ", ".join(f"{w:g}" for w in sorted(w for w in e["white_levels"] if w is not None)), e["pairs"]]
+                   for key, e in sorted(cameras.items())])]
     filled = Counter(f for r in rows for f in r["filled_from_dataset"])
     if filled:
         out += ["", "Values the raw files do not carry, filled from documented dataset-level constants "
                 "(column `filled_from_dataset`): " + ", ".join(f"`{f}` ({n} rows)" for f, n in sorted(filled.items()))]
+    return out
 
-    out += ["", "## Splits", ""]
-    shard_count = Counter(s["name"].split("/", 1)[1].rsplit("-", 3)[0] for s in shards)
+
+def splits_section(rows: list[dict[str, Any]], splits: list[str], shards: list[dict[str, Any]], source) -> list[str]:
+    """Pairs, scenes, shards and megabytes per split; how the splits were made and whether a scene
+    crosses them."""
+    shard_split = {s["name"]: s["name"].split("/", 1)[1].rsplit("-", 3)[0] for s in shards}
+    shard_count = Counter(shard_split.values())
     shard_mb = Counter()
     for s in shards:
-        shard_mb[s["name"].split("/", 1)[1].rsplit("-", 3)[0]] += s["bytes"] / 1e6
+        shard_mb[shard_split[s["name"]]] += s["bytes"] / 1e6
     scene_splits: dict[str, set[str]] = {}
     for r in rows:
         scene_splits.setdefault(r["scene"], set()).add(r["split"])
-    out.append(_table(["split", "pairs", "scenes", "shards", "size (MB)"],
-                      [[f"`{s}`", sum(r["split"] == s for r in rows),
-                        len({r["scene"] for r in rows if r["split"] == s}), shard_count[s], f"{shard_mb[s]:.1f}"]
-                       for s in splits]))
+    table = _table(["split", "pairs", "scenes", "shards", "size (MB)"],
+                   [[f"`{s}`", sum(r["split"] == s for r in rows),
+                     len({r["scene"] for r in rows if r["split"] == s}), shard_count[s], f"{shard_mb[s]:.1f}"]
+                    for s in splits])
     crossing = sorted(s for s, v in scene_splits.items() if len(v) > 1)
     how = getattr(source, "split_note", None) or (
-        f"The `split` column is the split isp-bench's `{name}` adapter assigns from the dataset's official split "
-        "lists (or, where the dataset defines none, the rule the adapter documents); splits never depend on "
+        f"The `split` column is the split isp-bench's `{source.name}` adapter assigns from the dataset's official "
+        "split lists (or, where the dataset defines none, the rule the adapter documents); splits never depend on "
         "directory listing order.")
-    out += ["", how + " " + ("Every scene lies in exactly one split, so no scene content leaks between splits."
-                             if not crossing else
-                             f"{len(crossing)} scene(s) appear in more than one split: {', '.join(crossing[:10])}.")]
+    leaks = ("Every scene lies in exactly one split, so no scene content leaks between splits." if not crossing else
+             f"{len(crossing)} scene(s) appear in more than one split: {', '.join(crossing[:10])}.")
+    return ["", "## Splits", "", table, "", how + " " + leaks]
 
-    out += ["", "## Flags and known issues", ""]
+
+def flags_section(rows: list[dict[str, Any]], meta: dict[str, Any], source) -> list[str]:
+    """Pairs per flag with its meaning, the adapter's notes, and the files left out at ingest."""
+    out = ["", "## Flags and known issues", ""]
     flags = Counter(f for r in rows for f in r["flags"])
     if flags:
         out.append(_table(["flag", "pairs", "meaning"],
@@ -206,17 +241,20 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
     if getattr(source, "notes", ""):
         out += ["", f"Adapter notes: {source.notes}"]
     errors = meta.get("errors", [])
-    src_meta = meta.get("source", {})
     if errors:
         out += ["", f"{len(errors)} file(s) of the original could not be read at ingest and their "
-                f"{src_meta.get('pairs_skipped', '?')} pair(s) are left out:"]
+                f"{meta.get('source', {}).get('pairs_skipped', '?')} pair(s) are left out:"]
         out += [f"- `{e.get('path')}`: {e.get('error')}" for e in errors[:20]]
         if len(errors) > 20:
             out.append(f"- … and {len(errors) - 20} more (see the manifest's metadata)")
     else:
         out += ["", "Every file the source layout lists was read at ingest; no pair is left out."]
+    return out
 
-    out += ["", "## Data fields", "",
+
+def fields_section(meta: dict[str, Any], image_target: bool) -> list[str]:
+    """The columns: the manifest's, plus the raw, target and linear-target bytes."""
+    return ["", "## Data fields", "",
             "One row per (input raw, target) pair. Every column of the isp-bench manifest (schema "
             f"v{meta.get('schema_version')}) is kept with its name and type, plus the files themselves:", "",
             f"- `{RAW_COLUMN}` (binary): the input raw file's **original bytes**, untouched (container, maker notes, "
@@ -234,35 +272,47 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
             "A value the file does not carry is null, never a default.",
             "- Identity: `pair_id`, `scene`, `split`, `role`, `subset`, `flags`, `licence_class`, `extra` (JSON)."]
 
-    out += ["", "## Usage", "", "```python", "from datasets import load_dataset", "",
+
+def usage_section(dataset: str, splits: list[str], target_ref: str, image_target: bool) -> list[str]:
+    """Loading with ``datasets`` and with ``isp_bench.hub`` (``target_ref``: the repo id or a folder)."""
+    return ["", "## Usage", "", "```python", "from datasets import load_dataset", "",
             f'ds = load_dataset("{target_ref}")', f'row = ds["{splits[0] if splits else "train"}"][0]',
             'raw_bytes, target = row["raw"], row["target"]  # bytes of the raw file, '
             + ("PIL image" if image_target else "bytes of the target file"), "",
             "import isp_bench.hub", "", f'pub = isp_bench.hub.load("{target_ref}")',
             "pub.table                      # manifest-equivalent table (pyarrow)",
             "capture = pub.raw(pub.pair_ids()[0])   # RawCapture: mosaic + metadata",
-            f'pub.to_root("{name}-root")    # files under their original paths + {name}.parquet manifest', "```"]
+            f'pub.to_root("{dataset}-root")    # files under their original paths + {dataset}.parquet manifest', "```"]
 
-    out += ["", "## Licence", "", f"{source.licence}", "",
-            f"Licence class `{source.licence_class}`, carried in every row's `licence_class`."]
+
+def licence_section(source) -> list[str]:
+    out = ["", "## Licence", "", f"{source.licence}", "",
+           f"Licence class `{source.licence_class}`, carried in every row's `licence_class`."]
     if source.licence_class != "open":
         out.append("Access is gated: users agree to these terms before downloading.")
+    return out
 
-    out += ["", "## Citation", ""]
+
+def citation_section(source) -> list[str]:
+    out = ["", "## Citation", ""]
     if getattr(source, "citation", ""):
         out += ["```bibtex", source.citation.strip(), "```"]
     else:
         where = f" at {source.url}" if str(source.url).startswith("http") else ""
         out.append(f"The source names no citation; cite the original dataset{where}.")
+    return out
 
-    out += ["", "## Provenance", "",
+
+def provenance_section(manifest: Manifest, dataset: str, n_rows: int) -> list[str]:
+    """The isp-bench and format versions and the manifest content hash the shards carry."""
+    meta = manifest.meta
+    return ["", "## Provenance", "",
             f"- Published by isp-bench {__version__} (publish format v{FORMAT_VERSION})",
-            f"- Manifest: dataset `{name}`, schema v{meta.get('schema_version')}, written by isp-bench "
-            f"{meta.get('isp_bench_version')}, {len(rows)} rows",
+            f"- Manifest: dataset `{dataset}`, schema v{meta.get('schema_version')}, written by isp-bench "
+            f"{meta.get('isp_bench_version')}, {n_rows} rows",
             f"- Manifest content hash: `{manifest.content_hash}`",
             "- The same hash is stored in every shard's Parquet metadata (`isp_bench.publish`); "
             "`isp_bench.hub.load` recomputes it from the rows it reads.", ""]
-    return "\n".join(out)
 
 
 def build_card(manifest: Manifest, source, shards: list[dict[str, Any]], *, repo_id: str | None = None) -> str:

@@ -1,60 +1,33 @@
 """CIELAB colour difference (CIE 1976) through one pinned sRGB → XYZ → Lab pipeline.
 
-The pipeline is colour-science's: IEC 61966-2-1 decoding (``colour.models.eotf_sRGB``), the sRGB
-RGB→XYZ matrix derived from the primaries and D65 (``colour.RGB_COLOURSPACES["sRGB"]``), CIELAB
-with the CIE 1931 2° D65 white (``colour.XYZ_to_Lab``) and ``colour.delta_E(..., method="CIE
-1976")``. The arithmetic is vectorised here (12 MP in well under a second per image) and tested
-against those colour-science calls.
+The pipeline is colour-science's: IEC 61966-2-1 decoding (``colour.models.eotf_sRGB``), the
+standard's 4-decimal sRGB RGB→XYZ matrix (``colour.RGB_COLOURSPACES["sRGB"]``), CIELAB with the
+CIE 1931 2° D65 white (``colour.XYZ_to_Lab``) and ``colour.delta_E(..., method="CIE 1976")``. The
+constants and the curve are :mod:`isp_bench.colorimetry`'s; the arithmetic is vectorised here
+(12 MP in well under a second per image) and tested against those colour-science calls.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
+
+from isp_bench.colorimetry import D65_WHITE_XYZ, SRGB_TO_XYZ, srgb_decode
 
 from ._registry import MetricSpec, as_pair, register_metric
 from .pair import PairWork
 
 
-@functools.lru_cache(maxsize=None)
-def _colour_constants():
-    """sRGB matrix, D65 white XYZ and decoding threshold, taken from colour-science (imported lazily)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # colour warns about optional matplotlib at import
-        import colour
-
-    cs = colour.RGB_COLOURSPACES["sRGB"]
-    d65 = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]
-    white = colour.xy_to_XYZ(d65)
-    threshold = float(colour.models.eotf_inverse_sRGB(0.0031308))
-    return np.array(cs.matrix_RGB_to_XYZ, dtype=np.float64), np.array(white), threshold, d65
-
-
-def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB decoding (colour-science's ``eotf_sRGB``), float64."""
-    rgb = np.asarray(rgb, dtype=np.float64)
-    # both branches elementwise, without boolean indexing (same values, a fraction of the time)
-    out = np.add(rgb, 0.055)
-    out /= 1.055
-    with np.errstate(invalid="ignore"):  # negative inputs take the linear branch below
-        np.power(out, 2.4, out=out)
-    np.divide(rgb, 12.92, out=out, where=rgb <= _colour_constants()[2])
-    return out
-
-
 def srgb_to_xyz(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1] → CIE XYZ (Y of white = 1), as ``colour.sRGB_to_XYZ``."""
-    return srgb_to_linear(rgb) @ _colour_constants()[0].T
+    return srgb_decode(rgb) @ SRGB_TO_XYZ.T
 
 
 def xyz_to_lab(xyz: np.ndarray, white: np.ndarray | None = None) -> np.ndarray:
     """CIE XYZ → CIELAB (CIE 15:2004 constants ε = 216/24389, κ = 24389/27), as ``colour.XYZ_to_Lab``."""
     if white is None:
-        white = _colour_constants()[1]
+        white = D65_WHITE_XYZ
     t = np.asarray(xyz, dtype=np.float64) / np.asarray(white, dtype=np.float64)
     f = np.where(t > (24 / 116) ** 3, np.cbrt(t), (841 / 108) * t + 16 / 116)
     lab = np.empty_like(f)

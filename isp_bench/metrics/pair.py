@@ -194,24 +194,25 @@ def color_sums(p: np.ndarray, t: np.ndarray, *, de76: bool, scielab_spd: float |
     """
     import scipy.fft
 
+    from isp_bench.colorimetry import D65_WHITE_XYZ_100, SRGB_TO_XYZ, srgb_decode
+
     from . import color, spatial_cielab as sc
 
     h, w, _ = p.shape
-    m_xyz = color._colour_constants()[0].T  # noqa: SLF001
     opp = np.empty((2, 3, h, w)) if scielab_spd is not None else None
 
     def decode(r0: int, r1: int) -> dict:
-        lin = [color.srgb_to_linear(img[r0:r1]) for img in (p, t)]
+        lin = [srgb_decode(img[r0:r1]) for img in (p, t)]
         out = {}
         if de76:
-            lab = [color.xyz_to_lab(li @ m_xyz) for li in lin]
+            lab = [color.xyz_to_lab(li @ SRGB_TO_XYZ.T) for li in lin]
             d = lab[0] - lab[1]
             m = np.sqrt(np.einsum("...c,...c->...", d, d))
             out["de76"] = float(m.sum())
             out["de76_sq"] = float(np.einsum("ij,ij->", m, m))
         if opp is not None:
             for i, li in enumerate(lin):
-                o = (100.0 * (li @ sc.IEC_SRGB_TO_XYZ.T)) @ sc.XYZ_TO_OPP.T
+                o = (100.0 * (li @ SRGB_TO_XYZ.T)) @ sc.XYZ_TO_OPP.T
                 opp[i, :, r0:r1] = o.transpose(2, 0, 1)
         return out
 
@@ -234,7 +235,7 @@ def color_sums(p: np.ndarray, t: np.ndarray, *, de76: bool, scielab_spd: float |
 
     def back(r0: int, r1: int) -> float:
         labs = [
-            sc.xyz_to_lab_scielab(filt[i, :, r0:r1].transpose(1, 2, 0) @ sc.OPP_TO_XYZ.T, sc.D65_WHITE_100)
+            sc.xyz_to_lab_scielab(filt[i, :, r0:r1].transpose(1, 2, 0) @ sc.OPP_TO_XYZ.T, D65_WHITE_XYZ_100)
             for i in range(2)
         ]
         d = labs[0] - labs[1]

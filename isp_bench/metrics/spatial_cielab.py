@@ -17,6 +17,8 @@ import math
 
 import numpy as np
 
+from isp_bench.colorimetry import D65_WHITE_XYZ_100, SRGB_TO_XYZ, srgb_decode
+
 from ._registry import MetricInputError, MetricSpec, register_metric
 from .pair import PairWork
 
@@ -42,14 +44,6 @@ FILTER_PARAMS = (
 
 #: Filters are built at no fewer than this many samples per degree, then down-sampled.
 MIN_SAMP_PER_DEG = 224
-
-#: White point used with XYZ inputs scaled so that Y of white = 100 (D65).
-D65_WHITE_100 = (95.047, 100.0, 108.883)
-
-#: IEC 61966-2-1 sRGB → XYZ matrix as printed in the standard (4 decimals).
-IEC_SRGB_TO_XYZ = np.array(
-    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
-)
 
 
 def gauss(halfwidth: float, width: int) -> np.ndarray:
@@ -203,7 +197,7 @@ def scielab_xyz(
     xyz1: np.ndarray,
     xyz2: np.ndarray,
     samp_per_deg: float,
-    whitepoint=D65_WHITE_100,
+    whitepoint=D65_WHITE_XYZ_100,
     *,
     method: str = "auto",
 ) -> np.ndarray:
@@ -256,9 +250,7 @@ def scielab_xyz(
 def srgb_to_xyz100(rgb: np.ndarray) -> np.ndarray:
     """sRGB in [0, 1] → XYZ with Y of white = 100: IEC 61966-2-1 decoding and the standard's
     4-decimal matrix (the conversion used to make the reference vectors)."""
-    from .color import srgb_to_linear
-
-    return 100.0 * (srgb_to_linear(rgb) @ IEC_SRGB_TO_XYZ.T)
+    return 100.0 * (srgb_decode(rgb) @ SRGB_TO_XYZ.T)
 
 
 #: Samples per degree of the toolbox example (72 dpi viewed at 18 inches): the registered setting.
@@ -328,7 +320,7 @@ SCIELAB = register_metric(
         reference="Zhang & Wandell 1997/1998; S-CIELAB 1.1.1 MATLAB code (CIELAB 1976 ΔE*ab)",
         settings={
             "samp_per_deg": SAMP_PER_DEG,
-            "whitepoint": D65_WHITE_100,
+            "whitepoint": D65_WHITE_XYZ_100,
             "srgb_to_xyz": "IEC 61966-2-1 decoding, 4-decimal matrix, Y of white = 100",
             "delta_e": "CIE 1976",
             "filtering": "separable sums of Gaussians, symmetric borders (computed via DCT-II)",

@@ -1,4 +1,5 @@
-"""Pieces shared by the model families: the batch contract, padding and colour helpers."""
+"""Pieces shared by the model families: the batch contract and padding
+(the sRGB curves are :mod:`isp_bench.colorimetry`'s)."""
 
 from __future__ import annotations
 
@@ -107,16 +108,9 @@ def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Te
     return F.max_pool2d(x, kernel, stride)
 
 
-def srgb_encode(linear: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 sRGB encoding (the same curve as ``colour.cctf_encoding(x, 'sRGB')``) in torch,
-    differentiable; inputs are clamped to [0, 1]."""
-    x = linear.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
-
-
 def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`srgb_encode` (``colour.cctf_decoding(x, 'sRGB')``)."""
-    x = encoded.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
+    """Clamped sRGB decoding, :func:`isp_bench.colorimetry.srgb_decode_torch` with ``clamp=True``.
+    Only ``isp_bench.data.cache`` still imports it from here; remove once it uses colorimetry."""
+    from isp_bench.colorimetry import srgb_decode_torch
 
-
+    return srgb_decode_torch(encoded, clamp=True)

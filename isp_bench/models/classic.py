@@ -27,18 +27,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from isp_bench.models._common import IspModel, require, srgb_encode
+from isp_bench.colorimetry import D65_WHITE_XYZ, XYZ_TO_SRGB, srgb_decode_torch, srgb_encode_torch
+from isp_bench.models._common import IspModel, require
 from isp_bench.models._registry import ModelCard, ModelError, register_model
 from isp_bench.raw import demosaic_bilinear
 
 DEMOSAICKERS = ("bilinear", "malvar")
-
-
-def xyz_to_srgb_matrix() -> np.ndarray:
-    """XYZ → linear sRGB (D65), from colour-science's sRGB colourspace."""
-    import colour
-
-    return np.asarray(colour.RGB_COLOURSPACES["sRGB"].matrix_XYZ_to_RGB, dtype=np.float64)
 
 
 def camera_to_srgb_matrix(color_matrix: np.ndarray) -> np.ndarray:
@@ -48,12 +42,9 @@ def camera_to_srgb_matrix(color_matrix: np.ndarray) -> np.ndarray:
     first taken back to the camera's response to D65 white, ``inverse(color_matrix) · XYZ(D65)``;
     rows are then normalised so that it lands exactly on sRGB white. (Normalising the rows of
     ``XYZ→sRGB · color_matrix`` alone, without that step, tints every colour but grey.)"""
-    import colour
-
     cm = np.asarray(color_matrix, dtype=np.float64)
-    d65 = colour.xy_to_XYZ(colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"])
-    camera_white = np.linalg.solve(cm, d65)
-    m = xyz_to_srgb_matrix() @ cm @ np.diag(camera_white / camera_white[1])
+    camera_white = np.linalg.solve(cm, D65_WHITE_XYZ)
+    m = XYZ_TO_SRGB @ cm @ np.diag(camera_white / camera_white[1])
     return m / m.sum(axis=1, keepdims=True)
 
 
@@ -98,15 +89,13 @@ class ClassicISP(IspModel):
         mosaic[:, 0, 0::2, 0::2], mosaic[:, 0, 0::2, 1::2] = balanced[:, 0], balanced[:, 1]
         mosaic[:, 0, 1::2, 0::2], mosaic[:, 0, 1::2, 1::2] = balanced[:, 2], balanced[:, 3]
         if self.demosaicker is not None:
-            from isp_bench.models._common import srgb_decode
-
-            cam = srgb_decode(self.demosaicker(srgb_encode(mosaic)))
+            cam = srgb_decode_torch(self.demosaicker(srgb_encode_torch(mosaic)), clamp=True)
         else:
             m = mosaic[:, 0].detach().cpu().numpy()
             cam = torch.from_numpy(np.stack([self._np_demosaic(mi) for mi in m])).permute(0, 3, 1, 2).to(raw)
         mats = torch.from_numpy(np.stack([camera_to_srgb_matrix(c) for c in cm.detach().cpu().numpy()])).to(raw)
         linear = torch.einsum("bij,bjhw->bihw", mats, cam)
-        return srgb_encode(linear)
+        return srgb_encode_torch(linear)
 
 
 def render_capture(capture, demosaic: str = "malvar"):

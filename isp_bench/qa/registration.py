@@ -29,18 +29,20 @@ import cv2
 import numpy as np
 
 from isp_bench.capture.frames import ARUCO_DICT, MARKER_IDS, DisplayLayout, render_frame
+from isp_bench.colorimetry import SRGB_TO_XYZ
 
 _ECC_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-6)
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
-    """Luma-like grey (float32) of an H×W×3 image in [0, 1] (or uint8), or the image itself if 2-D."""
+    """Luma-like grey (float32) of an H×W×3 image in [0, 1] (or uint8), or the image itself if 2-D:
+    the Y row of the sRGB → XYZ matrix (Rec. 709 weights) applied to the code values."""
     img = np.asarray(image)
     if img.dtype == np.uint8:
         img = img.astype(np.float32) / 255.0
     img = img.astype(np.float32)
     if img.ndim == 3:
-        img = img[..., :3] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+        img = img[..., :3] @ SRGB_TO_XYZ[1].astype(np.float32)
     return img
 
 

@@ -100,7 +100,7 @@ def normalize(
     (row-major: top-left, top-right, bottom-left, bottom-right). Values are not clipped unless
     ``clip`` is true: noise below the black level is real signal for denoising models.
 
-    >>> normalize(np.array([[64, 1023], [64, 543]], np.uint16), 64, 1023).tolist()
+    >>> normalize(np.array([[64, 1024], [64, 544]], np.uint16), 64, 1024).tolist()
     [[0.0, 1.0], [0.0, 0.5]]
     """
     mosaic = np.asarray(mosaic)

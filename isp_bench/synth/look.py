@@ -16,8 +16,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from colour.models.oklab import MATRIX_1_XYZ_TO_LMS, MATRIX_2_LMS_TO_LAB
 
+from isp_bench.colorimetry import SRGB_TO_XYZ
 from isp_bench.synth import exactmath
-from isp_bench.synth.spectral import SRGB_TO_XYZ, XYZ_TO_SRGB
+from isp_bench.synth.spectral import XYZ_TO_SRGB
 
 # Oklab (B. Ottosson, 2020) as colour-science defines it, inverses computed exactly.
 _LMS_TO_XYZ = exactmath.inverse(MATRIX_1_XYZ_TO_LMS)
@@ -38,13 +39,19 @@ def render_linear(camera_rgb: np.ndarray, wb: np.ndarray, cam_to_srgb: np.ndarra
 
 
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB encoding of linear values (colour-science's ``eotf_inverse_sRGB``)."""
+    """IEC 61966-2-1 sRGB encoding of linear values (colour-science's ``eotf_inverse_sRGB``).
+
+    A separate implementation from :func:`isp_bench.colorimetry.srgb_encode` on purpose: the power
+    is :func:`~isp_bench.synth.exactmath.power` (IEEE-exact elementwise arithmetic), not
+    ``np.power``, whose last bit depends on the CPU's SIMD path, so the synthetic set's PNG/JPEG
+    bytes are the same on every machine. Same constants, same curve."""
     linear = np.asarray(linear, dtype=np.float64)
     return np.where(linear <= 0.0031308, linear * 12.92, 1.055 * exactmath.power(linear, 1 / 2.4) - 0.055)
 
 
 def srgb_decode(encoded: np.ndarray) -> np.ndarray:
-    """IEC 61966-2-1 sRGB decoding to linear values (colour-science's ``eotf_sRGB``)."""
+    """IEC 61966-2-1 sRGB decoding to linear values (colour-science's ``eotf_sRGB``, threshold
+    0.0031308 × 12.92); exact arithmetic for the reason :func:`srgb_encode` gives."""
     encoded = np.asarray(encoded, dtype=np.float64)
     return np.where(encoded <= 0.0031308 * 12.92, encoded / 12.92, exactmath.power((encoded + 0.055) / 1.055, 2.4))
 

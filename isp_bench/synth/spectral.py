@@ -21,6 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import colour
 
+from isp_bench.colorimetry import SRGB_TO_XYZ
 from isp_bench.errors import DatasetError
 from isp_bench.synth import exactmath
 
@@ -28,10 +29,7 @@ SHAPE = colour.SpectralShape(400, 700, 10)
 CMFS_NAME = "CIE 1931 2 Degree Standard Observer"
 COLORCHECKER_NAME = "ColorChecker N Ohta"
 
-# sRGB (IEC 61966-2-1) linear RGB → XYZ with D65 white, Y of white = 1.
-SRGB_TO_XYZ = np.array(
-    [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]], dtype=np.float64
-)
+# XYZ → linear sRGB as the exact inverse of the IEC matrix (not the standard's printed 4-decimal inverse).
 XYZ_TO_SRGB = exactmath.inverse(SRGB_TO_XYZ)
 
 

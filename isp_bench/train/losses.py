@@ -11,6 +11,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from isp_bench.colorimetry import D65_WHITE_XYZ_5DP, SRGB_TO_XYZ, srgb_decode_torch
 from isp_bench.errors import unknown_name_error
 
 Objective = Callable[..., torch.Tensor]
@@ -33,22 +34,15 @@ def register_objective(*, needs: tuple[str, ...] = ()) -> Callable[[Objective], 
     return decorator
 
 
-SRGB_TO_XYZ = torch.tensor([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
-D65_XYZ = (0.95047, 1.0, 1.08883)
-
-
-def srgb_to_linear(srgb: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 decoding of B×3×H×W values. Not clamped, so that a training output outside
-    [0, 1] still gets a gradient back into range (the linear segment extends below 0, the power
-    segment above 1)."""
-    power = ((srgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4  # clamp only keeps the unused branch finite
-    return torch.where(srgb <= 0.04045, srgb / 12.92, power)
+#: The sRGB → XYZ matrix as float32 (the precision the Lab loss has always used, whatever the input's).
+SRGB_TO_XYZ_FLOAT32 = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32)
 
 
 def srgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
-    """sRGB B×3×H×W in [0, 1] → CIE L*a*b* (D65), L in [0, 100]."""
-    xyz = torch.einsum("ij,bjhw->bihw", SRGB_TO_XYZ.to(srgb), srgb_to_linear(srgb))
-    white = torch.tensor(D65_XYZ, dtype=srgb.dtype, device=srgb.device)[None, :, None, None]
+    """sRGB B×3×H×W in [0, 1] → CIE L*a*b* (D65, 5-decimal white), L in [0, 100]. The decoding is
+    not clamped, so that a training output outside [0, 1] still gets a gradient back into range."""
+    xyz = torch.einsum("ij,bjhw->bihw", SRGB_TO_XYZ_FLOAT32.to(srgb), srgb_decode_torch(srgb, clamp=False))
+    white = torch.tensor(D65_WHITE_XYZ_5DP, dtype=srgb.dtype, device=srgb.device)[None, :, None, None]
     t = xyz / white
     delta = 6.0 / 29.0
     f = torch.where(t > delta**3, t.clamp_min(1e-12) ** (1.0 / 3.0), t / (3 * delta**2) + 4.0 / 29.0)

@@ -1,6 +1,7 @@
-"""Evaluate a model on a manifest split at full resolution: tiled inference, the metric suite per
+"""Scoring a model on a manifest split at full resolution: tiled inference, the metric suite per
 image, diagonal-split previews (output upper-left, ground truth lower-right, as the DeepISP and
-CRISPnet figures show them) and the predictions themselves.
+CRISPnet figures show them) and the predictions themselves. The whole train-evaluate-record run
+(``isp-bench run``) is :func:`isp_bench.runs.run_benchmark`; ``benchmarks/`` holds timing scripts.
 
 Predictions layout (shared by ``evaluate``, ``isp-bench submit`` and ``isp-bench rescore``): one
 16-bit RGB PNG per pair, at ``<folder>/<pair_id>.png`` (a pair id's ``/`` makes sub-folders), the
