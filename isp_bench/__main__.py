@@ -1,0 +1,7 @@
+"""``python -m isp_bench ARGS`` is ``isp-bench ARGS``; torchrun's target: ``torchrun --nproc_per_node N -m isp_bench run ...``."""
+
+import sys
+
+from isp_bench.cli import main
+
+sys.exit(main())
