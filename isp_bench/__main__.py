@@ -1,4 +1,5 @@
-"""``python -m isp_bench ARGS`` is ``isp-bench ARGS``; torchrun's target: ``torchrun --nproc_per_node N -m isp_bench run ...``."""
+"""``python -m isp_bench ARGS`` is ``isp-bench ARGS``, and torchrun's target:
+``torchrun --nproc_per_node N -m isp_bench run ...``."""
 
 import sys
 

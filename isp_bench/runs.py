@@ -2,10 +2,10 @@
 resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
 
 A run's id is a function of the resolved config (the resolved numeric precision included) and the
-manifest's content hash (not of the device: see :func:`run_benchmark`), so re-running the same command on the same data finds the same folder and
-resumes: a finished training is not repeated (its record is kept as written), an interrupted one
-continues from its last checkpoint. A re-run may add an evaluation; it never erases what an earlier
-step wrote.
+manifest's content hash (not of the device: see :func:`run_benchmark`), so re-running the same command
+on the same data finds the same folder and resumes: a finished training is not repeated (its record is
+kept as written), an interrupted one continues from its last checkpoint. A re-run may add an
+evaluation; it never erases what an earlier step wrote.
 
 Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` while training, then ``model.pt``
 (weights only), ``training.json`` (losses, validation PSNR, speed; written once, by the trainer),
@@ -118,8 +118,8 @@ def run_benchmark(
     The device is not part of the run id: the same model, recipe, seed and data on ``cpu`` and on
     ``cuda`` differ only by floating-point rounding, so they are the same run, and a run trained on
     one device is resumed or evaluated on another. The device each evaluation ran on (name, torch,
-    CUDA and cuDNN versions) is recorded in ``result.json`` under ``provenance.device``, with the
-    precision and the number of processes. The resolved precision is part of the config and the run id:
+    CUDA and cuDNN versions) is recorded in ``result.json`` under ``provenance.device``, beside the
+    ``precision`` and the number of ``processes``. The resolved precision is part of the config and the run id:
     16-bit arithmetic changes the numbers beyond rounding.
     """
     wall_start = time.perf_counter()
@@ -136,7 +136,8 @@ def run_benchmark(
         get_metric(name)  # unknown names fail here, with the registered ones
     with distributed.process_group(device):
         with distributed.main_first():  # the embedded dataset is generated once, not by every rank at once
-            manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress and distributed.is_main())
+            manifest_obj, root_path = resolve_dataset(dataset, manifest, root,
+                                                      progress=progress and distributed.is_main())
         config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
         run_dir = Path(runs_dir) / run_id_for(config)
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
@@ -213,8 +214,6 @@ def _train_and_evaluate(run_dir: Path, config: dict[str, Any], manifest_obj: Man
 
 
 def _environment(device: str, precision: str) -> dict[str, Any]:
-    """:func:`~isp_bench.provenance.environment` with the device's ``precision`` and the job's
+    """:func:`~isp_bench.provenance.environment` with the ``precision`` computed in and the job's
     ``processes`` (torchrun's world size) recorded beside the device."""
-    info = environment(device=device)
-    info["device"].update(precision=precision, processes=distributed.world_size())
-    return info
+    return {**environment(device=device), "precision": precision, "processes": distributed.world_size()}

@@ -97,7 +97,7 @@ def test_two_processes_train_what_one_process_trains(data, tmp_path):
     result = json.loads((run_dir / "result.json").read_text())
     single = json.loads((data["single"] / "result.json").read_text())
     assert result["training"]["distributed"] == {"world_size": 2, "per_rank_batch": [1]}
-    assert result["provenance"]["device"]["processes"] == 2
+    assert result["provenance"]["processes"] == 2
     losses = json.loads((run_dir / "training.json").read_text())["losses"]
     assert losses == pytest.approx(json.loads((data["single"] / "training.json").read_text())["losses"], abs=1e-5)
     # evaluation: the two test frames were rendered one per rank and gathered in split order

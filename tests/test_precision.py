@@ -78,8 +78,8 @@ def test_precision_is_part_of_the_run_id_and_recorded(data, tmp_path):
     run_dir = run_benchmark("unet", budget="smoke", precision="bf16", device="cpu", runs_dir=tmp_path,
                             manifest=data["manifest"].path, root=data["root"], metrics=("psnr",), progress=False)
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["config"]["precision"] == "bf16" and result["provenance"]["device"]["precision"] == "bf16"
-    assert result["provenance"]["device"]["processes"] == 1
+    assert result["config"]["precision"] == "bf16" and result["provenance"]["precision"] == "bf16"
+    assert result["provenance"]["processes"] == 1
     assert result["training"]["distributed"] == {"world_size": 1, "per_rank_batch": [1]}
     assert run_dir.name.endswith(config_hash({**bf16, "manifest_content_hash": data["manifest"].content_hash}))
     assert math.isfinite(result["metrics"]["psnr"]["mean"])

@@ -195,7 +195,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
     per_stage = BUDGETS[budget]["validations_per_stage"]
     config = {
         "model": recipe["model"], "recipe": recipe_name(name), "paper": recipe.get("paper"), "note": recipe.get("note"),
-        "dataset": dataset, "budget": budget, "seed": seed, "precision": precision, "inputs": recipe.get("inputs", ["raw"]),
+        "dataset": dataset, "budget": budget, "seed": seed, "precision": precision,
+        "inputs": recipe.get("inputs", ["raw"]),
         "optimizer": recipe.get("optimizer"), "init": recipe.get("init"), "stages": resolved_stages,
         # eval.truth (a recipe's or a dataset override's): the sample key the output is scored against
         "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4, **recipe.get("eval", {}),
