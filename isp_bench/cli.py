@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from isp_bench import __version__
-from isp_bench.devices import DEVICE_NAMES
+from isp_bench.devices import DEVICE_NAMES, PRECISIONS
 from isp_bench.errors import IspBenchError
 from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import BUDGETS
@@ -140,25 +140,54 @@ def _cmd_demo(args) -> int:
 
 def _run_kwargs(args) -> dict:
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
-    return dict(dataset=args.dataset, budget=args.budget, device=args.device, seed=args.seed, runs_dir=args.runs,
+    return dict(dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
+                compile=args.compile, seed=args.seed, runs_dir=args.runs,
                 manifest=args.manifest, root=args.root, **({"metrics": metrics} if metrics else {}),
                 save_predictions=args.save_predictions, progress=not args.quiet)
 
 
-def _cmd_train(args) -> int:
+def _launched(args, argv: list[str] | None) -> int | None:
+    """With ``--nproc N`` (N > 1) the command again, in N processes under torchrun: their exit status."""
+    if args.nproc <= 1:
+        return None
+    from isp_bench.distributed import launch
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, arg in enumerate(argv):  # drop --nproc N / --nproc=N: each process is one of the N
+        if arg == "--nproc":
+            del argv[i:i + 2]
+            break
+        if arg.startswith("--nproc="):
+            del argv[i]
+            break
+    return launch(args.nproc, argv)
+
+
+def _cmd_train(args, argv=None) -> int:
+    from isp_bench.distributed import is_main
     from isp_bench.runs import run_benchmark
 
+    launched = _launched(args, argv)
+    if launched is not None:
+        return launched
     run_dir = run_benchmark(args.model, recipe=args.recipe, evaluate=False, **_run_kwargs(args))
-    print(f"trained weights: {run_dir / 'model.pt'}")
+    if is_main():
+        print(f"trained weights: {run_dir / 'model.pt'}")
     return 0
 
 
-def _cmd_run(args) -> int:
+def _cmd_run(args, argv=None) -> int:
+    from isp_bench.distributed import is_main
     from isp_bench.leaderboard import build_leaderboard, build_scoreboard
     from isp_bench.runs import run_benchmark
 
+    launched = _launched(args, argv)
+    if launched is not None:
+        return launched
     run_dir = run_benchmark(args.model, recipe=args.recipe, require_trained=args.command == "evaluate",
                             **_run_kwargs(args))
+    if not is_main():  # rank 0 reports and writes the leaderboards
+        return 0
     result = json.loads((run_dir / "result.json").read_text())
     print(f"run: {run_dir}")
     for name, m in result["metrics"].items():
@@ -193,6 +222,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="; ".join(f"{name}: {b['help']}" for name, b in BUDGETS.items()) + " (default: %(default)s)")
     p.add_argument("--device", default="auto",
                    help=f"{DEVICE_NAMES}; auto: a CUDA GPU, else Apple MPS, else the CPU (default: %(default)s)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS,
+                   help="numeric precision of training and inference; auto: bf16 on CUDA GPUs that support it, "
+                        "fp16 (with loss scaling) on older ones, fp32 on CPU and MPS; part of the run id "
+                        "(default: %(default)s)")
+    p.add_argument("--compile", action="store_true",
+                   help="train through torch.compile (faster steps after a compile of a minute or so; "
+                        "default: off)")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine, one per GPU: launches torchrun --standalone (for several "
+                        "machines run `torchrun --nnodes ... -m isp_bench` yourself); the recipe's batch is "
+                        "split over them (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of model initialisation and patch sampling, 0 to 2**32-1; another seed is another "
                         "run (default: %(default)s)")
@@ -301,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Matplotlib.*")
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        return args.func(args, argv) if args.func in (_cmd_run, _cmd_train) else args.func(args)
     except IspBenchError as exc:
         print(f"isp-bench: error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,15 @@
-"""Compute devices: what ``--device`` accepts, what ``auto`` picks, and what a run records.
+"""Compute devices and numeric precision: what ``--device`` and ``--precision`` accept, what ``auto``
+picks, how a device is set up for speed, and what a run records.
 
 ``--device`` takes ``auto`` (the default of ``run``, ``train`` and ``evaluate``), ``cpu``, ``cuda``,
 ``cuda:N`` or ``mps``. ``auto`` is the first of: CUDA when torch sees a GPU, Apple's Metal backend
 (``mps``) where this torch build has it, the CPU. A device this machine lacks, or a name torch does not
 use, is a :class:`DeviceError` whose one line lists the devices this machine has.
+
+``--precision`` takes ``auto`` (the default), ``fp32``, ``bf16`` or ``fp16``: see
+:func:`resolve_precision`. Mixed precision runs the forward pass under :func:`torch.autocast` with
+the chosen 16-bit type (weights and optimiser state stay fp32); fp16 also scales the loss
+(:class:`torch.amp.GradScaler`) so that small gradients do not underflow.
 
 torch is imported inside the functions, so importing this module costs nothing.
 """
@@ -20,6 +26,7 @@ from typing import Any
 from isp_bench.errors import IspBenchError
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"  # what --device accepts, for help texts and errors
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # what --precision accepts
 _CUDA = re.compile(r"^cuda(?::(\d+))?$")
 
 
@@ -84,6 +91,88 @@ def resolve_device(name: str = "auto") -> str:
         why = "torch sees no CUDA GPU"
     raise DeviceError(f"device {name!r} is not available: {why}; this machine has {', '.join(have)} "
                       "(--device auto takes the best of them)")
+
+
+def resolve_precision(name: str, device: str) -> str:
+    """The precision ``name`` means on ``device`` (a name :func:`resolve_device` returned).
+
+    ``auto`` → ``bf16`` on a CUDA GPU that supports it (:func:`torch.cuda.is_bf16_supported`: compute
+    capability 8.0 and later), ``fp16`` on older CUDA GPUs, ``fp32`` on the CPU and on MPS. ``fp32``,
+    ``bf16`` and ``fp16`` are returned as given (autocast runs both 16-bit types on the CPU too), except
+    ``bf16`` on a CUDA GPU without it.
+
+    Raises
+    ------
+    DeviceError
+        For a name outside :data:`PRECISIONS`, or ``bf16`` on a CUDA GPU that lacks it.
+
+    Examples
+    --------
+    >>> resolve_precision("auto", "cpu")
+    'fp32'
+    """
+    import torch
+
+    wanted = str(name).strip().lower()
+    if wanted not in PRECISIONS:
+        raise DeviceError(f"unknown precision {name!r}: use one of {', '.join(PRECISIONS)}")
+    cuda = torch.device(device).type == "cuda"
+    bf16_ok = not cuda or torch.cuda.is_bf16_supported()
+    if wanted == "auto":
+        return ("bf16" if bf16_ok else "fp16") if cuda else "fp32"
+    if wanted == "bf16" and not bf16_ok:
+        raise DeviceError(f"precision bf16 is not supported by {device} ({torch.cuda.get_device_name(device)}); "
+                          "use --precision fp16 (or auto, which picks it)")
+    return wanted
+
+
+def autocast(device: str, precision: str):
+    """The :func:`torch.autocast` context of ``precision`` on ``device`` (disabled for ``fp32``)."""
+    import torch
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
+
+
+def grad_scaler(device: str, precision: str):
+    """A :class:`torch.amp.GradScaler`, enabled for ``fp16`` only (a pass-through otherwise)."""
+    import torch
+
+    return torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
+
+
+def memory_format(device: str):
+    """``torch.channels_last`` on CUDA (cuDNN's fast layout for convolutions, above all in 16 bits),
+    else ``torch.contiguous_format``."""
+    import torch
+
+    return torch.channels_last if torch.device(device).type == "cuda" else torch.contiguous_format
+
+
+def configure_for_speed(device: str) -> None:
+    """On CUDA: TF32 for fp32 matmuls and convolutions (:func:`torch.set_float32_matmul_precision`
+    ``"high"``, ``cudnn.allow_tf32``) and cuDNN autotuning (``cudnn.benchmark``, which picks the fastest
+    convolution algorithm per input shape). Nothing changes elsewhere (CPU results stay bit-exact)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
+def to_device(value, device: str, layout=None):
+    """``value`` (a tensor, or a dict of them, nested) on ``device``: 4-D tensors in ``layout``
+    (:func:`memory_format`), copies non-blocking (they overlap compute when the source is pinned)."""
+    import torch
+
+    if isinstance(value, dict):
+        return {k: to_device(v, device, layout) for k, v in value.items()}
+    if not isinstance(value, torch.Tensor):
+        return value
+    if layout is not None and value.ndim == 4:
+        return value.to(device, memory_format=layout, non_blocking=True)
+    return value.to(device, non_blocking=True)
 
 
 @lru_cache(maxsize=1)

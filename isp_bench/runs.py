@@ -1,16 +1,19 @@
 """`isp-bench run`: train a registered model with its paper's recipe, evaluate the test split at full
 resolution, score it, and record everything in ``runs/<run_id>/`` (DESIGN §3).
 
-A run's id is a function of the resolved config and the manifest's content hash (not of the device:
-see :func:`run_benchmark`), so re-running the same command on the same data finds the same folder and
-resumes: a finished training is not repeated (its record is kept as written), an interrupted one
-continues from its last checkpoint. A re-run may add an evaluation; it never erases what an earlier
-step wrote.
+A run's id is a function of the resolved config (the resolved numeric precision included) and the
+manifest's content hash (not of the device: see :func:`run_benchmark`), so re-running the same command
+on the same data finds the same folder and resumes: a finished training is not repeated (its record is
+kept as written), an interrupted one continues from its last checkpoint. A re-run may add an
+evaluation; it never erases what an earlier step wrote.
 
 Files of a run: ``config.json`` (resolved recipe), ``checkpoint.pt`` while training, then ``model.pt``
 (weights only), ``training.json`` (losses, validation PSNR, speed; written once, by the trainer),
 ``per_image.parquet``, ``previews/*.png``, and ``result.json``: config, ModelCard, manifest hash and
 split, metric specs and aggregates, the training record without its per-step lists, provenance.
+
+Under torchrun (``torchrun --nproc_per_node N -m isp_bench run ...``, or ``isp-bench run --nproc N``)
+every process runs :func:`run_benchmark`; see :mod:`isp_bench.distributed` for who does and writes what.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any, Sequence
 
 import torch
 
-from isp_bench.devices import resolve_device
+from isp_bench import distributed
+from isp_bench.devices import resolve_device, resolve_precision
 from isp_bench.errors import DatasetError, IspBenchError
 from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
                                           summarize_metrics, write_per_image)
@@ -82,6 +86,8 @@ def run_benchmark(
     dataset: str = "synth",
     budget: str = "short",
     device: str = "auto",
+    precision: str = "auto",
+    compile: bool = False,
     seed: int = 0,
     runs_dir: str | os.PathLike = "runs",
     manifest: str | os.PathLike | None = None,
@@ -101,6 +107,9 @@ def run_benchmark(
     ``save_predictions`` keeps the 16-bit PNG predictions in ``predictions/`` (default: for the test
     split of a small split, see :func:`~isp_bench.evaluate.scoring.save_predictions_by_default`).
     ``device``: see :func:`isp_bench.devices.resolve_device` (``auto``: CUDA, else MPS, else CPU).
+    ``precision``: see :func:`isp_bench.devices.resolve_precision` (``auto``: bf16 on CUDA GPUs that have
+    it, fp16 on older ones, fp32 elsewhere); training and evaluation both use it. ``compile``: train
+    through :func:`torch.compile` (not part of the run id).
 
     Every argument is checked (seed, device, model and its recipe, budget, metrics, manifest and
     dataset root) before anything is written: a bad one raises an :class:`IspBenchError` and leaves
@@ -109,35 +118,55 @@ def run_benchmark(
     The device is not part of the run id: the same model, recipe, seed and data on ``cpu`` and on
     ``cuda`` differ only by floating-point rounding, so they are the same run, and a run trained on
     one device is resumed or evaluated on another. The device each evaluation ran on (name, torch,
-    CUDA and cuDNN versions) is recorded in ``result.json`` under ``provenance.device``.
+    CUDA and cuDNN versions) is recorded in ``result.json`` under ``provenance.device``, beside the
+    ``precision`` and the number of ``processes``. The resolved precision is part of the config and the run id:
+    16-bit arithmetic changes the numbers beyond rounding.
     """
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     seed = check_seed(seed)
-    device = resolve_device(device)
+    device = resolve_device(distributed.local_device(device))
+    precision = resolve_precision(precision, device)
     config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
-                            overrides=overrides)
+                            precision=precision, overrides=overrides)
     if model_name is not None and model_name != config["model"]:
         raise RunError(f"recipe {config['recipe']!r} trains {config['model']!r}, not {model_name!r}")
     model_name = config["model"]
     for name in metrics:
         get_metric(name)  # unknown names fail here, with the registered ones
-    manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
-    config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
-    run_dir = Path(runs_dir) / run_id_for(config)
-    if require_trained and config["stages"] and not (run_dir / FINAL).exists():
-        raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
-                       f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
+    with distributed.process_group(device):
+        with distributed.main_first():  # the embedded dataset is generated once, not by every rank at once
+            manifest_obj, root_path = resolve_dataset(dataset, manifest, root,
+                                                      progress=progress and distributed.is_main())
+        config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
+        run_dir = Path(runs_dir) / run_id_for(config)
+        if require_trained and config["stages"] and not (run_dir / FINAL).exists():
+            raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
+                           f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
+        _train_and_evaluate(run_dir, config, manifest_obj, root_path, device=device, compile=compile,
+                            metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, progress=progress,
+                            on_step=on_step, started=started, wall_start=wall_start)
+    return run_dir
+
+
+def _train_and_evaluate(run_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
+                        device: str, compile: bool, metrics: Sequence[str], evaluate: bool,
+                        save_predictions: bool | None, progress: bool, on_step, started: str,
+                        wall_start: float) -> None:
+    """The body of :func:`run_benchmark` once everything is checked, run by every process (rank 0 writes)."""
+    main = distributed.is_main()
+    model_name, dataset, budget, seed = config["model"], config["dataset"], config["budget"], config["seed"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
+    if main:
+        atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
     cache_dir = root_path / ".isp-bench-cache"
 
     torch.manual_seed(seed)
     model = create_model(model_name)
     training = train(model, config, manifest_obj, root_path, run_dir, device=device, cache_dir=cache_dir,
-                     on_step=on_step, progress=progress)  # the record, as training.json holds it
+                     compile=compile, on_step=on_step, progress=progress and main)  # as training.json holds it
     if not evaluate:
-        return run_dir
+        return
 
     eval_cfg = config["eval"]
     if save_predictions is None:
@@ -146,11 +175,14 @@ def run_benchmark(
     eval_start = time.perf_counter()
     frame, unavailable = evaluate_model(model, manifest_obj, root_path, split=eval_cfg["split"], metrics=metrics,
                                         truth=eval_cfg.get("truth", "target"), tile=eval_cfg["tile"],
-                                        overlap=eval_cfg["overlap"], device=device, cache_dir=cache_dir,
+                                        overlap=eval_cfg["overlap"], device=device,
+                                        precision=config["precision"], cache_dir=cache_dir,
                                         previews_dir=run_dir / "previews", n_previews=eval_cfg["previews"],
                                         predictions_dir=run_dir / "predictions" if save_predictions else None,
-                                        progress=progress)
+                                        progress=progress and main)
     eval_seconds = time.perf_counter() - eval_start
+    if not main:
+        return
     write_per_image(frame, run_dir / "per_image.parquet")
     scored = [m for m in metrics if m not in unavailable]
     card = model_card(model_name, measure=True).to_dict()
@@ -174,9 +206,14 @@ def run_benchmark(
                        "s_per_frame": float(frame["seconds"].mean()) if len(frame) else None,
                        "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"],
                        "predictions": "predictions" if save_predictions else None},
-        "provenance": {**environment(device=device), "seed": seed, "started": started,
+        "provenance": {**_environment(device, config["precision"]), "seed": seed, "started": started,
                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_s": time.perf_counter() - wall_start},
     }
     atomic_write_text(run_dir / "result.json", json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
-    return run_dir
+
+
+def _environment(device: str, precision: str) -> dict[str, Any]:
+    """:func:`~isp_bench.provenance.environment` with the ``precision`` computed in and the job's
+    ``processes`` (torchrun's world size) recorded beside the device."""
+    return {**environment(device=device), "precision": precision, "processes": distributed.world_size()}

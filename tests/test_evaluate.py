@@ -57,7 +57,8 @@ def test_pipelines_tiled_equal_untiled(name, overlap):
     with torch.no_grad():
         full = model(batch)
     tiled = infer_full(model, batch, tile=48, overlap=overlap)
-    torch.testing.assert_close(tiled, full, atol=1e-5, rtol=0)
+    # 2e-5: tiles go through the model several at a time, and a batched convolution rounds differently
+    torch.testing.assert_close(tiled, full, atol=2e-5, rtol=0)
 
 
 def test_crispnet_tiles_see_whole_frame_global():
@@ -77,7 +78,8 @@ def test_crispnet_tiles_see_whole_frame_global():
     with torch.no_grad():
         expected = model.compute_global(batch)["crispnet_scale"]
         untiled = model(batch)
-    assert len(seen) == 6 and all(torch.equal(s, expected) for s in seen)
+    # 6 tiles, batched tile_batch at a time: every tile's global input is the whole frame's
+    assert sum(len(s) for s in seen) == 6 and all(torch.equal(row[None], expected) for s in seen for row in s)
     assert out.shape == untiled.shape == (1, 3, 64, 96)
     # one tile covering the frame is exactly the untiled result
     torch.testing.assert_close(infer_full(model, batch, tile=128, overlap=0), untiled, atol=1e-5, rtol=0)

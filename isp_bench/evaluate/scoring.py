@@ -8,6 +8,9 @@ Predictions layout (shared by ``evaluate``, ``isp-bench submit`` and ``isp-bench
 size of the pair's target after the pair handling (CFA-phase crop, target rotation). Every
 prediction is scored as its 16-bit file holds it (clipped to [0, 1], rounded to 1/65535), so a
 rescore of the saved files reproduces a run's values exactly.
+
+Under torchrun the frames are sharded over the ranks (rank r renders and scores frames r, r+W, …, and
+writes their previews and predictions); every rank gets all the per-image rows, in split order.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from isp_bench import distributed
 from isp_bench.data import PairDataset
+from isp_bench.devices import memory_format, to_device
 from isp_bench.errors import IspBenchError
 from isp_bench.evaluate.tiled import infer_full
 from isp_bench.files import atomic_path
@@ -79,7 +84,8 @@ def score_split(
 
     Returns per-image rows (pair_id, role, subset, seconds and one column per metric) and the
     metrics that could not run, with the reason (e.g. missing weights). With ``predictions_dir``
-    each prediction is written there as a 16-bit PNG (:func:`prediction_path`).
+    each prediction is written there as a 16-bit PNG (:func:`prediction_path`). With several
+    processes (torchrun) each scores its share of the pairs and the rows are gathered on every rank.
     """
     from tqdm import tqdm
 
@@ -87,7 +93,8 @@ def score_split(
         get_metric(name)  # unknown names fail before any inference
     unavailable: dict[str, str] = {}
     rows = []
-    for i in tqdm(range(len(dataset)), desc=desc, unit="frame", disable=not progress):
+    share = range(distributed.rank(), len(dataset), distributed.world_size())
+    for i in tqdm(share, desc=desc, unit="frame", disable=not progress):
         sample = dataset[i]
         if truth not in sample:
             raise IspBenchError(f"{dataset.manifest.path}: pair {sample['pair_id']} has no {truth} to score against "
@@ -97,7 +104,7 @@ def score_split(
         stored = as_16bit(output)
         output = stored / 65535.0
         truth_image = sample[truth].permute(1, 2, 0).double().numpy()
-        row: dict[str, Any] = {"pair_id": sample["pair_id"], "role": dataset.rows[i]["role"],
+        row: dict[str, Any] = {"index": i, "pair_id": sample["pair_id"], "role": dataset.rows[i]["role"],
                                "subset": dataset.rows[i]["subset"], "seconds": seconds}
         row.update(score_pair(output, truth_image, [m for m in metrics if m not in unavailable],
                               unavailable=unavailable))
@@ -107,7 +114,11 @@ def score_split(
         if previews_dir is not None and i < n_previews:
             write_png(previews_dir / f"{sample['pair_id'].replace('/', '__')}.png",
                       diagonal_preview(output, truth_image))
-    frame = pd.DataFrame(rows)
+    shares = distributed.gather((rows, unavailable))  # every rank's rows: [(rows, unavailable)] in one process
+    rows = [row for part, _ in shares for row in part]
+    for _, part in shares:
+        unavailable.update(part)
+    frame = pd.DataFrame(sorted(rows, key=lambda row: row["index"])).drop(columns="index", errors="ignore")
     return frame.drop(columns=[m for m in unavailable if m in frame.columns]), unavailable
 
 
@@ -122,6 +133,8 @@ def evaluate_model(
     tile: int = 512,
     overlap: int = 64,
     device: str = "cpu",
+    precision: str = "fp32",
+    tile_batch: int = 8,
     cache_dir: Path | None = None,
     previews_dir: Path | None = None,
     n_previews: int = 4,
@@ -129,15 +142,17 @@ def evaluate_model(
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Render every pair of ``split`` with ``model`` (tiled, full resolution) and score it
-    (:func:`score_split`; ``seconds`` is the inference time per frame)."""
+    (:func:`score_split`; ``seconds`` is the inference time per frame) in ``precision``, ``tile_batch``
+    tiles per forward pass (:func:`~isp_bench.evaluate.tiled.infer_full`)."""
     dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, progress=False)
-    model.to(device).eval()
+    model.to(device, memory_format=memory_format(device)).eval()
 
     def predict(_: int, sample: dict[str, Any]) -> tuple[np.ndarray, float]:
-        batch = {k: (v[None].to(device) if isinstance(v, torch.Tensor) else v) for k, v in sample.items()
-                 if k not in ("target", "linear_target", "pair_id")}
+        batch = to_device({k: (v[None] if isinstance(v, torch.Tensor) else v) for k, v in sample.items()
+                           if k not in ("target", "linear_target", "pair_id")}, device)
         start = time.perf_counter()
-        output = infer_full(model, batch, tile=tile, overlap=overlap)[0].permute(1, 2, 0).cpu().double().numpy()
+        output = infer_full(model, batch, tile=tile, overlap=overlap, precision=precision, tile_batch=tile_batch)
+        output = output[0].permute(1, 2, 0).cpu().double().numpy()
         return output, time.perf_counter() - start
 
     return score_split(predict, dataset, metrics=metrics, truth=truth, previews_dir=previews_dir,

@@ -11,6 +11,10 @@ get the *whole frame's* global input on every tile: :func:`infer_full` first cal
 ``model.compute_global(batch, tiler)``, which itself maps the local part of the global path over
 tiles (DeepISP, CameraNet) or looks at the whole-frame thumbnail (CRISPnet), and passes the result
 as ``batch['global']`` to every tile.
+
+Speed: ``tile_batch`` tiles of one shape go through the model in one forward pass (the frame's
+metadata and global input repeated for each), under autocast in the run's ``precision``, with the
+tiles channels-last on CUDA.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from isp_bench.devices import autocast, memory_format
 from isp_bench.errors import IspBenchError
 from isp_bench.raw import demosaic_bilinear, unpack_rggb
 
@@ -36,23 +41,27 @@ def _ceil_to(n: int, m: int) -> int:
 
 
 def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, scale: float = 1.0,
-              tile: int = 256, overlap: int = 32, align: int = 1) -> torch.Tensor:
+              tile: int = 256, overlap: int = 32, align: int = 1, tile_batch: int = 1) -> torch.Tensor:
     """Apply a local function ``fn`` (B×C×h×w → B×C'×h·scale×w·scale) over ``x`` in tiles.
 
     Args:
-        fn: the local computation; it must be translation-equivariant on the ``align`` grid.
+        fn: the local computation; it must be translation-equivariant on the ``align`` grid and treat
+            the items of its batch independently (it receives up to ``tile_batch`` tiles of ``x``
+            stacked tile-major: k·B×C×h×w, the B frames of the first tile, then of the second, …).
         x: input B×C×H×W.
         scale: output pixels per input pixel (2 for packed raw → full resolution, 1/4 for a
             stride-4 feature map); ``align × scale`` must be a whole number.
         tile: core tile size in input pixels (rounded up to a multiple of ``align``).
         overlap: context on every side in input pixels (rounded up to a multiple of ``align``).
         align: tile origins are multiples of this (the function's down-sampling factor).
+        tile_batch: tiles of equal shape per call of ``fn``.
 
     Returns:
         The stitched output; equal to ``fn(x)`` where ``fn``'s receptive field fits the overlap.
     """
-    if tile <= 0 or overlap < 0:
-        raise InferenceError(f"tile ({tile}) must be positive and overlap ({overlap}) non-negative")
+    if tile <= 0 or overlap < 0 or tile_batch < 1:
+        raise InferenceError(f"tile ({tile}) and tile_batch ({tile_batch}) must be positive and overlap ({overlap}) "
+                             "non-negative")
     if abs(align * scale - round(align * scale)) > 1e-9:
         raise InferenceError(f"align {align} × scale {scale} must be a whole number of output pixels")
     tile, overlap = _ceil_to(tile, align), _ceil_to(overlap, align)
@@ -65,15 +74,23 @@ def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, sc
             e = min(s + tile, n)
             yield s, e, max(0, s - overlap), min(n, e + overlap)
 
+    by_shape: dict[tuple[int, int], list[tuple[int, ...]]] = {}
     for sy, ey, esy, eey in spans(height):
         for sx, ex, esx, eex in spans(width):
-            y = fn(x[..., esy:eey, esx:eex])
+            by_shape.setdefault((eey - esy, eex - esx), []).append((sy, ey, esy, eey, sx, ex, esx, eex))
+    chunks = [same[i:i + tile_batch] for same in by_shape.values() for i in range(0, len(same), tile_batch)]
+    frames = x.shape[0]
+    for chunk in chunks:
+        ys = fn(torch.cat([x[..., esy:eey, esx:eex] for _, _, esy, eey, _, _, esx, eex in chunk]))
+        for j, (sy, ey, esy, eey, sx, ex, esx, eex) in enumerate(chunk):
+            y = ys[j * frames:(j + 1) * frames]
             oy0, ox0 = round((sy - esy) * scale), round((sx - esx) * scale)
             oy1 = y.shape[-2] if ey == height else round((ey - esy) * scale)
             ox1 = y.shape[-1] if ex == width else round((ex - esx) * scale)
             dy, dx = round(sy * scale), round(sx * scale)
-            if out is None:
-                out = y.new_zeros(*y.shape[:-2], int(np.ceil(height * scale)) + 1, int(np.ceil(width * scale)) + 1)
+            if out is None:  # at least fp32, whatever autocast computed in
+                out = y.new_zeros(*y.shape[:-2], int(np.ceil(height * scale)) + 1, int(np.ceil(width * scale)) + 1,
+                                  dtype=torch.promote_types(y.dtype, torch.float32))
             out[..., dy : dy + oy1 - oy0, dx : dx + ox1 - ox0] = y[..., oy0:oy1, ox0:ox1]
             max_y, max_x = max(max_y, dy + oy1 - oy0), max(max_x, dx + ox1 - ox0)
     return out[..., :max_y, :max_x]
@@ -119,8 +136,19 @@ def bilinear_rgb(raw: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(raw)
 
 
-def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64) -> torch.Tensor:
-    """Render a whole frame with ``model`` in tiles; returns sRGB B×3×H×W in [0, 1].
+def _repeat_frames(value: Any, frames: int, times: int) -> Any:
+    """``value`` (a tensor or nested dict of them, batch dimension ``frames``) repeated ``times`` along
+    the batch dimension, matching tiles stacked tile-major; anything else as it is."""
+    if isinstance(value, dict):
+        return {k: _repeat_frames(v, frames, times) for k, v in value.items()}
+    if times > 1 and isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == frames:
+        return value.repeat(times, *([1] * (value.ndim - 1)))
+    return value
+
+
+def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64, *, precision: str = "fp32",
+               tile_batch: int = 8) -> torch.Tensor:
+    """Render a whole frame with ``model`` in tiles; returns sRGB B×3×H×W in [0, 1] (fp32).
 
     Args:
         model: a registered model (``create_model``); it is put in eval mode.
@@ -129,8 +157,10 @@ def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64) -> t
         tile: core tile size in output (full-resolution) pixels.
         overlap: context on each side in output pixels; results equal untiled inference where the
             model's receptive field fits in it.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast; see :func:`isp_bench.devices.resolve_precision`).
+        tile_batch: tiles per forward pass.
 
-    Memory is bounded by one tile (plus the global pass's reduced-resolution features).
+    Memory is bounded by ``tile_batch`` tiles (plus the global pass's reduced-resolution features).
     """
     if isinstance(capture_or_batch, dict):
         batch = dict(capture_or_batch)
@@ -147,19 +177,23 @@ def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64) -> t
     x = batch[key]
     align = getattr(model, "tile_align", TILE_ALIGN_DEFAULT)
     in_tile, in_overlap = max(1, tile // scale), overlap // scale
-    tiler = partial(tiled_map, tile=in_tile, overlap=in_overlap)
+    tiler = partial(tiled_map, tile=in_tile, overlap=in_overlap, tile_batch=tile_batch)
+    layout = memory_format(str(x.device))
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(str(x.device), precision):
             g = model.compute_global(batch, tiler=tiler)
             rest = {k: v for k, v in batch.items() if k not in ("raw", "rgb")}
             if g is not None:
                 rest["global"] = g
 
-            def run(tile_x: torch.Tensor) -> torch.Tensor:
-                return model({**rest, key: tile_x})
+            def run(tiles: torch.Tensor) -> torch.Tensor:
+                times = tiles.shape[0] // x.shape[0]
+                return model({**_repeat_frames(rest, x.shape[0], times),
+                              key: tiles.contiguous(memory_format=layout)})
 
-            return tiled_map(run, x, scale=scale, tile=in_tile, overlap=in_overlap, align=align)
+            return tiled_map(run, x, scale=scale, tile=in_tile, overlap=in_overlap, align=align,
+                             tile_batch=tile_batch).float()
     finally:
         model.train(was_training)

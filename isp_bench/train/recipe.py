@@ -161,14 +161,15 @@ def _merge(base: dict, update: dict) -> dict:
 
 
 def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", seed: int = 0,
-                   overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                   precision: str = "fp32", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fully resolved training config of recipe ``name`` (packaged, or a ``.yaml`` path): recipe +
     dataset overrides + budget + overrides.
 
     Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr``, ``lr_decay`` and ``objective_args``
     explicitly; ``validation`` (``None`` without stages) gets ``every`` (steps), ``frames`` and ``crop``
     (full-resolution pixels; default: the budget's training patch), from the recipe's ``validation``,
-    the budget's ``validation``, else the budget's defaults in :data:`BUDGETS`.
+    the budget's ``validation``, else the budget's defaults in :data:`BUDGETS`. ``precision`` is the
+    resolved numeric precision (``fp32``, ``bf16``, ``fp16``: see :func:`isp_bench.devices.resolve_precision`).
     """
     if budget not in BUDGETS:
         raise RecipeError(f"budget {budget!r} is not one of {', '.join(BUDGETS)}")
@@ -194,7 +195,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
     per_stage = BUDGETS[budget]["validations_per_stage"]
     config = {
         "model": recipe["model"], "recipe": recipe_name(name), "paper": recipe.get("paper"), "note": recipe.get("note"),
-        "dataset": dataset, "budget": budget, "seed": seed, "inputs": recipe.get("inputs", ["raw"]),
+        "dataset": dataset, "budget": budget, "seed": seed, "precision": precision,
+        "inputs": recipe.get("inputs", ["raw"]),
         "optimizer": recipe.get("optimizer"), "init": recipe.get("init"), "stages": resolved_stages,
         # eval.truth (a recipe's or a dataset override's): the sample key the output is scored against
         "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4, **recipe.get("eval", {}),
@@ -211,6 +213,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
 
 def config_hash(config: dict[str, Any]) -> str:
     """8 hex digits of the SHA-256 of the config (keys in :data:`NOT_HASHED` left out): the suffix of a
-    run's id, so that the same experiment finds the same folder."""
-    hashed = {k: v for k, v in config.items() if k not in NOT_HASHED}
+    run's id, so that the same experiment finds the same folder. ``precision`` is hashed unless it is
+    ``fp32``: every run made before precision was recorded is fp32, and keeps its id."""
+    hashed = {k: v for k, v in config.items()
+              if k not in NOT_HASHED and not (k == "precision" and v == "fp32")}
     return hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:8]

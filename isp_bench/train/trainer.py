@@ -12,6 +12,14 @@ the checkpoint is deleted, each step atomic, so an interruption at any moment re
 run finished. A finished run is never trained or recorded again: :func:`train` returns its stored
 record.
 
+Speed and scale (see :mod:`isp_bench.devices`, :mod:`isp_bench.distributed`): the forward pass and the
+loss run under autocast in the config's ``precision`` (fp16 with a gradient scaler); on CUDA the model
+and its inputs are channels-last, TF32 and cuDNN autotuning are on, and batches come from pinned
+memory with non-blocking copies; ``compile=True`` runs the step through :func:`torch.compile`. Under
+torchrun each rank draws its share of every global batch and DistributedDataParallel averages the
+gradients; rank 0 alone writes checkpoints and the record. Positions are global steps, so any world
+size resumes any checkpoint.
+
 The trainer names no model. What a model needs is declared: the recipe's ``inputs`` (batch keys),
 each objective's ``needs`` (targets every training pair must have, see
 :func:`isp_bench.train.losses.register_objective`), and a data-fitted initialisation as the model's
@@ -31,8 +39,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from isp_bench import distributed
 from isp_bench.data import PairDataset
 from isp_bench.data.cache import has_linear_target
+from isp_bench.devices import autocast, configure_for_speed, grad_scaler, memory_format, to_device
 from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.manifest import Manifest
 from isp_bench.train.losses import get_objective
@@ -75,9 +85,35 @@ def build_optimizer(params: list[torch.nn.Parameter], optimizer: dict[str, Any],
     return getattr(torch.optim, OPTIMIZERS[optimizer["name"]])(params, lr=lr, **kwargs)
 
 
-def save_checkpoint(path: Path, model, optimizer, stage: int, step: int, progress: dict[str, Any]) -> None:
-    """``progress``: the record so far (``losses``, ``validation_psnr``, ``seconds``)."""
+class StepLoss(torch.nn.Module):
+    """The model and a stage's objective as one module whose forward is the loss: what DistributedDataParallel
+    and :func:`torch.compile` wrap, so that objectives may call any of the model's methods (not only its
+    forward) and still have their gradients averaged over the ranks."""
+
+    def __init__(self, model: torch.nn.Module, objective: Callable[..., torch.Tensor], args: dict[str, Any]):
+        super().__init__()
+        self.model, self.objective, self.args = model, objective, args
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        return self.objective(self.model, batch, **self.args)
+
+
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+    """Backward pass and parameter update. With fp16 the loss is scaled before the backward pass and the
+    gradients unscaled before the update (a step with non-finite gradients is skipped and the scale
+    lowered); otherwise ``scaler`` passes through and this is ``loss.backward(); optimizer.step()``."""
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def save_checkpoint(path: Path, model, optimizer, stage: int, step: int, progress: dict[str, Any],
+                    scaler: torch.amp.GradScaler | None = None) -> None:
+    """``progress``: the record so far (``losses``, ``validation_psnr``, ``seconds``); ``scaler``: fp16's
+    gradient scaler, whose scale is part of the position."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
+             "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
              "stage": stage, "step": step, **progress}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(state, tmp)
@@ -146,24 +182,26 @@ class Validation:
         return done % self.every == 0 or done == steps
 
     @torch.no_grad()
-    def psnr(self, model: torch.nn.Module, device: str) -> float:
+    def psnr(self, model: torch.nn.Module, device: str, precision: str = "fp32") -> float:
         from isp_bench.metrics import psnr
 
         was_training = model.training
         model.eval()
         values = []
         for sample in self.samples:
-            batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v
-                     for k, v in default_collate([sample]).items()}
-            out = model(batch).clamp(0, 1)[0].permute(1, 2, 0).float().cpu()
+            batch = to_device(default_collate([sample]), device, memory_format(device))
+            with autocast(device, precision):
+                out = model(batch)
+            out = out.float().clamp(0, 1)[0].permute(1, 2, 0).cpu()
             values.append(psnr(out, sample[self.truth].permute(1, 2, 0)))
         model.train(was_training)
         return float(np.mean(values))
 
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
-                  cache_dir: Path | None, workers: int) -> DataLoader:
-    """The batches of stage ``k`` from its step ``first`` on (each a pure function of seed, stage, step)."""
+                  cache_dir: Path | None, workers: int, pin_memory: bool = False) -> DataLoader:
+    """This rank's batches of stage ``k`` from its step ``first`` on: its share
+    (:func:`isp_bench.distributed.rank_items`) of each global batch, a pure function of seed, stage, step."""
     stage = config["stages"][k]
     dataset = PairDataset(
         manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
@@ -171,9 +209,10 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
         samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], progress=False)
     _check_needs(stage, dataset)
     dataset.set_epoch(k)
-    batch_size = stage["batch_size"]
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                      sampler=range(first * batch_size, stage["steps"] * batch_size))
+    where = f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}"
+    return DataLoader(dataset, batch_size=distributed.split_batch(stage["batch_size"], where), num_workers=workers,
+                      sampler=distributed.rank_items(first, stage["steps"], stage["batch_size"]),
+                      pin_memory=pin_memory)
 
 
 def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
@@ -201,26 +240,35 @@ def train(
     device: str = "cpu",
     cache_dir: Path | None = None,
     loader_workers: int = 0,
+    compile: bool = False,
     on_step: Callable[[int, int, float], None] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train ``model`` through the config's stages, resuming from ``run_dir/checkpoint.pt``.
 
-    Returns the training record, also written to ``run_dir/training.json``: steps, losses (one per
-    step), validation PSNR points, ``seconds`` (training time over every session), samples/s (this
-    session). A finished run (``model.pt`` present) loads its weights and returns the stored record.
+    Returns the training record, also written to ``run_dir/training.json`` (by rank 0): steps, losses
+    (one per step, the mean over the global batch), validation PSNR points, ``seconds`` (training time
+    over every session), samples/s (global, this session), ``precision``, and ``distributed``
+    (``world_size`` and each stage's ``per_rank_batch`` in this session). A finished run
+    (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
+    (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`.
     """
     from tqdm import tqdm
 
+    main = distributed.is_main()
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, final_path = run_dir / CHECKPOINT, run_dir / FINAL
     if final_path.exists():
         model.load_state_dict(torch.load(final_path, map_location="cpu", weights_only=True))
-        ckpt_path.unlink(missing_ok=True)  # left by an interruption between writing model.pt and deleting it
+        if main:
+            ckpt_path.unlink(missing_ok=True)  # left by an interruption between writing model.pt and deleting it
         return _read_record(run_dir)
     _check_objective_args(config)
     started = time.perf_counter()
-    model.to(device)
+    precision = config.get("precision", "fp32")
+    configure_for_speed(device)
+    layout = memory_format(device)
+    model.to(device, memory_format=layout)
     start_stage, start_step, resumed = 0, 0, None
     record: dict[str, Any] = {"losses": [], "validation_psnr": [], "seconds": 0.0}
     state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
@@ -232,49 +280,59 @@ def train(
         resumed = {"stage": start_stage, "step": start_step}
     elif config.get("init") and config["stages"]:
         _init_from_data(model, config, manifest, root, cache_dir)
-    validation = Validation(config, manifest, root, cache_dir) if config["stages"] else None
+    validation = Validation(config, manifest, root, cache_dir) if config["stages"] and main else None
 
     def progress_so_far() -> dict[str, Any]:
         return {**record, "seconds": record["seconds"] + time.perf_counter() - started}
 
-    losses, samples_seen = record["losses"], 0
+    losses, samples_seen, per_rank_batch = record["losses"], 0, []
     for k, stage in enumerate(config["stages"]):
         if k < start_stage:
             continue
-        objective = get_objective(stage["objective"])
-        optimizer = build_optimizer(_set_trainable(model, stage["trainable"]), config["optimizer"], stage["lr"])
+        params = _set_trainable(model, stage["trainable"])
+        optimizer = build_optimizer(params, config["optimizer"], stage["lr"])
+        scaler = grad_scaler(device, precision)
         first = start_step if k == start_stage else 0
         if state is not None and k == start_stage and state["optimizer"] is not None:
             optimizer.load_state_dict(state["optimizer"])
-        loader = _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers)
+            if state.get("scaler") is not None:
+                scaler.load_state_dict(state["scaler"])
+        loader = _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
+                               pin_memory=torch.device(device).type == "cuda")
+        per_rank_batch.append(loader.batch_size)
+        step_loss = distributed.wrap(StepLoss(model, get_objective(stage["objective"]), stage["objective_args"]),
+                                     device)
+        if compile:
+            step_loss = torch.compile(step_loss)
         model.train()
         bar = tqdm(total=stage["steps"], initial=first, desc=f"{config['model']} {stage['name']}", unit="step",
-                   disable=not progress)
+                   disable=not (progress and main))
         postfix: dict[str, str] = {}
         for step, batch in enumerate(loader, start=first):
-            batch = {key: v.to(device) if isinstance(v, torch.Tensor) else v for key, v in batch.items()}
+            batch = to_device(batch, device, layout)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(stage, step)
             optimizer.zero_grad(set_to_none=True)
-            loss = objective(model, batch, **stage["objective_args"])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{config['model']} stage {stage['name']} step {step}: loss is {loss.item()}")
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
+            with autocast(device, precision):
+                loss = step_loss(batch)
+            global_loss = distributed.mean(loss.item())  # every rank sees the same value, and stops together
+            if not math.isfinite(global_loss):
+                raise FloatingPointError(f"{config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
+            optimizer_step(loss, optimizer, scaler)
+            losses.append(global_loss)
             samples_seen += stage["batch_size"]
             done = step + 1
             postfix["loss"] = f"{losses[-1]:.4g}"
-            if validation.due(done, stage["steps"]):
-                value = validation.psnr(model, device)
+            if validation is not None and validation.due(done, stage["steps"]):
+                value = validation.psnr(model, device, precision)
                 record["validation_psnr"].append({"stage": stage["name"], "step": done, "psnr": value})
                 postfix["val_psnr"] = f"{value:.2f}"
             bar.update()
             bar.set_postfix(postfix)
-            if done % config["checkpoint_every"] == 0 or done == stage["steps"]:
+            if main and (done % config["checkpoint_every"] == 0 or done == stage["steps"]):
                 at_end = done == stage["steps"]
                 save_checkpoint(ckpt_path, model, None if at_end else optimizer, k + 1 if at_end else k,
-                                0 if at_end else done, progress_so_far())
+                                0 if at_end else done, progress_so_far(), None if at_end else scaler)
             if on_step is not None:
                 on_step(k, step, losses[-1])
         bar.close()
@@ -289,7 +347,9 @@ def train(
         "samples_per_s": samples_seen / session if session > 0 and samples_seen else None,
         "loss_mean_last_10": float(np.mean(losses[-10:])) if losses else None,
         "validation_set": validation.description if validation else None, "validation_psnr": points,
-        "final_validation_psnr": points[-1]["psnr"] if points else None,
+        "final_validation_psnr": points[-1]["psnr"] if points else None, "precision": precision,
+        "distributed": {"world_size": distributed.world_size(), "per_rank_batch": per_rank_batch},
     }
-    _finish(run_dir, model, summary)
+    if main:
+        _finish(run_dir, model, summary)
     return summary

@@ -1,0 +1,137 @@
+"""torchrun on CPUs (Gloo): two processes train what one process trains with the same global batch,
+rank 0 alone writes, evaluation is sharded and gathered, and a killed job resumes in one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from isp_bench.distributed import rank_items
+from isp_bench.ingest import ingest
+from isp_bench.runs import run_benchmark
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 12
+# SGD: the weights follow the gradients linearly, so two ranks' averaged gradients (equal to the single
+# process's up to float rounding) give weights equal to ~1e-7. Adam divides by the root of the running
+# squared gradient, which turns rounding in near-zero gradients into steps of the learning rate's size.
+RECIPE = f"""model: unet
+paper: a tiny unet schedule for the distributed tests
+inputs: [raw]
+optimizer: {{name: sgd, lr: 0.05, momentum: 0.9}}
+stages:
+  - name: train
+    objective: srgb_l1
+    lr_decay_at: [0.5]
+budgets:
+  smoke: {{steps: {STEPS}, batch_size: 2, patch: [32, 32], validation: {{frames: 1, crop: [32, 32]}}}}
+  short: {{steps: 10, batch_size: 2, patch: [64, 64]}}
+  paper: {{steps: 100, batch_size: 2, patch: [64, 64]}}
+"""
+TIMEOUT_S = 120
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, synth_root):
+    base = tmp_path_factory.mktemp("distributed")
+    root = shutil.copytree(synth_root, base / "synth")  # a run writes its cache into the dataset root
+    manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
+    recipe = base / "tinyunet.yaml"
+    recipe.write_text(RECIPE)
+    single = run_benchmark(recipe=str(recipe), budget="smoke", device="cpu", runs_dir=base / "single",
+                           manifest=manifest, root=root, metrics=("psnr",), progress=False)
+    return {"root": root, "manifest": manifest, "recipe": recipe, "single": single}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+
+
+def _options(data, runs: Path) -> list[str]:
+    return ["--recipe", str(data["recipe"]), "--budget", "smoke", "--device", "cpu", "--manifest",
+            str(data["manifest"]), "--root", str(data["root"]), "--runs", str(runs), "--quiet"]
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "model.pt", weights_only=True)
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0, msg=key)
+
+
+def test_rank_shares_make_up_the_global_batch(monkeypatch):
+    single = rank_items(3, 5, 4)
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setenv("WORLD_SIZE", "2")
+        monkeypatch.setenv("RANK", str(rank))
+        shares.append(rank_items(3, 5, 4))
+    assert single == list(range(12, 20))
+    assert shares == [[12, 13, 16, 17], [14, 15, 18, 19]]  # per step: rank 0 the first half, rank 1 the second
+
+
+def test_two_processes_train_what_one_process_trains(data, tmp_path):
+    runs = tmp_path / "runs"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+               "isp_bench", "run", *_options(data, runs), "--metrics", "psnr", "--leaderboards", str(tmp_path / "lb")]
+    done = subprocess.run(command, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("run: ") == 1  # rank 0 alone reports
+    (run_dir,) = runs.iterdir()
+    assert run_dir.name == data["single"].name  # the world size is not part of the run id
+    assert sorted(p.name for p in run_dir.glob("*.json")) == ["config.json", "result.json", "training.json"]
+    _assert_same_weights(_weights(run_dir), _weights(data["single"]))
+    result = json.loads((run_dir / "result.json").read_text())
+    single = json.loads((data["single"] / "result.json").read_text())
+    assert result["training"]["distributed"] == {"world_size": 2, "per_rank_batch": [1]}
+    assert result["provenance"]["processes"] == 2
+    losses = json.loads((run_dir / "training.json").read_text())["losses"]
+    assert losses == pytest.approx(json.loads((data["single"] / "training.json").read_text())["losses"], abs=1e-5)
+    # evaluation: the two test frames were rendered one per rank and gathered in split order
+    frame, single_frame = (pd.read_parquet(d / "per_image.parquet") for d in (run_dir, data["single"]))
+    assert list(frame["pair_id"]) == list(single_frame["pair_id"]) and len(frame) == 2
+    assert frame["psnr"].to_numpy() == pytest.approx(single_frame["psnr"].to_numpy(), abs=1e-3)
+    assert result["metrics"]["psnr"]["mean"] == pytest.approx(single["metrics"]["psnr"]["mean"], abs=1e-3)
+    assert (tmp_path / "lb" / "synth.md").exists()
+
+
+def test_a_killed_two_process_job_resumes_in_one_process(data, tmp_path):
+    runs = tmp_path / "runs"
+    # `isp-bench train --nproc 2`: the shortcut that launches torchrun; killed once a checkpoint is past step 2
+    job = subprocess.Popen([sys.executable, "-m", "isp_bench", "train", *_options(data, runs), "--nproc", "2"],
+                           env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    checkpoint, deadline, at = None, time.monotonic() + TIMEOUT_S, 0
+    try:
+        while time.monotonic() < deadline and job.poll() is None:
+            found = list(runs.glob("*/checkpoint.pt"))
+            if found:
+                checkpoint = found[0]
+                at = torch.load(checkpoint, weights_only=True)["step"]
+                if at >= 2:
+                    break
+            time.sleep(0.05)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(timeout=30)
+    assert checkpoint is not None and 2 <= at < STEPS, job.stderr.read().decode()[-3000:]
+    assert not (checkpoint.parent / "model.pt").exists()
+    resumed = run_benchmark(recipe=str(data["recipe"]), budget="smoke", device="cpu", runs_dir=runs,
+                            manifest=data["manifest"], root=data["root"], evaluate=False, progress=False)
+    assert resumed == checkpoint.parent
+    record = json.loads((resumed / "training.json").read_text())
+    assert record["resumed_from"]["step"] >= 2 and record["distributed"]["world_size"] == 1
+    _assert_same_weights(_weights(resumed), _weights(data["single"]))
