@@ -237,6 +237,14 @@ class DaskExecutor(Executor):
             self._cluster = None
 
 
+def add_scheduler_option(parser, what: str) -> None:
+    """Add ``--scheduler`` to an argparse parser of a command whose ``what`` runs on the executor."""
+    parser.add_argument("--scheduler", default="local", metavar="local|dask|tcp://HOST:PORT",
+                        help=f"backend for {what}: local = a process pool on this machine, dask = a Dask LocalCluster "
+                             "sized to this machine, tcp://HOST:PORT = an existing Dask cluster whose workers see the "
+                             "same files at the same paths (default: %(default)s)")
+
+
 def executor(scheduler: str = "local", workers: int | None = None, *, preload: tuple[str, ...] = (),
              max_tries: int = DEFAULT_MAX_TRIES) -> Executor:
     """The executor for ``scheduler`` (see the module notes); use it as a context manager.
