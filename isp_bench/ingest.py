@@ -94,14 +94,14 @@ def _image_info(path: Path) -> dict[str, Any]:
 
 
 def _crash_for_tests(path: Path) -> None:
-    """Test hook, inert unless ``$ISP_BENCH_TEST_CRASH_DIR`` is set: reading a file whose name is a
-    marker file in that folder kills this process at once, as LibRaw has on crafted raws. A marker
-    holding ``once`` is removed first (the process dies on the first try only); any other content
-    kills every try."""
+    """Test hook, inert unless ``$ISP_BENCH_TEST_CRASH_DIR`` is set: reading a file for which that
+    folder holds a marker named ``<file's folder name>__<file name>`` kills this process at once, as
+    LibRaw has on crafted raws. A marker holding ``once`` is removed first (the process dies on the
+    first try only); any other content kills every try."""
     folder = os.environ.get("ISP_BENCH_TEST_CRASH_DIR")
     if not folder:
         return
-    marker = Path(folder) / path.name
+    marker = Path(folder) / f"{path.parent.name}__{path.name}"
     try:
         mode = marker.read_text().strip()
     except OSError:

@@ -13,11 +13,13 @@ Backends (``scheduler``):
   must be on a file system every worker mounts at the same path.
 
 Faults. A process that dies while running an item (LibRaw has segfaulted on crafted raws) is
-replaced and its items run again: on the local pool, the items that were in flight when it died
-run again one at a time, so the culprit is known; on Dask, the scheduler reschedules them
-(``distributed.scheduler.allowed-failures``, set to ``max_tries - 1`` on the clusters started here).
-An item that kills its process ``max_tries`` times is yielded with a :class:`TaskLost` instead of a
-result, and the run goes on. An exception raised by the function itself ends the run.
+replaced and the items that were in flight when it died run again, one at a time, so the culprit is
+known (an item that merely shared the dead process with it costs nothing). An item that kills its
+process ``max_tries`` times while running alone is yielded with a :class:`TaskLost` instead of a
+result, and the run goes on. On Dask, a death reaches the client as ``KilledWorker`` once the
+scheduler has seen ``distributed.scheduler.allowed-failures`` + 1 of them: 0 on the clusters started
+here (so every death is counted here), the cluster's own setting (default 3) on a ``tcp://`` one.
+An exception raised by the function itself ends the run.
 """
 
 from __future__ import annotations
@@ -183,8 +185,9 @@ class DaskExecutor(Executor):
         self._cluster = None
         try:
             if address is None:
-                # read by the scheduler when it starts (it runs in this process for a LocalCluster)
-                with dask.config.set({"distributed.scheduler.allowed-failures": max_tries - 1}):
+                # read by the scheduler when it starts (it runs in this process for a LocalCluster): each
+                # death is reported at once (KilledWorker) and counted here, as on the local pool
+                with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
                     self._cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
                                                  processes=True, dashboard_address=None)
                 self._client = Client(self._cluster)
@@ -199,31 +202,45 @@ class DaskExecutor(Executor):
         self.workers = max(1, sum(self._client.nthreads().values()))
 
     def map_unordered(self, fn, items):
-        from distributed import KilledWorker, as_completed
+        from distributed import KilledWorker, wait as wait_any
 
         queue = iter(items)
-        pending: dict[Any, Any] = {}
-        finished = as_completed()
-
-        def submit_next() -> None:
-            item = next(queue, _END)
-            if item is not _END:
-                future = self._client.submit(fn, item, pure=False)
-                pending[future] = item
-                finished.add(future)
-
-        for _ in range(max(self.workers, 1) * _WINDOW_PER_WORKER):
-            submit_next()
+        suspects: deque[Any] = deque()  # items whose worker died: rerun alone to find the culprit
+        deaths: dict[int, int] = {}  # id(item) → deaths while running alone
+        pending: dict[Any, tuple[Any, bool]] = {}  # future → (item, ran alone)
+        window = self.workers * _WINDOW_PER_WORKER
+        exhausted = False
         try:
-            for future in finished:
-                item = pending.pop(future)
-                try:
-                    result = future.result()
-                except KilledWorker:
-                    result = TaskLost(item, self.max_tries, self.backend)
-                future.release()
-                submit_next()
-                yield item, result
+            while True:
+                if suspects:
+                    if not pending:
+                        item = suspects.popleft()
+                        pending[self._client.submit(fn, item, pure=False)] = (item, True)
+                else:
+                    while not exhausted and len(pending) < window:
+                        item = next(queue, _END)
+                        if item is _END:
+                            exhausted = True
+                        else:
+                            pending[self._client.submit(fn, item, pure=False)] = (item, False)
+                if not pending:
+                    return
+                done = wait_any(list(pending), return_when="FIRST_COMPLETED").done
+                for future in done:
+                    item, alone = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except KilledWorker:
+                        if alone:
+                            deaths[id(item)] = deaths.get(id(item), 0) + 1
+                        if alone and deaths[id(item)] >= self.max_tries:
+                            result = TaskLost(item, deaths[id(item)], self.backend)
+                        else:
+                            suspects.append(item)
+                            continue
+                    finally:
+                        future.release()
+                    yield item, result
         finally:
             for future in pending:
                 future.cancel()
