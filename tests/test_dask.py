@@ -75,6 +75,9 @@ def test_ingest_qa_publish_score_on_dask_write_the_local_bytes(cluster, synth_ro
                          scheduler=scheduler, progress=False).folder
         shards[name] = {p.name: p.read_bytes() for p in sorted((folder / "data").iterdir())}
     assert len(shards["local"]) > 2 and shards["dask"] == shards["local"]
+    again = publish(local_manifest.path, synth_root, tmp_path / "pub-local", shard_mb=0.2, scheduler=cluster,
+                    progress=False)  # the completed shards are verified (sha256) on the cluster and kept
+    assert (again.shards_written, again.shards_reused) == (0, len(shards["local"]))
 
     scene = synth_root / "0001_real_astronaut"
     pred, target = tmp_path / "pred", tmp_path / "target"

@@ -247,9 +247,11 @@ def _load_state(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _prepare_folder(folder: Path, plan_hash: str, plans: list[ShardPlan]) -> dict[str, dict[str, Any]]:
+def _prepare_folder(folder: Path, plan_hash: str, plans: list[ShardPlan], *, scheduler: str = "local",
+                    workers: int | None = None) -> dict[str, dict[str, Any]]:
     """Check the output folder, clean what an earlier (other or interrupted) export left, and return
-    the completed shards that verify (size and sha256) against the state file."""
+    the completed shards that verify (size and sha256) against the state file (hashed on
+    ``scheduler``'s backend)."""
     data = folder / DATA_DIR
     state = _load_state(folder)
     existing = sorted(p for p in data.iterdir() if p.is_file()) if data.is_dir() else []
@@ -261,22 +263,44 @@ def _prepare_folder(folder: Path, plan_hash: str, plans: list[ShardPlan]) -> dic
     completed = state.get("completed", {}) if same_plan else {}
     if not same_plan and (folder / CARD_FILE).exists():
         (folder / CARD_FILE).unlink()  # it describes another export; rewritten at the end
-    kept: dict[str, dict[str, Any]] = {}
+    to_verify: list[tuple[str, str, dict[str, Any]]] = []
     for file in existing:
         rel = f"{DATA_DIR}/{file.name}"
         if file.name.startswith(".") and file.suffix == ".parquet":
             file.unlink()  # temporary file of a shard that was being written when the export stopped
         elif is_shard_name(file.name) and rel not in planned:
             file.unlink()  # shard of another plan (other manifest, shard size, format)
-        elif rel in planned and rel in completed:
-            entry = completed[rel]
-            if file.stat().st_size == entry["bytes"] and sha256_file(file) == entry["sha256"]:
+        elif rel in planned and rel in completed and file.stat().st_size == completed[rel]["bytes"]:
+            to_verify.append((str(file), rel, completed[rel]))
+        elif rel in planned:
+            file.unlink()  # a shard the state does not vouch for (or whose size changed)
+    return _verify_shards(to_verify, scheduler=scheduler, workers=workers)
+
+
+def _shard_intact(job: tuple[str, str, dict[str, Any]]) -> bool:
+    return sha256_file(job[0]) == job[2]["sha256"]
+
+
+def _verify_shards(jobs: list[tuple[str, str, dict[str, Any]]], *, scheduler: str,
+                   workers: int | None) -> dict[str, dict[str, Any]]:
+    """The completed shards ``(path, name, state entry)`` whose sha256 matches the state; the others
+    are deleted (to be written again)."""
+    from isp_bench.parallel import TaskLost, executor
+
+    if not jobs:
+        return {}
+    if workers is None and scheduler == "local" and sum(j[2]["bytes"] for j in jobs) < _SMALL_JOB_BYTES:
+        workers = 1
+    kept: dict[str, dict[str, Any]] = {}
+    with executor(scheduler, min(workers, len(jobs)) if workers else None, preload=("isp_bench.hub.publish",)) as ex:
+        for (path, rel, entry), intact in ex.map_unordered(_shard_intact, jobs):
+            if isinstance(intact, TaskLost):
+                raise PublishError(f"{path}: hashing it: {intact}")
+            if intact:
                 kept[rel] = entry
             else:
-                file.unlink()
-        elif rel in planned:
-            file.unlink()  # a shard the state does not vouch for
-    return kept
+                Path(path).unlink()
+    return dict(sorted(kept.items()))
 
 
 def _save_state(folder: Path, plan_hash: str, manifest: Manifest, completed: dict[str, dict[str, Any]]) -> None:
@@ -338,7 +362,7 @@ def publish(
     plans = plan_shards(rows, shard_mb)
     plan_hash = _plan_hash(manifest, plans, row_group_mb, COMPRESSION)
     (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    completed = _prepare_folder(folder, plan_hash, plans)
+    completed = _prepare_folder(folder, plan_hash, plans, scheduler=scheduler, workers=workers)
     _save_state(folder, plan_hash, manifest, completed)
 
     todo = [p for p in plans if p.name not in completed]
