@@ -1,9 +1,11 @@
 """``isp-bench ingest``: turn a dataset folder into a manifest.
 
 The source lists the pairs; every referenced file is hashed and inspected (raw files through
-:func:`isp_bench.raw.read_raw`, targets through their image header) in a process pool. A broken
-file never stops the run: it is reported in the errors report and the manifest metadata, and its
-pairs are left out. Results are cached per file (keyed by size and mtime) beside the manifest, so an
+:func:`isp_bench.raw.read_raw`, targets through their image header) on the backend ``--scheduler``
+names (:mod:`isp_bench.parallel`: a local process pool, or a Dask cluster whose workers see the
+dataset root at the same path). A broken file never stops the run, nor does one that kills the
+process reading it (retried, then reported as ``WorkerDied``): it is reported in the errors report
+and the manifest metadata, and its pairs are left out. Results are cached per file (keyed by size and mtime) beside the manifest, so an
 interrupted ingest resumes and a re-run on an unchanged tree re-hashes nothing and writes the
 identical manifest.
 """
