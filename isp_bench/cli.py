@@ -12,6 +12,7 @@ from pathlib import Path
 from isp_bench import __version__
 from isp_bench.devices import DEVICE_NAMES, PRECISIONS
 from isp_bench.errors import IspBenchError
+from isp_bench.parallel import add_scheduler_option
 from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import BUDGETS
 
@@ -52,8 +53,8 @@ def _cmd_ingest(args) -> int:
         raise DatasetError("ingest needs --root DIR (the dataset folder as downloaded), or --lists-only "
                            "for a manifest built from the shipped split lists alone")
     options = {"model": args.model, "results": args.results}
-    result = ingest(args.source, args.root, args.out, workers=args.workers, progress=not args.quiet,
-                    options=options, lists_only=args.lists_only)
+    result = ingest(args.source, args.root, args.out, workers=args.workers, scheduler=args.scheduler,
+                    progress=not args.quiet, options=options, lists_only=args.lists_only)
     _print_ingest(result)
     return 0
 
@@ -290,7 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "fivek: D700) (default: every camera)")
     p.add_argument("--results", default=None,
                    help="hdrplus: the results_<date> folder to use as targets (default: the latest results_*)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes (default: all CPUs; local: 1 = in-process, and in-process under 64 files)")
+    add_scheduler_option(p, "reading and hashing the files")
     p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     p.set_defaults(func=_cmd_ingest)
 

@@ -1,9 +1,11 @@
 """``isp-bench ingest``: turn a dataset folder into a manifest.
 
 The source lists the pairs; every referenced file is hashed and inspected (raw files through
-:func:`isp_bench.raw.read_raw`, targets through their image header) in a process pool. A broken
-file never stops the run: it is reported in the errors report and the manifest metadata, and its
-pairs are left out. Results are cached per file (keyed by size and mtime) beside the manifest, so an
+:func:`isp_bench.raw.read_raw`, targets through their image header) on the backend ``--scheduler``
+names (:mod:`isp_bench.parallel`: a local process pool, or a Dask cluster whose workers see the
+dataset root at the same path). A broken file never stops the run, nor does one that kills the
+process reading it (retried, then reported as ``WorkerDied``): it is reported in the errors report
+and the manifest metadata, and its pairs are left out. Results are cached per file (keyed by size and mtime) beside the manifest, so an
 interrupted ingest resumes and a re-run on an unchanged tree re-hashes nothing and writes the
 identical manifest.
 """
@@ -12,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from PIL import Image
 
 from isp_bench.datasets import get_source
 from isp_bench.errors import DatasetError, IspBenchError
-from isp_bench.parallel import process_pool
+from isp_bench.parallel import TaskLost, check_scheduler, executor
 from isp_bench.files import atomic_write_text, sha256_file
 from isp_bench.manifest import Manifest, write_manifest
 from isp_bench.raw import read_raw
@@ -46,27 +48,22 @@ def _plain(value: Any) -> Any:
 
 
 def inspect_file(root: str, rel: str, kind: str) -> dict[str, Any]:
-    """Hash and inspect one file; never raises for bad content (the error is returned instead)."""
+    """Hash and inspect one file; never raises for bad content (the error is returned instead).
+
+    Raises :class:`DatasetError` when the file is not there: the caller listed it, so the process
+    running this (a cluster worker) cannot see the dataset root.
+    """
     path = Path(root) / rel
-    stat = path.stat()
-    entry: dict[str, Any] = {"kind": kind, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     try:
-        if kind == "raw" or kind.startswith("input:"):
-            # "input:<source>": an input the source reads itself (e.g. a 16-bit PNG mosaic)
-            capture = read_raw(path) if kind == "raw" else get_source(kind[len("input:"):]).read_input(path)
-            meta = capture.metadata()
-            meta["color_matrix"] = [v for row in meta["color_matrix"] for v in row] if meta["color_matrix"] else None
-            entry["info"] = {k: _plain(meta[k]) for k in (*_RAW_COLUMNS, "color_matrix")}
-            if capture.extra:
-                entry["info"]["extra"] = json.loads(json.dumps(capture.extra, default=_plain))
-        else:
-            with Image.open(path) as image:
-                image.verify()  # structure check without decoding every pixel
-            with Image.open(path) as image:
-                width, height = image.size
-                orientation = image.getexif().get(0x0112) if image.format == "JPEG" else None
-            entry["info"] = {"height": height, "width": width, "mode": image.mode,
-                             "orientation": int(orientation) if orientation else None}
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: not found by the worker process {os.getpid()} on {socket.gethostname()}, "
+                           "although the dataset root lists it; every worker must see the dataset root at the same "
+                           "path (a shared file system mounted on each worker)") from None
+    entry: dict[str, Any] = {"kind": kind, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    _crash_for_tests(path)
+    try:
+        entry["info"] = _raw_info(path, kind) if kind == "raw" or kind.startswith("input:") else _image_info(path)
         entry["sha256"] = sha256_file(path)
     except IspBenchError as exc:
         entry["error"] = {"error": type(exc).__name__, "message": str(exc)}
@@ -75,8 +72,49 @@ def inspect_file(root: str, rel: str, kind: str) -> dict[str, Any]:
     return entry
 
 
-def _inspect_job(args: tuple[str, str, str]) -> tuple[str, dict[str, Any]]:
-    return args[1], inspect_file(*args)
+def _raw_info(path: Path, kind: str) -> dict[str, Any]:
+    """Manifest columns of a raw file, or of an ``input:<source>`` file the source reads itself
+    (e.g. a 16-bit PNG mosaic)."""
+    capture = read_raw(path) if kind == "raw" else get_source(kind[len("input:"):]).read_input(path)
+    meta = capture.metadata()
+    meta["color_matrix"] = [v for row in meta["color_matrix"] for v in row] if meta["color_matrix"] else None
+    info = {k: _plain(meta[k]) for k in (*_RAW_COLUMNS, "color_matrix")}
+    if capture.extra:
+        info["extra"] = json.loads(json.dumps(capture.extra, default=_plain))
+    return info
+
+
+def _image_info(path: Path) -> dict[str, Any]:
+    """Size, mode and EXIF orientation of a target image, after a structure check."""
+    with Image.open(path) as image:
+        image.verify()  # structure check without decoding every pixel
+    with Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(0x0112) if image.format == "JPEG" else None
+    return {"height": height, "width": width, "mode": image.mode,
+            "orientation": int(orientation) if orientation else None}
+
+
+def _crash_for_tests(path: Path) -> None:
+    """Test hook, inert unless ``$ISP_BENCH_TEST_CRASH_DIR`` is set: reading a file for which that
+    folder holds a marker named ``<file's folder name>__<file name>`` kills this process at once, as
+    LibRaw has on crafted raws. A marker holding ``once`` is removed first (the process dies on the
+    first try only); any other content kills every try."""
+    folder = os.environ.get("ISP_BENCH_TEST_CRASH_DIR")
+    if not folder:
+        return
+    marker = Path(folder) / f"{path.parent.name}__{path.name}"
+    try:
+        mode = marker.read_text().strip()
+    except OSError:
+        return
+    if mode == "once":
+        marker.unlink(missing_ok=True)
+    os._exit(70)
+
+
+def _inspect_job(args: tuple[str, str, str]) -> dict[str, Any]:
+    return inspect_file(*args)
 
 
 @dataclass
@@ -114,19 +152,23 @@ def ingest(
     out: str | os.PathLike | None = None,
     *,
     workers: int | None = None,
+    scheduler: str = "local",
     progress: bool = True,
     options: dict[str, Any] | None = None,
     lists_only: bool = False,
 ) -> IngestResult:
     """Ingest the dataset at ``root`` with the registered ``source`` and write its manifest.
 
-    ``out`` defaults to ``manifests/<source>.parquet``; ``workers`` to the number of CPUs, or 1
-    (in-process) when fewer than 64 files need inspecting. Returns the manifest and the list of files that could not be ingested.
-    ``options`` configure the source (e.g. ``{"model": "Nexus 6P"}`` for hdrplus). ``lists_only``
-    builds the manifest from the split lists the source ships, reading no file (see :func:`_lists_only_row`).
+    ``out`` defaults to ``manifests/<source>.parquet``. ``scheduler`` picks the backend that reads
+    the files (:func:`isp_bench.parallel.executor`: ``local``, ``dask`` or ``tcp://HOST:PORT``; the
+    manifest is byte-identical whichever runs it); ``workers`` defaults to the number of CPUs, or,
+    on the local backend, 1 (in-process) when fewer than 64 files need inspecting. A file whose
+    reader process dies on every try is reported as broken (``WorkerDied``). Returns the manifest
+    and the list of files that could not be ingested. ``options`` configure the source (e.g.
+    ``{"model": "Nexus 6P"}`` for hdrplus). ``lists_only`` builds the manifest from the split lists
+    the source ships, reading no file (see :func:`_ingest_lists_only`).
     """
-    from tqdm import tqdm
-
+    check_scheduler(scheduler)
     started = time.perf_counter()
     options = {k: v for k, v in (options or {}).items() if v is not None}
     src = get_source(source, **options, **({"lists_only": True} if lists_only else {}))
@@ -143,6 +185,17 @@ def ingest(
     if not records:
         raise DatasetError(f"{root}: source {source!r} found no pairs; expected layout: {src.layout}")
 
+    cache_file = cache_path_for(out)
+    results, todo = _plan_inspection(root, _wanted_files(src, records), _load_cache(cache_file, root), source)
+    if workers is None and scheduler == "local" and len(todo) < SMALL_JOB_FILES:
+        workers = 1  # starting a pool costs ~1 s: not worth it for a handful of files
+    _inspect_files(todo, results, root, cache_file, scheduler=scheduler, workers=workers,
+                   progress=progress, desc=f"ingest {source}")
+    return _write_outputs(src, records, results, out, options, files_inspected=len(todo), started=started)
+
+
+def _wanted_files(src, records) -> dict[str, str]:
+    """Every file the pairs reference (relative path → kind: ``raw``, ``input:<source>`` or ``image``)."""
     input_kind = "raw" if src.input_kind == "raw" else f"input:{src.name}"
     wanted: dict[str, str] = {}
     for rec in records:
@@ -151,9 +204,12 @@ def ingest(
             wanted.setdefault(rec.target_path, "raw" if src.target_kind == "raw" else "image")
         if rec.linear_target_path is not None:
             wanted.setdefault(rec.linear_target_path, "image")
+    return wanted
 
-    cache_file = cache_path_for(out)
-    cache = _load_cache(cache_file, root)
+
+def _plan_inspection(root: Path, wanted: dict[str, str], cache: dict[str, dict[str, Any]], source: str):
+    """``(results, todo)``: cached entries still valid (same kind, size and mtime) and missing files
+    as results; the other files as ``(root, rel, kind)`` jobs, in path order."""
     results: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, str, str]] = []
     for rel, kind in sorted(wanted.items()):
@@ -169,39 +225,40 @@ def ingest(
             results[rel] = hit
         else:
             todo.append((str(root), rel, kind))
-    reused = len(wanted) - len(todo)
+    return results, todo
+
+
+def _inspect_files(todo: list[tuple[str, str, str]], results: dict[str, dict[str, Any]], root: Path,
+                   cache_file: Path, *, scheduler: str, workers: int | None, progress: bool, desc: str) -> None:
+    """Inspect ``todo`` on the chosen backend, adding each entry to ``results`` as it arrives and
+    checkpointing the per-file cache every few seconds and at the end (even when interrupted)."""
+    from tqdm import tqdm
 
     fresh = {rel: e for rel, e in results.items() if "mtime_ns" in e}
-    if workers is None:  # starting a pool costs ~1 s: not worth it for a handful of files
-        workers = 1 if len(todo) < SMALL_JOB_FILES else os.cpu_count() or 1
-    n_workers = max(1, min(workers, len(todo) or 1))
-    bar = tqdm(total=len(wanted), initial=len(wanted) - len(todo), desc=f"ingest {source}", unit="file",
-               disable=not progress)
+    bar = tqdm(total=len(results) + len(todo), initial=len(results), desc=desc, unit="file", disable=not progress)
     last_save = time.monotonic()
-
-    def record(rel: str, entry: dict[str, Any]) -> None:
-        nonlocal last_save
-        results[rel] = fresh[rel] = entry
-        bar.update()
-        if time.monotonic() - last_save > _CHECKPOINT_S:
-            _save_cache(cache_file, root, fresh)
-            last_save = time.monotonic()
-
     try:
-        if n_workers == 1:
-            for job in todo:
-                record(*_inspect_job(job))
-        else:
-            with process_pool(n_workers, preload=("isp_bench.ingest",)) as pool:
-                pending = {pool.submit(_inspect_job, job) for job in todo}
-                while pending:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        record(*future.result())
+        if todo:
+            workers = max(1, min(workers, len(todo))) if workers else None
+            with executor(scheduler, workers, preload=("isp_bench.ingest",)) as ex:
+                for (_, rel, kind), entry in ex.map_unordered(_inspect_job, todo):
+                    if isinstance(entry, TaskLost):
+                        entry = {"kind": kind, "error": {"error": "WorkerDied", "message": f"{root / rel}: {entry}"}}
+                    results[rel] = entry
+                    if "mtime_ns" in entry:
+                        fresh[rel] = entry
+                    bar.update()
+                    if time.monotonic() - last_save > _CHECKPOINT_S:
+                        _save_cache(cache_file, root, fresh)
+                        last_save = time.monotonic()
     finally:
         bar.close()
         _save_cache(cache_file, root, fresh)  # an interrupted run resumes from here
 
+
+def _write_outputs(src, records, results: dict[str, dict[str, Any]], out: Path, options: dict[str, Any], *,
+                   files_inspected: int, started: float) -> IngestResult:
+    """The manifest (pairs whose files all inspected cleanly) and the errors report beside it."""
     errors = [{"path": rel, **results[rel]["error"]} for rel in sorted(results) if "error" in results[rel]]
     broken = {e["path"] for e in errors}
     rows, skipped = [], []
@@ -224,7 +281,8 @@ def ingest(
                                                    "skipped_pairs": skipped}, indent=1) + "\n")
     elif errors_path.exists():
         errors_path.unlink()
-    return IngestResult(manifest, errors, files_inspected=len(todo), files_reused=reused,
+    return IngestResult(manifest, errors, files_inspected=files_inspected,
+                        files_reused=len(results) - files_inspected,
                         seconds=time.perf_counter() - started, errors_path=errors_path if errors else None,
                         skipped_pairs=skipped)
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,11 @@ from isp_bench.datasets import get_source, list_sources
 from isp_bench.errors import DatasetError, UnknownNameError
 from isp_bench.ingest import cache_path_for, ingest
 from isp_bench.manifest import read_manifest
+from isp_bench.parallel import DEFAULT_MAX_TRIES, SchedulerError
+
+# Read by worker processes (inherited when the fork server starts, after collection): see
+# isp_bench.ingest._crash_for_tests. Inert until a test writes a marker there.
+CRASH_DIR = Path(os.environ.setdefault("ISP_BENCH_TEST_CRASH_DIR", tempfile.mkdtemp(prefix="isp-bench-crash-")))
 
 
 @pytest.fixture()
@@ -118,3 +126,50 @@ def test_cli_ingest_show_validate(tree, tmp_path, capsys):
     assert "missing: 0000_monitor_astronaut/medium_exposure.dng" in capsys.readouterr().out
     assert main(["ingest", "nosuch", "--root", str(tree)]) == 2
     assert "unknown dataset source 'nosuch'" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- faults (issue 14 item 3)
+
+CRASHING_FILE = "0002_monitor_chelsea/short_exposure.dng"
+
+
+def _crash_on(rel: str, mode: str) -> Path:
+    folder, name = rel.split("/")
+    marker = CRASH_DIR / f"{folder}__{name}"
+    marker.write_text(mode)
+    return marker
+
+
+def test_local_pool_replaces_a_dead_worker_and_loses_no_file(tree, tmp_path):
+    """Before issue 14 a worker that died ended the ingest with BrokenProcessPool."""
+    reference = ingest("synth", tree, tmp_path / "ref.parquet", workers=1, progress=False).manifest
+    marker = _crash_on(CRASHING_FILE, "once")
+    result = ingest("synth", tree, tmp_path / "synth.parquet", workers=2, progress=False)
+    assert not marker.exists() and not result.errors
+    assert result.manifest.content_hash == reference.content_hash
+
+
+def test_file_that_kills_every_reader_is_reported_broken_and_cached_files_resume(tree, tmp_path):
+    out = tmp_path / "synth.parquet"
+    marker = _crash_on(CRASHING_FILE, "always")
+    try:
+        result = ingest("synth", tree, out, workers=2, progress=False)
+    finally:
+        marker.unlink()
+    assert [(e["path"], e["error"]) for e in result.errors] == [(CRASHING_FILE, "WorkerDied")]
+    assert f"died {DEFAULT_MAX_TRIES} time(s)" in result.errors[0]["message"]
+    assert result.skipped_pairs == ["0002_monitor_chelsea/low_light"] and len(result.manifest) == 11
+    # the 23 good files are cached; the crashing one is read again (it may have been a passing fault)
+    again = ingest("synth", tree, out, workers=2, progress=False)
+    assert (again.files_reused, again.files_inspected) == (23, 1) and not again.errors
+
+
+def test_a_worker_that_cannot_see_the_root_names_the_missing_file(tmp_path):
+    with pytest.raises(DatasetError, match=r"scene/a\.dng: not found by the worker process .*shared file system"):
+        ingest_module.inspect_file(str(tmp_path), "scene/a.dng", "raw")
+
+
+def test_unknown_scheduler_is_refused_before_reading(tree, tmp_path):
+    with pytest.raises(SchedulerError, match=r"--scheduler 'slurm': expected one of local, dask, tcp://HOST:PORT"):
+        ingest("synth", tree, tmp_path / "synth.parquet", scheduler="slurm", progress=False)
+    assert not (tmp_path / "synth.parquet").exists()

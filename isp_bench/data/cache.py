@@ -158,27 +158,27 @@ class PreprocessCache:
                                                      "arrays": sorted(arrays)}))
         return key
 
-    def build(self, rows: list[dict[str, Any]], *, workers: int | None = None, progress: bool = True) -> None:
-        """Preprocess every row that is not cached yet (in a process pool when there are many)."""
+    def build(self, rows: list[dict[str, Any]], *, workers: int | None = None, scheduler: str = "local",
+              progress: bool = True) -> None:
+        """Preprocess every row that is not cached yet: in this process when there are few, else on
+        ``scheduler``'s backend (:func:`isp_bench.parallel.executor`; its workers must see the root
+        and the cache folder)."""
         from tqdm import tqdm
 
-        from isp_bench.parallel import process_pool
+        from isp_bench.parallel import TaskLost, executor
 
         todo = [r for r in rows if not self.has(r)]
         if not todo:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
-        workers = workers if workers is not None else (1 if len(todo) < 16 else os.cpu_count() or 1)
+        if workers is None and scheduler == "local" and len(todo) < 16:
+            workers = 1
         with tqdm(total=len(rows), initial=len(rows) - len(todo), desc="preprocess cache", unit="pair",
-                  disable=not progress) as bar:
-            if workers <= 1:
-                for row in todo:
-                    self.build_row(row)
-                    bar.update()
-            else:
-                with process_pool(workers, preload=("isp_bench.data.cache",)) as pool:
-                    for _ in pool.map(self.build_row, todo):
-                        bar.update()
+                  disable=not progress) as bar, executor(scheduler, workers, preload=("isp_bench.data.cache",)) as ex:
+            for row, outcome in ex.map_unordered(self.build_row, todo):
+                if isinstance(outcome, TaskLost):
+                    raise CacheError(f"pair {row['pair_id']} ({row['input_path']}): {outcome}")
+                bar.update()
 
     def load(self, row: dict[str, Any]) -> CacheEntry:
         """Memory-mapped arrays of a cached row (build it first)."""

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from isp_bench.hub._format import DEFAULT_ROW_GROUP_MB, DEFAULT_SHARD_MB
+from isp_bench.parallel import add_scheduler_option
 
 
 def add_commands(subparsers) -> None:
@@ -36,7 +37,9 @@ def add_commands(subparsers) -> None:
     p.add_argument("--row-group-mb", type=float, default=DEFAULT_ROW_GROUP_MB,
                    help="Parquet row-group size in MB; bounds each worker's memory (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None,
-                   help="processes writing shards (default: all CPUs; 1 = in-process)")
+                   help="processes writing shards (default: all CPUs; local: 1 = in-process, and in-process "
+                        "under 256 MB)")
+    add_scheduler_option(p, "the writing and hashing of the shards")
     p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     p.set_defaults(func=run_publish)
 
@@ -45,7 +48,8 @@ def run_publish(args: argparse.Namespace) -> int:
     from isp_bench.hub.publish import publish
 
     result = publish(args.manifest, args.root, args.out, repo_id=args.repo_id, shard_mb=args.shard_mb,
-                     row_group_mb=args.row_group_mb, workers=args.workers, progress=not args.quiet,
+                     row_group_mb=args.row_group_mb, workers=args.workers, scheduler=args.scheduler,
+                     progress=not args.quiet,
                      private=True if args.private else None)
     splits = ", ".join(f"{s} {n}" for s, n in sorted(result.splits.items()))
     print(f"published {result.dataset!r}: {result.rows} pairs ({splits}) in {len(result.shards)} shards, "

@@ -24,8 +24,8 @@ import json
 import os
 import resource
 import time
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -247,9 +247,11 @@ def _load_state(folder: Path) -> dict[str, Any] | None:
         return None
 
 
-def _prepare_folder(folder: Path, plan_hash: str, plans: list[ShardPlan]) -> dict[str, dict[str, Any]]:
+def _prepare_folder(folder: Path, plan_hash: str, plans: list[ShardPlan], *, scheduler: str = "local",
+                    workers: int | None = None) -> dict[str, dict[str, Any]]:
     """Check the output folder, clean what an earlier (other or interrupted) export left, and return
-    the completed shards that verify (size and sha256) against the state file."""
+    the completed shards that verify (size and sha256) against the state file (hashed on
+    ``scheduler``'s backend)."""
     data = folder / DATA_DIR
     state = _load_state(folder)
     existing = sorted(p for p in data.iterdir() if p.is_file()) if data.is_dir() else []
@@ -261,22 +263,44 @@ def _prepare_folder(folder: Path, plan_hash: str, plans: list[ShardPlan]) -> dic
     completed = state.get("completed", {}) if same_plan else {}
     if not same_plan and (folder / CARD_FILE).exists():
         (folder / CARD_FILE).unlink()  # it describes another export; rewritten at the end
-    kept: dict[str, dict[str, Any]] = {}
+    to_verify: list[tuple[str, str, dict[str, Any]]] = []
     for file in existing:
         rel = f"{DATA_DIR}/{file.name}"
         if file.name.startswith(".") and file.suffix == ".parquet":
             file.unlink()  # temporary file of a shard that was being written when the export stopped
         elif is_shard_name(file.name) and rel not in planned:
             file.unlink()  # shard of another plan (other manifest, shard size, format)
-        elif rel in planned and rel in completed:
-            entry = completed[rel]
-            if file.stat().st_size == entry["bytes"] and sha256_file(file) == entry["sha256"]:
+        elif rel in planned and rel in completed and file.stat().st_size == completed[rel]["bytes"]:
+            to_verify.append((str(file), rel, completed[rel]))
+        elif rel in planned:
+            file.unlink()  # a shard the state does not vouch for (or whose size changed)
+    return _verify_shards(to_verify, scheduler=scheduler, workers=workers)
+
+
+def _shard_intact(job: tuple[str, str, dict[str, Any]]) -> bool:
+    return sha256_file(job[0]) == job[2]["sha256"]
+
+
+def _verify_shards(jobs: list[tuple[str, str, dict[str, Any]]], *, scheduler: str,
+                   workers: int | None) -> dict[str, dict[str, Any]]:
+    """The completed shards ``(path, name, state entry)`` whose sha256 matches the state; the others
+    are deleted (to be written again)."""
+    from isp_bench.parallel import TaskLost, executor
+
+    if not jobs:
+        return {}
+    if workers is None and scheduler == "local" and sum(j[2]["bytes"] for j in jobs) < _SMALL_JOB_BYTES:
+        workers = 1
+    kept: dict[str, dict[str, Any]] = {}
+    with executor(scheduler, min(workers, len(jobs)) if workers else None, preload=("isp_bench.hub.publish",)) as ex:
+        for (path, rel, entry), intact in ex.map_unordered(_shard_intact, jobs):
+            if isinstance(intact, TaskLost):
+                raise PublishError(f"{path}: hashing it: {intact}")
+            if intact:
                 kept[rel] = entry
             else:
-                file.unlink()
-        elif rel in planned:
-            file.unlink()  # a shard the state does not vouch for
-    return kept
+                Path(path).unlink()
+    return dict(sorted(kept.items()))
 
 
 def _save_state(folder: Path, plan_hash: str, manifest: Manifest, completed: dict[str, dict[str, Any]]) -> None:
@@ -294,6 +318,7 @@ def publish(
     shard_mb: float = DEFAULT_SHARD_MB,
     row_group_mb: float = DEFAULT_ROW_GROUP_MB,
     workers: int | None = None,
+    scheduler: str = "local",
     progress: bool = True,
     private: bool | None = None,
     token: str | None = None,
@@ -310,92 +335,50 @@ def publish(
         network use; the token comes from ``token``, ``HF_TOKEN`` or ``hf auth login``).
     shard_mb : target shard size in MB (default 500, as ``push_to_hub``).
     row_group_mb : Parquet row-group size in MB (default 100); bounds each worker's memory.
-    workers : processes writing shards in parallel (default: CPUs, or 1 for sets under 256 MB).
+    workers : processes writing shards in parallel (default: CPUs, or, on the local backend, 1 for
+        sets under 256 MB).
+    scheduler : backend writing the shards (:func:`isp_bench.parallel.executor`: ``local``,
+        ``dask`` or ``tcp://HOST:PORT``, whose workers must see ``root`` and ``out``); the shards
+        are byte-identical whichever runs them.
     on_shard : called in this process with each completed shard's facts (name, rows, bytes,
         sha256), after the resume state records it.
 
     Raises ``RedistributionError`` for sources whose licence forbids redistribution and
     ``PublishError`` for unusable folders, changed files or invalid split names.
     """
-    from tqdm import tqdm
-
     from isp_bench.datasets import get_source
     from isp_bench.hub.card import build_card, license_text
+    from isp_bench.parallel import check_scheduler
 
+    check_scheduler(scheduler)
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest)
     source = get_source(manifest.dataset)
     rows = manifest.rows()
-    check_redistributable(source, (r["licence_class"] for r in rows))
     root, folder = Path(root).resolve(), Path(out).resolve()
-    if not root.is_dir():
-        raise PublishError(f"{root}: dataset root is not a folder; pass the folder the manifest was ingested from "
-                           "with --root")
-    if folder.exists() and not folder.is_dir():
-        raise PublishError(f"{folder}: exists and is not a folder; choose another --out")
-    if row_group_mb <= 0:
-        raise PublishError(f"row group size {row_group_mb} MB: must be positive")
-    check_manifest_paths(rows, root=root, where=manifest.path)  # before anything is written
+    _check_inputs(source, rows, root, folder, row_group_mb, manifest)
 
     plans = plan_shards(rows, shard_mb)
     plan_hash = _plan_hash(manifest, plans, row_group_mb, COMPRESSION)
     (folder / DATA_DIR).mkdir(parents=True, exist_ok=True)
-    completed = _prepare_folder(folder, plan_hash, plans)
+    completed = _prepare_folder(folder, plan_hash, plans, scheduler=scheduler, workers=workers)
     _save_state(folder, plan_hash, manifest, completed)
 
-    by_id = {r["pair_id"]: r for r in rows}
-    schema = shard_schema(manifest.meta, target_is_image(r["target_path"] for r in rows))
     todo = [p for p in plans if p.name not in completed]
-    jobs = [{"root": str(root), "folder": str(folder), "name": p.name, "rows": [by_id[i] for i in p.pair_ids],
-             "row_group_bytes": int(row_group_mb * 1e6), "schema": schema, "compression": COMPRESSION}
-            for p in todo]
+    jobs = _shard_jobs(todo, rows, root, folder, manifest.meta, row_group_mb)
     todo_bytes = sum(p.estimated_bytes for p in todo)
-    if workers is None:
-        workers = 1 if todo_bytes < _SMALL_JOB_BYTES else os.cpu_count() or 1
-    n_workers = max(1, min(workers, len(jobs) or 1))
+    if workers is None and scheduler == "local" and todo_bytes < _SMALL_JOB_BYTES:
+        workers = 1
 
-    bar = tqdm(total=sum(p.estimated_bytes for p in plans), initial=sum(p.estimated_bytes for p in plans) - todo_bytes,
-               desc=f"publish {manifest.dataset}", unit="B", unit_scale=True, disable=not progress)
-    estimated = {p.name: p.estimated_bytes for p in plans}
-    payload = 0
-    peak_rss = 0.0
-
-    def done(info: dict[str, Any], ticked: int) -> None:
-        nonlocal payload, peak_rss
-        payload += info.pop("payload_bytes")
-        peak_rss = max(peak_rss, info.pop("peak_rss_mb"))
+    def record(info: dict[str, Any]) -> None:
         completed[info["name"]] = info
         _save_state(folder, plan_hash, manifest, completed)
-        bar.update(max(0, estimated[info["name"]] - ticked))
         if on_shard is not None:
             on_shard(dict(info))
 
-    try:
-        if n_workers == 1:
-            for job in jobs:
-                ticked = 0
-
-                def tick(n: int) -> None:
-                    nonlocal ticked
-                    ticked += n
-                    bar.update(n)
-
-                done(write_shard(job, tick), ticked)
-        else:
-            from isp_bench.parallel import process_pool
-
-            pool = process_pool(n_workers, preload=("pyarrow.parquet", "isp_bench.hub.publish"))
-            try:
-                pending = {pool.submit(write_shard, job) for job in jobs}
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        done(future.result(), 0)
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-    finally:
-        bar.close()
+    payload, peak_rss = _write_shards(jobs, plans, record, scheduler=scheduler, workers=workers, progress=progress,
+                                      desc=f"publish {manifest.dataset}")
 
     shards = [completed[p.name] for p in plans]
     split_rows: dict[str, int] = {}
@@ -409,6 +392,70 @@ def publish(
     if repo_id is not None:
         result.repo_url = upload(folder, repo_id, private=private, token=token)
     return result
+
+
+def _check_inputs(source, rows: list[dict[str, Any]], root: Path, folder: Path, row_group_mb: float,
+                  manifest: Manifest) -> None:
+    """Refuse, before anything is written, what cannot be published: the licence, a root that is
+    not a folder, an output that is a file, a bad row-group size, manifest paths outside the root."""
+    check_redistributable(source, (r["licence_class"] for r in rows))
+    if not root.is_dir():
+        raise PublishError(f"{root}: dataset root is not a folder; pass the folder the manifest was ingested from "
+                           "with --root")
+    if folder.exists() and not folder.is_dir():
+        raise PublishError(f"{folder}: exists and is not a folder; choose another --out")
+    if row_group_mb <= 0:
+        raise PublishError(f"row group size {row_group_mb} MB: must be positive")
+    check_manifest_paths(rows, root=root, where=manifest.path)
+
+
+def _shard_jobs(plans: list[ShardPlan], rows: list[dict[str, Any]], root: Path, folder: Path,
+                manifest_meta: dict[str, Any], row_group_mb: float) -> list[dict[str, Any]]:
+    """One :func:`write_shard` job per planned shard (the schema is built here, once)."""
+    by_id = {r["pair_id"]: r for r in rows}
+    schema = shard_schema(manifest_meta, target_is_image(r["target_path"] for r in rows))
+    return [{"root": str(root), "folder": str(folder), "name": p.name, "rows": [by_id[i] for i in p.pair_ids],
+             "row_group_bytes": int(row_group_mb * 1e6), "schema": schema, "compression": COMPRESSION}
+            for p in plans]
+
+
+def _write_shards(jobs: list[dict[str, Any]], plans: list[ShardPlan], record: Callable[[dict[str, Any]], None], *,
+                  scheduler: str, workers: int | None, progress: bool, desc: str) -> tuple[int, float]:
+    """Write the shards of ``jobs`` on the chosen backend, handing each completed shard's facts to
+    ``record``; returns (payload bytes written, highest worker peak RSS in MB). In this process
+    (one worker, local backend) the progress bar advances per row group, otherwise per shard."""
+    from tqdm import tqdm
+
+    from isp_bench.parallel import TaskLost, executor
+
+    estimated = {p.name: p.estimated_bytes for p in plans}
+    todo_bytes = sum(estimated[j["name"]] for j in jobs)
+    total = sum(estimated.values())
+    payload, peak_rss = 0, 0.0
+    with tqdm(total=total, initial=total - todo_bytes, desc=desc, unit="B", unit_scale=True,
+              disable=not progress) as bar:
+        if not jobs:
+            return payload, peak_rss
+        n_workers = max(1, min(workers, len(jobs))) if workers else None
+        with executor(scheduler, n_workers, preload=("pyarrow.parquet", "isp_bench.hub.publish")) as ex:
+            ticked = [0]  # bytes the in-process writer has ticked for the current shard
+
+            def tick(n: int) -> None:
+                ticked[0] += n
+                bar.update(n)
+
+            in_process = ex.workers == 1 and scheduler == "local"
+            job_fn = partial(write_shard, tick=tick) if in_process else write_shard
+            for job, info in ex.map_unordered(job_fn, jobs):
+                if isinstance(info, TaskLost):
+                    raise PublishError(f"shard {job['name']}: {info}; one of its {len(job['rows'])} pairs' files "
+                                       f"(first {job['rows'][0]['pair_id']!r}) crashes the reader")
+                payload += info.pop("payload_bytes")
+                peak_rss = max(peak_rss, info.pop("peak_rss_mb"))
+                bar.update(max(0, estimated[info["name"]] - ticked[0]))
+                ticked[0] = 0
+                record(info)
+    return payload, peak_rss
 
 
 def upload(folder: str | os.PathLike, repo_id: str, *, private: bool | None = None, token: str | None = None) -> str:

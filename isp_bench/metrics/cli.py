@@ -21,6 +21,8 @@ class _DefaultSuite:
 
 def add_commands(subparsers) -> None:
     """Add the ``score`` and ``weights`` subcommands to an argparse ``subparsers`` object."""
+    from isp_bench.parallel import add_scheduler_option  # standard library only, like this module
+
     p = subparsers.add_parser(
         "score",
         help="score predicted sRGB images against targets (pairs by file stem)",
@@ -37,6 +39,9 @@ def add_commands(subparsers) -> None:
         "see isp_bench.metrics.list_metrics()",
     )
     p.add_argument("--out", default="scores.parquet", help="per-image Parquet file (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes scoring pairs (default: local: 1 = in-process; dask: all CPUs)")
+    add_scheduler_option(p, "the scoring of the pairs")
     p.set_defaults(func=run_score)
 
     w = subparsers.add_parser(
@@ -64,7 +69,8 @@ def run_score(args: argparse.Namespace) -> int:
     if not isinstance(args.metrics, _DefaultSuite):
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
     try:
-        df = score_folders(args.pred, args.target, metrics=metrics, out=args.out)
+        df = score_folders(args.pred, args.target, metrics=metrics, out=args.out, workers=args.workers,
+                           scheduler=args.scheduler)
     except IspBenchError as exc:
         print(f"isp-bench score: error: {exc}", file=sys.stderr)
         return 2

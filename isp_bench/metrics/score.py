@@ -116,6 +116,9 @@ def score_folders(
     target_dir: str | os.PathLike,
     metrics: Sequence[str] | None = None,
     out: str | os.PathLike | None = None,
+    *,
+    workers: int | None = None,
+    scheduler: str = "local",
 ):
     """Score every prediction against the target with the same file stem.
 
@@ -128,6 +131,11 @@ def score_folders(
         omitted. No-reference metrics score the prediction alone.
     out : path, optional
         Per-image Parquet to write (atomically); its key-value metadata holds the metric specs.
+    workers, scheduler : optional
+        Where the pairs are scored (:func:`isp_bench.parallel.executor`): ``local`` (the default)
+        scores in this process unless ``workers`` > 1 asks for a process pool; ``dask`` or
+        ``tcp://HOST:PORT`` fan the pairs out over a Dask cluster whose workers see both folders.
+        The scores are the same whichever runs them (rows in stem order).
 
     Returns
     -------
@@ -139,6 +147,8 @@ def score_folders(
     """
     import pandas as pd
 
+    from isp_bench.parallel import TaskLost, executor
+
     names = list(metrics) if metrics else list(default_suite())
     specs = [get_metric(n) for n in names]
     pairs, only_pred, only_target = pair_by_stem(pred_dir, target_dir)
@@ -147,22 +157,35 @@ def score_folders(
             f"no prediction in {pred_dir} has a target with the same file stem in {target_dir}; "
             "name predictions after their targets (e.g. 0001.png ↔ 0001.png)"
         )
-    rows = []
+    rows: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
-    for stem, pp, tp in pairs:
-        pred, target = read_srgb(pp), read_srgb(tp)
-        if pred.shape != target.shape:
-            raise ScoreError(f"{pp}: shape {pred.shape} differs from its target {tp} {target.shape}")
-        row = {"stem": stem, "pred": str(pp), "target": str(tp)}
-        row.update(score_pair(pred, target, specs, unavailable=unavailable))
-        rows.append(row)
-    df = pd.DataFrame(rows).drop(columns=[n for n in unavailable], errors="ignore")
+    jobs = [(stem, pp, tp, tuple(names)) for stem, pp, tp in pairs]
+    with executor(scheduler, workers if workers is not None or scheduler != "local" else 1,
+                  preload=("isp_bench.metrics",)) as ex:
+        for (stem, pp, _, _), outcome in ex.map_unordered(_score_files, jobs):
+            if isinstance(outcome, TaskLost):
+                raise ScoreError(f"{pp}: {outcome}")
+            rows[stem], missing = outcome
+            unavailable.update(missing)
+    df = pd.DataFrame([rows[stem] for stem, _, _ in pairs]).drop(columns=[n for n in unavailable], errors="ignore")
     df.attrs["specs"] = {s.name: s.to_dict() for s in specs if s.name not in unavailable}
-    df.attrs["unavailable"] = unavailable
+    df.attrs["unavailable"] = dict(sorted(unavailable.items()))
     df.attrs["unpaired"] = {"pred_only": only_pred, "target_only": only_target}
     if out is not None:
         write_scores(df, out)
     return df
+
+
+def _score_files(job: tuple[str, Path, Path, tuple[str, ...]]) -> tuple[dict, dict[str, str]]:
+    """One pair's row (stem, paths, scores) and the metrics it could not run (missing weights)."""
+    stem, pp, tp, names = job
+    pred, target = read_srgb(pp), read_srgb(tp)
+    if pred.shape != target.shape:
+        raise ScoreError(f"{pp}: shape {pred.shape} differs from its target {tp} {target.shape}")
+    unavailable: dict[str, str] = {}
+    row = {"stem": stem, "pred": str(pp), "target": str(tp)}
+    row.update(score_pair(pred, target, [get_metric(n) for n in names], unavailable=unavailable))
+    return row, unavailable
 
 
 def write_scores(df, out: str | os.PathLike) -> Path:

@@ -9,6 +9,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
+from isp_bench.parallel import add_scheduler_option
 from isp_bench.qa.thresholds import Thresholds
 
 
@@ -31,6 +32,9 @@ def add_commands(subparsers) -> None:
     for limit in fields(Thresholds):
         p.add_argument("--" + limit.name.replace("_", "-"), type=float, default=limit.default,
                        help=limit.metadata["help"] + " (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes checking pairs (default: local: 1 = in-process; dask: all CPUs)")
+    add_scheduler_option(p, "the pair checks")
     p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
     p.set_defaults(func=run_qa)
 
@@ -42,7 +46,7 @@ def run_qa(args: argparse.Namespace) -> int:
     report = args.report or out.parent / f"{out.stem}_qa"
     th = Thresholds(**{limit.name: getattr(args, limit.name) for limit in fields(Thresholds)})
     result = qa_manifest(args.manifest, args.root, out, report=report, thresholds=th, worst=args.worst,
-                         progress=not args.quiet)
+                         progress=not args.quiet, workers=args.workers, scheduler=args.scheduler)
     print(f"checked {len(result.rows)} pairs in {result.seconds:.1f} s; wrote {out}")
     for flag in QA_FLAGS:
         ids = result.flagged[flag]
