@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isp_bench.develop import srgb_decode, srgb_encode  # noqa: F401  (re-exported: the models' sRGB curve)
 from isp_bench.models._registry import ModelError
 
 Batch = dict[str, Any]
@@ -105,18 +106,3 @@ def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Te
     if any(pads):
         x = F.pad(x, pads, value=float("-inf"))
     return F.max_pool2d(x, kernel, stride)
-
-
-def srgb_encode(linear: torch.Tensor) -> torch.Tensor:
-    """IEC 61966-2-1 sRGB encoding (the same curve as ``colour.cctf_encoding(x, 'sRGB')``) in torch,
-    differentiable; inputs are clamped to [0, 1]."""
-    x = linear.clamp(0.0, 1.0)
-    return torch.where(x <= 0.0031308, 12.92 * x, 1.055 * x.clamp_min(0.0031308) ** (1 / 2.4) - 0.055)
-
-
-def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`srgb_encode` (``colour.cctf_decoding(x, 'sRGB')``)."""
-    x = encoded.clamp(0.0, 1.0)
-    return torch.where(x <= 0.04045, x / 12.92, ((x.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4)
-
-

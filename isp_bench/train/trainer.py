@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, default_collate
 
-from isp_bench.data import PairDataset
+from isp_bench.data import PairDataset, batch_loader
 from isp_bench.data.cache import has_linear_target
 from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.manifest import Manifest
@@ -172,8 +172,7 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
     _check_needs(stage, dataset)
     dataset.set_epoch(k)
     batch_size = stage["batch_size"]
-    return DataLoader(dataset, batch_size=batch_size, num_workers=workers,
-                      sampler=range(first * batch_size, stage["steps"] * batch_size))
+    return batch_loader(dataset, range(first * batch_size, stage["steps"] * batch_size), batch_size, workers=workers)
 
 
 def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
