@@ -172,3 +172,15 @@ def test_importing_the_data_stage_loads_no_model_module():
             "print([m for m in sys.modules if m.startswith('isp_bench.models')])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_recycled_batch_buffer_never_overwrites_a_batch_still_in_use(data):
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32), augment=True,
+                     samples_per_epoch=64, progress=False)
+    kept, view, copy = ds[[0, 1]], ds[[2, 3]]["raw"][1:], ds[[4, 5]]["target"].numpy()
+    expected = [ds[[0, 1]]["raw"].clone(), ds[[2, 3]]["raw"][1:].clone(), ds[[4, 5]]["target"].numpy().copy()]
+    for start in range(6, 60, 2):  # many batches, buffers recycled behind them
+        ds[[start, start + 1]]
+    assert torch.equal(kept["raw"], expected[0]) and torch.equal(view, expected[1]) and np.array_equal(copy, expected[2])
+    first = ds[[0, 1]]["raw"].data_ptr()
+    assert ds[[0, 1]]["raw"].data_ptr() == first  # a released buffer is reused
