@@ -13,7 +13,8 @@ batch stacked from several pairs (training, evaluation) must hold the same keys 
 asks for ``fill_missing=True``, which fills the neutral value of :data:`NEUTRAL_METADATA` (white
 balance 1, identity colour matrix, 0 for ISO, exposure and noise) and nothing else. Sources are
 read by the same field names whether they are a :class:`~isp_bench.raw.RawCapture` or a manifest
-row (``wb_as_shot``, ``color_matrix``, ``iso``, ``exposure_s``, ``noise_profile``).
+row (``wb_as_shot``, ``color_matrix``, ``iso``, ``exposure_s``, ``noise_profile``); ``None``, an
+empty list and 0 (an ISO or exposure time of 0 is not a measurement) all count as not recorded.
 
 This module imports neither models nor data: both build their batches through it.
 """
@@ -54,10 +55,12 @@ def metadata_tensors(source: Any, *, fill_missing: bool = False,
     >>> metadata_tensors({}, fill_missing=True)["wb"].tolist()
     [1.0, 1.0, 1.0, 1.0]
     """
+    def read(name: str) -> Any:
+        value = _field(source, name)
+        return NEUTRAL_METADATA[name] if value is None and fill_missing else value
+
     f32 = lambda v: torch.tensor(v, dtype=torch.float32, device=device)  # noqa: E731
     out: dict[str, torch.Tensor] = {}
-    read = lambda name: _field(source, name) if _field(source, name) is not None else (  # noqa: E731
-        NEUTRAL_METADATA[name] if fill_missing else None)
     if (wb := read("wb_as_shot")) is not None:
         r, g, b = (float(v) for v in wb)
         out["wb"] = f32([r / g, 1.0, 1.0, b / g])

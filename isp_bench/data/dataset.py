@@ -182,8 +182,9 @@ class PairDataset(Dataset):
                                     "batch pairs with the same targets (choose roles/subsets)")
         raw_shape = self._entry(indices[0]).raw.shape
         ph, pw = self.patch if self.patch is not None else (2 * raw_shape[1], 2 * raw_shape[2])
-        raw_tensor = self._buffers.take((len(items), 4, ph // 2, pw // 2))
-        target_tensors = {name: self._buffers.take((len(items), 3, ph, pw)) for name in names}
+        recycle = self.patch is not None  # patches: a few small buffers, used again and again; frames: fresh memory
+        raw_tensor = self._buffers.take((len(items), 4, ph // 2, pw // 2), recycle=recycle)
+        target_tensors = {name: self._buffers.take((len(items), 3, ph, pw), recycle=recycle) for name in names}
         raw = raw_tensor.numpy()
         targets = {name: t.numpy() for name, t in target_tensors.items()}
         for k, (item, index) in enumerate(zip(items, indices)):
@@ -226,11 +227,13 @@ class BatchBuffers:
         self.keep = keep
         self._arrays: dict[tuple[int, ...], list[np.ndarray]] = {}
 
-    def take(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """An uninitialised float32 tensor of ``shape``."""
+    def take(self, shape: tuple[int, ...], *, recycle: bool = True) -> torch.Tensor:
+        """An uninitialised float32 tensor of ``shape`` (a recycled one only with ``recycle``)."""
         if get_worker_info() is not None:
             storage = torch.empty(0)._typed_storage()._new_shared(int(np.prod(shape)))
             return torch.empty(0).new(storage).view(shape)
+        if not recycle:
+            return torch.empty(shape, dtype=torch.float32)
         pool = self._arrays.setdefault(shape, [])
         for array in pool:
             if sys.getrefcount(array) <= 3:  # the pool's list, this loop's name, getrefcount's argument

@@ -21,8 +21,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from isp_bench.errors import IspBenchError
 from isp_bench.batches import bilinear_rgb, capture_batch
+from isp_bench.errors import IspBenchError
 
 TILE_ALIGN_DEFAULT = 16
 
