@@ -12,7 +12,10 @@ average around it: on a shared machine, rerun on a quiet one.
   core (wall time; ``one_process_cpu`` per CPU-second of the process).
 - ``workers_2``: the same loader with 2 worker processes (wall time), and its ratio to one process.
   The trainer's main process also needs CPU to receive batches, so the ratio needs 3 idle cores to
-  show the workers' scaling.
+  show the workers' scaling. Workers write every batch into fresh shared memory (torch's transport
+  between processes) while one process recycles its batch arrays, so the workers' figure includes
+  the page faults of that memory (1.8 MB per 256² sample), which on a virtual machine can cost more
+  than cutting the patches.
 - ``mmap_slice_roof``: copying the same-size raw and target slices out of the memory-mapped arrays,
   nothing else (no augmentation, no conversion, no batch): what any loader over this cache is bound by.
 - ``decode``: the full preprocessing (rawpy decode, normalise, pack, JPEG and PNG decode, alignment)
