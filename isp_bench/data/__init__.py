@@ -5,7 +5,7 @@ layout and write the manifests this package reads."""
 
 from isp_bench.data.augment import DIHEDRAL, crop_packed_patch
 from isp_bench.data.cache import PREPROCESS_VERSION, CacheError, PreprocessCache, load_mosaic, preprocess_row
-from isp_bench.data.dataset import PairDataset, metadata_tensors
+from isp_bench.data.dataset import PairDataset, batch_loader
 
-__all__ = ["DIHEDRAL", "PREPROCESS_VERSION", "CacheError", "PairDataset", "PreprocessCache", "crop_packed_patch",
-           "load_mosaic", "metadata_tensors", "preprocess_row"]
+__all__ = ["DIHEDRAL", "PREPROCESS_VERSION", "CacheError", "PairDataset", "PreprocessCache", "batch_loader",
+           "crop_packed_patch", "load_mosaic", "preprocess_row"]

@@ -13,7 +13,9 @@ Entry contents:
 A pair without a linear (restoration) target gets one from the classic pipeline when its raw carries
 the white balance and colour matrix and is not a short exposure (:func:`derives_linear_target`): white
 balance, demosaicking, camera → sRGB primaries, linear — what CameraNet's authors made with dcraw for
-datasets that ship only a finished JPEG.
+datasets that ship only a finished JPEG. That preparation step is
+:func:`isp_bench.develop.classic_linear_rgb`, on a batch built by :mod:`isp_bench.batches`; the data
+stage imports no model.
 """
 
 from __future__ import annotations
@@ -110,17 +112,12 @@ def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def classic_linear_target(packed: np.ndarray, row: dict[str, Any]) -> np.ndarray:
-    """uint16 3×2h×2w linear sRGB of the classic pipeline (``isp_bench.models.classic``) on a packed raw."""
-    import torch
+    """uint16 3×2h×2w linear sRGB of the classic pipeline on a packed raw: the preparation step
+    :func:`isp_bench.develop.classic_linear_rgb` on the row's batch (:func:`isp_bench.batches.frame_batch`)."""
+    from isp_bench.batches import frame_batch
+    from isp_bench.develop import classic_linear_rgb
 
-    from isp_bench.data.dataset import metadata_tensors
-    from isp_bench.models import create_model
-    from isp_bench.models._common import srgb_decode
-
-    batch = {"raw": torch.from_numpy(np.ascontiguousarray(packed))[None],
-             **{k: v[None] for k, v in metadata_tensors(row).items()}}
-    with torch.no_grad():
-        linear = srgb_decode(create_model("classic").eval()(batch))[0].numpy()
+    linear = classic_linear_rgb(frame_batch(packed, row, fill_missing=True))[0].numpy()
     return np.round(linear * 65535.0).astype(np.uint16)
 
 

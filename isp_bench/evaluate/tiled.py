@@ -25,9 +25,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from isp_bench.batches import bilinear_rgb, capture_batch
 from isp_bench.devices import autocast, memory_format
 from isp_bench.errors import IspBenchError
-from isp_bench.raw import demosaic_bilinear, unpack_rggb
 
 TILE_ALIGN_DEFAULT = 16
 
@@ -100,40 +100,18 @@ def batch_from_capture(capture, *, require_color: bool = False, rgb: bool = Fals
                        device: str | torch.device = "cpu") -> tuple[dict[str, Any], Any]:
     """The model batch (batch size 1) for a :class:`~isp_bench.raw.RawCapture`, and the CfaCrop.
 
-    Keys: ``raw`` (packed, normalised), ``wb`` (R, G, G, B from ``wb_as_shot``), ``color_matrix``,
-    ``iso``, ``exposure_s``, ``noise`` (first NoiseProfile pair S, O), and with ``rgb=True`` the
-    bilinear-demosaiced ``rgb``. Metadata the file lacks is left out (never guessed); with
-    ``require_color`` a missing white balance or colour matrix raises.
+    Built by :func:`isp_bench.batches.capture_batch` (keys and the policy for missing metadata are
+    documented there: metadata the file lacks is left out, never guessed); with ``require_color`` a
+    missing white balance or colour matrix raises.
     """
-    packed, crop = capture.packed()
-    batch: dict[str, Any] = {"raw": torch.from_numpy(np.ascontiguousarray(packed))[None].to(device)}
-    if capture.wb_as_shot is not None:
-        r, g, b = (float(v) for v in capture.wb_as_shot)
-        batch["wb"] = torch.tensor([[r / g, 1.0, 1.0, b / g]], dtype=torch.float32, device=device)
-    if capture.color_matrix is not None:
-        batch["color_matrix"] = torch.tensor(np.asarray(capture.color_matrix, np.float32)[None], device=device)
-    if require_color and ("wb" not in batch or "color_matrix" not in batch):
-        missing = [k for k, f in (("wb", "wb_as_shot"), ("color_matrix", "color_matrix")) if k not in batch]
+    batch, crop = capture_batch(capture, rgb=rgb, device=device)
+    missing = [k for k in ("wb", "color_matrix") if k not in batch]
+    if require_color and missing:
         raise InferenceError(
             f"capture {capture.make or ''} {capture.model or ''} has no {', '.join(missing)}; the classic pipeline "
             "needs both (fill them from the dataset adapter's documented constants)"
         )
-    if capture.iso is not None:
-        batch["iso"] = torch.tensor([float(capture.iso)], device=device)
-    if capture.exposure_s is not None:
-        batch["exposure_s"] = torch.tensor([float(capture.exposure_s)], device=device)
-    if capture.noise_profile:
-        batch["noise"] = torch.tensor([list(capture.noise_profile[:2])], dtype=torch.float32, device=device)
-    if rgb:
-        batch["rgb"] = bilinear_rgb(batch["raw"])
     return batch, crop
-
-
-def bilinear_rgb(raw: torch.Tensor) -> torch.Tensor:
-    """Packed raw B×4×h×w → bilinear-demosaiced B×3×2h×2w (the input DeepISP takes)."""
-    mosaics = unpack_rggb(raw.detach().cpu().numpy())
-    rgb = np.stack([demosaic_bilinear(m, "RGGB") for m in mosaics])
-    return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(raw)
 
 
 def _repeat_frames(value: Any, frames: int, times: int) -> Any:

@@ -1,5 +1,4 @@
-"""Pieces shared by the model families: the batch contract and padding
-(the sRGB curves are :mod:`isp_bench.colorimetry`'s)."""
+"""Pieces shared by the model families: the batch contract, padding and colour helpers."""
 
 from __future__ import annotations
 
@@ -106,11 +105,3 @@ def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Te
     if any(pads):
         x = F.pad(x, pads, value=float("-inf"))
     return F.max_pool2d(x, kernel, stride)
-
-
-def srgb_decode(encoded: torch.Tensor) -> torch.Tensor:
-    """Clamped sRGB decoding, :func:`isp_bench.colorimetry.srgb_decode_torch` with ``clamp=True``.
-    Only ``isp_bench.data.cache`` still imports it from here; remove once it uses colorimetry."""
-    from isp_bench.colorimetry import srgb_decode_torch
-
-    return srgb_decode_torch(encoded, clamp=True)

@@ -12,7 +12,9 @@
 5. The sRGB transfer curve (IEC 61966-2-1).
 
 :func:`render_capture` runs it on a :class:`~isp_bench.raw.RawCapture`; :class:`ClassicISP` is the
-registry model (``forward(batch)``), differentiable except for the NumPy demosaickers.
+registry model (``forward(batch)``), differentiable except for the NumPy demosaickers. The steps
+themselves are functions of :mod:`isp_bench.develop` (which the data stage uses for restoration
+targets without importing a model).
 
 References:
     H. S. Malvar, L.-W. He, R. Cutler, "High-quality linear interpolation for demosaicing of
@@ -22,40 +24,15 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 import torch
 
-from isp_bench.colorimetry import D65_WHITE_XYZ, XYZ_TO_SRGB, srgb_decode_torch, srgb_encode_torch
+from isp_bench.colorimetry import srgb_decode_torch, srgb_encode_torch
+from isp_bench.develop import NUMPY_DEMOSAICKERS, develop_srgb, numpy_demosaic
 from isp_bench.models._common import IspModel, require
 from isp_bench.models._registry import ModelCard, ModelError, register_model
-from isp_bench.raw import demosaic_bilinear
 
-DEMOSAICKERS = ("bilinear", "malvar")
-
-
-def camera_to_srgb_matrix(color_matrix: np.ndarray) -> np.ndarray:
-    """White-balanced camera RGB → linear sRGB from a camera→XYZ matrix (dcraw's convention).
-
-    The matrix applies to camera RGB *before* white balance, so the balanced neutral (1, 1, 1) is
-    first taken back to the camera's response to D65 white, ``inverse(color_matrix) · XYZ(D65)``;
-    rows are then normalised so that it lands exactly on sRGB white. (Normalising the rows of
-    ``XYZ→sRGB · color_matrix`` alone, without that step, tints every colour but grey.)"""
-    cm = np.asarray(color_matrix, dtype=np.float64)
-    camera_white = np.linalg.solve(cm, D65_WHITE_XYZ)
-    m = XYZ_TO_SRGB @ cm @ np.diag(camera_white / camera_white[1])
-    return m / m.sum(axis=1, keepdims=True)
-
-
-def _numpy_demosaic(name: str) -> Callable[[np.ndarray], np.ndarray]:
-    if name == "bilinear":
-        return lambda mosaic: demosaic_bilinear(mosaic, "RGGB")
-    if name == "malvar":
-        from colour_demosaicing import demosaicing_CFA_Bayer_Malvar2004
-
-        return lambda mosaic: np.asarray(demosaicing_CFA_Bayer_Malvar2004(mosaic, "RGGB"), dtype=np.float32)
-    raise ModelError(f"demosaic {name!r} is not one of {', '.join(DEMOSAICKERS)} (or use the 'djdd' model)")
+DEMOSAICKERS = tuple(NUMPY_DEMOSAICKERS)
 
 
 class ClassicISP(IspModel):
@@ -68,7 +45,10 @@ class ClassicISP(IspModel):
     def __init__(self, demosaic: str | torch.nn.Module = "malvar"):
         super().__init__()
         if isinstance(demosaic, str):
-            self._np_demosaic = _numpy_demosaic(demosaic)
+            if demosaic not in NUMPY_DEMOSAICKERS:
+                raise ModelError(
+                    f"demosaic {demosaic!r} is not one of {', '.join(DEMOSAICKERS)} (or use the 'djdd' model)")
+            self._np_demosaic = numpy_demosaic(NUMPY_DEMOSAICKERS[demosaic])
             self.demosaicker = None
             self.demosaic_name = demosaic
         else:
@@ -76,26 +56,22 @@ class ClassicISP(IspModel):
             self.demosaicker = demosaic
             self.demosaic_name = type(demosaic).__name__
 
+    def _demosaic_mosaic(self, mosaic: torch.Tensor) -> torch.Tensor:
+        """White-balanced mosaic B×1×H×W → linear camera RGB B×3×H×W (a learned demosaicker works on
+        sRGB-encoded values)."""
+        if self.demosaicker is not None:
+            return srgb_decode_torch(self.demosaicker(srgb_encode_torch(mosaic)), clamp=True)
+        return self._np_demosaic(mosaic)
+
     def render(self, batch) -> torch.Tensor:
         raw = self.input_tensor(batch)
-        wb = require(batch, "wb", "classic", "B×4 white balance, R, Gr, Gb, B").to(raw)
+        wb = require(batch, "wb", "classic", "B×4 white balance, R, Gr, Gb, B")
         cm = require(batch, "color_matrix", "classic", "B×3×3 camera→XYZ colour matrix")
         b, _, h, w = raw.shape
         if raw.device.type == "meta":  # shape-only pass (MAC counting)
             return self.demosaicker(torch.empty(b, 1, 2 * h, 2 * w, device="meta")) if self.demosaicker else \
                 torch.empty(b, 3, 2 * h, 2 * w, device="meta")
-        balanced = (raw * wb[:, :, None, None]).clamp(0.0, 1.0)
-        mosaic = torch.zeros(b, 1, 2 * h, 2 * w, dtype=raw.dtype, device=raw.device)
-        mosaic[:, 0, 0::2, 0::2], mosaic[:, 0, 0::2, 1::2] = balanced[:, 0], balanced[:, 1]
-        mosaic[:, 0, 1::2, 0::2], mosaic[:, 0, 1::2, 1::2] = balanced[:, 2], balanced[:, 3]
-        if self.demosaicker is not None:
-            cam = srgb_decode_torch(self.demosaicker(srgb_encode_torch(mosaic)), clamp=True)
-        else:
-            m = mosaic[:, 0].detach().cpu().numpy()
-            cam = torch.from_numpy(np.stack([self._np_demosaic(mi) for mi in m])).permute(0, 3, 1, 2).to(raw)
-        mats = torch.from_numpy(np.stack([camera_to_srgb_matrix(c) for c in cm.detach().cpu().numpy()])).to(raw)
-        linear = torch.einsum("bij,bjhw->bihw", mats, cam)
-        return srgb_encode_torch(linear)
+        return develop_srgb(raw, wb, cm, self._demosaic_mosaic)
 
 
 def render_capture(capture, demosaic: str = "malvar"):

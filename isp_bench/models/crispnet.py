@@ -27,24 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from isp_bench.batches import THUMB_HW, make_thumb
 from isp_bench.models._common import IspModel, pad_to_multiple, reflect_pad
 from isp_bench.models._registry import ModelCard, register_model
 
-THUMB_HW = (368, 480)
-"""(height, width) of the whole-frame thumbnail the global branch sees."""
-
 _PAPER = "M. Souza, W. Heidrich, \"CRISPnet: Color Rendition ISP Net\", arXiv:2203.10562, 2022"
 _URL = "https://arxiv.org/abs/2203.10562"
-
-
-def make_thumb(raw: torch.Tensor, size: tuple[int, int] = THUMB_HW) -> torch.Tensor:
-    """Whole-frame thumbnail for the global branch: packed raw B×4×h×w → B×3×368×480
-    (R, mean of the greens, B; area-averaged when shrinking, bilinear when enlarging)."""
-    rgb = torch.stack([raw[:, 0], 0.5 * (raw[:, 1] + raw[:, 2]), raw[:, 3]], dim=1)
-    h, w = rgb.shape[-2:]
-    mode = "area" if h >= size[0] and w >= size[1] else "bilinear"
-    kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(rgb, size=size, mode=mode, **kwargs)
 
 
 class _DoubleConv(nn.Module):

@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from isp_bench.batches import THUMB_HW, metadata_tensors
+
 
 @dataclass
 class MacReport:
@@ -126,12 +128,18 @@ def count_params(model: nn.Module, *, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+EXAMPLE_METADATA = {"wb_as_shot": (1.0, 1.0, 1.0), "color_matrix": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0)),
+                    "iso": 100.0, "exposure_s": 0.01}
+"""Capture metadata of :func:`example_batch`: neutral white balance and colour, ISO 100, 1/100 s, no noise profile."""
+
+
 def example_batch(card, frame_hw: tuple[int, int], *, batch_size: int = 1, device: str | torch.device = "cpu",
                   seed: int = 0) -> dict[str, torch.Tensor]:
     """A batch with every key ``card`` needs for a frame of ``frame_hw`` (full-resolution H, W).
 
-    Values are random in [0, 1] (white balance ones, identity colour matrix); on the meta device
-    they carry only shapes.
+    Image values are random in [0, 1]; the metadata is :data:`EXAMPLE_METADATA`, built into tensors
+    by :func:`isp_bench.batches.metadata_tensors` like every batch. On the meta device they carry
+    only shapes.
     """
     h, w = frame_hw
     b = batch_size
@@ -148,13 +156,8 @@ def example_batch(card, frame_hw: tuple[int, int], *, batch_size: int = 1, devic
         batch["raw"] = rand(b, 4, h // 2, w // 2)
     else:
         batch["rgb"] = rand(b, 3, h, w)
-    batch["wb"] = torch.ones(b, 4, device=device)
-    batch["iso"] = torch.full((b,), 100.0, device=device)
-    batch["exposure_s"] = torch.full((b,), 0.01, device=device)
-    batch["noise"] = torch.zeros(b, 2, device=device)
-    batch["color_matrix"] = torch.eye(3, device=device).expand(b, 3, 3).clone()
+    for key, value in metadata_tensors(EXAMPLE_METADATA, fill_missing=True).items():
+        batch[key] = value.to(device).expand(b, *value.shape).clone()
     if "thumb" in card.metadata:
-        from isp_bench.models.crispnet import THUMB_HW
-
         batch["thumb"] = rand(b, 3, *THUMB_HW)
     return batch

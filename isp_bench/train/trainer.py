@@ -40,7 +40,7 @@ import torch
 from torch.utils.data import DataLoader, default_collate
 
 from isp_bench import distributed
-from isp_bench.data import PairDataset
+from isp_bench.data import PairDataset, batch_loader
 from isp_bench.data.cache import has_linear_target
 from isp_bench.devices import autocast, configure_for_speed, grad_scaler, memory_format, to_device
 from isp_bench.files import atomic_path, atomic_write_text
@@ -210,9 +210,8 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
     _check_needs(stage, dataset)
     dataset.set_epoch(k)
     where = f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}"
-    return DataLoader(dataset, batch_size=distributed.split_batch(stage["batch_size"], where), num_workers=workers,
-                      sampler=distributed.rank_items(first, stage["steps"], stage["batch_size"]),
-                      pin_memory=pin_memory)
+    return batch_loader(dataset, distributed.rank_items(first, stage["steps"], stage["batch_size"]),
+                        distributed.split_batch(stage["batch_size"], where), workers=workers, pin_memory=pin_memory)
 
 
 def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:

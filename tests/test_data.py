@@ -1,0 +1,186 @@
+"""The loader: CFA-exact patches cut as views, whole batches in one call, the batch leaf module, and a
+data stage that imports no model."""
+
+from __future__ import annotations
+
+import ast
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import default_collate
+
+from isp_bench.batches import NEUTRAL_METADATA, frame_batch, metadata_tensors
+from isp_bench.data import DIHEDRAL, PairDataset, batch_loader, crop_packed_patch
+from isp_bench.data.augment import pattern_after
+from isp_bench.data.cache import classic_linear_target
+from isp_bench.ingest import ingest
+from isp_bench.raw import RawCapture, pack_rggb, unpack_rggb
+from isp_bench.synth import SynthConfig, generate
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("loader")
+    root = generate(base / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
+    manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
+    return {"root": root, "manifest": manifest, "cache": base / "cache"}
+
+
+def _pixel_level_patch(raw, targets, top, left, size, op):
+    """The definition: unpack the region, apply the op to mosaic and targets, crop the phase to RGGB, pack."""
+    from isp_bench.data.augment import apply_op
+
+    ph, pw = size
+    rh, rw = (pw + 2, ph + 2) if op[0] else (ph + 2, pw + 2)
+    mosaic = apply_op(unpack_rggb(raw[:, top // 2 : (top + rh) // 2, left // 2 : (left + rw) // 2]), op)
+    dy, dx = {"RGGB": (0, 0), "GRBG": (0, 1), "GBRG": (1, 0), "BGGR": (1, 1)}[pattern_after(op, (rh, rw))]
+    packed, _ = pack_rggb(mosaic[dy : dy + ph, dx : dx + pw], "RGGB")
+    return packed, [apply_op(t[:, top : top + rh, left : left + rw], op)[:, dy : dy + ph, dx : dx + pw] for t in targets]
+
+
+def test_patches_cut_as_views_equal_the_pixel_level_definition():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        h, w = 2 * rng.integers(5, 16, size=2)
+        raw = rng.random((4, h, w)).astype(np.float32)
+        targets = [rng.integers(0, 65536, (3, 2 * h, 2 * w)).astype(np.uint16), rng.random((3, 2 * h, 2 * w))]
+        size = tuple(int(v) for v in 2 * rng.integers(1, 5, size=2))
+        for op in DIHEDRAL:
+            rh, rw = (size[1] + 2, size[0] + 2) if op[0] else (size[0] + 2, size[1] + 2)
+            top, left = 2 * rng.integers(0, (2 * h - rh) // 2 + 1), 2 * rng.integers(0, (2 * w - rw) // 2 + 1)
+            expected_raw, expected_targets = _pixel_level_patch(raw, targets, top, left, size, op)
+            got_raw, got_targets = crop_packed_patch(raw, targets, top, left, size, op)
+            assert np.array_equal(got_raw, expected_raw) and got_raw.flags.c_contiguous, op
+            for got, expected in zip(got_targets, expected_targets):
+                assert got.dtype == expected.dtype and np.array_equal(got, expected), op
+
+
+def test_a_batch_is_its_samples_stacked(data):
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 48), augment=True,
+                     inputs=("raw", "rgb", "thumb"), samples_per_epoch=64, seed=11, progress=False)
+    ds.set_epoch(3)
+    items = [5, 0, 17, 40, 63, 22, 9, 31]
+    batch, collated = ds[items], default_collate([ds[i] for i in items])
+    assert sorted(batch) == sorted(collated)
+    assert batch["pair_id"] == collated["pair_id"]
+    for key, value in collated.items():
+        if isinstance(value, torch.Tensor):
+            assert value.dtype == batch[key].dtype and torch.equal(batch[key], value), key
+    assert batch["raw"].shape == (8, 4, 16, 24) and batch["target"].shape == (8, 3, 32, 48)
+    # every item a pure function of (seed, epoch, item), whichever batch it is asked in
+    assert torch.equal(ds[[17]]["raw"][0], batch["raw"][2]) and torch.equal(ds[40]["target"], batch["target"][3])
+
+
+def test_batch_loader_gives_the_same_batches_with_workers(data):
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32), augment=True,
+                     samples_per_epoch=40, seed=2, progress=False)
+    ds[0]  # entries opened in the parent are not pickled nor shared by the workers' own state
+    items = range(6, 30)
+    direct = [ds[list(items[i : i + 5])] for i in range(0, len(items), 5)]
+    for workers in (0, 2):
+        got = list(batch_loader(ds, items, 5, workers=workers))
+        assert [b["raw"].shape[0] for b in got] == [5, 5, 5, 5, 4]
+        for a, b in zip(got, direct):
+            assert a["pair_id"] == b["pair_id"]
+            assert all(torch.equal(a[k], b[k]) for k in b if isinstance(b[k], torch.Tensor))
+
+
+def test_a_pickled_dataset_carries_no_open_cache_entries(data):
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32),
+                     inputs=("raw", "thumb"), samples_per_epoch=8, progress=False)
+    sample = ds[3]
+    assert ds._entries and ds._thumbs
+    copy = pickle.loads(pickle.dumps(ds))
+    assert not copy._entries and not copy._thumbs
+    assert torch.equal(copy[3]["raw"], sample["raw"]) and torch.equal(copy[3]["thumb"], sample["thumb"])
+
+
+def test_metadata_has_one_policy_for_rows_and_captures():
+    meta = {"wb_as_shot": (2.0, 1.0, 1.5), "color_matrix": ((0.5, 0.4, 0.1), (0.2, 0.7, 0.1), (0.0, 0.1, 0.9)),
+            "iso": 800, "exposure_s": 0.01, "noise_profile": (1e-4, 1e-6, 2e-4, 2e-6)}
+    capture = RawCapture(mosaic=np.zeros((8, 8), np.uint16), cfa="RGGB", black_level=(0,) * 4, white_level=255, **meta)
+    row = {**meta, "color_matrix": np.ravel(meta["color_matrix"]).tolist()}  # manifests store the matrix flat
+    from_row, from_capture = metadata_tensors(row), metadata_tensors(capture)
+    assert sorted(from_row) == sorted(from_capture) == ["color_matrix", "exposure_s", "iso", "noise", "wb"]
+    assert all(torch.equal(from_row[k], from_capture[k]) for k in from_row)
+    assert from_row["wb"].tolist() == [2.0, 1.0, 1.0, 1.5]
+    assert from_row["noise"].tolist() == pytest.approx([1e-4, 1e-6])
+    # missing metadata: left out, or the documented neutral values when frames must stack
+    bare = RawCapture(mosaic=np.zeros((8, 8), np.uint16), cfa="RGGB", black_level=(0,) * 4, white_level=255)
+    assert metadata_tensors(bare) == {} and metadata_tensors({"iso": None, "noise_profile": []}) == {}
+    filled = metadata_tensors(bare, fill_missing=True)
+    assert sorted(filled) == sorted(from_row) and all(torch.equal(filled[k], metadata_tensors(
+        {"iso": None}, fill_missing=True)[k]) for k in filled)
+    assert torch.equal(filled["color_matrix"], torch.tensor(NEUTRAL_METADATA["color_matrix"], dtype=torch.float32))
+    assert filled["iso"] == filled["exposure_s"] == 0 and filled["wb"].tolist() == [1.0] * 4
+    assert filled["noise"].tolist() == [0.0, 0.0]
+
+
+def test_every_batch_builder_uses_the_leaf_module(data):
+    from isp_bench.evaluate import batch_from_capture
+    from isp_bench.models import example_batch, model_card
+    from isp_bench.models.flops import EXAMPLE_METADATA
+
+    example = example_batch(model_card("crispnet"), (32, 32), batch_size=2)
+    for key, value in metadata_tensors(EXAMPLE_METADATA, fill_missing=True).items():
+        assert torch.equal(example[key], value.expand(2, *value.shape)), key
+    capture = RawCapture(mosaic=np.arange(64, dtype=np.uint16).reshape(8, 8), cfa="GRBG", black_level=(1,) * 4,
+                         white_level=70, wb_as_shot=(1.5, 1.0, 2.0), iso=100)
+    batch, _ = batch_from_capture(capture, rgb=True)
+    packed, _ = capture.packed()
+    expected = frame_batch(packed, capture, rgb=True)
+    assert sorted(batch) == sorted(expected) and all(torch.equal(batch[k], expected[k]) for k in batch)
+    ds = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
+    sample = ds[0]
+    for key, value in metadata_tensors(ds.rows[0], fill_missing=True).items():
+        assert torch.equal(sample[key], value), key
+
+
+def test_derived_linear_targets_are_the_classic_models_rendering(data):
+    from isp_bench.models import create_model
+    from isp_bench.models._common import srgb_decode
+
+    ds = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
+    row = ds.rows[0]
+    packed = np.asarray(ds.cache.load(row).raw)
+    with torch.no_grad():
+        rendered = srgb_decode(create_model("classic").eval()(frame_batch(packed, row, fill_missing=True)))[0]
+    assert np.array_equal(classic_linear_target(packed, row), np.round(rendered.numpy() * 65535.0).astype(np.uint16))
+
+
+DATA_STAGE = sorted((REPO / "isp_bench/data").rglob("*.py")) + [REPO / "isp_bench/batches.py",
+                                                                  REPO / "isp_bench/develop.py"]
+
+
+@pytest.mark.parametrize("path", DATA_STAGE, ids=lambda p: str(p.relative_to(REPO)))
+def test_the_data_stage_imports_no_model(path):
+    tree = ast.parse(path.read_text())
+    imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    assert not [m for m in imported if m.startswith("isp_bench.models")]
+
+
+def test_importing_the_data_stage_loads_no_model_module():
+    code = ("import sys, isp_bench.data.dataset, isp_bench.data.cache, isp_bench.batches, isp_bench.develop; "
+            "print([m for m in sys.modules if m.startswith('isp_bench.models')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_recycled_batch_buffer_never_overwrites_a_batch_still_in_use(data):
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32), augment=True,
+                     samples_per_epoch=64, progress=False)
+    kept, view, copy = ds[[0, 1]], ds[[2, 3]]["raw"][1:], ds[[4, 5]]["target"].numpy()
+    expected = [ds[[0, 1]]["raw"].clone(), ds[[2, 3]]["raw"][1:].clone(), ds[[4, 5]]["target"].numpy().copy()]
+    for start in range(6, 60, 2):  # many batches, buffers recycled behind them
+        ds[[start, start + 1]]
+    assert torch.equal(kept["raw"], expected[0]) and torch.equal(view, expected[1]) and np.array_equal(copy, expected[2])
+    first = ds[[0, 1]]["raw"].data_ptr()
+    assert ds[[0, 1]]["raw"].data_ptr() == first  # a released buffer is reused
