@@ -145,13 +145,13 @@ def test_every_batch_builder_uses_the_leaf_module(data):
 
 def test_derived_linear_targets_are_the_classic_models_rendering(data):
     from isp_bench.models import create_model
-    from isp_bench.models._common import srgb_decode
+    from isp_bench.colorimetry import srgb_decode_torch
 
     ds = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
     row = ds.rows[0]
     packed = np.asarray(ds.cache.load(row).raw)
     with torch.no_grad():
-        rendered = srgb_decode(create_model("classic").eval()(frame_batch(packed, row, fill_missing=True)))[0]
+        rendered = srgb_decode_torch(create_model("classic").eval()(frame_batch(packed, row, fill_missing=True)), clamp=True)[0]
     assert np.array_equal(classic_linear_target(packed, row), np.round(rendered.numpy() * 65535.0).astype(np.uint16))
 
 

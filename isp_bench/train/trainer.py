@@ -298,7 +298,7 @@ def train(
                 scaler.load_state_dict(state["scaler"])
         loader = _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
                                pin_memory=torch.device(device).type == "cuda")
-        per_rank_batch.append(loader.batch_size)
+        per_rank_batch.append(loader.sampler.batch_size)  # a BatchSampler: batches are made whole
         step_loss = distributed.wrap(StepLoss(model, get_objective(stage["objective"]), stage["objective_args"]),
                                      device)
         if compile:
