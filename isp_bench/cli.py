@@ -193,6 +193,12 @@ def _cmd_run(args, argv=None) -> int:
     print(f"run: {run_dir}")
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
+    reproduces = result.get("reproduces")
+    if reproduces:  # the run was already recorded (e.g. committed): this was a reproduction of it
+        print(f"reproduction of the recorded run {reproduces['run_id']} (its files are left as they were): "
+              + ("every metric identical" if reproduces["identical"] else
+                 "differs: " + ", ".join(f"{k} recorded {a:.4f}, now {b:.4f}"
+                                         for k, (a, b) in reproduces["differences"].items())))
     if args.command == "run":
         for board in (build_leaderboard(args.runs, args.dataset, args.leaderboards),
                       build_scoreboard(args.runs, args.leaderboards)):

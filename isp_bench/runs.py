@@ -100,7 +100,8 @@ def run_benchmark(
     progress: bool = True,
     on_step=None,
 ) -> Path:
-    """Train (resuming), evaluate and record one model; returns the run folder.
+    """Train (resuming), evaluate and record one model; returns the folder this call wrote its results
+    to: the run folder, or its :func:`reproduction_dir` when the run was already recorded.
 
     ``recipe`` names the recipe to run (default: ``model_name``'s default recipe); ``model_name`` may
     then be omitted. ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
@@ -143,17 +144,44 @@ def run_benchmark(
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
             raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
                            f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
-        _train_and_evaluate(run_dir, config, manifest_obj, root_path, device=device, compile=compile,
+        out_dir = reproduction_dir(run_dir) if (run_dir / "result.json").exists() else run_dir
+        _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, device=device, compile=compile,
                             metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, progress=progress,
                             on_step=on_step, started=started, wall_start=wall_start)
-    return run_dir
+    return out_dir
 
 
-def _train_and_evaluate(run_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
+REPRODUCTION = "reproduction"
+"""Sub-folder of a recorded run where running it again writes (see :func:`reproduction_dir`)."""
+
+
+def reproduction_dir(run_dir: Path) -> Path:
+    """Where running a *recorded* run again (one whose ``result.json`` exists) writes its results.
+
+    A run folder is append-only: a re-run never overwrites what an earlier one recorded (committed
+    leaderboard runs included, whose weights are not kept). Running it again is a reproduction: it
+    trains into ``run_dir/reproduction/`` when the run's weights are absent (or reuses them when
+    present), evaluates there, and its ``result.json`` says whether it reproduced the record
+    (``reproduces``). An interrupted reproduction resumes there like any run."""
+    return run_dir / REPRODUCTION
+
+
+def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """How a reproduction's metric means compare with the recorded ones: ``identical`` (every metric
+    both have is equal to the last bit) and the ``differences`` (metric → [recorded, reproduced])."""
+    shared = sorted(set(record["metrics"]) & set(result["metrics"]))
+    differences = {name: [record["metrics"][name]["mean"], result["metrics"][name]["mean"]] for name in shared
+                   if record["metrics"][name]["mean"] != result["metrics"][name]["mean"]}
+    return {"run_id": record["run_id"], "identical": not differences and bool(shared), "metrics_compared": shared,
+            "differences": differences}
+
+
+def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
                         device: str, compile: bool, metrics: Sequence[str], evaluate: bool,
                         save_predictions: bool | None, progress: bool, on_step, started: str,
                         wall_start: float) -> None:
-    """The body of :func:`run_benchmark` once everything is checked, run by every process (rank 0 writes)."""
+    """The body of :func:`run_benchmark` once everything is checked, run by every process (rank 0 writes).
+    Results go to ``out_dir``: ``run_dir`` itself, or its :func:`reproduction_dir` when it is recorded."""
     main = distributed.is_main()
     model_name, dataset, budget, seed = config["model"], config["dataset"], config["budget"], config["seed"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +191,10 @@ def _train_and_evaluate(run_dir: Path, config: dict[str, Any], manifest_obj: Man
 
     torch.manual_seed(seed)
     model = create_model(model_name)
-    training = train(model, config, manifest_obj, root_path, run_dir, device=device, cache_dir=cache_dir,
+    train_dir = run_dir if (run_dir / FINAL).exists() or out_dir == run_dir else out_dir  # weights kept, or retrain
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    training = train(model, config, manifest_obj, root_path, train_dir, device=device, cache_dir=cache_dir,
                      compile=compile, on_step=on_step, progress=progress and main)  # as training.json holds it
     if not evaluate:
         return
@@ -177,13 +208,13 @@ def _train_and_evaluate(run_dir: Path, config: dict[str, Any], manifest_obj: Man
                                         truth=eval_cfg.get("truth", "target"), tile=eval_cfg["tile"],
                                         overlap=eval_cfg["overlap"], device=device,
                                         precision=config["precision"], cache_dir=cache_dir,
-                                        previews_dir=run_dir / "previews", n_previews=eval_cfg["previews"],
-                                        predictions_dir=run_dir / "predictions" if save_predictions else None,
+                                        previews_dir=out_dir / "previews", n_previews=eval_cfg["previews"],
+                                        predictions_dir=out_dir / "predictions" if save_predictions else None,
                                         progress=progress and main)
     eval_seconds = time.perf_counter() - eval_start
     if not main:
         return
-    write_per_image(frame, run_dir / "per_image.parquet")
+    write_per_image(frame, out_dir / "per_image.parquet")
     scored = [m for m in metrics if m not in unavailable]
     card = model_card(model_name, measure=True).to_dict()
     result = {
@@ -210,7 +241,9 @@ def _train_and_evaluate(run_dir: Path, config: dict[str, Any], manifest_obj: Man
                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_s": time.perf_counter() - wall_start},
     }
-    atomic_write_text(run_dir / "result.json", json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
+    if out_dir != run_dir:
+        result["reproduces"] = compare_with_record(json.loads((run_dir / "result.json").read_text()), result)
+    atomic_write_text(out_dir / "result.json", json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def _environment(device: str, precision: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import torch
 from isp_bench.cli import main
 from isp_bench.data import DIHEDRAL, PairDataset, crop_packed_patch
 from isp_bench.ingest import ingest
-from isp_bench.leaderboard import build_leaderboard, spec_key
+from isp_bench.leaderboard import build_leaderboard, load_results, spec_key
 from isp_bench.raw import cfa_masks, pack_rggb
 from isp_bench.runs import RunError, run_benchmark
 from isp_bench.synth import SynthConfig, generate
@@ -277,10 +277,27 @@ def test_a_rerun_keeps_the_training_record(data, tmp_path):
     record = (first / "training.json").read_text()
     training = json.loads((first / "result.json").read_text())["training"]
     assert json.loads(record)["losses"] and training["seconds"] > 0
-    second = _run(data, "crispnet", tmp_path)  # finished: evaluated again, not trained again
-    assert second == first
-    assert (second / "training.json").read_text() == record
+    recorded = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()}
+    second = _run(data, "crispnet", tmp_path)  # finished: evaluated again (beside the record), not trained again
+    assert second == first / "reproduction"
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == recorded  # nothing overwritten
     assert json.loads((second / "result.json").read_text())["training"] == training
+    assert json.loads((second / "result.json").read_text())["reproduces"]["identical"]
+
+
+def test_a_recorded_run_without_its_weights_is_reproduced_beside_the_record(data, tmp_path):
+    """A committed run (result.json, no weights: *.pt is not committed) run again, as a new user's
+    fresh clone does with the README's command: trained and evaluated into reproduction/, the
+    recorded files byte for byte unchanged, and the reproduction identical to the record."""
+    first = _run(data, "unet", tmp_path)
+    (first / "model.pt").unlink()
+    recorded = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()}
+    again = _run(data, "unet", tmp_path)
+    assert again == first / "reproduction" and (again / "model.pt").exists() and (again / "training.json").exists()
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == recorded
+    reproduces = json.loads((again / "result.json").read_text())["reproduces"]
+    assert reproduces["identical"] and "psnr" in reproduces["metrics_compared"], reproduces
+    assert [r["run_id"] for r in load_results(tmp_path)] == [first.name]  # the leaderboard reads the record only
 
 
 def test_a_finished_run_keeps_only_its_weights_and_resumes_from_any_moment(data, tmp_path):
