@@ -50,9 +50,24 @@ TARGET_CHECKS: dict[str, tuple[Callable[[dict[str, Any]], bool], str]] = {
 
 
 def lr_at(stage: dict[str, Any], step: int) -> float:
-    """Step schedule: the stage's lr, times ``lr_decay`` after each fraction in ``lr_decay_at``."""
+    """Learning rate of 0-based ``step``: the stage's lr, times ``lr_decay`` after each fraction in
+    ``lr_decay_at``, ramped linearly over the first ``warmup_steps`` steps (step s of a warm-up of W
+    steps: lr · (s + 1) / W, so the first step already moves and step W - 1 uses the full lr)."""
     passed = sum(step >= math.floor(f * stage["steps"]) for f in stage["lr_decay_at"])
-    return stage["lr"] * stage["lr_decay"] ** passed
+    warmup = stage.get("warmup_steps", 0)
+    ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    return stage["lr"] * stage["lr_decay"] ** passed * ramp
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip_norm: float | None) -> None:
+    """Back-propagate ``loss`` and step the optimiser; with ``grad_clip_norm``, the gradients of the
+    optimiser's parameters are first rescaled so that their joint L2 norm is at most that value
+    (:func:`torch.nn.utils.clip_grad_norm_`; a scaled fp16 loss must be unscaled before the clip)."""
+    loss.backward()
+    if grad_clip_norm is not None:
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, grad_clip_norm)
+    optimizer.step()
 
 
 def _set_trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
@@ -259,8 +274,7 @@ def train(
             loss = objective(model, batch, **stage["objective_args"])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{config['model']} stage {stage['name']} step {step}: loss is {loss.item()}")
-            loss.backward()
-            optimizer.step()
+            optimizer_step(optimizer, loss, stage.get("grad_clip_norm"))
             losses.append(loss.item())
             samples_seen += stage["batch_size"]
             done = step + 1
