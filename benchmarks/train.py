@@ -12,10 +12,12 @@ patch of ``--budget``), measured in a fresh process so that peak memory is the m
 - ``real_patches_per_s``: training steps fed by the trainer's own loader (memory-mapped cache,
   CFA-exact augmentation, host→device copy), after one warm-up step;
 - ``synthetic_patches_per_s``: the same steps on one batch already on the device; ``loader_share``
-  = 1 − real / synthetic is the fraction of a step the loader costs;
+  = 1 − real / synthetic is the fraction of a step the loader costs. Both from the fastest of
+  ``--steps`` steps (load on a shared machine only adds time);
 - ``train_gflop_per_s``: 2 FLOP/MAC × 3 × the forward MACs of a batch (backward ≈ 2× forward; the
   MACs counted as ``isp-bench models`` counts them: convolutions, linear layers, attention) per
-  synthetic step, and ``roof_fraction``: that over the roof, the best GFLOP/s of a large fp32 matmul
+  synthetic step (this counts what the model computes; a stage that trains part of the model does
+  less backward work), and ``roof_fraction``: that over the roof, the best GFLOP/s of a large fp32 matmul
   (n = 4096 on CUDA, 2048 on the CPU) on the same device and threads;
 - ``peak_memory_mb``: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the process's peak
   resident set (``ru_maxrss``: weights, activations, allocator slack and the interpreter, which
@@ -116,17 +118,17 @@ def measure_model(name: str, budget: str, device: str, steps: int, threads: int 
     loader = iter(_stage_loader(config, 0, 0, manifest, root_path, cache_dir, workers=0))
     first = _to(next(loader), device)
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
-    _sync(device)
-    start = time.perf_counter()
-    for batch in loader:
-        step(_to(batch, device))
-    _sync(device)
-    real_s = (time.perf_counter() - start) / steps
-    start = time.perf_counter()
-    for _ in range(steps):
-        step(first)
-    _sync(device)
-    synthetic_s = (time.perf_counter() - start) / steps
+
+    def timed(get_batch) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        step(get_batch())
+        _sync(device)
+        return time.perf_counter() - start
+
+    # the least disturbed step of each kind (a shared machine only ever adds time)
+    real_s = min(timed(lambda: _to(next(loader), device)) for _ in range(steps))
+    synthetic_s = min(timed(lambda: first) for _ in range(steps))
     macs = count_macs(model, first).total
     train_gflop = FLOP_PER_MAC * TRAIN_PASSES * macs / 1e9
     peak_train = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.startswith("cuda") else _rss_mb()
