@@ -350,6 +350,7 @@ stages:
 budgets:
   smoke: {steps: 2, batch_size: 1, patch: [32, 32], validation: {every: 1, frames: 2, crop: [48, 48]}}
   short: {steps: 10, batch_size: 1, patch: [64, 64]}
+  standard: {steps: 50, batch_size: 1, patch: [64, 64]}
   paper: {steps: 100, batch_size: 1, patch: [64, 64]}
 """
 

@@ -27,6 +27,8 @@ from isp_bench.errors import IspBenchError, unknown_name_error
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {"help": "seconds: the tests' budget", "validations_per_stage": 1, "validation_frames": 1},
     "short": {"help": "minutes on a CPU", "validations_per_stage": 5, "validation_frames": 4},
+    "standard": {"help": "converged on the synthetic set: at most 20 minutes on one data-centre GPU",
+                 "validations_per_stage": 20, "validation_frames": 8},
     "paper": {"help": "the paper's schedule", "validations_per_stage": 50, "validation_frames": 16},
 }
 """The training budgets, defined here only. Each recipe sizes every budget (steps, batch size, patch);
@@ -42,8 +44,11 @@ DEFAULT_LR_DECAY = 0.1
 
 RECIPE_KEYS = {"model", "paper", "note", "inputs", "optimizer", "init", "stages", "dataset_overrides", "budgets",
                "validation", "eval"}
-STAGE_KEYS = {"name", "objective", "objective_args", "trainable", "subsets", "roles", "lr", "lr_decay_at", "lr_decay"}
-BUDGET_KEYS = {"steps", "batch_size", "patch", "validation"}
+STAGE_KEYS = {"name", "objective", "objective_args", "trainable", "subsets", "roles", "lr", "lr_decay_at", "lr_decay",
+              "warmup_steps", "grad_clip_norm"}
+BUDGET_KEYS = {"steps", "batch_size", "patch", "validation", "stages"}
+"""``stages``: per-stage settings of this budget only (``{stage name: {lr: ..., warmup_steps: ...}}``),
+merged over the recipe's stages: a schedule tuned for few CPU steps need not be the paper's."""
 VALIDATION_KEYS = {"every", "frames", "crop"}
 EVAL_KEYS = {"truth"}
 """Evaluation keys a recipe may set (``truth``: the sample key the output is scored against)."""
@@ -95,15 +100,21 @@ def validate_recipe(recipe: dict[str, Any], where: str) -> None:
         _reject_unknown(f"{where} (stage {stage.get('name')!r})", stage, STAGE_KEYS, "stage")
     if stages:
         _check_optimizer(where, recipe.get("optimizer") or {})
+    names = {stage.get("name") for stage in stages}
     budgets = recipe.get("budgets") or {}
     if set(budgets) != set(BUDGETS):
         raise RecipeError(f"{where}: budgets {sorted(budgets)} must be exactly {', '.join(BUDGETS)}")
     for name, size in budgets.items():
         _reject_unknown(f"{where} (budget {name})", size, BUDGET_KEYS, "budget")
+        for stage_name, stage in (size.get("stages") or {}).items():
+            if stage_name not in names:
+                raise RecipeError(f"{where}: budgets.{name}.stages names stage {stage_name!r}, which the recipe "
+                                  f"does not have ({', '.join(sorted(map(str, names)))})")
+            _reject_unknown(f"{where} (budgets.{name}.stages.{stage_name})", stage,
+                            STAGE_KEYS - {"name", "objective"} | {"steps", "batch_size", "patch"}, "budget stage")
         _reject_unknown(f"{where} (budget {name})", size.get("validation", {}), VALIDATION_KEYS, "validation")
     _reject_unknown(where, recipe.get("validation", {}), VALIDATION_KEYS, "validation")
     _reject_unknown(where, recipe.get("eval", {}), EVAL_KEYS, "eval")
-    names = {stage.get("name") for stage in stages}
     for dataset, override in (recipe.get("dataset_overrides") or {}).items():
         _reject_unknown(f"{where} (dataset_overrides.{dataset})", override, {"stages", "eval"}, "dataset override")
         _reject_unknown(f"{where} (dataset_overrides.{dataset})", override.get("eval", {}), EVAL_KEYS, "eval")
@@ -163,10 +174,11 @@ def _merge(base: dict, update: dict) -> dict:
 def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", seed: int = 0,
                    precision: str = "fp32", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fully resolved training config of recipe ``name`` (packaged, or a ``.yaml`` path): recipe +
-    dataset overrides + budget + overrides.
+    dataset overrides + budget (its size, then its ``stages`` settings) + overrides.
 
-    Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr``, ``lr_decay`` and ``objective_args``
-    explicitly; ``validation`` (``None`` without stages) gets ``every`` (steps), ``frames`` and ``crop``
+    Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr``, ``lr_decay``, ``warmup_steps`` (linear
+    warm-up length, 0: none), ``grad_clip_norm`` (gradient L2-norm bound, ``None``: none) and
+    ``objective_args`` explicitly; ``validation`` (``None`` without stages) gets ``every`` (steps), ``frames`` and ``crop``
     (full-resolution pixels; default: the budget's training patch), from the recipe's ``validation``,
     the budget's ``validation``, else the budget's defaults in :data:`BUDGETS`. ``precision`` is the
     resolved numeric precision (``fp32``, ``bf16``, ``fp16``: see :func:`isp_bench.devices.resolve_precision`).
@@ -175,8 +187,9 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         raise RecipeError(f"budget {budget!r} is not one of {', '.join(BUDGETS)}")
     recipe = load_recipe(name)
     per_dataset = recipe.get("dataset_overrides", {}).get(dataset, {})
-    stages = [_merge(stage, per_dataset.get("stages", {}).get(stage["name"], {})) for stage in recipe.get("stages", [])]
     size = recipe["budgets"][budget]
+    stages = [_merge(_merge(stage, per_dataset.get("stages", {}).get(stage["name"], {})),
+                     size.get("stages", {}).get(stage["name"], {})) for stage in recipe.get("stages", [])]
     resolved_stages = [{
         "name": stage["name"],
         "objective": stage["objective"],
@@ -187,9 +200,11 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         "lr": stage.get("lr", recipe["optimizer"]["lr"]),
         "lr_decay_at": stage.get("lr_decay_at", []),
         "lr_decay": stage.get("lr_decay", DEFAULT_LR_DECAY),
-        "steps": size["steps"],
-        "batch_size": size["batch_size"],
-        "patch": size["patch"],
+        "warmup_steps": stage.get("warmup_steps", 0),
+        "grad_clip_norm": stage.get("grad_clip_norm"),
+        "steps": stage.get("steps", size["steps"]),
+        "batch_size": stage.get("batch_size", size["batch_size"]),
+        "patch": stage.get("patch", size["patch"]),
     } for stage in stages]
     validation = _merge(recipe.get("validation", {}), size.get("validation", {}))
     per_stage = BUDGETS[budget]["validations_per_stage"]

@@ -60,9 +60,13 @@ TARGET_CHECKS: dict[str, tuple[Callable[[dict[str, Any]], bool], str]] = {
 
 
 def lr_at(stage: dict[str, Any], step: int) -> float:
-    """Step schedule: the stage's lr, times ``lr_decay`` after each fraction in ``lr_decay_at``."""
+    """Learning rate of 0-based ``step``: the stage's lr, times ``lr_decay`` after each fraction in
+    ``lr_decay_at``, ramped linearly over the first ``warmup_steps`` steps (step s of a warm-up of W
+    steps: lr · (s + 1) / W, so the first step already moves and step W - 1 uses the full lr)."""
     passed = sum(step >= math.floor(f * stage["steps"]) for f in stage["lr_decay_at"])
-    return stage["lr"] * stage["lr_decay"] ** passed
+    warmup = stage.get("warmup_steps", 0)
+    ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    return stage["lr"] * stage["lr_decay"] ** passed * ramp
 
 
 def _set_trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
@@ -98,12 +102,19 @@ class StepLoss(torch.nn.Module):
         return self.objective(self.model, batch, **self.args)
 
 
-def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> None:
+def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None,
+                   grad_clip_norm: float | None = None) -> None:
     """Backward pass and parameter update. With fp16 the loss is scaled before the backward pass and the
     gradients unscaled before the update (a step with non-finite gradients is skipped and the scale
-    lowered); otherwise ``scaler`` passes through and this is ``loss.backward(); optimizer.step()``."""
+    lowered); otherwise ``scaler`` passes through. With ``grad_clip_norm`` the (unscaled) gradients of
+    the optimiser's parameters are rescaled so that their joint L2 norm is at most that value
+    (:func:`torch.nn.utils.clip_grad_norm_`)."""
+    scaler = scaler if scaler is not None else torch.amp.GradScaler(enabled=False)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
+    if grad_clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                       grad_clip_norm)
     scaler.step(optimizer)
     scaler.update()
 
@@ -317,7 +328,7 @@ def train(
             global_loss = distributed.mean(loss.item())  # every rank sees the same value, and stops together
             if not math.isfinite(global_loss):
                 raise FloatingPointError(f"{config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
-            optimizer_step(loss, optimizer, scaler)
+            optimizer_step(loss, optimizer, scaler, stage.get("grad_clip_norm"))
             losses.append(global_loss)
             samples_seen += stage["batch_size"]
             done = step + 1

@@ -1,0 +1,215 @@
+"""Where training time goes: per model and device, training throughput with the real loader and with
+tensors already on the device, achieved GFLOP/s against the device's measured matmul roof, peak
+memory, and inference seconds per 12 MP (4032×3024) frame.
+
+Rerun:  python benchmarks/train.py [--device auto] [--models unet,cameranet,crispnet,deepisp]
+                                   [--steps 5] [--budget short] [--threads N]
+        python benchmarks/train.py --device cuda --budget standard        (on a GPU)
+
+For each model (its default recipe's last stage: objective, trainable parameters, batch size and
+patch of ``--budget``), measured in a fresh process so that peak memory is the model's own:
+
+- ``real_patches_per_s``: training steps fed by the trainer's own loader (memory-mapped cache,
+  CFA-exact augmentation, host→device copy), after one warm-up step;
+- ``synthetic_patches_per_s``: the same steps on one batch already on the device; ``loader_share``
+  = 1 − real / synthetic is the fraction of a step the loader costs. Both from the fastest of
+  ``--steps`` steps (load on a shared machine only adds time);
+- ``train_gflop_per_s``: 2 FLOP/MAC × 3 × the forward MACs of a batch (backward ≈ 2× forward; the
+  MACs counted as ``isp-bench models`` counts them: convolutions, linear layers, attention) per
+  synthetic step (this counts what the model computes; a stage that trains part of the model does
+  less backward work), and ``roof_fraction``: that over the roof, the best GFLOP/s of a large fp32 matmul
+  (n = 4096 on CUDA, 2048 on the CPU) on the same device and threads;
+- ``peak_memory_mb``: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the process's peak
+  resident set (``ru_maxrss``: weights, activations, allocator slack and the interpreter, which
+  ``baseline_rss_mb`` gives before the model is built) — torch's CPU allocator is invisible to
+  tracemalloc, so the RSS peak is the honest figure;
+- ``inference_s_per_12mp``: tiled full-frame inference (``infer_full``, tile 512, overlap 64, the
+  evaluation's settings) of a 4032×3024 frame made by repeating a test frame of the synthetic set; on
+  the CPU a 1024×768 frame is timed and scaled by the pixel ratio (``inference_extrapolated``: true),
+  as a full frame takes minutes there.
+
+Precision: fp32 only; mixed precision (bf16/fp16) is measured by this script once the trainer offers
+it (``--precision`` then passes it through). Writes benchmarks/results/train-<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+FULL_FRAME = (3024, 4032)  # 12.2 MP output, height × width
+CPU_FRAME = (768, 1024)
+FLOP_PER_MAC = 2
+TRAIN_PASSES = 3  # forward + backward (≈ 2 × forward)
+
+
+def matmul_roof(device: str, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n×n fp32 matmul on ``device`` (2 n³ FLOP)."""
+    import torch
+
+    n = 4096 if device.startswith("cuda") else 2048
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    best = float("inf")
+    for _ in range(repeats + 1):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _sync(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _to(batch: dict[str, Any], device: str) -> dict[str, Any]:
+    return {k: v.to(device, non_blocking=True) if hasattr(v, "to") else v for k, v in batch.items()}
+
+
+def measure_model(name: str, budget: str, device: str, steps: int, threads: int | None,
+                  manifest_path: str, root: str) -> dict[str, Any]:
+    """One model's figures (run in its own process)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    baseline_rss = _rss_mb()
+    from isp_bench.evaluate.tiled import infer_full
+    from isp_bench.manifest import read_manifest
+    from isp_bench.data import PairDataset
+    from isp_bench.models import create_model
+    from isp_bench.models.flops import count_macs
+    from isp_bench.train.losses import get_objective
+    from isp_bench.train.recipe import default_recipe, resolve_recipe
+    from isp_bench.train.trainer import _set_trainable, _stage_loader, build_optimizer, optimizer_step
+
+    manifest, root_path = read_manifest(manifest_path), Path(root)
+    config = resolve_recipe(default_recipe(name), budget=budget)
+    stage = {**config["stages"][-1], "steps": steps + 1}
+    config["stages"] = [stage]
+    torch.manual_seed(0)
+    model = create_model(name).to(device)
+    objective = get_objective(stage["objective"])
+    optimizer = build_optimizer(_set_trainable(model, stage["trainable"]), config["optimizer"], stage["lr"])
+    model.train()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def step(batch):
+        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(optimizer, objective(model, batch, **stage["objective_args"]), stage["grad_clip_norm"])
+
+    cache_dir = root_path / ".isp-bench-cache"
+    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, cache_dir, workers=0))
+    first = _to(next(loader), device)
+    step(first)  # warm-up (allocator, cuDNN algorithm choice)
+
+    def timed(get_batch) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        step(get_batch())
+        _sync(device)
+        return time.perf_counter() - start
+
+    # the least disturbed step of each kind (a shared machine only ever adds time)
+    real_s = min(timed(lambda: _to(next(loader), device)) for _ in range(steps))
+    synthetic_s = min(timed(lambda: first) for _ in range(steps))
+    macs = count_macs(model, first).total
+    train_gflop = FLOP_PER_MAC * TRAIN_PASSES * macs / 1e9
+    peak_train = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.startswith("cuda") else _rss_mb()
+
+    frame = PairDataset(manifest, root_path, "test", cache_dir=cache_dir, inputs=tuple(config["inputs"]),
+                        progress=False)[0]
+    height, width = FULL_FRAME if device.startswith("cuda") else CPU_FRAME
+    raw = frame["raw"][None]
+    reps = (1, 1, -(-height // (2 * raw.shape[2])), -(-width // (2 * raw.shape[3])))
+    batch = {k: v[None].to(device) for k, v in frame.items()
+             if isinstance(v, torch.Tensor) and k not in ("raw", "rgb", "thumb", "target", "linear_target")}
+    batch["raw"] = raw.repeat(*reps)[:, :, : height // 2, : width // 2].contiguous().to(device)
+    infer_full(model, {**batch, "raw": batch["raw"][:, :, :64, :64]})  # warm-up
+    _sync(device)
+    start = time.perf_counter()
+    infer_full(model, batch, tile=config["eval"]["tile"], overlap=config["eval"]["overlap"])
+    _sync(device)
+    infer_s = (time.perf_counter() - start) * (FULL_FRAME[0] * FULL_FRAME[1]) / (height * width)
+    patches = stage["batch_size"]
+    return {
+        "model": name, "recipe_stage": stage["name"], "batch_size": patches, "patch": stage["patch"],
+        "steps_timed": steps,
+        "real_patches_per_s": patches / real_s, "synthetic_patches_per_s": patches / synthetic_s,
+        "loader_share": 1 - synthetic_s / real_s,
+        "forward_gmac_per_batch": macs / 1e9, "train_gflop_per_s": train_gflop / synthetic_s,
+        "peak_memory_mb": peak_train,
+        "peak_memory_kind": "cuda max_memory_allocated" if device.startswith("cuda") else "process ru_maxrss",
+        "baseline_rss_mb": baseline_rss,
+        "inference_s_per_12mp": infer_s, "inference_frame": [height, width],
+        "inference_extrapolated": (height, width) != FULL_FRAME,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps (default: %(default)s)")
+    parser.add_argument("--models", default="unet,cameranet,crispnet,deepisp",
+                        help="comma-separated registered models with a training recipe (default: %(default)s)")
+    parser.add_argument("--steps", type=int, default=5, help="timed training steps per measurement (default: %(default)s)")
+    parser.add_argument("--budget", default="short", help="the recipe budget whose batch size and patch are used "
+                                                          "(default: %(default)s)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32",),
+                        help="fp32 only until the trainer offers mixed precision (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = parser.parse_args()
+
+    import torch
+
+    from _common import provenance, save
+    from isp_bench.devices import resolve_device
+    from isp_bench.ingest import ingest
+    from isp_bench.synth import generate
+
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    roof = matmul_roof(device)
+    print(f"{device}: fp32 matmul roof {roof:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generate(Path(tmp) / "synth", progress=False)
+        manifest = ingest("synth", root, Path(tmp) / "synth.parquet", progress=False).manifest.path
+        context = multiprocessing.get_context("spawn")
+        for name in args.models.split(","):
+            with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+                row = pool.submit(measure_model, name, args.budget, device, args.steps, args.threads,
+                                  str(manifest), str(root)).result()
+            row["roof_fraction"] = row["train_gflop_per_s"] / roof
+            rows.append(row)
+            print(f"{name:10s} batch {row['batch_size']}×{row['patch'][0]}²: real {row['real_patches_per_s']:.2f} "
+                  f"patches/s, on-device {row['synthetic_patches_per_s']:.2f} (loader {row['loader_share']:.0%}); "
+                  f"{row['train_gflop_per_s']:.1f} GFLOP/s = {row['roof_fraction']:.0%} of roof; "
+                  f"peak {row['peak_memory_mb']:.0f} MB; inference {row['inference_s_per_12mp']:.2f} s / 12 MP"
+                  + (" (extrapolated)" if row["inference_extrapolated"] else ""), flush=True)
+    path = save(f"train-{device.replace(':', '')}", {
+        "benchmark": "train", "device": device, "precision": args.precision, "budget": args.budget,
+        "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": rows,
+        "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:]),
+    })
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

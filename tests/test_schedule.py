@@ -1,0 +1,82 @@
+"""Training schedules: linear warm-up and gradient-norm clipping (recipe keys ``warmup_steps`` and
+``grad_clip_norm``), per-budget stage settings, and the ``standard`` budget."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from isp_bench.ingest import ingest
+from isp_bench.models import create_model
+from isp_bench.runs import run_benchmark
+from isp_bench.synth import SynthConfig, generate
+from isp_bench.train.recipe import BUDGETS, RecipeError, list_recipes, load_recipe, resolve_recipe
+from isp_bench.train.trainer import lr_at, optimizer_step
+
+RECIPE = """model: unet
+paper: plain SGD, so that one step moves the weights by exactly lr x the (clipped) gradient
+inputs: [raw]
+optimizer: {name: sgd, lr: 1.0}
+stages:
+  - name: train
+    objective: srgb_l1
+budgets:
+  smoke: {steps: 1, batch_size: 1, patch: [32, 32], stages: {train: {warmup_steps: 4, grad_clip_norm: 0.01}}}
+  short: {steps: 10, batch_size: 1, patch: [64, 64]}
+  standard: {steps: 10, batch_size: 1, patch: [64, 64]}
+  paper: {steps: 100, batch_size: 1, patch: [64, 64]}
+"""
+
+
+def test_warmup_ramps_linearly_then_the_step_decay_applies():
+    stage = {"lr": 1e-3, "lr_decay": 0.1, "lr_decay_at": [0.75], "steps": 100, "warmup_steps": 4}
+    assert [lr_at(stage, s) for s in range(5)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3])
+    assert (lr_at(stage, 74), lr_at(stage, 75)) == pytest.approx((1e-3, 1e-4))
+    assert lr_at({**stage, "warmup_steps": 0}, 0) == 1e-3
+
+
+def test_optimizer_step_bounds_the_gradient_norm():
+    weight = torch.nn.Parameter(torch.zeros(3))
+    target = torch.tensor([3.0, 4.0, 0.0])  # gradient of -<w, target> is -target: norm 5
+    for clip, moved in ((None, 5.0), (10.0, 5.0), (0.5, 0.5)):
+        with torch.no_grad():
+            weight.zero_()
+        optimizer = torch.optim.SGD([weight], lr=1.0)
+        optimizer.zero_grad()
+        optimizer_step(-(weight * target).sum(), optimizer, grad_clip_norm=clip)
+        assert float(weight.detach().norm()) == pytest.approx(moved)
+        assert torch.allclose(weight / weight.norm(), target / 5)  # clipping rescales, never turns
+
+
+def test_the_trainer_honours_warmup_and_clipping(tmp_path):
+    root = generate(tmp_path / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
+    manifest = ingest("synth", root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    recipe = tmp_path / "unet-sgd.yaml"
+    recipe.write_text(RECIPE)
+    run_dir = run_benchmark(recipe=str(recipe), budget="smoke", runs_dir=tmp_path / "runs", manifest=manifest,
+                            root=root, evaluate=False, progress=False)
+    torch.manual_seed(0)  # run_benchmark's model initialisation (seed 0)
+    before = dict(create_model("unet").named_parameters())
+    after = torch.load(run_dir / "model.pt", weights_only=True)
+    moved = torch.sqrt(sum(((after[k] - p.detach()) ** 2).sum() for k, p in before.items()))
+    assert float(moved) == pytest.approx(1.0 / 4 * 0.01, rel=1e-3)  # lr of step 0 of a 4-step warm-up x bound
+
+
+def test_budget_stage_settings_resolve_and_are_checked(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(RECIPE)
+    smoke, short = (resolve_recipe(str(path), budget=b)["stages"][0] for b in ("smoke", "short"))
+    assert (smoke["warmup_steps"], smoke["grad_clip_norm"]) == (4, 0.01)
+    assert (short["warmup_steps"], short["grad_clip_norm"]) == (0, None)
+    for edit, match in ((("train: {warmup", "tune: {warmup"), "'tune'"), (("warmup_steps: 4", "warmup: 4"), "'warmup'")):
+        path.write_text(RECIPE.replace(*edit))
+        with pytest.raises(RecipeError, match=match):
+            resolve_recipe(str(path), budget="smoke")
+
+
+def test_every_recipe_sizes_every_budget_including_standard():
+    assert list(BUDGETS) == ["smoke", "short", "standard", "paper"]
+    for name in list_recipes():
+        assert set(load_recipe(name)["budgets"]) == set(BUDGETS)
+        for stage in resolve_recipe(name, budget="standard")["stages"]:
+            assert stage["steps"] >= resolve_recipe(name, budget="short")["stages"][0]["steps"]
