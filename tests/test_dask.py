@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from isp_bench.parallel import DEFAULT_MAX_TRIES as MAX_TRIES
@@ -113,3 +114,23 @@ def test_file_that_kills_every_reader_is_reported_broken_on_dask(cluster, tree, 
     assert f"died {MAX_TRIES} time(s)" in result.errors[0]["message"]
     assert result.skipped_pairs == ["0002_monitor_chelsea/low_light"]
     assert len(result.manifest) == 11
+
+
+def test_submission_scored_on_dask_writes_the_local_bytes(cluster, tree, local_manifest, tmp_path):
+    from isp_bench.data import PairDataset
+    from isp_bench.evaluate.scoring import as_16bit, prediction_path
+    from isp_bench.evaluate.submission import submit_predictions
+    from isp_bench.images import write_png
+
+    test = PairDataset(local_manifest.path, tree, "test", cache_dir=tree / ".isp-bench-cache", progress=False)
+    for i in range(len(test)):  # a darker rendering of each target
+        write_png(prediction_path(tmp_path / "pred", test[i]["pair_id"]),
+                  as_16bit(0.8 * test[i]["target"].permute(1, 2, 0).numpy()))
+    runs = {name: submit_predictions(tmp_path / "pred", dataset="synth", name="darker", runs_dir=tmp_path / name,
+                                     manifest=local_manifest.path, root=tree, metrics=("psnr", "ssim"),
+                                     scheduler=scheduler, progress=False)
+            for name, scheduler in (("local", "local"), ("dask", cluster))}
+    per_image = {name: (run / "per_image.parquet").read_bytes() for name, run in runs.items()}
+    assert per_image["dask"] == per_image["local"]
+    scores = pd.read_parquet(runs["dask"] / "per_image.parquet")
+    assert len(scores) == len(test) >= 2 and np.isfinite(scores["psnr"]).all() and (scores["psnr"] < 30).all()
