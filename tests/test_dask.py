@@ -134,3 +134,24 @@ def test_submission_scored_on_dask_writes_the_local_bytes(cluster, tree, local_m
     assert per_image["dask"] == per_image["local"]
     scores = pd.read_parquet(runs["dask"] / "per_image.parquet")
     assert len(scores) == len(test) >= 2 and np.isfinite(scores["psnr"]).all() and (scores["psnr"] < 30).all()
+
+
+def test_a_run_builds_its_preprocessing_cache_on_dask_with_the_local_bytes(cluster, tree, local_manifest, tmp_path):
+    """`isp-bench run --scheduler ...`: the cache is built on the cluster, the same files as a local
+    build, and the scheduler is not part of the run (same run id, same scores)."""
+    from isp_bench.cli import main
+
+    local_root = tmp_path / "local-data"
+    shutil.copytree(tree, local_root)
+    runs = {}
+    for name, root, scheduler in (("local", local_root, "local"), ("dask", tree, cluster)):
+        assert main(["run", "--model", "classic", "--budget", "smoke", "--manifest", str(local_manifest.path),
+                     "--root", str(root), "--runs", str(tmp_path / f"runs-{name}"), "--metrics", "psnr",
+                     "--leaderboards", str(tmp_path / f"boards-{name}"), "--scheduler", scheduler, "--quiet"]) == 0
+        runs[name] = next((tmp_path / f"runs-{name}").iterdir())
+    caches = {name: {p.name: p.read_bytes() for p in (root / ".isp-bench-cache").iterdir()}
+              for name, root in (("local", local_root), ("dask", tree))}
+    assert len(caches["local"]) >= 3 and caches["dask"] == caches["local"]
+    assert runs["dask"].name == runs["local"].name
+    scores = {name: pd.read_parquet(run / "per_image.parquet").drop(columns="seconds") for name, run in runs.items()}
+    assert scores["dask"].equals(scores["local"])  # all but the inference time

@@ -218,12 +218,14 @@ def evaluate_model(
     previews_dir: Path | None = None,
     n_previews: int = 4,
     predictions_dir: Path | None = None,
+    scheduler: str = "local",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Render every pair of ``split`` with ``model`` (tiled, full resolution) and score it
     (:func:`score_split`; ``seconds`` is the inference time per frame) in ``precision``, ``tile_batch``
-    tiles per forward pass (:func:`~isp_bench.evaluate.tiled.infer_full`)."""
-    dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, progress=False)
+    tiles per forward pass (:func:`~isp_bench.evaluate.tiled.infer_full`). Pairs missing from the
+    preprocessing cache are preprocessed on ``scheduler`` (:func:`isp_bench.parallel.executor`)."""
+    dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, build_scheduler=scheduler, progress=False)
     model.to(device, memory_format=memory_format(device)).eval()
 
     def predict(_: int, sample: dict[str, Any]) -> tuple[np.ndarray, float]:
