@@ -144,7 +144,7 @@ def _run_kwargs(args) -> dict:
     return dict(dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
                 compile=args.compile, seed=args.seed, runs_dir=args.runs,
                 manifest=args.manifest, root=args.root, **({"metrics": metrics} if metrics else {}),
-                save_predictions=args.save_predictions, progress=not args.quiet)
+                save_predictions=args.save_predictions, scheduler=args.scheduler, progress=not args.quiet)
 
 
 def _launched(args, argv: list[str] | None) -> int | None:
@@ -250,6 +250,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save-predictions", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the 16-bit PNG predictions in RUN/predictions for `isp-bench rescore` (default: for a "
                    "test split of at most 200 pairs)")
+    add_scheduler_option(p, "the preprocessing cache build (every backend writes the same cache, so the "
+                         "scheduler is not part of the run config or id)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
 
 

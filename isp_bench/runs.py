@@ -36,6 +36,7 @@ from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, save_pr
 from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, read_manifest
 from isp_bench.models import create_model, model_card
+from isp_bench.parallel import check_scheduler
 from isp_bench.provenance import environment
 from isp_bench.metrics import get_metric
 from isp_bench.seeds import check_seed
@@ -97,6 +98,7 @@ def run_benchmark(
     evaluate: bool = True,
     require_trained: bool = False,
     save_predictions: bool | None = None,
+    scheduler: str = "local",
     progress: bool = True,
     on_step=None,
 ) -> Path:
@@ -110,9 +112,11 @@ def run_benchmark(
     ``device``: see :func:`isp_bench.devices.resolve_device` (``auto``: CUDA, else MPS, else CPU).
     ``precision``: see :func:`isp_bench.devices.resolve_precision` (``auto``: bf16 on CUDA GPUs that have
     it, fp16 on older ones, fp32 elsewhere); training and evaluation both use it. ``compile``: train
-    through :func:`torch.compile` (not part of the run id).
+    through :func:`torch.compile` (not part of the run id). ``scheduler``: where the preprocessing cache
+    is built (:func:`isp_bench.parallel.executor`); not part of the run id, as every backend writes the
+    same bytes.
 
-    Every argument is checked (seed, device, model and its recipe, budget, metrics, manifest and
+    Every argument is checked (seed, scheduler, device, model and its recipe, budget, metrics, manifest and
     dataset root) before anything is written: a bad one raises an :class:`IspBenchError` and leaves
     no run folder behind.
 
@@ -126,6 +130,7 @@ def run_benchmark(
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     seed = check_seed(seed)
+    check_scheduler(scheduler)
     device = resolve_device(distributed.local_device(device))
     precision = resolve_precision(precision, device)
     config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
@@ -146,8 +151,8 @@ def run_benchmark(
                            f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
         out_dir = reproduction_dir(run_dir) if (run_dir / "result.json").exists() else run_dir
         _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, device=device, compile=compile,
-                            metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, progress=progress,
-                            on_step=on_step, started=started, wall_start=wall_start)
+                            metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, scheduler=scheduler,
+                            progress=progress, on_step=on_step, started=started, wall_start=wall_start)
     return out_dir
 
 
@@ -178,7 +183,7 @@ def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[
 
 def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
                         device: str, compile: bool, metrics: Sequence[str], evaluate: bool,
-                        save_predictions: bool | None, progress: bool, on_step, started: str,
+                        save_predictions: bool | None, scheduler: str, progress: bool, on_step, started: str,
                         wall_start: float) -> None:
     """The body of :func:`run_benchmark` once everything is checked, run by every process (rank 0 writes).
     Results go to ``out_dir``: ``run_dir`` itself, or its :func:`reproduction_dir` when it is recorded."""
@@ -195,7 +200,8 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
     training = train(model, config, manifest_obj, root_path, train_dir, device=device, cache_dir=cache_dir,
-                     compile=compile, on_step=on_step, progress=progress and main)  # as training.json holds it
+                     compile=compile, scheduler=scheduler, on_step=on_step,
+                     progress=progress and main)  # as training.json holds it
     if not evaluate:
         return
 
@@ -207,7 +213,7 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
     frame, unavailable = evaluate_model(model, manifest_obj, root_path, split=eval_cfg["split"], metrics=metrics,
                                         truth=eval_cfg.get("truth", "target"), tile=eval_cfg["tile"],
                                         overlap=eval_cfg["overlap"], device=device,
-                                        precision=config["precision"], cache_dir=cache_dir,
+                                        precision=config["precision"], cache_dir=cache_dir, scheduler=scheduler,
                                         previews_dir=out_dir / "previews", n_previews=eval_cfg["previews"],
                                         predictions_dir=out_dir / "predictions" if save_predictions else None,
                                         progress=progress and main)

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from isp_bench.parallel import DEFAULT_MAX_TRIES as MAX_TRIES
@@ -113,3 +114,44 @@ def test_file_that_kills_every_reader_is_reported_broken_on_dask(cluster, tree, 
     assert f"died {MAX_TRIES} time(s)" in result.errors[0]["message"]
     assert result.skipped_pairs == ["0002_monitor_chelsea/low_light"]
     assert len(result.manifest) == 11
+
+
+def test_submission_scored_on_dask_writes_the_local_bytes(cluster, tree, local_manifest, tmp_path):
+    from isp_bench.data import PairDataset
+    from isp_bench.evaluate.scoring import as_16bit, prediction_path
+    from isp_bench.evaluate.submission import submit_predictions
+    from isp_bench.images import write_png
+
+    test = PairDataset(local_manifest.path, tree, "test", cache_dir=tree / ".isp-bench-cache", progress=False)
+    for i in range(len(test)):  # a darker rendering of each target
+        write_png(prediction_path(tmp_path / "pred", test[i]["pair_id"]),
+                  as_16bit(0.8 * test[i]["target"].permute(1, 2, 0).numpy()))
+    runs = {name: submit_predictions(tmp_path / "pred", dataset="synth", name="darker", runs_dir=tmp_path / name,
+                                     manifest=local_manifest.path, root=tree, metrics=("psnr", "ssim"),
+                                     scheduler=scheduler, progress=False)
+            for name, scheduler in (("local", "local"), ("dask", cluster))}
+    per_image = {name: (run / "per_image.parquet").read_bytes() for name, run in runs.items()}
+    assert per_image["dask"] == per_image["local"]
+    scores = pd.read_parquet(runs["dask"] / "per_image.parquet")
+    assert len(scores) == len(test) >= 2 and np.isfinite(scores["psnr"]).all() and (scores["psnr"] < 30).all()
+
+
+def test_a_run_builds_its_preprocessing_cache_on_dask_with_the_local_bytes(cluster, tree, local_manifest, tmp_path):
+    """`isp-bench run --scheduler ...`: the cache is built on the cluster, the same files as a local
+    build, and the scheduler is not part of the run (same run id, same scores)."""
+    from isp_bench.cli import main
+
+    local_root = tmp_path / "local-data"
+    shutil.copytree(tree, local_root)
+    runs = {}
+    for name, root, scheduler in (("local", local_root, "local"), ("dask", tree, cluster)):
+        assert main(["run", "--model", "classic", "--budget", "smoke", "--manifest", str(local_manifest.path),
+                     "--root", str(root), "--runs", str(tmp_path / f"runs-{name}"), "--metrics", "psnr",
+                     "--leaderboards", str(tmp_path / f"boards-{name}"), "--scheduler", scheduler, "--quiet"]) == 0
+        runs[name] = next((tmp_path / f"runs-{name}").iterdir())
+    caches = {name: {p.name: p.read_bytes() for p in (root / ".isp-bench-cache").iterdir()}
+              for name, root in (("local", local_root), ("dask", tree))}
+    assert len(caches["local"]) >= 3 and caches["dask"] == caches["local"]
+    assert runs["dask"].name == runs["local"].name
+    scores = {name: pd.read_parquet(run / "per_image.parquet").drop(columns="seconds") for name, run in runs.items()}
+    assert scores["dask"].equals(scores["local"])  # all but the inference time

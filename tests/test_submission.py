@@ -89,6 +89,21 @@ def test_submission_matches_the_measured_run_of_the_same_images(data, tmp_path):
     assert list(a["pair_id"]) == list(b["pair_id"]) and a["psnr"].equals(b["psnr"])
 
 
+def test_submission_scored_by_two_workers_is_byte_identical(data, tmp_path):
+    """The pairs scored in a 2-process pool give the bytes of the in-process scoring: rows in split order."""
+    _offset_predictions(tmp_path / "pred", data["targets"])
+    runs = {workers: _submit(data, tmp_path / "pred", tmp_path / f"runs-{workers}", workers=workers, scheduler="local")
+            for workers in (1, 2)}
+    assert (runs[1] / "per_image.parquet").read_bytes() == (runs[2] / "per_image.parquet").read_bytes()
+    results = [json.loads((run / "result.json").read_text()) for run in runs.values()]
+    assert results[0]["metrics"] == results[1]["metrics"] and results[0]["run_id"] == results[1]["run_id"]
+    assert [list(pd.read_parquet(run / "per_image.parquet")["pair_id"]) for run in runs.values()] == [
+        [row["pair_id"] for row in PairDataset(data["manifest"], data["root"], "test", cache_dir=data["root"]
+                                               / ".isp-bench-cache", progress=False).rows]] * 2
+    previews = [{p.name: p.read_bytes() for p in (run / "previews").iterdir()} for run in runs.values()]
+    assert len(previews[0]) == 2 and previews[0] == previews[1]
+
+
 def test_submit_names_every_problem_in_one_error(data, tmp_path):
     pred = tmp_path / "pred"
     _offset_predictions(pred, data["targets"])
@@ -111,7 +126,7 @@ def test_submit_cli(data, tmp_path, capsys):
     _offset_predictions(tmp_path / "pred", data["targets"])
     code = main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "offset-isp",
                  "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--runs", str(tmp_path / "runs"),
-                 "--metrics", "psnr", "--quiet"])
+                 "--metrics", "psnr", "--workers", "2", "--scheduler", "local", "--quiet"])
     assert code == 0 and "psnr           34.1514" in capsys.readouterr().out
     assert main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "bad name",
                  "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--quiet"]) == 2

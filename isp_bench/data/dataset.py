@@ -55,6 +55,9 @@ class PairDataset(Dataset):
     opens the cache entries it reads lazily, keeping at most :data:`OPEN_ENTRIES` of them mapped;
     nothing memory-mapped is pickled with the dataset. Torch runs every DataLoader worker with one
     thread (``torch.set_num_threads(1)`` in its worker loop), so workers do not oversubscribe the cores.
+
+    Pairs not yet in the preprocessing cache are preprocessed first
+    (:meth:`~isp_bench.data.cache.PreprocessCache.build` with ``build_workers`` on ``build_scheduler``).
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class PairDataset(Dataset):
         samples_per_epoch: int | None = None,
         seed: int = 0,
         build_workers: int | None = None,
+        build_scheduler: str = "local",
         progress: bool = True,
     ):
         self.manifest = manifest if isinstance(manifest, Manifest) else read_manifest(manifest)
@@ -94,7 +98,7 @@ class PairDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.cache = PreprocessCache(root, cache_dir)
-        self.cache.build(rows, workers=build_workers, progress=progress)
+        self.cache.build(rows, workers=build_workers, scheduler=build_scheduler, progress=progress)
         self._reset_process_state()
 
     def _reset_process_state(self) -> None:

@@ -27,7 +27,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
     p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the suite `run` scores)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
+    _add_scoring_options(p)
     p.set_defaults(func=_cmd_submit)
 
     p = subparsers.add_parser(
@@ -38,8 +38,18 @@ def add_commands(subparsers) -> None:
     p.add_argument("--metrics", required=True, help="comma-separated metrics to add")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: the one result.json names)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
+    _add_scoring_options(p)
     p.set_defaults(func=_cmd_rescore)
+
+
+def _add_scoring_options(p: argparse.ArgumentParser) -> None:
+    from isp_bench.parallel import add_scheduler_option  # standard library only, like this module
+
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes scoring pairs (default: local: 1 = in-process; dask: all CPUs)")
+    add_scheduler_option(p, "the scoring of the pairs (workers read the predictions and the dataset's "
+                         "preprocessing cache)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -49,7 +59,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     run_dir = submit_predictions(args.pred, dataset=args.dataset, split=args.split, name=args.name, paper=args.paper,
                                  runs_dir=args.runs, manifest=args.manifest, root=args.root,
-                                 metrics=_metric_list(args.metrics), progress=not args.quiet)
+                                 metrics=_metric_list(args.metrics), workers=args.workers,
+                                 scheduler=args.scheduler, progress=not args.quiet)
     result = json.loads((run_dir / "result.json").read_text())
     print(f"submitted run: {run_dir}")
     for name, m in result["metrics"].items():
@@ -61,7 +72,7 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
     from isp_bench.evaluate.submission import rescore_run
 
     report = rescore_run(args.run, _metric_list(args.metrics), manifest=args.manifest, root=args.root,
-                         progress=not args.quiet)
+                         workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
     for name, m in report["added"].items():
         print(f"  added {name:<14} {m['mean']:.4f}")
     if report["checked"]:

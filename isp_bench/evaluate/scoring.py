@@ -25,6 +25,7 @@ import torch
 
 from isp_bench import distributed
 from isp_bench.data import PairDataset
+from isp_bench.data.dataset import TARGET_SCALE
 from isp_bench.devices import memory_format, to_device
 from isp_bench.errors import IspBenchError
 from isp_bench.evaluate.tiled import infer_full
@@ -79,7 +80,7 @@ def score_split(
     progress: bool = True,
     desc: str = "score",
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Score ``predict``'s output for every pair of ``dataset`` against the sample's ``truth``
+    """Score ``predict``'s output for every pair of ``dataset`` against the pair's ``truth``
     (``target``: display sRGB; ``linear_target``: linear RGB).
 
     Returns per-image rows (pair_id, role, subset, seconds and one column per metric) and the
@@ -95,31 +96,109 @@ def score_split(
     rows = []
     share = range(distributed.rank(), len(dataset), distributed.world_size())
     for i in tqdm(share, desc=desc, unit="frame", disable=not progress):
+        truth_image = pair_truth(dataset.cache, dataset.rows[i], truth)  # before any inference
         sample = dataset[i]
-        if truth not in sample:
-            raise IspBenchError(f"{dataset.manifest.path}: pair {sample['pair_id']} has no {truth} to score against "
-                                "(a linear target needs the raw's white balance and colour matrix and a pair that is "
-                                "not a short exposure); score this dataset against its display target")
         output, seconds = predict(i, sample)
-        stored = as_16bit(output)
-        output = stored / 65535.0
-        truth_image = sample[truth].permute(1, 2, 0).double().numpy()
-        row: dict[str, Any] = {"index": i, "pair_id": sample["pair_id"], "role": dataset.rows[i]["role"],
-                               "subset": dataset.rows[i]["subset"], "seconds": seconds}
-        row.update(score_pair(output, truth_image, [m for m in metrics if m not in unavailable],
-                              unavailable=unavailable))
+        row, stored = score_output(i, dataset.rows[i], output, seconds, truth_image, metrics=metrics,
+                                   unavailable=unavailable, previews_dir=previews_dir, n_previews=n_previews)
         rows.append(row)
         if predictions_dir is not None:
             write_png(prediction_path(predictions_dir, sample["pair_id"]), stored)
-        if previews_dir is not None and i < n_previews:
-            write_png(previews_dir / f"{sample['pair_id'].replace('/', '__')}.png",
-                      diagonal_preview(output, truth_image))
     shares = distributed.gather((rows, unavailable))  # every rank's rows: [(rows, unavailable)] in one process
-    rows = [row for part, _ in shares for row in part]
     for _, part in shares:
         unavailable.update(part)
+    return _per_image([row for part, _ in shares for row in part], unavailable), unavailable
+
+
+def score_files(
+    files: Sequence[Path],
+    dataset: PairDataset,
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    truth: str = "target",
+    previews_dir: Path | None = None,
+    n_previews: int = 4,
+    workers: int | None = None,
+    scheduler: str = "local",
+    progress: bool = True,
+    desc: str = "score predictions",
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """:func:`score_split` for predictions already on disk: ``files[i]`` is the prediction of pair
+    ``i`` of ``dataset``. Each pair is a task on ``scheduler``'s backend
+    (:func:`isp_bench.parallel.executor`; ``local`` scores in this process unless ``workers`` > 1),
+    which reads its file and its truth from the preprocessing cache (so the workers must see the
+    files and the cache folder); the rows are put back in split order, so the frame is the same
+    whichever backend and however many workers scored it."""
+    from functools import partial
+
+    from tqdm import tqdm
+
+    from isp_bench.metrics.score import ScoreError
+    from isp_bench.parallel import TaskLost, executor
+
+    for name in metrics:
+        get_metric(name)
+    task = partial(_score_file, cache=dataset.cache, truth=truth, metrics=tuple(metrics),
+                   previews_dir=previews_dir, n_previews=n_previews)
+    rows, unavailable = [], {}
+    jobs = [(i, row, Path(path)) for i, (row, path) in enumerate(zip(dataset.rows, files, strict=True))]
+    with executor(scheduler, workers if workers is not None or scheduler != "local" else 1,
+                  preload=("isp_bench.evaluate.scoring",)) as ex:
+        for (_, _, path), outcome in tqdm(ex.map_unordered(task, jobs), total=len(jobs), desc=desc, unit="frame",
+                                          disable=not progress):
+            if isinstance(outcome, TaskLost):
+                raise ScoreError(f"{path}: {outcome}")
+            rows.append(outcome[0])
+            unavailable.update(outcome[1])
+    return _per_image(rows, unavailable), unavailable
+
+
+def _score_file(job: tuple[int, dict[str, Any], Path], *, cache, truth: str, metrics: tuple[str, ...],
+                previews_dir: Path | None, n_previews: int) -> tuple[dict[str, Any], dict[str, str]]:
+    """One task of :func:`score_files`: the row of pair ``index`` scored from its prediction file,
+    and the metrics it could not run."""
+    from isp_bench.metrics.score import read_srgb
+
+    index, row, path = job
+    unavailable: dict[str, str] = {}
+    scored, _ = score_output(index, row, read_srgb(path), None, pair_truth(cache, row, truth), metrics=metrics,
+                             unavailable=unavailable, previews_dir=previews_dir, n_previews=n_previews)
+    return scored, unavailable
+
+
+def pair_truth(cache, row: dict[str, Any], truth: str) -> np.ndarray:
+    """H×W×3 float64: the pair's cached ``truth`` image exactly as :class:`PairDataset` hands it over
+    (16-bit codes / 65535 in float32)."""
+    array = getattr(cache.load(row), truth)
+    if array is None:
+        raise IspBenchError(f"{cache.root}: pair {row['pair_id']} has no {truth} to score against (a linear target "
+                            "needs the raw's white balance and colour matrix and a pair that is not a short "
+                            "exposure); score this dataset against its display target")
+    return np.divide(array, TARGET_SCALE, dtype=np.float32).transpose(1, 2, 0).astype(np.float64)
+
+
+def score_output(index: int, row: dict[str, Any], output: np.ndarray, seconds: float | None,
+                 truth_image: np.ndarray, *, metrics: Sequence[str], unavailable: dict[str, str],
+                 previews_dir: Path | None, n_previews: int) -> tuple[dict[str, Any], np.ndarray]:
+    """The per-image row of pair ``index`` (its manifest ``row``): ``output`` (H×W×3 in [0, 1]) scored
+    as its 16-bit file holds it (:func:`as_16bit`) against ``truth_image``, metrics in ``unavailable``
+    skipped (and ones found without weights added there); its diagonal preview written when ``index`` <
+    ``n_previews``. Returns the row and the 16-bit prediction."""
+    stored = as_16bit(output)
+    output = stored / 65535.0
+    scored: dict[str, Any] = {"index": index, "pair_id": row["pair_id"], "role": row["role"],
+                              "subset": row["subset"], "seconds": seconds}
+    scored.update(score_pair(output, truth_image, [m for m in metrics if m not in unavailable],
+                             unavailable=unavailable))
+    if previews_dir is not None and index < n_previews:
+        write_png(previews_dir / f"{row['pair_id'].replace('/', '__')}.png", diagonal_preview(output, truth_image))
+    return scored, stored
+
+
+def _per_image(rows: list[dict[str, Any]], unavailable: dict[str, str]) -> pd.DataFrame:
+    """The rows in split order, without their index and without the columns of unavailable metrics."""
     frame = pd.DataFrame(sorted(rows, key=lambda row: row["index"])).drop(columns="index", errors="ignore")
-    return frame.drop(columns=[m for m in unavailable if m in frame.columns]), unavailable
+    return frame.drop(columns=[m for m in unavailable if m in frame.columns])
 
 
 def evaluate_model(
@@ -139,12 +218,14 @@ def evaluate_model(
     previews_dir: Path | None = None,
     n_previews: int = 4,
     predictions_dir: Path | None = None,
+    scheduler: str = "local",
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Render every pair of ``split`` with ``model`` (tiled, full resolution) and score it
     (:func:`score_split`; ``seconds`` is the inference time per frame) in ``precision``, ``tile_batch``
-    tiles per forward pass (:func:`~isp_bench.evaluate.tiled.infer_full`)."""
-    dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, progress=False)
+    tiles per forward pass (:func:`~isp_bench.evaluate.tiled.infer_full`). Pairs missing from the
+    preprocessing cache are preprocessed on ``scheduler`` (:func:`isp_bench.parallel.executor`)."""
+    dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, build_scheduler=scheduler, progress=False)
     model.to(device, memory_format=memory_format(device)).eval()
 
     def predict(_: int, sample: dict[str, Any]) -> tuple[np.ndarray, float]:

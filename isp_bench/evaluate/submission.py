@@ -4,9 +4,10 @@ metrics and pair handling, and add metrics to old runs without loading their mod
 A predictions folder holds exactly one RGB image per pair of a split, at ``<pair_id>.<ext>`` (a
 pair id's ``/`` makes sub-folders; 16-bit PNG is what ``evaluate`` writes, 8-bit PNG and TIFF are
 read too), each the size of the pair's target after the suite's pair handling (CFA-phase crop,
-target rotation): the layout of :func:`isp_bench.evaluate.scoring.prediction_path`. Scoring goes
-through :func:`isp_bench.evaluate.scoring.score_split`, the loop ``evaluate`` uses, so a
-submission and a measured run of the same images get the same numbers.
+target rotation): the layout of :func:`isp_bench.evaluate.scoring.prediction_path`. Each pair is
+scored by :func:`isp_bench.evaluate.scoring.score_output`, as ``evaluate`` scores its output, so a
+submission and a measured run of the same images get the same numbers; the pairs can be scored in
+parallel (``workers``, ``scheduler``: :func:`isp_bench.parallel.executor`) with the same result.
 
 A submission is recorded like a measured run, in ``runs/<run_id>/`` (``result.json`` in the same
 format plus ``"kind": "submitted"`` and ``"submission"`` with every file's sha256, ``per_image.parquet``,
@@ -96,17 +97,16 @@ def check_predictions(folder: Path, dataset, truth: str = "target") -> dict[str,
 
 
 def score_predictions(files: dict[str, Path], dataset, *, metrics: Sequence[str], truth: str = "target",
-                      previews_dir: Path | None = None, n_previews: int = 4, progress: bool = True):
-    """Score checked prediction files (:func:`check_predictions`) with the loop ``evaluate`` uses
-    (:func:`~isp_bench.evaluate.scoring.score_split`); returns (per-image frame, unavailable metrics)."""
-    from isp_bench.evaluate.scoring import score_split
-    from isp_bench.metrics.score import read_srgb
+                      previews_dir: Path | None = None, n_previews: int = 4, workers: int | None = None,
+                      scheduler: str = "local", progress: bool = True):
+    """Score checked prediction files (:func:`check_predictions`) as ``evaluate`` scores its output
+    (:func:`~isp_bench.evaluate.scoring.score_files`, on ``scheduler``'s backend with ``workers``);
+    returns (per-image frame, unavailable metrics)."""
+    from isp_bench.evaluate.scoring import score_files
 
-    def predict(_: int, sample: dict[str, Any]) -> tuple[np.ndarray, None]:
-        return read_srgb(files[sample["pair_id"]]), None
-
-    return score_split(predict, dataset, metrics=metrics, truth=truth, previews_dir=previews_dir,
-                       n_previews=n_previews, progress=progress, desc="score predictions")
+    return score_files([files[row["pair_id"]] for row in dataset.rows], dataset, metrics=metrics, truth=truth,
+                       previews_dir=previews_dir, n_previews=n_previews, workers=workers, scheduler=scheduler,
+                       progress=progress)
 
 
 def _split_dataset(dataset: str, split: str, manifest, root, progress: bool):
@@ -136,10 +136,13 @@ def submit_predictions(
     root: str | os.PathLike | None = None,
     metrics: Sequence[str] | None = None,
     n_previews: int = 4,
+    workers: int | None = None,
+    scheduler: str = "local",
     progress: bool = True,
 ) -> Path:
     """Score an outside model's predictions for ``split`` of ``dataset`` and record them as a run
-    of kind ``submitted``; returns the run folder. ``metrics`` defaults to the suite ``run`` uses."""
+    of kind ``submitted``; returns the run folder. ``metrics`` defaults to the suite ``run`` uses;
+    ``workers`` and ``scheduler`` say where the pairs are scored (:func:`score_predictions`)."""
     from isp_bench.evaluate.scoring import DEFAULT_METRICS, summarize_metrics, write_per_image
     from isp_bench.files import atomic_path, atomic_write_text, sha256_file
     from isp_bench.provenance import environment
@@ -163,7 +166,8 @@ def submit_predictions(
                 shutil.copyfile(path, tmp)
     eval_start = time.perf_counter()
     frame, unavailable = score_predictions(copies, pairs, metrics=metrics, previews_dir=run_dir / "previews",
-                                           n_previews=n_previews, progress=progress)
+                                           n_previews=n_previews, workers=workers, scheduler=scheduler,
+                                           progress=progress)
     eval_seconds = time.perf_counter() - eval_start
     write_per_image(frame, run_dir / "per_image.parquet")
     result = {
@@ -198,12 +202,15 @@ def rescore_run(
     *,
     manifest: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
+    workers: int | None = None,
+    scheduler: str = "local",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Score a finished run's saved predictions (``run_dir/predictions``) with ``metrics`` and add
     the new ones to its ``result.json`` and ``per_image.parquet`` (each rewritten atomically); the
     model is never loaded. Metrics the run already has are recomputed and must equal the stored
-    values, which stay untouched. Returns ``{"added": {metric: summary}, "checked": [...],
+    values, which stay untouched. ``workers`` and ``scheduler``: where the pairs are scored
+    (:func:`score_predictions`). Returns ``{"added": {metric: summary}, "checked": [...],
     "unavailable": {...}}``.
     """
     import pandas as pd
@@ -237,7 +244,8 @@ def rescore_run(
                                   f"from today's {get_metric(name).to_dict()}; nothing was written")
     truth = result["config"]["eval"].get("truth", "target")
     files = check_predictions(run_dir / PREDICTIONS, pairs, truth)
-    fresh, unavailable = score_predictions(files, pairs, metrics=names, truth=truth, progress=progress)
+    fresh, unavailable = score_predictions(files, pairs, metrics=names, truth=truth, workers=workers,
+                                           scheduler=scheduler, progress=progress)
     stored = pd.read_parquet(per_image_path)
     fresh = fresh.set_index("pair_id").loc[stored["pair_id"]].reset_index()
     checked = [n for n in names if n in stored.columns and n not in unavailable]

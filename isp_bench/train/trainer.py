@@ -134,14 +134,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _init_from_data(model, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None) -> None:
+def _init_from_data(model, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None,
+                    scheduler: str) -> None:
     """Run the model's data-fitted initialisation the recipe asks for (``init``) on the training frames."""
     offered = getattr(model, "data_init", None)
     if offered != config["init"]:
         raise RecipeError(f"recipe {config.get('recipe', config['model'])!r} asks for init {config['init']!r}; model "
                           f"{config['model']!r} implements {offered or 'no data-fitted initialisation'!r}")
     model.init_from_data(PairDataset(manifest, root, "train", cache_dir=cache_dir, inputs=tuple(config["inputs"]),
-                                     progress=False))
+                                     build_scheduler=scheduler, progress=False))
 
 
 def _check_objective_args(config: dict[str, Any]) -> None:
@@ -177,11 +178,12 @@ class Validation:
     recipe's ``eval.truth``: ``target`` unless the model restores a linear image) is
     :func:`isp_bench.metrics.psnr` per crop, averaged over crops."""
 
-    def __init__(self, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None):
+    def __init__(self, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None,
+                 scheduler: str = "local"):
         spec = config["validation"]
         self.split = "val" if any(row["split"] == "val" for row in manifest.rows()) else "train"
         data = PairDataset(manifest, root, self.split, cache_dir=cache_dir, patch=tuple(spec["crop"]),
-                           inputs=tuple(config["inputs"]), seed=0, progress=False)
+                           inputs=tuple(config["inputs"]), seed=0, build_scheduler=scheduler, progress=False)
         count = min(spec["frames"], len(data.rows))
         self.samples = [data[int(i)] for i in np.unique(np.linspace(0, len(data.rows) - 1, count).round())]
         self.every = spec["every"]
@@ -210,14 +212,16 @@ class Validation:
 
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
-                  cache_dir: Path | None, workers: int, pin_memory: bool = False) -> DataLoader:
+                  cache_dir: Path | None, workers: int, pin_memory: bool = False,
+                  scheduler: str = "local") -> DataLoader:
     """This rank's batches of stage ``k`` from its step ``first`` on: its share
     (:func:`isp_bench.distributed.rank_items`) of each global batch, a pure function of seed, stage, step."""
     stage = config["stages"][k]
     dataset = PairDataset(
         manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
         inputs=tuple(set(config["inputs"])), roles=stage["roles"], subsets=stage["subsets"],
-        samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], progress=False)
+        samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], build_scheduler=scheduler,
+        progress=False)
     _check_needs(stage, dataset)
     dataset.set_epoch(k)
     where = f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}"
@@ -251,6 +255,7 @@ def train(
     cache_dir: Path | None = None,
     loader_workers: int = 0,
     compile: bool = False,
+    scheduler: str = "local",
     on_step: Callable[[int, int, float], None] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -261,7 +266,8 @@ def train(
     over every session), samples/s (global, this session), ``precision``, and ``distributed``
     (``world_size`` and each stage's ``per_rank_batch`` in this session). A finished run
     (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
-    (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`.
+    (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`;
+    ``scheduler`` builds the preprocessing cache (:func:`isp_bench.parallel.executor`; same bytes on any).
     """
     from tqdm import tqdm
 
@@ -289,8 +295,8 @@ def train(
                   "seconds": float(state.get("seconds", 0.0))}
         resumed = {"stage": start_stage, "step": start_step}
     elif config.get("init") and config["stages"]:
-        _init_from_data(model, config, manifest, root, cache_dir)
-    validation = Validation(config, manifest, root, cache_dir) if config["stages"] and main else None
+        _init_from_data(model, config, manifest, root, cache_dir, scheduler)
+    validation = Validation(config, manifest, root, cache_dir, scheduler) if config["stages"] and main else None
 
     def progress_so_far() -> dict[str, Any]:
         return {**record, "seconds": record["seconds"] + time.perf_counter() - started}
@@ -308,7 +314,7 @@ def train(
             if state.get("scaler") is not None:
                 scaler.load_state_dict(state["scaler"])
         loader = _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
-                               pin_memory=torch.device(device).type == "cuda")
+                               pin_memory=torch.device(device).type == "cuda", scheduler=scheduler)
         per_rank_batch.append(loader.sampler.batch_size)  # a BatchSampler: batches are made whole
         step_loss = distributed.wrap(StepLoss(model, get_objective(stage["objective"]), stage["objective_args"]),
                                      device)
