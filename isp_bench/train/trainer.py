@@ -32,6 +32,7 @@ import inspect
 import json
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -229,19 +230,170 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
                         distributed.split_batch(stage["batch_size"], where), workers=workers, pin_memory=pin_memory)
 
 
+def _load_finished(model: torch.nn.Module, run_dir: Path, main: bool) -> dict[str, Any]:
+    """A finished run (``model.pt`` present): its weights into ``model``, and its stored record."""
+    model.load_state_dict(torch.load(run_dir / FINAL, map_location="cpu", weights_only=True))
+    if main:
+        # left by an interruption between writing model.pt and deleting the checkpoint
+        (run_dir / CHECKPOINT).unlink(missing_ok=True)
+    path = run_dir / RECORD
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"note": f"{path.name} missing: the weights were kept but the record of their training was not"}
+
+
+def _restore(model: torch.nn.Module, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None,
+             scheduler: str, checkpoint_path: Path) -> dict[str, Any] | None:
+    """Where an unfinished run starts: with a checkpoint, its weights into ``model`` and the checkpoint
+    returned; without, the recipe's data-fitted initialisation (when it asks for one and has stages) and
+    ``None``."""
+    if checkpoint_path.exists():
+        checkpoint = load_checkpoint(checkpoint_path)
+        model.load_state_dict(checkpoint["model"])
+        return checkpoint
+    if config.get("init") and config["stages"]:
+        _init_from_data(model, config, manifest, root, cache_dir, scheduler)
+    return None
+
+
+def _record_so_far(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
+    """The record a session continues: ``losses`` (one per step), ``validation_psnr`` points and ``seconds``
+    of earlier sessions, from the checkpoint (empty without one)."""
+    if checkpoint is None:
+        return {"losses": [], "validation_psnr": [], "seconds": 0.0}
+    return {"losses": list(checkpoint["losses"]), "validation_psnr": list(checkpoint.get("validation_psnr", [])),
+            "seconds": float(checkpoint.get("seconds", 0.0))}
+
+
+@dataclass
+class _Session:
+    """One call of :func:`train` on an unfinished run: what its stages and steps share.
+
+    ``record`` (see :func:`_record_so_far`) is extended in place, step by step; ``started``
+    (:func:`time.perf_counter`), ``samples_seen`` and ``per_rank_batch`` belong to this session only.
+    Only the main rank (``main``) validates and writes checkpoints."""
+
+    model: torch.nn.Module
+    config: dict[str, Any]
+    device: str
+    checkpoint_path: Path
+    stage_batches: Callable[[int, int], DataLoader]  # (stage index, first step) -> this rank's batches
+    validation: Validation | None
+    record: dict[str, Any]
+    started: float
+    main: bool
+    compile_step: bool
+    on_step: Callable[[int, int, float], None] | None
+    show_progress: bool
+    samples_seen: int = 0
+    per_rank_batch: list[int] = field(default_factory=list)
+
+    @property
+    def precision(self) -> str:
+        return self.config.get("precision", "fp32")
+
+    def train_stage(self, k: int, first: int, checkpoint: dict[str, Any] | None) -> None:
+        """Stage ``k`` from its step ``first`` to its end, with a fresh optimiser and gradient scaler, or
+        those saved in ``checkpoint`` (the one this session resumes inside stage ``k``)."""
+        from tqdm import tqdm
+
+        stage = self.config["stages"][k]
+        optimizer = build_optimizer(_set_trainable(self.model, stage["trainable"]), self.config["optimizer"],
+                                    stage["lr"])
+        scaler = grad_scaler(self.device, self.precision)
+        if checkpoint is not None and checkpoint["optimizer"] is not None:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if checkpoint.get("scaler") is not None:
+                scaler.load_state_dict(checkpoint["scaler"])
+        loader = self.stage_batches(k, first)
+        self.per_rank_batch.append(loader.sampler.batch_size)  # a BatchSampler: batches are made whole
+        step_loss = distributed.wrap(StepLoss(self.model, get_objective(stage["objective"]), stage["objective_args"]),
+                                     self.device)
+        if self.compile_step:
+            step_loss = torch.compile(step_loss)
+        self.model.train()
+        bar = tqdm(total=stage["steps"], initial=first, desc=f"{self.config['model']} {stage['name']}", unit="step",
+                   disable=not self.show_progress)
+        postfix: dict[str, str] = {}
+        for step, batch in enumerate(loader, start=first):
+            loss = self.train_step(step_loss, optimizer, scaler, stage, step, batch)
+            self.record["losses"].append(loss)
+            self.samples_seen += stage["batch_size"]
+            done = step + 1
+            postfix["loss"] = f"{loss:.4g}"
+            psnr = self.validate_if_due(stage, done)
+            if psnr is not None:
+                postfix["val_psnr"] = f"{psnr:.2f}"
+            bar.update()
+            bar.set_postfix(postfix)
+            self.checkpoint_if_due(k, done, optimizer, scaler)
+            if self.on_step is not None:
+                self.on_step(k, step, loss)
+        bar.close()
+
+    def train_step(self, step_loss: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                   stage: dict[str, Any], step: int, batch: dict[str, Any]) -> float:
+        """One update at 0-based ``step`` of ``stage``: learning rate :func:`lr_at`, forward pass and loss
+        under autocast, :func:`optimizer_step` with the stage's ``grad_clip_norm``. Returns the loss averaged
+        over the ranks (every rank gets the same value, so all stop together on a non-finite one)."""
+        batch = to_device(batch, self.device, memory_format(self.device))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(stage, step)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(self.device, self.precision):
+            loss = step_loss(batch)
+        global_loss = distributed.mean(loss.item())
+        if not math.isfinite(global_loss):
+            raise FloatingPointError(f"{self.config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
+        optimizer_step(loss, optimizer, scaler, stage.get("grad_clip_norm"))
+        return global_loss
+
+    def validate_if_due(self, stage: dict[str, Any], done: int) -> float | None:
+        """After ``done`` steps of ``stage``: the validation PSNR (dB), recorded, when a point is due, else ``None``."""
+        if self.validation is None or not self.validation.due(done, stage["steps"]):
+            return None
+        value = self.validation.psnr(self.model, self.device, self.precision)
+        self.record["validation_psnr"].append({"stage": stage["name"], "step": done, "psnr": value})
+        return value
+
+    def checkpoint_if_due(self, k: int, done: int, optimizer: torch.optim.Optimizer,
+                          scaler: torch.amp.GradScaler) -> None:
+        """Rank 0 writes the checkpoint every ``checkpoint_every`` steps and at the stage's end; at the end
+        it points at the next stage's first step and holds no optimiser or scaler state (each stage starts
+        fresh ones)."""
+        steps = self.config["stages"][k]["steps"]
+        if not (self.main and (done % self.config["checkpoint_every"] == 0 or done == steps)):
+            return
+        if done == steps:
+            save_checkpoint(self.checkpoint_path, self.model, None, k + 1, 0, self.progress_so_far(), None)
+        else:
+            save_checkpoint(self.checkpoint_path, self.model, optimizer, k, done, self.progress_so_far(), scaler)
+
+    def progress_so_far(self) -> dict[str, Any]:
+        """The record with ``seconds`` brought up to now."""
+        return {**self.record, "seconds": self.record["seconds"] + time.perf_counter() - self.started}
+
+    def summary(self, resumed_from: dict[str, int] | None) -> dict[str, Any]:
+        """The training record (see :func:`train`)."""
+        session = time.perf_counter() - self.started
+        losses, points = self.record["losses"], self.record["validation_psnr"]
+        return {
+            "resumed_from": resumed_from, "steps": sum(s["steps"] for s in self.config["stages"]), "losses": losses,
+            "final_loss": losses[-1] if losses else None, "seconds": self.record["seconds"] + session,
+            "samples_per_s": self.samples_seen / session if session > 0 and self.samples_seen else None,
+            "loss_mean_last_10": float(np.mean(losses[-10:])) if losses else None,
+            "validation_set": self.validation.description if self.validation else None, "validation_psnr": points,
+            "final_validation_psnr": points[-1]["psnr"] if points else None, "precision": self.precision,
+            "distributed": {"world_size": distributed.world_size(), "per_rank_batch": self.per_rank_batch},
+        }
+
+
 def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
     """Record, then weights, then drop the checkpoint: each step atomic, so any interruption resumes."""
     atomic_write_text(run_dir / RECORD, json.dumps(record, indent=1) + "\n")
     with atomic_path(run_dir / FINAL, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # optimiser state only while training: one weights file
-
-
-def _read_record(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RECORD
-    if path.exists():
-        return json.loads(path.read_text())
-    return {"note": f"{path.name} missing: the weights were kept but the record of their training was not"}
 
 
 def train(
@@ -268,104 +420,32 @@ def train(
     (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
     (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`;
     ``scheduler`` builds the preprocessing cache (:func:`isp_bench.parallel.executor`; same bytes on any).
+    ``on_step(stage index, step, loss)`` is called after each step (and its checkpoint).
     """
-    from tqdm import tqdm
-
     main = distributed.is_main()
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path, final_path = run_dir / CHECKPOINT, run_dir / FINAL
-    if final_path.exists():
-        model.load_state_dict(torch.load(final_path, map_location="cpu", weights_only=True))
-        if main:
-            ckpt_path.unlink(missing_ok=True)  # left by an interruption between writing model.pt and deleting it
-        return _read_record(run_dir)
+    if (run_dir / FINAL).exists():
+        return _load_finished(model, run_dir, main)
     _check_objective_args(config)
     started = time.perf_counter()
-    precision = config.get("precision", "fp32")
     configure_for_speed(device)
-    layout = memory_format(device)
-    model.to(device, memory_format=layout)
-    start_stage, start_step, resumed = 0, 0, None
-    record: dict[str, Any] = {"losses": [], "validation_psnr": [], "seconds": 0.0}
-    state = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        start_stage, start_step = state["stage"], state["step"]
-        record = {"losses": list(state["losses"]), "validation_psnr": list(state.get("validation_psnr", [])),
-                  "seconds": float(state.get("seconds", 0.0))}
-        resumed = {"stage": start_stage, "step": start_step}
-    elif config.get("init") and config["stages"]:
-        _init_from_data(model, config, manifest, root, cache_dir, scheduler)
-    validation = Validation(config, manifest, root, cache_dir, scheduler) if config["stages"] and main else None
-
-    def progress_so_far() -> dict[str, Any]:
-        return {**record, "seconds": record["seconds"] + time.perf_counter() - started}
-
-    losses, samples_seen, per_rank_batch = record["losses"], 0, []
-    for k, stage in enumerate(config["stages"]):
-        if k < start_stage:
-            continue
-        params = _set_trainable(model, stage["trainable"])
-        optimizer = build_optimizer(params, config["optimizer"], stage["lr"])
-        scaler = grad_scaler(device, precision)
-        first = start_step if k == start_stage else 0
-        if state is not None and k == start_stage and state["optimizer"] is not None:
-            optimizer.load_state_dict(state["optimizer"])
-            if state.get("scaler") is not None:
-                scaler.load_state_dict(state["scaler"])
-        loader = _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
-                               pin_memory=torch.device(device).type == "cuda", scheduler=scheduler)
-        per_rank_batch.append(loader.sampler.batch_size)  # a BatchSampler: batches are made whole
-        step_loss = distributed.wrap(StepLoss(model, get_objective(stage["objective"]), stage["objective_args"]),
-                                     device)
-        if compile:
-            step_loss = torch.compile(step_loss)
-        model.train()
-        bar = tqdm(total=stage["steps"], initial=first, desc=f"{config['model']} {stage['name']}", unit="step",
-                   disable=not (progress and main))
-        postfix: dict[str, str] = {}
-        for step, batch in enumerate(loader, start=first):
-            batch = to_device(batch, device, layout)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(stage, step)
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(device, precision):
-                loss = step_loss(batch)
-            global_loss = distributed.mean(loss.item())  # every rank sees the same value, and stops together
-            if not math.isfinite(global_loss):
-                raise FloatingPointError(f"{config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
-            optimizer_step(loss, optimizer, scaler, stage.get("grad_clip_norm"))
-            losses.append(global_loss)
-            samples_seen += stage["batch_size"]
-            done = step + 1
-            postfix["loss"] = f"{losses[-1]:.4g}"
-            if validation is not None and validation.due(done, stage["steps"]):
-                value = validation.psnr(model, device, precision)
-                record["validation_psnr"].append({"stage": stage["name"], "step": done, "psnr": value})
-                postfix["val_psnr"] = f"{value:.2f}"
-            bar.update()
-            bar.set_postfix(postfix)
-            if main and (done % config["checkpoint_every"] == 0 or done == stage["steps"]):
-                at_end = done == stage["steps"]
-                save_checkpoint(ckpt_path, model, None if at_end else optimizer, k + 1 if at_end else k,
-                                0 if at_end else done, progress_so_far(), None if at_end else scaler)
-            if on_step is not None:
-                on_step(k, step, losses[-1])
-        bar.close()
-        state = None
+    model.to(device, memory_format=memory_format(device))
+    checkpoint = _restore(model, config, manifest, root, cache_dir, scheduler, run_dir / CHECKPOINT)
+    session = _Session(
+        model=model, config=config, device=device, checkpoint_path=run_dir / CHECKPOINT,
+        stage_batches=lambda k, first: _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
+                                                     pin_memory=torch.device(device).type == "cuda",
+                                                     scheduler=scheduler),
+        validation=Validation(config, manifest, root, cache_dir, scheduler) if config["stages"] and main else None,
+        record=_record_so_far(checkpoint), started=started, main=main, compile_step=compile, on_step=on_step,
+        show_progress=progress and main)
+    start_stage, start_step = (checkpoint["stage"], checkpoint["step"]) if checkpoint is not None else (0, 0)
+    for k in range(start_stage, len(config["stages"])):
+        session.train_stage(k, start_step if k == start_stage else 0, checkpoint if k == start_stage else None)
     for p in model.parameters():
         p.requires_grad_(True)
-    session = time.perf_counter() - started
-    points = record["validation_psnr"]
-    summary = {
-        "resumed_from": resumed, "steps": sum(s["steps"] for s in config["stages"]), "losses": losses,
-        "final_loss": losses[-1] if losses else None, "seconds": record["seconds"] + session,
-        "samples_per_s": samples_seen / session if session > 0 and samples_seen else None,
-        "loss_mean_last_10": float(np.mean(losses[-10:])) if losses else None,
-        "validation_set": validation.description if validation else None, "validation_psnr": points,
-        "final_validation_psnr": points[-1]["psnr"] if points else None, "precision": precision,
-        "distributed": {"world_size": distributed.world_size(), "per_rank_batch": per_rank_batch},
-    }
+    resumed_from = {"stage": start_stage, "step": start_step} if checkpoint is not None else None
+    summary = session.summary(resumed_from)
     if main:
         _finish(run_dir, model, summary)
     return summary
