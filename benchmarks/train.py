@@ -28,8 +28,8 @@ patch of ``--budget``), measured in a fresh process so that peak memory is the m
   the CPU a 1024×768 frame is timed and scaled by the pixel ratio (``inference_extrapolated``: true),
   as a full frame takes minutes there.
 
-Precision: fp32 only; mixed precision (bf16/fp16) is measured by this script once the trainer offers
-it (``--precision`` then passes it through). Writes benchmarks/results/train-<device>.json.
+Precision: ``--precision`` as for ``isp-bench run`` (autocast in training and inference, the fp16
+gradient scaler, channels_last and TF32 on CUDA). Writes benchmarks/results/train-<device>.json.
 """
 
 from __future__ import annotations
@@ -50,12 +50,17 @@ FLOP_PER_MAC = 2
 TRAIN_PASSES = 3  # forward + backward (≈ 2 × forward)
 
 
-def matmul_roof(device: str, repeats: int = 5) -> float:
-    """Best GFLOP/s of an n×n fp32 matmul on ``device`` (2 n³ FLOP)."""
+def matmul_roof(device: str, precision: str = "fp32", repeats: int = 5) -> float:
+    """Best GFLOP/s of an n×n matmul on ``device`` in ``precision`` (2 n³ FLOP; fp32 with the TF32
+    setting the trainer uses on CUDA)."""
     import torch
 
-    n = 4096 if device.startswith("cuda") else 2048
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    from isp_bench.devices import configure_for_speed
+
+    configure_for_speed(device)
+    n = 8192 if device.startswith("cuda") else 2048
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = float("inf")
     for _ in range(repeats + 1):
         _sync(device)
@@ -77,11 +82,7 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _to(batch: dict[str, Any], device: str) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if hasattr(v, "to") else v for k, v in batch.items()}
-
-
-def measure_model(name: str, budget: str, device: str, steps: int, threads: int | None,
+def measure_model(name: str, budget: str, device: str, precision: str, steps: int, threads: int | None,
                   manifest_path: str, root: str) -> dict[str, Any]:
     """One model's figures (run in its own process)."""
     import torch
@@ -92,6 +93,7 @@ def measure_model(name: str, budget: str, device: str, steps: int, threads: int 
     from isp_bench.evaluate.tiled import infer_full
     from isp_bench.manifest import read_manifest
     from isp_bench.data import PairDataset
+    from isp_bench.devices import autocast, configure_for_speed, grad_scaler, memory_format, to_device
     from isp_bench.models import create_model
     from isp_bench.models.flops import count_macs
     from isp_bench.train.losses import get_objective
@@ -103,7 +105,9 @@ def measure_model(name: str, budget: str, device: str, steps: int, threads: int 
     stage = {**config["stages"][-1], "steps": steps + 1}
     config["stages"] = [stage]
     torch.manual_seed(0)
-    model = create_model(name).to(device)
+    configure_for_speed(device)
+    model = create_model(name).to(device, memory_format=memory_format(device))
+    scaler = grad_scaler(device, precision)
     objective = get_objective(stage["objective"])
     optimizer = build_optimizer(_set_trainable(model, stage["trainable"]), config["optimizer"], stage["lr"])
     model.train()
@@ -112,11 +116,13 @@ def measure_model(name: str, budget: str, device: str, steps: int, threads: int 
 
     def step(batch):
         optimizer.zero_grad(set_to_none=True)
-        optimizer_step(optimizer, objective(model, batch, **stage["objective_args"]), stage["grad_clip_norm"])
+        with autocast(device, precision):
+            loss = objective(model, batch, **stage["objective_args"])
+        optimizer_step(loss, optimizer, scaler, stage["grad_clip_norm"])
 
     cache_dir = root_path / ".isp-bench-cache"
     loader = iter(_stage_loader(config, 0, 0, manifest, root_path, cache_dir, workers=0))
-    first = _to(next(loader), device)
+    first = to_device(next(loader), device, memory_format(device))
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
 
     def timed(get_batch) -> float:
@@ -127,7 +133,7 @@ def measure_model(name: str, budget: str, device: str, steps: int, threads: int 
         return time.perf_counter() - start
 
     # the least disturbed step of each kind (a shared machine only ever adds time)
-    real_s = min(timed(lambda: _to(next(loader), device)) for _ in range(steps))
+    real_s = min(timed(lambda: to_device(next(loader), device, memory_format(device))) for _ in range(steps))
     synthetic_s = min(timed(lambda: first) for _ in range(steps))
     macs = count_macs(model, first).total
     train_gflop = FLOP_PER_MAC * TRAIN_PASSES * macs / 1e9
@@ -141,10 +147,10 @@ def measure_model(name: str, budget: str, device: str, steps: int, threads: int 
     batch = {k: v[None].to(device) for k, v in frame.items()
              if isinstance(v, torch.Tensor) and k not in ("raw", "rgb", "thumb", "target", "linear_target")}
     batch["raw"] = raw.repeat(*reps)[:, :, : height // 2, : width // 2].contiguous().to(device)
-    infer_full(model, {**batch, "raw": batch["raw"][:, :, :64, :64]})  # warm-up
+    infer_full(model, {**batch, "raw": batch["raw"][:, :, :64, :64]}, precision=precision)  # warm-up
     _sync(device)
     start = time.perf_counter()
-    infer_full(model, batch, tile=config["eval"]["tile"], overlap=config["eval"]["overlap"])
+    infer_full(model, batch, tile=config["eval"]["tile"], overlap=config["eval"]["overlap"], precision=precision)
     _sync(device)
     infer_s = (time.perf_counter() - start) * (FULL_FRAME[0] * FULL_FRAME[1]) / (height * width)
     patches = stage["batch_size"]
@@ -170,23 +176,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per measurement (default: %(default)s)")
     parser.add_argument("--budget", default="short", help="the recipe budget whose batch size and patch are used "
                                                           "(default: %(default)s)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32",),
-                        help="fp32 only until the trainer offers mixed precision (default: %(default)s)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                        help="training and inference precision, as `isp-bench run --precision`; the roof is a "
+                        "matmul in the same precision (default: %(default)s: bf16 on recent GPUs, fp32 on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
 
     import torch
 
     from _common import provenance, save
-    from isp_bench.devices import resolve_device
+    from isp_bench.devices import resolve_device, resolve_precision
     from isp_bench.ingest import ingest
     from isp_bench.synth import generate
 
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    roof = matmul_roof(device)
-    print(f"{device}: fp32 matmul roof {roof:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    roof = matmul_roof(device, precision)
+    print(f"{device}: {precision} matmul roof {roof:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = generate(Path(tmp) / "synth", progress=False)
@@ -194,7 +202,7 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         for name in args.models.split(","):
             with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
-                row = pool.submit(measure_model, name, args.budget, device, args.steps, args.threads,
+                row = pool.submit(measure_model, name, args.budget, device, precision, args.steps, args.threads,
                                   str(manifest), str(root)).result()
             row["roof_fraction"] = row["train_gflop_per_s"] / roof
             rows.append(row)
@@ -204,7 +212,7 @@ def main() -> None:
                   f"peak {row['peak_memory_mb']:.0f} MB; inference {row['inference_s_per_12mp']:.2f} s / 12 MP"
                   + (" (extrapolated)" if row["inference_extrapolated"] else ""), flush=True)
     path = save(f"train-{device.replace(':', '')}", {
-        "benchmark": "train", "device": device, "precision": args.precision, "budget": args.budget,
+        "benchmark": "train", "device": device, "precision": precision, "budget": args.budget,
         "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": rows,
         "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:]),
     })
