@@ -7,7 +7,10 @@ Tests that read the reference material in ``../shared`` find it through ``ISP_BE
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Tests never download: weights with a published location are fetched on first use only online.
 os.environ.setdefault("ISP_BENCH_OFFLINE", "1")
+
+# The ingest read path's test-only crash hook (isp_bench.ingest): one folder for the whole session, in the
+# environment before any worker process starts, removed at exit.
+if "ISP_BENCH_TEST_CRASH_DIR" not in os.environ:
+    os.environ["ISP_BENCH_TEST_CRASH_DIR"] = tempfile.mkdtemp(prefix="isp-bench-crash-")
+    atexit.register(shutil.rmtree, os.environ["ISP_BENCH_TEST_CRASH_DIR"], ignore_errors=True)
 
 
 def shared_root() -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from isp_bench.parallel import DEFAULT_MAX_TRIES as MAX_TRIES
 
 # Read by the worker processes (they inherit this environment when the cluster starts): see
 # isp_bench.ingest._crash_for_tests. Inert until a test writes a marker there.
-CRASH_DIR = Path(os.environ.setdefault("ISP_BENCH_TEST_CRASH_DIR", tempfile.mkdtemp(prefix="isp-bench-crash-")))
+CRASH_DIR = Path(os.environ["ISP_BENCH_TEST_CRASH_DIR"])  # made by conftest.py
 CRASHING_FILE = "0002_monitor_chelsea/short_exposure.dng"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from isp_bench.parallel import DEFAULT_MAX_TRIES, SchedulerError
 
 # Read by worker processes (inherited when the fork server starts, after collection): see
 # isp_bench.ingest._crash_for_tests. Inert until a test writes a marker there.
-CRASH_DIR = Path(os.environ.setdefault("ISP_BENCH_TEST_CRASH_DIR", tempfile.mkdtemp(prefix="isp-bench-crash-")))
+CRASH_DIR = Path(os.environ["ISP_BENCH_TEST_CRASH_DIR"])  # made by conftest.py
 
 
 @pytest.fixture()
