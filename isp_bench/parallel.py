@@ -262,6 +262,12 @@ def add_scheduler_option(parser, what: str) -> None:
                              "same files at the same paths (default: %(default)s)")
 
 
+def in_process_by_default(workers: int | None, scheduler: str) -> int | None:
+    """``workers`` as given, but 1 (run in this process) when it is unset and ``scheduler`` is
+    ``local``: for stages whose default is not to start a process pool."""
+    return workers if workers is not None or scheduler != "local" else 1
+
+
 def executor(scheduler: str = "local", workers: int | None = None, *, preload: tuple[str, ...] = (),
              max_tries: int = DEFAULT_MAX_TRIES) -> Executor:
     """The executor for ``scheduler`` (see the module notes); use it as a context manager.

@@ -134,7 +134,7 @@ def score_files(
     from tqdm import tqdm
 
     from isp_bench.metrics.score import ScoreError
-    from isp_bench.parallel import TaskLost, executor
+    from isp_bench.parallel import TaskLost, executor, in_process_by_default
 
     for name in metrics:
         get_metric(name)
@@ -142,7 +142,7 @@ def score_files(
                    previews_dir=previews_dir, n_previews=n_previews)
     rows, unavailable = [], {}
     jobs = [(i, row, Path(path)) for i, (row, path) in enumerate(zip(dataset.rows, files, strict=True))]
-    with executor(scheduler, workers if workers is not None or scheduler != "local" else 1,
+    with executor(scheduler, in_process_by_default(workers, scheduler),
                   preload=("isp_bench.evaluate.scoring",)) as ex:
         for (_, _, path), outcome in tqdm(ex.map_unordered(task, jobs), total=len(jobs), desc=desc, unit="frame",
                                           disable=not progress):

@@ -147,7 +147,7 @@ def score_folders(
     """
     import pandas as pd
 
-    from isp_bench.parallel import TaskLost, executor
+    from isp_bench.parallel import TaskLost, executor, in_process_by_default
 
     names = list(metrics) if metrics else list(default_suite())
     specs = [get_metric(n) for n in names]
@@ -160,7 +160,7 @@ def score_folders(
     rows: dict[str, dict] = {}
     unavailable: dict[str, str] = {}
     jobs = [(stem, pp, tp, tuple(names)) for stem, pp, tp in pairs]
-    with executor(scheduler, workers if workers is not None or scheduler != "local" else 1,
+    with executor(scheduler, in_process_by_default(workers, scheduler),
                   preload=("isp_bench.metrics",)) as ex:
         for (stem, pp, _, _), outcome in ex.map_unordered(_score_files, jobs):
             if isinstance(outcome, TaskLost):
