@@ -25,6 +25,15 @@ def add_synth_options(parser) -> None:
     parser.add_argument("--width", type=int, default=512)
 
 
+def sync(device) -> None:
+    """Wait for the work queued on ``device`` (a name or torch.device) so that a timer measures it:
+    CUDA runs asynchronously; elsewhere this does nothing."""
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
 def best_time(fn: Callable[[], object], repeats: int) -> float:
     """Minimum wall-clock seconds of ``repeats`` calls (the least disturbed run)."""
     times = []

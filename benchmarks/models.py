@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import _common
+from _common import sync
 
 import torch
 from isp_bench.files import atomic_write_text
@@ -37,17 +38,12 @@ def matmul_peak_gflops(device: torch.device, n: int = 2048, repeats: int = 5) ->
     a @ b
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t)
     return 2 * n**3 / min(times) / 1e9
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def bench_model(name: str, device: torch.device, repeats: int) -> dict:
@@ -64,10 +60,10 @@ def bench_model(name: str, device: torch.device, repeats: int) -> dict:
     with torch.no_grad():
         model(batch)  # warm-up
         for _ in range(repeats):
-            _sync(device)
+            sync(device)
             t = time.perf_counter()
             model(batch)
-            _sync(device)
+            sync(device)
             times.append(time.perf_counter() - t)
     ms = 1e3 * statistics.median(times)
     return {

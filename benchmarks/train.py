@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _common import sync
+
 FULL_FRAME = (3024, 4032)  # 12.2 MP output, height × width
 CPU_FRAME = (768, 1024)
 FLOP_PER_MAC = 2
@@ -63,19 +65,12 @@ def matmul_roof(device: str, precision: str = "fp32", repeats: int = 5) -> float
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     best = float("inf")
     for _ in range(repeats + 1):
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n ** 3 / best / 1e9
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
 
 
 def _rss_mb() -> float:
@@ -126,10 +121,10 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
 
     def timed(get_batch) -> float:
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         step(get_batch())
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     # the least disturbed step of each kind (a shared machine only ever adds time)
@@ -148,10 +143,10 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
              if isinstance(v, torch.Tensor) and k not in ("raw", "rgb", "thumb", "target", "linear_target")}
     batch["raw"] = raw.repeat(*reps)[:, :, : height // 2, : width // 2].contiguous().to(device)
     infer_full(model, {**batch, "raw": batch["raw"][:, :, :64, :64]}, precision=precision)  # warm-up
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     infer_full(model, batch, tile=config["eval"]["tile"], overlap=config["eval"]["overlap"], precision=precision)
-    _sync(device)
+    sync(device)
     infer_s = (time.perf_counter() - start) * (FULL_FRAME[0] * FULL_FRAME[1]) / (height * width)
     patches = stage["batch_size"]
     return {

@@ -98,6 +98,29 @@ class InProcessExecutor(Executor):
             yield item, fn(item)
 
 
+class _Feed:
+    """What an executor submits next: a suspect alone once nothing else is in flight (so that a worker
+    death names its culprit), else new items until ``window`` are in flight."""
+
+    def __init__(self, items):
+        self._queue = iter(items)
+        self._exhausted = False
+        self.suspects: deque[Any] = deque()  # items in flight when a worker died: rerun alone
+
+    def due(self, in_flight: int, window: int) -> list[tuple[Any, bool]]:
+        """``(item, runs alone)`` pairs to submit now."""
+        if self.suspects:
+            return [] if in_flight else [(self.suspects.popleft(), True)]
+        due = []
+        while not self._exhausted and in_flight + len(due) < window:
+            item = next(self._queue, _END)
+            if item is _END:
+                self._exhausted = True
+            else:
+                due.append((item, False))
+        return due
+
+
 class LocalPoolExecutor(Executor):
     """A fork-server process pool that replaces itself when a worker dies (see the module notes)."""
 
@@ -118,31 +141,20 @@ class LocalPoolExecutor(Executor):
             self._pool = None
 
     def map_unordered(self, fn, items):
-        queue = iter(items)
-        suspects: deque[Any] = deque()  # items in flight when a worker died: rerun alone to find the culprit
+        feed = _Feed(items)
         deaths: dict[int, int] = {}  # id(item) → deaths while running alone
         pending: dict[Future, Any] = {}
         window = self.workers * _WINDOW_PER_WORKER
-        exhausted = False
         try:
             while True:
                 pool = self._fresh_pool()
-                if suspects:
-                    if not pending:
-                        item = suspects.popleft()
-                        pending[pool.submit(fn, item)] = item
-                else:
-                    while not exhausted and len(pending) < window:
-                        item = next(queue, _END)
-                        if item is _END:
-                            exhausted = True
-                        else:
-                            pending[pool.submit(fn, item)] = item
+                for item, _ in feed.due(len(pending), window):
+                    pending[pool.submit(fn, item)] = item
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
-                    yield from self._after_death(pending, suspects, deaths)
+                    yield from self._after_death(pending, feed.suspects, deaths)
                     continue
                 for future in done:
                     item = pending.pop(future)
@@ -204,25 +216,14 @@ class DaskExecutor(Executor):
     def map_unordered(self, fn, items):
         from distributed import KilledWorker, wait as wait_any
 
-        queue = iter(items)
-        suspects: deque[Any] = deque()  # items whose worker died: rerun alone to find the culprit
+        feed = _Feed(items)
         deaths: dict[int, int] = {}  # id(item) → deaths while running alone
         pending: dict[Any, tuple[Any, bool]] = {}  # future → (item, ran alone)
         window = self.workers * _WINDOW_PER_WORKER
-        exhausted = False
         try:
             while True:
-                if suspects:
-                    if not pending:
-                        item = suspects.popleft()
-                        pending[self._client.submit(fn, item, pure=False)] = (item, True)
-                else:
-                    while not exhausted and len(pending) < window:
-                        item = next(queue, _END)
-                        if item is _END:
-                            exhausted = True
-                        else:
-                            pending[self._client.submit(fn, item, pure=False)] = (item, False)
+                for item, alone in feed.due(len(pending), window):
+                    pending[self._client.submit(fn, item, pure=False)] = (item, alone)
                 if not pending:
                     return
                 done = wait_any(list(pending), return_when="FIRST_COMPLETED").done
@@ -236,7 +237,7 @@ class DaskExecutor(Executor):
                         if alone and deaths[id(item)] >= self.max_tries:
                             result = TaskLost(item, deaths[id(item)], self.backend)
                         else:
-                            suspects.append(item)
+                            feed.suspects.append(item)
                             continue
                     finally:
                         future.release()
