@@ -83,12 +83,21 @@ def bilinear_rgb(raw: torch.Tensor) -> torch.Tensor:
 
 def make_thumb(raw: torch.Tensor, size: tuple[int, int] = THUMB_HW) -> torch.Tensor:
     """Whole-frame thumbnail for CRISPnet's global branch: packed raw B×4×h×w → B×3×368×480
-    (R, mean of the greens, B; area-averaged when shrinking, bilinear when enlarging)."""
+    (R, mean of the greens, B; area-averaged when shrinking, bilinear when enlarging).
+
+    Computed on one CPU thread: torch's bilinear resampling rounds differently with other thread
+    counts (1 ulp), and a thumbnail must be the same in the trainer, in a loader worker (one thread)
+    and at evaluation."""
     rgb = torch.stack([raw[:, 0], 0.5 * (raw[:, 1] + raw[:, 2]), raw[:, 3]], dim=1)
     h, w = rgb.shape[-2:]
     mode = "area" if h >= size[0] and w >= size[1] else "bilinear"
     kwargs = {} if mode == "area" else {"align_corners": False}
-    return F.interpolate(rgb, size=size, mode=mode, **kwargs)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return F.interpolate(rgb, size=size, mode=mode, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def frame_batch(packed: np.ndarray, source: Any, *, fill_missing: bool = False, rgb: bool = False,

@@ -161,6 +161,31 @@ def configure_for_speed(device: str) -> None:
         torch.backends.cudnn.benchmark = True
 
 
+MAX_LOADER_WORKERS = 8
+"""The most DataLoader workers :func:`loader_workers` picks for one process."""
+
+
+def loader_workers(requested: int | None, device: str, processes_on_host: int = 1) -> int:
+    """DataLoader worker processes for training on ``device``: ``requested`` when given (0: batches are
+    made in the training process), else 0 on the CPU (the model's own threads use the cores) and, on a
+    GPU or MPS, one per core this process has (the cores over ``processes_on_host``) less one for the
+    training process itself, at most :data:`MAX_LOADER_WORKERS`.
+
+    >>> loader_workers(None, "cpu"), loader_workers(3, "cpu")
+    (0, 3)
+    """
+    import os
+
+    if requested is not None:
+        if requested < 0:
+            raise IspBenchError(f"--loader-workers {requested}: give 0 (no worker processes) or more")
+        return requested
+    if device.split(":")[0] == "cpu":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(MAX_LOADER_WORKERS, cores // max(1, processes_on_host) - 1))
+
+
 def to_device(value, device: str, layout=None):
     """``value`` (a tensor, or a dict of them, nested) on ``device``: 4-D tensors in ``layout``
     (:func:`memory_format`), copies non-blocking (they overlap compute when the source is pinned)."""

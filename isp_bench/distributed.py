@@ -60,6 +60,11 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def local_world_size() -> int:
+    """Processes of this job on this machine (torchrun's ``LOCAL_WORLD_SIZE``; 1 outside torchrun)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+
+
 def local_device(device: str) -> str:
     """Under torchrun on CUDA, ``auto`` and ``cuda`` mean this process's GPU (``LOCAL_RANK``): select it
     before :func:`isp_bench.devices.resolve_device` resolves ``device``. Returns ``device`` unchanged."""

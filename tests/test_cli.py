@@ -107,6 +107,7 @@ def test_every_option_says_what_it_does_and_its_default():
     (["--dataset", "nosuch"], "no manifest for dataset 'nosuch'"),
     (["--dataset", "nosuch", "--manifest", "m.parquet"], "m.parquet: no manifest for dataset 'nosuch'"),
     (["--scheduler", "nowhere"], "--scheduler 'nowhere': expected one of local, dask, tcp://HOST:PORT"),
+    (["--loader-workers", "-1"], "--loader-workers -1: give 0 (no worker processes) or more"),
 ])
 @pytest.mark.parametrize("command", ["run", "train", "evaluate"])
 def test_bad_run_arguments_are_one_line_errors_that_write_nothing(tmp_path, monkeypatch, capsys, command, argv,

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import default_collate
 
 from isp_bench.batches import NEUTRAL_METADATA, frame_batch, metadata_tensors
-from isp_bench.data import DIHEDRAL, PairDataset, batch_loader, crop_packed_patch
+from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, crop_packed_patch
 from isp_bench.data.augment import pattern_after
 from isp_bench.data.cache import classic_linear_target
 from isp_bench.ingest import ingest
@@ -85,11 +85,38 @@ def test_batch_loader_gives_the_same_batches_with_workers(data):
     items = range(6, 30)
     direct = [ds[list(items[i : i + 5])] for i in range(0, len(items), 5)]
     for workers in (0, 2):
-        got = list(batch_loader(ds, items, 5, workers=workers))
+        got = list(BatchLoader(ds, items, 5, workers=workers))
         assert [b["raw"].shape[0] for b in got] == [5, 5, 5, 5, 4]
         for a, b in zip(got, direct):
             assert a["pair_id"] == b["pair_id"]
             assert all(torch.equal(a[k], b[k]) for k in b if isinstance(b[k], torch.Tensor))
+
+
+def _same_batches(got, direct):
+    assert len(got) == len(direct)
+    for a, b in zip(got, direct):
+        assert a["pair_id"] == b["pair_id"] and sorted(a) == sorted(b)
+        assert all(torch.equal(a[k], b[k]) for k in b if isinstance(b[k], torch.Tensor))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_worker_batches_come_through_shared_slots_and_kept_ones_are_never_overwritten(data, context):
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32), augment=True,
+                     inputs=("raw", "thumb"), samples_per_epoch=60, seed=3, progress=False)
+    items = range(40)
+    direct = [ds[list(items[i : i + 2])] for i in range(0, len(items), 2)]  # 20 batches, more than the 7 slots
+    loader = BatchLoader(ds, items, 2, workers=2, multiprocessing_context=context)
+    kept = list(loader)  # every batch kept: the slots run out and later batches travel in fresh memory
+    _same_batches(kept, direct)
+    assert len({b["raw"].untyped_storage().data_ptr() for b in kept}) == len(kept)
+    dropped, places = [], set()
+    for batch in loader:  # each batch dropped before the next: the same few slots serve them all
+        dropped.append({k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in batch.items()})
+        places.add(batch["raw"].untyped_storage().data_ptr())
+        del batch
+    _same_batches(dropped, direct)
+    assert len(places) <= 2 * 2 + 3  # workers × prefetch + 3 slots
+    assert ds.slots is None  # the ring lives only while its workers do
 
 
 def test_a_pickled_dataset_carries_no_open_cache_entries(data):

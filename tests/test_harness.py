@@ -220,6 +220,16 @@ def test_interrupted_training_resumes_to_identical_weights(data, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_loader_workers_give_the_same_weights(data, tmp_path):
+    """Worker processes cut the same patches (and thumbnails) as the training process: same weights."""
+    runs = [_run(data, "crispnet", tmp_path / str(workers), evaluate=False, loader_workers=workers)
+            for workers in (0, 2)]
+    records = [json.loads((run / "training.json").read_text()) for run in runs]
+    assert [r["loader_workers"] for r in records] == [0, 2] and records[0]["losses"] == records[1]["losses"]
+    a, b = (torch.load(run / "model.pt", weights_only=True) for run in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_a_run_never_resumes_on_other_data(data, tmp_path):
     other_root = generate(tmp_path / "synth1", SynthConfig(scenes=6, height=96, width=128, seed=1), workers=1,
                           progress=False)

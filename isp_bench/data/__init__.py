@@ -5,7 +5,7 @@ layout and write the manifests this package reads."""
 
 from isp_bench.data.augment import DIHEDRAL, crop_packed_patch
 from isp_bench.data.cache import PREPROCESS_VERSION, CacheError, PreprocessCache, load_mosaic, preprocess_row
-from isp_bench.data.dataset import PairDataset, batch_loader
+from isp_bench.data.dataset import BatchLoader, PairDataset
 
-__all__ = ["DIHEDRAL", "PREPROCESS_VERSION", "CacheError", "PairDataset", "PreprocessCache", "batch_loader",
+__all__ = ["DIHEDRAL", "PREPROCESS_VERSION", "CacheError", "PairDataset", "PreprocessCache", "BatchLoader",
            "crop_packed_patch", "load_mosaic", "preprocess_row"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections import OrderedDict
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,9 +50,10 @@ class PairDataset(Dataset):
     ``dataset[items]`` with a list of items returns their samples already stacked (:meth:`batch`,
     equal to ``default_collate([dataset[i] for i in items])``): each patch is cut from the
     memory-mapped cache arrays as strided views (:func:`isp_bench.data.augment.patch_views`) and
-    written once, flipped, rotated and converted to float, into the batch tensors, which a DataLoader
-    worker allocates in shared memory, so nothing is copied again on the way to the trainer.
-    :func:`batch_loader` is the DataLoader that asks for whole batches. Each process (each worker)
+    written once, flipped, rotated and converted to float, into the batch tensors, which in a DataLoader
+    worker are slots of shared memory (:class:`SharedSlots`), so nothing is copied again on the way to
+    the trainer.
+    :class:`BatchLoader` asks for whole batches, from worker processes through shared slots. Each process (each worker)
     opens the cache entries it reads lazily, keeping at most :data:`OPEN_ENTRIES` of them mapped;
     nothing memory-mapped is pickled with the dataset. Torch runs every DataLoader worker with one
     thread (``torch.set_num_threads(1)`` in its worker loop), so workers do not oversubscribe the cores.
@@ -97,6 +99,7 @@ class PairDataset(Dataset):
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.epoch = 0
+        self.slots: SharedSlots | None = None  # set by BatchLoader while its workers run
         self.cache = PreprocessCache(root, cache_dir)
         self.cache.build(rows, workers=build_workers, scheduler=build_scheduler, progress=progress)
         self._reset_process_state()
@@ -162,7 +165,9 @@ class PairDataset(Dataset):
         left = 2 * int(rng.integers(0, (full_w - rw) // 2 + 1))
         return top, left, op
 
-    def __getitem__(self, item: int | Sequence[int]) -> dict[str, Any]:
+    def __getitem__(self, item: int | Sequence[int] | SlotRequest) -> dict[str, Any]:
+        if isinstance(item, SlotRequest):
+            return self.slots.fill(item, self.batch)
         if not isinstance(item, (int, np.integer)):
             return self.batch(item)
         return {key: value[0] if isinstance(value, (torch.Tensor, list)) else value
@@ -172,8 +177,10 @@ class PairDataset(Dataset):
         entry = self._entry(index)
         return {n: t for n, t in (("target", entry.target), ("linear_target", entry.linear_target)) if t is not None}
 
-    def batch(self, items: Sequence[int]) -> dict[str, Any]:
-        """The samples of ``items`` stacked along a new first axis (see the class docstring)."""
+    def batch(self, items: Sequence[int], out: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+        """The samples of ``items`` stacked along a new first axis (see the class docstring); ``raw`` and
+        the targets are written straight into the tensors of ``out`` of their name when it has one."""
+        out = out or {}
         items = [int(i) for i in items]
         indices = [item % len(self.rows) for item in items]
         if self.patch is None and len(items) > 1:
@@ -187,8 +194,9 @@ class PairDataset(Dataset):
         raw_shape = self._entry(indices[0]).raw.shape
         ph, pw = self.patch if self.patch is not None else (2 * raw_shape[1], 2 * raw_shape[2])
         recycle = self.patch is not None  # patches: a few small buffers, used again and again; frames: fresh memory
-        raw_tensor = self._buffers.take((len(items), 4, ph // 2, pw // 2), recycle=recycle)
-        target_tensors = {name: self._buffers.take((len(items), 3, ph, pw), recycle=recycle) for name in names}
+        take = lambda name, shape: out[name] if name in out else self._buffers.take(shape, recycle=recycle)  # noqa: E731
+        raw_tensor = take("raw", (len(items), 4, ph // 2, pw // 2))
+        target_tensors = {name: take(name, (len(items), 3, ph, pw)) for name in names}
         raw = raw_tensor.numpy()
         targets = {name: t.numpy() for name, t in target_tensors.items()}
         for k, (item, index) in enumerate(zip(items, indices)):
@@ -222,9 +230,9 @@ class BatchBuffers:
     patches (measured: 650 vs 1 550 patches/s on one core), so the main process recycles its batch
     arrays: an array is handed out again only when no tensor, view or storage refers to it (its
     reference count is the pool's own), so a consumer that keeps a batch is never overwritten. At most
-    ``keep`` arrays per shape are kept. In a DataLoader worker every batch gets fresh shared memory
-    instead (as torch's default_collate allocates its output), so sending it to the trainer copies
-    nothing; the trainer's process frees it.
+    ``keep`` arrays per shape are kept. A DataLoader worker writes into the :class:`SharedSlots` it is
+    given; without a free slot it gets fresh shared memory (as torch's default_collate allocates its
+    output), so sending the batch copies nothing; the consumer's process frees it.
     """
 
     def __init__(self, keep: int = 4):
@@ -257,13 +265,136 @@ def _write_target(views: PatchViews, region: np.ndarray, out: np.ndarray) -> Non
         np.divide(views.place(region), TARGET_SCALE, out=out, dtype=np.float32)
 
 
-def batch_loader(dataset: PairDataset, items: Sequence[int], batch_size: int, *, workers: int = 0,
-                 **loader_options: Any) -> DataLoader:
-    """A DataLoader over the dataset's ``items`` in order, ``batch_size`` at a time (the last batch may
-    be shorter), each batch made by one :meth:`PairDataset.batch` call in a worker: no per-sample
-    collation (torch's "automatic batching disabled" mode with a batch sampler)."""
-    return DataLoader(dataset, batch_size=None, sampler=BatchSampler(items, batch_size, drop_last=False),
-                      num_workers=workers, **loader_options)
+@dataclass(frozen=True)
+class SlotRequest:
+    """What :class:`BatchLoader`'s sampler sends a worker: the items of one batch and the shared slot to
+    write it into (``None``: no slot is free, the worker allocates fresh shared memory)."""
+
+    items: tuple[int, ...]
+    slot: int | None
+
+
+SLOT_KEY = "_shared_slot"
+"""Key under which a worker's batch names its slot (see :meth:`SharedSlots.fill`)."""
+
+
+class SharedSlots:
+    """A ring of batch tensors in shared memory that DataLoader workers write and the consumer reads in place.
+
+    Torch's own transport gives every batch a worker makes fresh shared memory: the worker pays a page
+    fault per 4 KiB page it writes and the consumer maps each batch anew, which on this project's 2-core
+    test machine cost more than cutting the patches (2 workers delivered 0.38× one process). Here the
+    consumer's process allocates ``count`` slots once, before the workers start (they inherit or
+    unpickle them), and sends each batch's items with a free slot; the worker writes the batch there and
+    sends back only the small rest (pair ids, and any tensor the slot has no place for, e.g. a target
+    the example batch lacked); the consumer gets views of the slot. Nothing is copied on the way and
+    each process faults a slot's pages once. The slots are not page-locked: a copy to a GPU from them is
+    staged by CUDA before ``to()`` returns, so a slot is never rewritten under an asynchronous copy.
+
+    A slot is free when no batch for it is in flight and nothing refers to the batch handed out from it
+    (no tensor, view or storage: each handed-out tensor is made by ``torch.from_numpy`` from an array the
+    ring holds, so the array's reference count says whether the consumer still has it, as in
+    :class:`BatchBuffers`). A consumer that keeps batches therefore never sees them overwritten; when
+    every slot is taken the batch travels the ordinary way. With ``count`` = workers × prefetch + 3
+    (:class:`BatchLoader`) a consumer that keeps at most the previous batch never runs out.
+    """
+
+    def __init__(self, example: dict[str, Any], count: int):
+        """``count`` slots, each with room for every tensor of ``example`` (a batch of the largest size)."""
+        self.tensors = {name: _shared_empty((count, *value.shape), value.dtype)
+                        for name, value in example.items() if isinstance(value, torch.Tensor)}
+        self._arrays = [{name: tensor[slot].numpy() for name, tensor in self.tensors.items()} for slot in range(count)]
+        self._in_flight: set[int] = set()
+
+    def __getstate__(self) -> dict[str, Any]:  # a worker started by spawn needs only the shared tensors
+        return {"tensors": self.tensors}
+
+    def acquire(self) -> int | None:
+        """A free slot, marked in flight (consumer's process), or ``None`` when every slot is taken."""
+        for slot, arrays in enumerate(self._arrays):
+            # references: the ring's dict, the generator's name, getrefcount's argument
+            if slot not in self._in_flight and all(sys.getrefcount(a) <= 3 for a in arrays.values()):
+                self._in_flight.add(slot)
+                return slot
+        return None
+
+    def fill(self, request: SlotRequest, make_batch: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+        """Worker side: ``make_batch(items, out=...)`` writing into the request's slot; returns what is
+        not in the slot and, under :data:`SLOT_KEY`, (slot, batch size, names written to the slot)."""
+        if request.slot is None:
+            return make_batch(request.items)
+        n = len(request.items)
+        out = {name: tensor[request.slot, :n] for name, tensor in self.tensors.items()}
+        batch = make_batch(request.items, out=out)
+        in_slot = []
+        for name, value in batch.items():
+            view = out.get(name)
+            if view is None or not isinstance(value, torch.Tensor) or value.shape != view.shape:
+                continue
+            if value.data_ptr() != view.data_ptr():
+                view.copy_(value)
+            in_slot.append(name)
+        rest = {name: value for name, value in batch.items() if name not in in_slot}
+        return {**rest, SLOT_KEY: (request.slot, n, tuple(in_slot))}
+
+    def receive(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Consumer side: the batch a worker sent, its slot's tensors as views of the ring."""
+        if SLOT_KEY not in batch:
+            return batch
+        slot, n, names = batch.pop(SLOT_KEY)
+        self._in_flight.discard(slot)
+        return {**batch, **{name: torch.from_numpy(self._arrays[slot][name])[:n] for name in names}}
+
+
+class BatchLoader:
+    """The batches of ``dataset`` for ``items`` in order, ``batch_size`` at a time (the last may be
+    shorter), each made whole by one :meth:`PairDataset.batch` call (no per-sample collation): in this
+    process without ``workers``, else in DataLoader worker processes, which write patch batches into
+    :class:`SharedSlots` (whole frames travel torch's ordinary way). Iterate it like a DataLoader;
+    ``loader_options`` go to the DataLoader (``prefetch_factor``, ``pin_memory``,
+    ``multiprocessing_context``...). Measured with ``benchmarks/dataloader.py``."""
+
+    def __init__(self, dataset: PairDataset, items: Sequence[int], batch_size: int, *, workers: int = 0,
+                 **loader_options: Any):
+        self.dataset, self.items, self.batch_size, self.workers = dataset, items, batch_size, workers
+        self.loader_options = loader_options
+
+    def __len__(self) -> int:
+        return -(-len(self.items) // self.batch_size)
+
+    def _batches(self) -> BatchSampler:
+        return BatchSampler(self.items, self.batch_size, drop_last=False)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self.workers == 0 or self.dataset.patch is None or not len(self):
+            yield from DataLoader(self.dataset, batch_size=None, sampler=self._batches(), num_workers=self.workers,
+                                  **self.loader_options)
+            return
+        example = self.dataset.batch(next(iter(self._batches())))
+        prefetch = self.loader_options.get("prefetch_factor") or 2
+        slots = SharedSlots(example, self.workers * prefetch + 3)
+        del example
+        requests = (SlotRequest(tuple(items), slots.acquire()) for items in self._batches())
+        self.dataset.slots = slots  # before the workers start: they inherit (fork) or unpickle (spawn) it
+        try:
+            for batch in DataLoader(self.dataset, batch_size=None, sampler=_Requests(requests, len(self)),
+                                    num_workers=self.workers, **self.loader_options):
+                yield slots.receive(batch)
+        finally:
+            self.dataset.slots = None
+
+
+class _Requests:
+    """A sampler over prepared requests (slots are acquired when the DataLoader asks for the next batch)."""
+
+    def __init__(self, requests: Iterator[SlotRequest], length: int):
+        self.requests, self.length = requests, length
+
+    def __iter__(self) -> Iterator[SlotRequest]:
+        return self.requests
+
+    def __len__(self) -> int:
+        return self.length
 
 
 def amplify(packed: np.ndarray, row: dict[str, Any], out: np.ndarray | None = None) -> np.ndarray:
@@ -280,3 +411,9 @@ def amplify(packed: np.ndarray, row: dict[str, Any], out: np.ndarray | None = No
         return out
     out = np.multiply(packed, np.float32(ratio), out=out)
     return np.minimum(out, np.float32(1.0), out=out)
+
+
+def _shared_empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor in fresh shared memory (its pages are faulted by the first writer)."""
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)

@@ -38,12 +38,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, default_collate
+from torch.utils.data import default_collate
 
 from isp_bench import distributed
-from isp_bench.data import PairDataset, batch_loader
+from isp_bench.data import BatchLoader, PairDataset
 from isp_bench.data.cache import has_linear_target
 from isp_bench.devices import autocast, configure_for_speed, grad_scaler, memory_format, to_device
+from isp_bench.devices import loader_workers as resolve_loader_workers
 from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.manifest import Manifest
 from isp_bench.train.losses import get_objective
@@ -214,7 +215,7 @@ class Validation:
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
                   cache_dir: Path | None, workers: int, pin_memory: bool = False,
-                  scheduler: str = "local") -> DataLoader:
+                  scheduler: str = "local") -> BatchLoader:
     """This rank's batches of stage ``k`` from its step ``first`` on: its share
     (:func:`isp_bench.distributed.rank_items`) of each global batch, a pure function of seed, stage, step."""
     stage = config["stages"][k]
@@ -226,8 +227,8 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
     _check_needs(stage, dataset)
     dataset.set_epoch(k)
     where = f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}"
-    return batch_loader(dataset, distributed.rank_items(first, stage["steps"], stage["batch_size"]),
-                        distributed.split_batch(stage["batch_size"], where), workers=workers, pin_memory=pin_memory)
+    return BatchLoader(dataset, distributed.rank_items(first, stage["steps"], stage["batch_size"]),
+                       distributed.split_batch(stage["batch_size"], where), workers=workers, pin_memory=pin_memory)
 
 
 def _load_finished(model: torch.nn.Module, run_dir: Path, main: bool) -> dict[str, Any]:
@@ -277,12 +278,13 @@ class _Session:
     config: dict[str, Any]
     device: str
     checkpoint_path: Path
-    stage_batches: Callable[[int, int], DataLoader]  # (stage index, first step) -> this rank's batches
+    stage_batches: Callable[[int, int], BatchLoader]  # (stage index, first step) -> this rank's batches
     validation: Validation | None
     record: dict[str, Any]
     started: float
     main: bool
     compile_step: bool
+    loader_workers: int
     on_step: Callable[[int, int, float], None] | None
     show_progress: bool
     samples_seen: int = 0
@@ -306,7 +308,7 @@ class _Session:
             if checkpoint.get("scaler") is not None:
                 scaler.load_state_dict(checkpoint["scaler"])
         loader = self.stage_batches(k, first)
-        self.per_rank_batch.append(loader.sampler.batch_size)  # a BatchSampler: batches are made whole
+        self.per_rank_batch.append(loader.batch_size)
         step_loss = distributed.wrap(StepLoss(self.model, get_objective(stage["objective"]), stage["objective_args"]),
                                      self.device)
         if self.compile_step:
@@ -385,6 +387,7 @@ class _Session:
             "validation_set": self.validation.description if self.validation else None, "validation_psnr": points,
             "final_validation_psnr": points[-1]["psnr"] if points else None, "precision": self.precision,
             "distributed": {"world_size": distributed.world_size(), "per_rank_batch": self.per_rank_batch},
+            "loader_workers": self.loader_workers,
         }
 
 
@@ -405,7 +408,7 @@ def train(
     *,
     device: str = "cpu",
     cache_dir: Path | None = None,
-    loader_workers: int = 0,
+    loader_workers: int | None = None,
     compile: bool = False,
     scheduler: str = "local",
     on_step: Callable[[int, int, float], None] | None = None,
@@ -420,6 +423,8 @@ def train(
     (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
     (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`;
     ``scheduler`` builds the preprocessing cache (:func:`isp_bench.parallel.executor`; same bytes on any).
+    ``loader_workers``: DataLoader worker processes (default :func:`isp_bench.devices.loader_workers`: none
+    on the CPU, one per spare core on a GPU); the batches, hence the weights, are the same with any number.
     ``on_step(stage index, step, loss)`` is called after each step (and its checkpoint).
     """
     main = distributed.is_main()
@@ -429,6 +434,7 @@ def train(
     _check_objective_args(config)
     started = time.perf_counter()
     configure_for_speed(device)
+    loader_workers = resolve_loader_workers(loader_workers, device, distributed.local_world_size())
     model.to(device, memory_format=memory_format(device))
     checkpoint = _restore(model, config, manifest, root, cache_dir, scheduler, run_dir / CHECKPOINT)
     session = _Session(
@@ -437,7 +443,8 @@ def train(
                                                      pin_memory=torch.device(device).type == "cuda",
                                                      scheduler=scheduler),
         validation=Validation(config, manifest, root, cache_dir, scheduler) if config["stages"] and main else None,
-        record=_record_so_far(checkpoint), started=started, main=main, compile_step=compile, on_step=on_step,
+        record=_record_so_far(checkpoint), started=started, main=main, compile_step=compile,
+        loader_workers=loader_workers, on_step=on_step,
         show_progress=progress and main)
     start_stage, start_step = (checkpoint["stage"], checkpoint["step"]) if checkpoint is not None else (0, 0)
     for k in range(start_stage, len(config["stages"])):
