@@ -10,7 +10,8 @@ For each model (its default recipe's last stage: objective, trainable parameters
 patch of ``--budget``), measured in a fresh process so that peak memory is the model's own:
 
 - ``real_patches_per_s``: training steps fed by the trainer's own loader (memory-mapped cache,
-  CFA-exact augmentation, host→device copy), after one warm-up step;
+  CFA-exact augmentation, host→device copy; the trainer's default loader workers: none on the CPU,
+  one per spare core on a GPU), after one warm-up step;
 - ``synthetic_patches_per_s``: the same steps on one batch already on the device; ``loader_share``
   = 1 − real / synthetic is the fraction of a step the loader costs. Both from the fastest of
   ``--steps`` steps (load on a shared machine only adds time);
@@ -88,7 +89,7 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
     from isp_bench.evaluate.tiled import infer_full
     from isp_bench.manifest import read_manifest
     from isp_bench.data import PairDataset
-    from isp_bench.devices import autocast, configure_for_speed, grad_scaler, memory_format, to_device
+    from isp_bench.devices import autocast, configure_for_speed, grad_scaler, loader_workers, memory_format, to_device
     from isp_bench.models import create_model
     from isp_bench.models.flops import count_macs
     from isp_bench.train.losses import get_objective
@@ -116,7 +117,8 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
         optimizer_step(loss, optimizer, scaler, stage["grad_clip_norm"])
 
     cache_dir = root_path / ".isp-bench-cache"
-    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, cache_dir, workers=0))
+    workers = loader_workers(None, device)
+    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, cache_dir, workers=workers))
     first = to_device(next(loader), device, memory_format(device))
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
 
@@ -151,7 +153,7 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
     patches = stage["batch_size"]
     return {
         "model": name, "recipe_stage": stage["name"], "batch_size": patches, "patch": stage["patch"],
-        "steps_timed": steps,
+        "steps_timed": steps, "loader_workers": workers,
         "real_patches_per_s": patches / real_s, "synthetic_patches_per_s": patches / synthetic_s,
         "loader_share": 1 - synthetic_s / real_s,
         "forward_gmac_per_batch": macs / 1e9, "train_gflop_per_s": train_gflop / synthetic_s,

