@@ -85,9 +85,11 @@ def test_rank_shares_make_up_the_global_batch(monkeypatch):
 
 
 def test_two_processes_train_what_one_process_trains(data, tmp_path):
+    """Each rank also cuts its patches in a loader worker (the single-process run in its own process)."""
     runs = tmp_path / "runs"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-               "isp_bench", "run", *_options(data, runs), "--metrics", "psnr", "--leaderboards", str(tmp_path / "lb")]
+               "isp_bench", "run", *_options(data, runs), "--metrics", "psnr", "--leaderboards", str(tmp_path / "lb"),
+               "--loader-workers", "1"]
     done = subprocess.run(command, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("run: ") == 1  # rank 0 alone reports
@@ -99,7 +101,9 @@ def test_two_processes_train_what_one_process_trains(data, tmp_path):
     single = json.loads((data["single"] / "result.json").read_text())
     assert result["training"]["distributed"] == {"world_size": 2, "per_rank_batch": [1]}
     assert result["provenance"]["processes"] == 2
-    losses = json.loads((run_dir / "training.json").read_text())["losses"]
+    record = json.loads((run_dir / "training.json").read_text())
+    assert record["loader_workers"] == 1
+    losses = record["losses"]
     assert losses == pytest.approx(json.loads((data["single"] / "training.json").read_text())["losses"], abs=1e-5)
     # evaluation: the two test frames were rendered one per rank and gathered in split order
     frame, single_frame = (pd.read_parquet(d / "per_image.parquet") for d in (run_dir, data["single"]))
