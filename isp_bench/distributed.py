@@ -166,9 +166,25 @@ def wrap(module, device: str):
 
 def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run ``python -m isp_bench ARGV`` in ``nproc`` processes on this machine with torchrun
-    (``python -m torch.distributed.run --standalone``); returns its exit status."""
+    (``python -m torch.distributed.run --standalone``); returns its exit status.
+
+    Stopping: torchrun runs its workers in sessions of their own and stops them itself when it is
+    interrupted or terminated, so this launcher never kills it. A Ctrl-C reaches torchrun with the
+    terminal's process group, and a SIGTERM sent to this launcher is passed on to it; the launcher then
+    waits until torchrun has stopped every worker, so that none trains on unseen."""
+    import signal
+
     if nproc < 1:
         raise DistributedError(f"--nproc {nproc}: give 1 or more processes")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "isp_bench", *argv]
-    return subprocess.call(command)
+    torchrun = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGTERM, lambda *_: torchrun.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return torchrun.wait()
+            except KeyboardInterrupt:  # torchrun has the Ctrl-C too: let it stop its workers
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)

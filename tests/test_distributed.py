@@ -179,3 +179,29 @@ def test_a_killed_two_process_job_resumes_in_one_process(data, tmp_path):
     record = json.loads((resumed / "training.json").read_text())
     assert record["resumed_from"]["step"] >= 2 and record["distributed"]["world_size"] == 1
     _assert_same_weights(_weights(resumed), _weights(data["single"]))
+
+
+def test_terminating_the_launcher_stops_every_worker(data, tmp_path):
+    """`isp-bench train --nproc 2` passes a SIGTERM on to torchrun and waits while it stops its workers
+    (they run in sessions of their own: killing the launcher alone would leave them training)."""
+    runs = tmp_path / "runs"
+    job = subprocess.Popen([sys.executable, "-m", "isp_bench", "train", *_options(data, runs), "--nproc", "2"],
+                           env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not list(runs.glob("*/checkpoint.pt")) and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    _signal_tree(job.pid, signal.SIGSTOP)  # hold the job still while its processes are listed
+    tree = _process_tree(job.pid)
+    _signal_tree(job.pid, signal.SIGCONT)
+    assert job.poll() is None and len(tree) >= 4, job.stderr.read().decode()[-3000:]  # launcher, torchrun, 2 ranks
+    job.terminate()
+    assert job.wait(timeout=TIMEOUT_S) != 0
+    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert not alive, f"still running after the launcher returned: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
