@@ -2,7 +2,7 @@
 
 Rerun, on a machine with a CUDA GPU (the device tool: carry ``.whl``, give ``timeout_s`` 600)::
 
-    python3 benchmarks/gpu_session.py --out $OUT
+    python3 benchmarks/gpu_session.py --out $OUT --commit HASH      (HASH: `git rev-parse HEAD` here)
 
 Rehearse the whole sequence on a CPU at the smoke budget (a few minutes; nothing here needs a GPU)::
 
@@ -74,7 +74,8 @@ class Session:
         self.out, self.rehearse = out, rehearse
         self.budget = "smoke" if rehearse else "standard"
         # a rehearsal leaves the repository's runs and leaderboards alone
-        self.runs, self.boards = (out / "runs", out / "leaderboards") if rehearse else (REPO / "runs", REPO / "leaderboards")
+        home = out if rehearse else REPO
+        self.runs, self.boards = home / "runs", home / "leaderboards"
         self.end = time.monotonic() + deadline_s
         self.started = time.time()
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -119,7 +120,7 @@ class Session:
                    "--no-cache-dir", "--upgrade", "--target", "/tmp/site", *map(str, wheels)], timeout=120)
         self.env["PYTHONPATH"] = os.pathsep.join(["/tmp/site", self.env["PYTHONPATH"]])
 
-    def environment(self) -> None:
+    def environment(self, commit: str | None) -> None:
         probe = ("import json, os, torch; from isp_bench.devices import describe_device, resolve_device; "
                  "d = resolve_device('auto'); print(json.dumps({'device': d, **describe_device(d), "
                  "'cpu_cores': os.cpu_count(), 'torch': torch.__version__}))")
@@ -127,7 +128,7 @@ class Session:
         smi = shutil.which("nvidia-smi")
         gpus = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else None
         info = {"probe": json.loads(found.stdout) if found.returncode == 0 else found.stderr[-2000:],
-                "nvidia_smi": gpus, "python": sys.version}
+                "nvidia_smi": gpus, "python": sys.version, "git_commit": commit}
         (self.out / "environment.json").write_text(json.dumps(info, indent=1) + "\n")
         self.say(f"environment: {info['probe']}")
 
@@ -208,6 +209,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for the results (the device tool's $OUT)")
     parser.add_argument("--models", default=MODELS, help="learned models, in the order run (default: %(default)s)")
     parser.add_argument("--deadline", type=float, default=540, help="seconds until packing (default: %(default)s)")
+    parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git, so the "
+                        "runs' provenance cannot name it): recorded in environment.json")
     parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
     parser.add_argument("--rehearse", action="store_true", help="smoke budgets on whatever device there is")
     parser.add_argument("--download-wheels", type=Path, metavar="FOLDER",
@@ -222,16 +225,17 @@ def main() -> None:
     session = Session(args.out, args.deadline, args.rehearse)
     models = args.models.split(",")
     session.install_wheels()
-    session.environment()
+    session.environment(args.commit)
     session.benchmarks(models, args.loader_benchmark)
     rows = session.standard_runs(models)
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         test, classic = row.get("test", {}), row.get("classic", {})
-        session.say(f"{row['model']:20s} {row['status']:12s} plateau {row.get('plateau')} "
-                    f"(last stage +{row.get('gain_db') or 0:.2f} dB in its last 20 %); test PSNR {test.get('psnr', float('nan')):.2f} "
-                    f"ΔE76 {test.get('delta_e76', float('nan')):.2f} (classic {classic.get('psnr', float('nan')):.2f} / "
-                    f"{classic.get('delta_e76', float('nan')):.2f})")
+        nan = float("nan")
+        session.say(f"{row['model']:20s} {row['status']:12s} plateau {row.get('plateau')} (last stage "
+                    f"+{row.get('gain_db') or 0:.2f} dB in its last 20 %); test PSNR {test.get('psnr', nan):.2f} "
+                    f"ΔE76 {test.get('delta_e76', nan):.2f} (classic {classic.get('psnr', nan):.2f} / "
+                    f"{classic.get('delta_e76', nan):.2f})")
     session.pack()
     session.say("packed")
 

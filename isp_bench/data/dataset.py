@@ -52,8 +52,7 @@ class PairDataset(Dataset):
     memory-mapped cache arrays as strided views (:func:`isp_bench.data.augment.patch_views`) and
     written once, flipped, rotated and converted to float, into the batch tensors, which in a DataLoader
     worker are slots of shared memory (:class:`SharedSlots`), so nothing is copied again on the way to
-    the trainer.
-    :class:`BatchLoader` asks for whole batches, from worker processes through shared slots. Each process (each worker)
+    the trainer. :class:`BatchLoader` asks for whole batches. Each process (each worker)
     opens the cache entries it reads lazily, keeping at most :data:`OPEN_ENTRIES` of them mapped;
     nothing memory-mapped is pickled with the dataset. Torch runs every DataLoader worker with one
     thread (``torch.set_num_threads(1)`` in its worker loop), so workers do not oversubscribe the cores.
@@ -194,7 +193,9 @@ class PairDataset(Dataset):
         raw_shape = self._entry(indices[0]).raw.shape
         ph, pw = self.patch if self.patch is not None else (2 * raw_shape[1], 2 * raw_shape[2])
         recycle = self.patch is not None  # patches: a few small buffers, used again and again; frames: fresh memory
-        take = lambda name, shape: out[name] if name in out else self._buffers.take(shape, recycle=recycle)  # noqa: E731
+        def take(name: str, shape: tuple[int, ...]) -> torch.Tensor:
+            return out[name] if name in out else self._buffers.take(shape, recycle=recycle)
+
         raw_tensor = take("raw", (len(items), 4, ph // 2, pw // 2))
         target_tensors = {name: take(name, (len(items), 3, ph, pw)) for name in names}
         raw = raw_tensor.numpy()
@@ -287,8 +288,8 @@ class SharedSlots:
     consumer's process allocates ``count`` slots once, before the workers start (they inherit or
     unpickle them), and sends each batch's items with a free slot; the worker writes the batch there and
     sends back only the small rest (pair ids, and any tensor the slot has no place for, e.g. a target
-    the example batch lacked); the consumer gets views of the slot. Nothing is copied on the way and
-    each process faults a slot's pages once. The slots are not page-locked: a copy to a GPU from them is
+    the example batch lacked); the consumer gets views of the slot. No batch data crosses between the
+    processes and each process faults a slot's pages once. The slots are not page-locked: a copy to a GPU from them is
     staged by CUDA before ``to()`` returns, so a slot is never rewritten under an asynchronous copy.
 
     A slot is free when no batch for it is in flight and nothing refers to the batch handed out from it
