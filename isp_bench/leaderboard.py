@@ -330,6 +330,30 @@ def _best_run(res: ReportedResult, results: list[dict[str, Any]]) -> dict[str, A
     return max(candidates, key=lambda r: sign * r["metrics"][first]["mean"])
 
 
+def _scoreboard_row(group: list, results: list[dict[str, Any]], out_dir: Path) -> list[str]:
+    """The scoreboard row of one method's reported results on one dataset (one per protocol of its table:
+    each protocol's values and Δ prefixed by it when there are several), beside the best measured run."""
+    first = group[0]
+    named = (lambda res, text: f"{res.protocol}: {text}") if len(group) > 1 else (lambda res, text: text)
+    reported = "; ".join(named(res, ", ".join(f"{label} {printed}" for label, (_, _, printed) in res.columns().items()))
+                         for res in group)
+    comparable = {id(res): [(col.ours, v) for col, v, _ in res.columns().values() if col.ours] for res in group}
+    best = _best_run(first, results)
+    if not any(comparable.values()):
+        cells = ["–", "no metric of the suite has this definition; nothing to compare"]
+    elif best is None:
+        cells = ["not yet measured",
+                 f"`isp-bench ingest {first.dataset} --root DIR`, then `isp-bench run --model {first.model} "
+                 f"--dataset {first.dataset} --budget paper --device cuda`"]
+    else:
+        deltas = {id(res): ", ".join(f"{name} {best['metrics'][name]['mean'] - v:+.3g}"
+                                     for name, v in comparable[id(res)] if name in best["metrics"]) for res in group}
+        cells = [f"{_run_link(best, out_dir)} ({best.get('budget')} budget)",
+                 "; ".join(named(res, deltas[id(res)]) for res in group if deltas[id(res)]) or "–"]
+    return [_escape(first.method), first.table, f"`{first.model}`", f"[{first.dataset}]({first.dataset}.md)",
+            _escape("; ".join(res.protocol for res in group)), reported] + cells
+
+
 def build_scoreboard(runs_dir: str | os.PathLike = "runs", out_dir: str | os.PathLike = "leaderboards") -> Path:
     """Write ``<out_dir>/README.md``: per seed paper, each reported row of a model the suite implements beside
     the best measured run on the same dataset (test split), Δ = measured − reported per comparable metric, or
@@ -349,25 +373,11 @@ def build_scoreboard(runs_dir: str | os.PathLike = "runs", out_dir: str | os.Pat
              "split) is given so that a reader can judge how close the two test sets are.", "",
              "Dataset pages: " + ", ".join(f"[{d}]({d}.md)" for d in pages) + ".", ""]
     for paper in SEED_PAPERS:
-        rows = []
+        groups: dict[tuple[str, str, str, str], list] = {}  # one row per method, table, model and dataset
         for res in reported_results():
-            if res.paper_short != paper or not res.dataset or res.model not in runnable:
-                continue
-            reported = ", ".join(f"{label} {printed}" for label, (_, _, printed) in res.columns().items())
-            comparable = [(col.ours, v) for col, v, _ in res.columns().values() if col.ours]
-            best = _best_run(res, results)
-            if not comparable:
-                cells = ["–", "no metric of the suite has this definition; nothing to compare"]
-            elif best is None:
-                cells = ["not yet measured",
-                         f"`isp-bench ingest {res.dataset} --root DIR`, then `isp-bench run --model {res.model} "
-                         f"--dataset {res.dataset} --budget paper --device cuda`"]
-            else:
-                deltas = [f"{name} {best['metrics'][name]['mean'] - v:+.3g}" for name, v in comparable
-                          if name in best["metrics"]]
-                cells = [f"{_run_link(best, out_dir)} ({best.get('budget')} budget)", ", ".join(deltas) or "–"]
-            rows.append([_escape(res.method), res.table, f"`{res.model}`", f"[{res.dataset}]({res.dataset}.md)",
-                         _escape(res.protocol), reported] + cells)
+            if res.paper_short == paper and res.dataset and res.model in runnable:
+                groups.setdefault((res.method, res.table, res.model, res.dataset), []).append(res)
+        rows = [_scoreboard_row(group, results, out_dir) for group in groups.values()]
         lines += [f"## {paper}", ""]
         header = ["method (as printed)", "table", "model", "dataset", "protocol", "reported", "best measured run",
                   "Δ measured − reported, or how to measure"]

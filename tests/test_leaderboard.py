@@ -137,6 +137,15 @@ def test_measured_and_reported_rows_in_their_own_columns_and_linked(tmp_path):
     assert "delta_e76_rms 6.36" in not_yet
 
 
+def test_the_scoreboard_has_one_row_per_method_and_dataset_with_each_protocol_in_it(tmp_path):
+    board = build_scoreboard(tmp_path / "runs", tmp_path / "lb").read_text()
+    rows = [line for line in board.splitlines() if line.startswith("| DeepISP (Ours) | Table I | `deepisp-lowlevel`")]
+    assert len(rows) == 1  # four protocols of MSR (Panasonic/Canon × linear/sRGB) in one row
+    assert "panasonic test, linear: psnr 39.31; panasonic test, srgb: psnr 33.65; canon test, linear: psnr 41.7" in rows[0]
+    keys = [tuple(line.split(" | ")[:4]) for line in board.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(keys) == len(set(keys))
+
+
 def test_one_row_per_key_the_newest(tmp_path):
     runs = tmp_path / "runs"
     result = json.loads(TEMPLATE.read_text())
