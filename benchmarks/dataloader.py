@@ -56,8 +56,8 @@ def _best_rate(count: int, run, repeats: int) -> tuple[float, float, list[float]
 
 
 def _workers_run(dataset, items, batch: int, workers: int) -> dict[str, float]:
-    """One pass with ``workers``: the wait for the first batch, the rate after it, and CPU µs per patch of
-    the workers (reaped child processes) and of this consuming process."""
+    """One pass with ``workers``: its rate, the wait for the first batch, the rate after it, and CPU µs per
+    patch of the workers (reaped child processes) and of this consuming process."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu, start = time.process_time(), time.perf_counter()
     batches = iter(BatchLoader(dataset, items, batch, workers=workers))
@@ -69,7 +69,8 @@ def _workers_run(dataset, items, batch: int, workers: int) -> dict[str, float]:
     reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
     worker_cpu = (reaped.ru_utime + reaped.ru_stime) - (children.ru_utime + children.ru_stime)
     count = first + rest
-    return {"start_s": after_first - start, "steady_patches_per_s": rest / (end - after_first),
+    return {"patches_per_s": count / (end - start), "load_average_1min": os.getloadavg()[0],
+            "start_s": after_first - start, "steady_patches_per_s": rest / (end - after_first),
             "workers_cpu_us_per_patch": 1e6 * worker_cpu / count,
             "consumer_cpu_us_per_patch": 1e6 * (time.process_time() - cpu) / count}
 
@@ -101,9 +102,10 @@ def main() -> None:
 
         load(0)()  # map the cache pages once
         one, one_cpu, loads_one = _best_rate(args.samples, load(0), args.repeats)
-        two, _, loads_two = _best_rate(args.samples, load(2), args.repeats)
-        steady = max((_workers_run(dataset, items, args.batch, 2) for _ in range(args.repeats)),
-                     key=lambda run: run["steady_patches_per_s"])
+        runs = [_workers_run(dataset, items, args.batch, 2) for _ in range(args.repeats)]
+        two = max(run["patches_per_s"] for run in runs)
+        steady = max(runs, key=lambda run: run["steady_patches_per_s"])
+        loads_two = [run["load_average_1min"] for run in runs]
 
         entries = [dataset.cache.load(row) for row in dataset.rows]
         rng = np.random.default_rng(0)

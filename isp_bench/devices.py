@@ -16,6 +16,7 @@ torch is imported inside the functions, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import subprocess
@@ -174,8 +175,6 @@ def loader_workers(requested: int | None, device: str, processes_on_host: int = 
     >>> loader_workers(None, "cpu"), loader_workers(3, "cpu")
     (0, 3)
     """
-    import os
-
     if requested is not None:
         if requested < 0:
             raise IspBenchError(f"--loader-workers {requested}: give 0 (no worker processes) or more")

@@ -113,16 +113,22 @@ def test_two_processes_train_what_one_process_trains(data, tmp_path):
     assert (tmp_path / "lb" / "synth.md").exists()
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, parent pid, ...); [] for no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
 def _process_tree(pid: int) -> list[int]:
     """``pid`` and every process below it (torchrun starts its workers in sessions of their own, so a
     signal to the job's process group does not reach them)."""
     parents: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # gone meanwhile
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        fields = _stat(int(stat.parent.name))
+        if fields:  # else gone meanwhile
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
     tree, todo = [], [pid]
     while todo:
         tree.append(todo.pop())
@@ -200,12 +206,5 @@ def test_terminating_the_launcher_stops_every_worker(data, tmp_path):
     job.terminate()  # pending until the job runs on: it cannot finish on its own first
     _signal_tree(job.pid, signal.SIGCONT)
     assert job.wait(timeout=TIMEOUT_S) != 0
-    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    alive = [pid for pid in tree if _stat(pid) and _stat(pid)[0] != "Z"]  # zombies have stopped
     assert not alive, f"still running after the launcher returned: {alive}"
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "Z"

@@ -86,17 +86,23 @@ def test_read_and_validate_refuse_a_forged_manifest(rows, synth_root, tmp_path, 
         validate_manifest(forged, synth_root)
 
 
-@pytest.fixture
-def symlinked_root(synth_root, rows, tmp_path) -> Path:
-    """A copy of the synthetic root whose first input is a symlink to an identical file outside it."""
+def _link_first_input(synth_root: Path, rows, tmp_path: Path, store: str) -> Path:
+    """A copy of the synthetic root whose first input is a symlink to the same file moved to ``store``
+    (a folder of ``tmp_path``: a path starting with ``root/`` stays inside the copy)."""
     root = tmp_path / "root"
     shutil.copytree(synth_root, root)
     inside = root / rows[0]["input_path"]
-    outside = tmp_path / "outside" / inside.name
-    outside.parent.mkdir()
-    shutil.move(inside, outside)
-    inside.symlink_to(outside)
+    moved = tmp_path / store / inside.name
+    moved.parent.mkdir(parents=True)
+    shutil.move(inside, moved)
+    inside.symlink_to(moved)
     return root
+
+
+@pytest.fixture
+def symlinked_root(synth_root, rows, tmp_path) -> Path:
+    """A copy of the synthetic root whose first input is a symlink to an identical file outside it."""
+    return _link_first_input(synth_root, rows, tmp_path, "outside")
 
 
 def test_validate_refuses_a_symlink_leading_out(manifest_path, rows, symlinked_root):
@@ -105,13 +111,7 @@ def test_validate_refuses_a_symlink_leading_out(manifest_path, rows, symlinked_r
 
 
 def test_a_symlink_inside_the_root_is_fine(manifest_path, rows, synth_root, tmp_path):
-    root = tmp_path / "root"
-    shutil.copytree(synth_root, root)
-    inside = root / rows[0]["input_path"]
-    moved = root / "store" / inside.name
-    moved.parent.mkdir()
-    shutil.move(inside, moved)
-    inside.symlink_to(moved)
+    root = _link_first_input(synth_root, rows, tmp_path, "root/store")
     assert validate_manifest(manifest_path, root).ok
 
 
