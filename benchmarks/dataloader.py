@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from _common import add_synth_options, provenance, save
-from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, crop_packed_patch, preprocess_row
+from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, patch_views, preprocess_row
 from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate
 
@@ -131,7 +131,7 @@ def main() -> None:
                 h, w = 2 * arrays["raw"].shape[1], 2 * arrays["raw"].shape[2]
                 top = 2 * int(rng.integers(0, (h - args.patch - 2) // 2 + 1))
                 left = 2 * int(rng.integers(0, (w - args.patch - 2) // 2 + 1))
-                crop_packed_patch(arrays["raw"], targets, top, left, patch, DIHEDRAL[int(rng.integers(4))])
+                patch_views(arrays["raw"], targets, top, left, patch, DIHEDRAL[int(rng.integers(4))]).copies()
 
         decode_rate, _, _ = _best_rate(n_decode, decode, min(args.repeats, 2))
 

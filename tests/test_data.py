@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import default_collate
 
 from isp_bench.batches import NEUTRAL_METADATA, frame_batch, metadata_tensors
-from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, crop_packed_patch
+from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, patch_views
 from isp_bench.data.augment import pattern_after
 from isp_bench.data.cache import classic_linear_target
 from isp_bench.ingest import ingest
@@ -56,7 +56,7 @@ def test_patches_cut_as_views_equal_the_pixel_level_definition():
             rh, rw = (size[1] + 2, size[0] + 2) if op[0] else (size[0] + 2, size[1] + 2)
             top, left = 2 * rng.integers(0, (2 * h - rh) // 2 + 1), 2 * rng.integers(0, (2 * w - rw) // 2 + 1)
             expected_raw, expected_targets = _pixel_level_patch(raw, targets, top, left, size, op)
-            got_raw, got_targets = crop_packed_patch(raw, targets, top, left, size, op)
+            got_raw, got_targets = patch_views(raw, targets, top, left, size, op).copies()
             assert np.array_equal(got_raw, expected_raw) and got_raw.flags.c_contiguous, op
             for got, expected in zip(got_targets, expected_targets):
                 assert got.dtype == expected.dtype and np.array_equal(got, expected), op

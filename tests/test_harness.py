@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from isp_bench.cli import main
-from isp_bench.data import DIHEDRAL, PairDataset, crop_packed_patch
+from isp_bench.data import DIHEDRAL, PairDataset, patch_views
 from isp_bench.ingest import ingest
 from isp_bench.leaderboard import build_leaderboard, load_results, spec_key
 from isp_bench.raw import cfa_masks, pack_rggb
@@ -56,7 +56,7 @@ def test_every_dihedral_op_keeps_raw_and_target_in_register():
     mosaic = (truth * cfa_masks((20, 26), "RGGB").transpose(2, 0, 1)).sum(0)
     packed, _ = pack_rggb(mosaic, "RGGB")
     for op in DIHEDRAL:
-        raw, (target,) = crop_packed_patch(packed, [truth], 2, 4, (8, 12), op)
+        raw, (target,) = patch_views(packed, [truth], 2, 4, (8, 12), op).copies()
         assert raw.shape == (4, 4, 6) and target.shape == (3, 8, 12)
         assert np.array_equal(raw[0], target[0, 0::2, 0::2])  # R
         assert np.array_equal(raw[1], target[1, 0::2, 1::2])  # Gr

@@ -9,7 +9,7 @@ Each packed channel of the result is one packed channel of the region, flipped/t
 offset by at most one tile (:data:`CHANNEL_SOURCES`, derived from the pixel-level definition above):
 so the packed patch is four strided *views* of the packed cache array and each target a view of the
 full-resolution one offset by the phase crop. :func:`patch_views` returns these views without
-copying, so a loader can write them straight into its batch; :func:`crop_packed_patch` copies them.
+copying, so a loader can write them straight into its batch; :meth:`PatchViews.copies` copies them.
 """
 
 from __future__ import annotations
@@ -113,6 +113,10 @@ class PatchViews:
     def targets(self) -> list[np.ndarray]:
         return [self.place(region) for region in self.regions]
 
+    def copies(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The packed raw (4×h/2×w/2) and the targets (C×h×w), still in register, as contiguous copies."""
+        return self.packed_raw(), [np.ascontiguousarray(t) for t in self.targets]
+
 
 def patch_views(
     raw: np.ndarray,
@@ -133,22 +137,3 @@ def patch_views(
     moved = apply_op(region, op)
     channels = tuple(moved[c, oy : oy + ph // 2, ox : ox + pw // 2] for c, oy, ox in CHANNEL_SOURCES[op])
     return PatchViews(channels, [t[:, top : top + rh, left : left + rw] for t in targets], op, (ph, pw))
-
-
-def crop_packed_patch(
-    raw: np.ndarray,
-    targets: list[np.ndarray],
-    top: int,
-    left: int,
-    size: tuple[int, int],
-    op: tuple[bool, bool, bool] = (False, False, False),
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Cut a patch of ``size`` (full-resolution pixels, even) whose region starts at the even
-    full-resolution position (``top``, ``left``), apply ``op``, and return the packed raw
-    (4×h/2×w/2) and the targets (C×h×w) still in register (contiguous copies of :func:`patch_views`).
-
-    The region read is 2 pixels larger than the patch in each direction (transposed for ops that
-    transpose) so that the phase can be restored by cropping.
-    """
-    views = patch_views(raw, targets, top, left, size, op)
-    return views.packed_raw(), [np.ascontiguousarray(t) for t in views.targets]
