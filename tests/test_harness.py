@@ -203,6 +203,34 @@ def test_smoke_run_end_to_end(data, tmp_path, recipe):
         assert result["training"]["final_validation_psnr"] == record["validation_psnr"][-1]["psnr"]
 
 
+def test_a_stage_that_trains_a_part_is_validated_on_that_part(data):
+    """CameraNet's restore stage trains Restore-Net alone: its validation scores Restore-Net's linear output
+    against the linear target (the whole model's sRGB output says nothing while Enhance-Net is untrained)."""
+    from isp_bench.manifest import read_manifest
+    from isp_bench.metrics import psnr
+    from isp_bench.train.trainer import Validation
+
+    config = resolve_recipe("cameranet", budget="smoke")
+    restore, enhance, joint = config["stages"]
+    validation = Validation(config, read_manifest(data["manifest"]), data["root"], None)
+    assert validation.description["scored"] == {
+        "restore": "Restore-Net's linear output against linear_target",
+        "enhance": "Enhance-Net's sRGB output, fed linear_target, against target",
+        "joint": "the model's output against target"}
+    torch.manual_seed(0)
+    model = create_model("cameranet").eval()
+    (sample,) = validation.samples
+    with torch.no_grad():
+        linear = model.restore(sample["raw"][None])[0].clamp(0, 1).permute(1, 2, 0)
+        srgb = model(torch.utils.data.default_collate([sample]))[0].clamp(0, 1).permute(1, 2, 0)
+    expected = psnr(linear, sample["linear_target"].permute(1, 2, 0))
+    assert validation.psnr(model, "cpu", stage=restore) == pytest.approx(expected, rel=1e-6)
+    assert validation.psnr(model, "cpu", stage=joint) == pytest.approx(psnr(srgb, sample["target"].permute(1, 2, 0)),
+                                                                     rel=1e-6)
+    assert validation.psnr(model, "cpu") == validation.psnr(model, "cpu", stage=joint)
+    assert abs(expected - validation.psnr(model, "cpu", stage=joint)) > 0.5
+
+
 def test_interrupted_training_resumes_to_identical_weights(data, tmp_path):
     overrides = {"checkpoint_every": 1}
     straight = _run(data, "cameranet", tmp_path / "a", evaluate=False, overrides=overrides)

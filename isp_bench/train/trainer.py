@@ -178,7 +178,10 @@ class Validation:
     split (its ``train`` split when it has none), one ``crop`` each at a position fixed by the pair
     (independent of the run's seed), model in eval mode. PSNR (dB, output clipped to [0, 1], against the
     recipe's ``eval.truth``: ``target`` unless the model restores a linear image) is
-    :func:`isp_bench.metrics.psnr` per crop, averaged over crops."""
+    :func:`isp_bench.metrics.psnr` per crop, averaged over crops. A stage whose objective trains a part
+    of the model is judged by that part's output (the objective's ``judged``, see
+    :func:`isp_bench.train.losses.register_objective`): ``description["scored"]`` says what each stage's
+    points score."""
 
     def __init__(self, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None,
                  scheduler: str = "local"):
@@ -190,27 +193,38 @@ class Validation:
         self.samples = [data[int(i)] for i in np.unique(np.linspace(0, len(data.rows) - 1, count).round())]
         self.every = spec["every"]
         self.truth = config["eval"].get("truth", "target")  # what the model's output is scored against
+        whole = f"the model's output against {self.truth}"
         self.description = {"split": self.split, "crop": list(spec["crop"]), "every": self.every,
-                            "pairs": [s["pair_id"] for s in self.samples]}
+                            "pairs": [s["pair_id"] for s in self.samples],
+                            "scored": {stage["name"]: _judged_by(stage, whole) for stage in config["stages"]}}
 
     def due(self, done: int, steps: int) -> bool:
         return done % self.every == 0 or done == steps
 
     @torch.no_grad()
-    def psnr(self, model: torch.nn.Module, device: str, precision: str = "fp32") -> float:
+    def psnr(self, model: torch.nn.Module, device: str, precision: str = "fp32",
+             stage: dict[str, Any] | None = None) -> float:
+        """Mean PSNR over the crops of the output ``stage`` is judged by (the whole model's without one)."""
         from isp_bench.metrics import psnr
 
+        judged = get_objective(stage["objective"]).judged if stage is not None else None
         was_training = model.training
         model.eval()
         values = []
         for sample in self.samples:
             batch = to_device(default_collate([sample]), device, memory_format(device))
             with autocast(device, precision):
-                out = model(batch)
+                out, truth = judged(model, batch) if judged is not None else (model(batch), self.truth)
             out = out.float().clamp(0, 1)[0].permute(1, 2, 0).cpu()
-            values.append(psnr(out, sample[self.truth].permute(1, 2, 0)))
+            values.append(psnr(out, sample[truth].permute(1, 2, 0)))
         model.train(was_training)
         return float(np.mean(values))
+
+
+def _judged_by(stage: dict[str, Any], whole: str) -> str:
+    """What the validation of ``stage`` scores, in words (``whole``: the whole model's output)."""
+    judged = get_objective(stage["objective"]).judged
+    return whole if judged is None else judged.__doc__.strip().splitlines()[0]
 
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
@@ -354,7 +368,7 @@ class _Session:
         """After ``done`` steps of ``stage``: the validation PSNR (dB), recorded, when a point is due, else ``None``."""
         if self.validation is None or not self.validation.due(done, stage["steps"]):
             return None
-        value = self.validation.psnr(self.model, self.device, self.precision)
+        value = self.validation.psnr(self.model, self.device, self.precision, stage)
         self.record["validation_psnr"].append({"stage": stage["name"], "step": done, "psnr": value})
         return value
 
