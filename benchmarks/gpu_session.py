@@ -29,8 +29,8 @@ results ends inside the call's 600 s):
    run (a run cut short keeps its checkpoints there, but the machine is handed back bare: its summary
    row says how far it got, which is what resizing its budget needs);
 6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
-   test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps),
-   and test-split PSNR / ΔE76 beside the classic pipeline's committed run;
+   test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
+   and the gain over the 20 % before its lr decay, which says whether more steps would pay), and test-split PSNR / ΔE76 beside the classic pipeline's committed run;
 7. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
 Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,
@@ -190,7 +190,8 @@ def summarise(runs_dir: Path, model: str, budget: str) -> dict:
         last = (record.get("plateaus") or [{}])[-1]
         row.update(seconds=record.get("seconds"), samples_per_s=record.get("samples_per_s"),
                    validation_psnr=record.get("validation_psnr"), plateaus=record.get("plateaus"),
-                   plateau=last.get("plateau"), gain_db=last.get("gain_db"))
+                   plateau=last.get("plateau"), gain_db=last.get("gain_db"),
+                   gain_before_decay_db=last.get("before_decay", {}).get("gain_db"))
     elif (run / "checkpoint.pt").exists():
         row["note"] = "cut off during training (checkpoint only)"
     result = run / "result.json"
@@ -233,7 +234,8 @@ def main() -> None:
         test, classic = row.get("test", {}), row.get("classic", {})
         nan = float("nan")
         session.say(f"{row['model']:20s} {row['status']:12s} plateau {row.get('plateau')} (last stage "
-                    f"+{row.get('gain_db') or 0:.2f} dB in its last 20 %); test PSNR {test.get('psnr', nan):.2f} "
+                    f"+{row.get('gain_db') or 0:.2f} dB in its last 20 %, +{row.get('gain_before_decay_db') or 0:.2f} "
+                    f"dB in the 20 % before its lr decay); test PSNR {test.get('psnr', nan):.2f} "
                     f"ΔE76 {test.get('delta_e76', nan):.2f} (classic {classic.get('psnr', nan):.2f} / "
                     f"{classic.get('delta_e76', nan):.2f})")
     session.pack()

@@ -411,23 +411,44 @@ PLATEAU_DB = 0.1
 """A stage has converged when its validation PSNR gained less than PLATEAU_DB over its last PLATEAU_TAIL of steps."""
 
 
+def _gain(points: list[dict[str, Any]], start: float, end: float) -> tuple[int, float] | None:
+    """(step, PSNR gained) from the last point at or before step ``start`` to the last at or before ``end``."""
+    first = [p for p in points if p["step"] <= start]
+    last = [p for p in points if p["step"] <= end]
+    if not first or last[-1] is first[-1]:
+        return None
+    return first[-1]["step"], last[-1]["psnr"] - first[-1]["psnr"]
+
+
 def plateaus(points: list[dict[str, Any]], stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per stage with a validation point at or before 80 % of its steps and one after: the PSNR gained
     from the last such point to the stage's last point (``gain_db``) and whether that is under
     :data:`PLATEAU_DB` (``plateau``), the convergence test of a budget.
 
-    >>> plateaus([{"stage": "a", "step": s, "psnr": p} for s, p in ((40, 20.0), (80, 21.0), (100, 21.05))],
-    ...          [{"name": "a", "steps": 100}])
-    [{'stage': 'a', 'from_step': 80, 'gain_db': 0.05..., 'plateau': True}]
+    A learning-rate decay inside the last 20 % flattens the curve whether or not the model had
+    converged, so a stage with ``lr_decay_at`` also gets ``before_decay``: the gain over the 20 % of its
+    steps before the first decay (from the last point at or before its start to the last before the
+    decay). Well under :data:`PLATEAU_DB` there, the stage had converged at its full rate; well above,
+    more steps would still pay.
+
+    >>> points = [{"stage": "a", "step": s, "psnr": p} for s, p in ((20, 18.0), (40, 20.0), (60, 20.5), (80, 21.0),
+    ...                                                               (100, 21.05))]
+    >>> plateaus(points, [{"name": "a", "steps": 100, "lr_decay_at": [0.75]}])
+    [{'stage': 'a', 'from_step': 80, 'gain_db': 0.05..., 'plateau': True, 'before_decay': {'from_step': 40, 'gain_db': 0.5}}]
     """
     found = []
     for stage in stages:
         mine = [p for p in points if p["stage"] == stage["name"]]
-        before = [p for p in mine if p["step"] <= (1 - PLATEAU_TAIL) * stage["steps"]]
-        if before and mine[-1] is not before[-1]:
-            gain = mine[-1]["psnr"] - before[-1]["psnr"]
-            found.append({"stage": stage["name"], "from_step": before[-1]["step"], "gain_db": gain,
-                          "plateau": gain < PLATEAU_DB})
+        tail = _gain(mine, (1 - PLATEAU_TAIL) * stage["steps"], stage["steps"])
+        if tail is None:
+            continue
+        entry = {"stage": stage["name"], "from_step": tail[0], "gain_db": tail[1], "plateau": tail[1] < PLATEAU_DB}
+        if stage.get("lr_decay_at"):
+            decay = math.floor(min(stage["lr_decay_at"]) * stage["steps"])  # the first step at the lower rate
+            before = _gain(mine, decay - PLATEAU_TAIL * stage["steps"], decay)
+            if before is not None:
+                entry["before_decay"] = {"from_step": before[0], "gain_db": before[1]}
+        found.append(entry)
     return found
 
 
