@@ -200,8 +200,8 @@ def _cmd_run(args, argv=None) -> int:
                  "differs: " + ", ".join(f"{k} recorded {a:.4f}, now {b:.4f}"
                                          for k, (a, b) in reproduces["differences"].items())))
     if args.command == "run":
-        for board in (build_leaderboard(args.runs, args.dataset, args.leaderboards),
-                      build_scoreboard(args.runs, args.leaderboards)):
+        out = _leaderboards_dir(args.runs, args.leaderboards)
+        for board in (build_leaderboard(args.runs, args.dataset, out), build_scoreboard(args.runs, out)):
             print(f"leaderboard: {board}")
     from isp_bench.metrics import describe_unscored
 
@@ -210,10 +210,17 @@ def _cmd_run(args, argv=None) -> int:
     return 0
 
 
+def _leaderboards_dir(runs: Path, given: Path | None) -> Path:
+    """The leaderboards folder: ``given``, else the ``leaderboards`` folder beside ``runs`` (the project's
+    ``leaderboards/`` for its ``runs/``), so that runs kept elsewhere never overwrite the project's boards."""
+    return given if given is not None else runs.parent / "leaderboards"
+
+
 def _cmd_leaderboard(args) -> int:
     from isp_bench.leaderboard import build_all, build_leaderboard
 
-    boards = [build_leaderboard(args.runs, args.dataset, args.out)] if args.dataset else build_all(args.runs, args.out)
+    out = _leaderboards_dir(args.runs, args.out)
+    boards = [build_leaderboard(args.runs, args.dataset, out)] if args.dataset else build_all(args.runs, out)
     for board in boards:
         print(f"leaderboard: {board}")
     return 0
@@ -328,8 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_datasets)
     p = sub.add_parser("run", help="train with the paper's recipe, evaluate the test split, score, update the leaderboard")
     _add_run_options(p)
-    p.add_argument("--leaderboards", type=Path, default=Path("leaderboards"),
-                   help="folder of the leaderboard markdown files to update (default: %(default)s)")
+    p.add_argument("--leaderboards", type=Path, default=None,
+                   help="folder of the leaderboard markdown files to update (default: the leaderboards folder "
+                   "beside --runs: ./leaderboards for ./runs)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("train", help="train (or resume training) a model with its recipe")
     _add_run_options(p)
@@ -342,8 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="one dataset page only (default: every dataset with results or "
                    "reported rows, and README.md)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
-    p.add_argument("--out", type=Path, default=Path("leaderboards"),
-                   help="folder to write <dataset>.md and README.md into (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder to write <dataset>.md and README.md into (default: the leaderboards folder beside "
+                   "--runs: ./leaderboards for ./runs)")
     p.set_defaults(func=_cmd_leaderboard)
 
     for module in COMMAND_MODULES:

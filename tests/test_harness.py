@@ -300,14 +300,20 @@ def test_leaderboard_keeps_different_specs_apart(data, tmp_path):
     assert (tmp_path / "lb" / "synth_test_psnr_vs_gflops.png").exists()  # classic (0 GFLOPs) is plotted too
 
 
-def test_cli_run_writes_result_and_leaderboard(data, tmp_path, capsys):
+def test_cli_run_writes_result_and_leaderboard_beside_its_runs(data, tmp_path, capsys, monkeypatch):
+    """Runs kept elsewhere (--runs) get their own leaderboards folder beside them: the boards of the folder
+    the command runs in (the project's) are not overwritten by a board of other runs."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "leaderboards").mkdir()
     code = main(["run", "--model", "classic", "--budget", "smoke", "--manifest", str(data["manifest"]), "--root",
-                 str(data["root"]), "--runs", str(tmp_path / "runs"), "--leaderboards", str(tmp_path / "lb"),
-                 "--metrics", "psnr", "--quiet"])
+                 str(data["root"]), "--runs", str(tmp_path / "elsewhere" / "runs"), "--metrics", "psnr", "--quiet"])
     assert code == 0
-    out = capsys.readouterr().out
-    assert "leaderboard:" in out and (tmp_path / "lb" / "synth.md").exists()
-    assert "| classic | measured (smoke)" in (tmp_path / "lb" / "synth.md").read_text()
+    board = tmp_path / "elsewhere" / "leaderboards" / "synth.md"
+    assert f"leaderboard: {board}" in capsys.readouterr().out
+    assert "| classic | measured (smoke)" in board.read_text()
+    assert not any((tmp_path / "leaderboards").iterdir())
+    assert main(["leaderboard", "--runs", str(tmp_path / "elsewhere" / "runs")]) == 0
+    assert not any((tmp_path / "leaderboards").iterdir()) and board.exists()
 
 
 def test_a_rerun_keeps_the_training_record(data, tmp_path):
