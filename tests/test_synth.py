@@ -198,3 +198,20 @@ def test_displayed_and_reflected_neutrals_render_neutral():
             grey = render_linear(light.matrix @ np.full(3, level), wb, to_srgb)
             tolerance = 1.001 if "display" in light.description else 1.05
             assert grey.max() / grey.min() < tolerance, (light.description, level, grey)
+
+
+def test_splits_are_stratified_by_scene_kind_and_stable():
+    """Every split of the default 24 scenes holds monitor and real scenes (by hash rank only, val had been all
+    real and test all monitor, so validation never saw what the test scored); the cut is order-independent."""
+    from collections import Counter
+
+    from isp_bench.synth.generate import assign_splits, scene_plan
+
+    plans = [scene_plan(SynthConfig(), i) for i in range(24)]
+    kinds = {p["scene"]: p["kind"] for p in plans}
+    splits = assign_splits(kinds)
+    counts = Counter((splits[s], kind) for s, kind in kinds.items())
+    assert counts == {("train", "monitor"): 9, ("train", "real"): 8, ("val", "monitor"): 2, ("val", "real"): 2,
+                      ("test", "monitor"): 1, ("test", "real"): 2}
+    assert assign_splits(dict(reversed(list(kinds.items())))) == splits
+    assert Counter(assign_splits({s: "monitor" for s in kinds}).values()) == Counter(splits.values())

@@ -42,12 +42,14 @@ from isp_bench.synth import exactmath, spectral
 from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
 from isp_bench.synth.sensor import SensorSpec, expose
 
-GENERATOR_VERSION = 3  # 3: same bits on every machine (exactmath); 2: monitor scenes white-balanced on displayed sRGB white
+GENERATOR_VERSION = 4
+"""4: splits stratified by scene kind (same files otherwise); 3: same bits on every machine (exactmath); 2: monitor
+scenes white-balanced on displayed sRGB white."""
 DISPLAY = "Apple Studio Display"
 REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
 ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
 EXPOSURE_CONSTANT = 2.5  # exposure_s · lux · ISO/100 for a correct exposure
-SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test, assigned by the rank of a hash of the scene id
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test (see assign_splits)
 
 
 @dataclass(frozen=True)
@@ -91,9 +93,20 @@ def scene_plan(config: SynthConfig, index: int) -> dict:
     }
 
 
-def assign_splits(scene_ids: list[str]) -> dict[str, str]:
-    """train/val/test by the rank of sha256(scene id): stable, and independent of listing order."""
-    ranked = sorted(scene_ids, key=lambda s: hashlib.sha256(s.encode()).hexdigest())
+def assign_splits(scene_kinds: dict[str, str]) -> dict[str, str]:
+    """train/val/test of each scene id (``scene_kinds``: id → kind), stratified by kind: within a kind
+    scenes are ranked by sha256(scene id), the kinds are interleaved into one list (the i-th of a kind's
+    n at (i + ½) / n; at equal places the kinds take turns), and the list is cut in
+    :data:`SPLIT_FRACTIONS`. Every split large enough holds both kinds ("monitor" and "real") in
+    proportion, so validation tracks what the test measures (unstratified, the 24 default scenes had
+    put only real scenes in val and only monitor scenes in test). Stable, and independent of listing
+    order."""
+    kinds = sorted(set(scene_kinds.values()))
+    place = {}
+    for k, kind in enumerate(kinds):
+        mine = sorted((s for s, c in scene_kinds.items() if c == kind), key=lambda s: hashlib.sha256(s.encode()).digest())
+        place.update({s: ((i + 0.5) / len(mine), (k + i) % len(kinds)) for i, s in enumerate(mine)})
+    ranked = sorted(scene_kinds, key=place.__getitem__)
     n = len(ranked)
     n_train = int(round(SPLIT_FRACTIONS[0] * n))
     n_val = int(round(SPLIT_FRACTIONS[1] * n))
@@ -201,7 +214,7 @@ def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, wor
                 bar.update()
     bar.close()
 
-    splits = assign_splits([p["scene"] for p in plans])
+    splits = assign_splits({p["scene"]: p["kind"] for p in plans})
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
     columns = ["scene", "kind", "source", "light", "iso", "exposure_s", "short_exposure_s", "orientation", "split"]
@@ -242,5 +255,6 @@ version {GENERATOR_VERSION}). Deterministic: the same command writes byte-identi
 - Per scene: `medium_exposure.dng` (well exposed), `short_exposure.dng` (1/{LOW_LIGHT_RATIO} exposure, same ISO),
   `medium_exposure.jpg` (phone-ISP look, stored upright: portrait scenes are rotated against the raw, whose
   DNG Orientation is 6), `medium_exposure_linear.png` (linear sRGB restoration target, 16-bit).
-- `scenes.csv` holds the official split (by rank of sha256 of the scene id).
+- `scenes.csv` holds the official split (by rank of sha256 of the scene id, stratified by kind: every split holds
+  monitor and real scenes).
 """
