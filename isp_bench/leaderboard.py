@@ -279,6 +279,7 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
                   f"Manifest content hash(es): {', '.join(f'`{h[:16]}`' for h in hashes)}.", ""]
     else:
         lines += ["No run has been scored on this dataset yet.", ""]
+    shown: set[Path] = set()  # the preview copies this page shows; others in its folder are stale
     for split, group in sorted(by_split.items()):
         header, rows, legend = build_table(group, out_dir)
         lines += [f"## {split} split ({group[0]['manifest']['pairs_in_split']} pairs)", "", _markdown_table(header, rows), ""]
@@ -299,6 +300,7 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
                 dest = out_dir / "previews" / dataset / f"{r['model']}__{found[0].name}"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(found[0], dest)
+                shown.add(dest)
                 previews.append(f"| {r['model']} | ![{r['model']}](previews/{dataset}/{dest.name}) |")
         if previews:
             lines += ["", "Previews (upper-left: output, lower-right: ground truth):", "", "| model | preview |",
@@ -313,6 +315,8 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
                   _markdown_table(rep_header, rep_rows), "", "Columns and notes:", "", *[f"- {n}" for n in rep_notes], ""]
     path = out_dir / f"{dataset}.md"
     atomic_write_text(path, "\n".join(lines))
+    for stale in set((out_dir / "previews" / dataset).glob("*.png")) - shown:
+        stale.unlink()  # a preview of a run the page no longer shows (an older test split, a removed run)
     return path
 
 

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     base = tmp_path_factory.mktemp("loader")
-    root = generate(base / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
+    root = generate(base / "synth", SynthConfig(scenes=8, height=96, width=128), workers=1, progress=False)
     manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
     return {"root": root, "manifest": manifest, "cache": base / "cache"}
 

@@ -105,9 +105,9 @@ def test_two_processes_train_what_one_process_trains(data, tmp_path):
     assert record["loader_workers"] == 1
     losses = record["losses"]
     assert losses == pytest.approx(json.loads((data["single"] / "training.json").read_text())["losses"], abs=1e-5)
-    # evaluation: the two test frames were rendered one per rank and gathered in split order
+    # evaluation: the four test frames were rendered two per rank and gathered in split order
     frame, single_frame = (pd.read_parquet(d / "per_image.parquet") for d in (run_dir, data["single"]))
-    assert list(frame["pair_id"]) == list(single_frame["pair_id"]) and len(frame) == 2
+    assert list(frame["pair_id"]) == list(single_frame["pair_id"]) and len(frame) == 4
     assert frame["psnr"].to_numpy() == pytest.approx(single_frame["psnr"].to_numpy(), abs=1e-3)
     assert result["metrics"]["psnr"]["mean"] == pytest.approx(single["metrics"]["psnr"]["mean"], abs=1e-3)
     assert (tmp_path / "lb" / "synth.md").exists()

@@ -34,7 +34,7 @@ FAST_METRICS = ("psnr", "ssim", "delta_e76")
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     base = tmp_path_factory.mktemp("harness")
-    root = generate(base / "synth", SynthConfig(scenes=6, height=96, width=128), workers=1, progress=False)
+    root = generate(base / "synth", SynthConfig(scenes=8, height=96, width=128), workers=1, progress=False)
     manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
     return {"root": root, "manifest": manifest, "base": base}
 
@@ -184,12 +184,12 @@ def test_cameranet_restore_loss_value():
 def test_smoke_run_end_to_end(data, tmp_path, recipe):
     run_dir = _run(data, None, tmp_path, recipe=recipe)
     result = json.loads((run_dir / "result.json").read_text())
-    assert result["model"] == resolve_recipe(recipe)["model"] and result["manifest"]["pairs_in_split"] == 2
+    assert result["model"] == resolve_recipe(recipe)["model"] and result["manifest"]["pairs_in_split"] == 4
     assert set(result["metrics"]) == set(FAST_METRICS)
     assert all(np.isfinite(m["mean"]) for m in result["metrics"].values())
     assert result["metrics"]["psnr"]["spec"]["name"] == "psnr"
     assert result["model_card"]["params"] is not None and result["provenance"]["packages"]["torch"]
-    assert len(list((run_dir / "previews").glob("*.png"))) == 2 and (run_dir / "per_image.parquet").exists()
+    assert len(list((run_dir / "previews").glob("*.png"))) == 4 and (run_dir / "per_image.parquet").exists()
     assert (run_dir / "model.pt").exists()  # the exact weights that were evaluated
     assert not (run_dir / "checkpoint.pt").exists()  # one weights file per finished run
     assert result["training"]["steps"] == sum(s["steps"] for s in result["config"]["stages"])
@@ -259,7 +259,7 @@ def test_loader_workers_give_the_same_weights(data, tmp_path):
 
 
 def test_a_run_never_resumes_on_other_data(data, tmp_path):
-    other_root = generate(tmp_path / "synth1", SynthConfig(scenes=6, height=96, width=128, seed=1), workers=1,
+    other_root = generate(tmp_path / "synth1", SynthConfig(scenes=8, height=96, width=128, seed=1), workers=1,
                           progress=False)
     other = ingest("synth", other_root, tmp_path / "synth1.parquet", workers=1, progress=False).manifest.path
     first = _run(data, "classic", tmp_path / "runs")
@@ -272,7 +272,7 @@ def test_a_run_never_resumes_on_other_data(data, tmp_path):
     with pytest.raises(FileExistsError, match="generator version"):  # a folder of another generator version
         meta = json.loads((other_root / "synth.json").read_text())
         (other_root / "synth.json").write_text(json.dumps({**meta, "generator_version": 1}))
-        generate(other_root, SynthConfig(scenes=6, height=96, width=128, seed=1), workers=1, progress=False)
+        generate(other_root, SynthConfig(scenes=8, height=96, width=128, seed=1), workers=1, progress=False)
 
 
 def test_evaluate_refuses_an_untrained_model(data, tmp_path):

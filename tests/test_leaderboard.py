@@ -214,3 +214,24 @@ def test_models_answers_from_the_cache_without_torch(tmp_path, monkeypatch):
     assert _cache.load() == {"cards": {}, "complete": False}
     (tmp_path / "isp-bench" / "model-cards.json").write_text("{truncated")
     assert _cache.load() == {"cards": {}, "complete": False}
+
+
+def test_a_page_keeps_only_the_previews_it_shows(tmp_path):
+    """Previews are copied beside the page under the run's preview name: when the runs change (a new test
+    split, a removed run) the copies the page no longer shows are removed, not left to accumulate."""
+    from PIL import Image
+
+    runs, out = tmp_path / "runs", tmp_path / "boards"
+    for run_id, frame in (("synth-unet-short-seed0-a", "0001_old_scene__low_light"),
+                          ("synth-djdd-short-seed0-b", "0001_old_scene__low_light")):
+        (_write_result(runs, run_id, model=run_id.split("-")[1]) / "previews").mkdir()
+        Image.new("RGB", (4, 4)).save(runs / run_id / "previews" / f"{frame}.png")
+    build_leaderboard(runs, "synth", out)
+    assert sorted(p.name for p in (out / "previews" / "synth").iterdir()) == [
+        "djdd__0001_old_scene__low_light.png", "unet__0001_old_scene__low_light.png"]
+    (runs / "synth-djdd-short-seed0-b" / "result.json").unlink()
+    for old in (runs / "synth-unet-short-seed0-a" / "previews").iterdir():
+        old.rename(old.with_name("0002_new_scene__low_light.png"))
+    page = build_leaderboard(runs, "synth", out).read_text()
+    assert sorted(p.name for p in (out / "previews" / "synth").iterdir()) == ["unet__0002_new_scene__low_light.png"]
+    assert "previews/synth/unet__0002_new_scene__low_light.png" in page

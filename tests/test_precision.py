@@ -22,7 +22,7 @@ from isp_bench.train.trainer import train
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     base = tmp_path_factory.mktemp("precision")
-    root = generate(base / "synth", SynthConfig(scenes=6, height=96, width=128), workers=1, progress=False)
+    root = generate(base / "synth", SynthConfig(scenes=8, height=96, width=128), workers=1, progress=False)
     manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest
     return {"root": root, "manifest": manifest}
 

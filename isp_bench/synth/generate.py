@@ -42,8 +42,9 @@ from isp_bench.synth import exactmath, spectral
 from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
 from isp_bench.synth.sensor import SensorSpec, expose
 
-GENERATOR_VERSION = 4
-"""4: splits stratified by scene kind (same files otherwise); 3: same bits on every machine (exactmath); 2: monitor
+GENERATOR_VERSION = 5
+"""5: splits by source photograph, every held-out illuminant seen in training (same images otherwise); 4: splits
+stratified by scene kind; 3: same bits on every machine (exactmath); 2: monitor
 scenes white-balanced on displayed sRGB white."""
 DISPLAY = "Apple Studio Display"
 REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
@@ -93,26 +94,34 @@ def scene_plan(config: SynthConfig, index: int) -> dict:
     }
 
 
-def assign_splits(scene_kinds: dict[str, str]) -> dict[str, str]:
-    """train/val/test of each scene id (``scene_kinds``: id → kind), stratified by kind: within a kind
-    scenes are ranked by sha256(scene id), the kinds are interleaved into one list (the i-th of a kind's
-    n at (i + ½) / n; at equal places the kinds take turns), and the list is cut in
-    :data:`SPLIT_FRACTIONS`. Every split large enough holds both kinds ("monitor" and "real") in
-    proportion, so validation tracks what the test measures (unstratified, the 24 default scenes had
-    put only real scenes in val and only monitor scenes in test). Stable, and independent of listing
-    order."""
-    kinds = sorted(set(scene_kinds.values()))
-    place = {}
-    for k, kind in enumerate(kinds):
-        mine = sorted((s for s, c in scene_kinds.items() if c == kind), key=lambda s: hashlib.sha256(s.encode()).digest())
-        place.update({s: ((i + 0.5) / len(mine), (k + i) % len(kinds)) for i, s in enumerate(mine)})
-    ranked = sorted(scene_kinds, key=place.__getitem__)
-    n = len(ranked)
-    n_train = int(round(SPLIT_FRACTIONS[0] * n))
+def assign_splits(plans: list[dict]) -> dict[str, str]:
+    """train/val/test of each scene of ``plans`` (:func:`scene_plan`), by source photograph: the scenes
+    of one source (its monitor and real-world versions, and any repeat) share a split, so no test
+    content is trained on, and every split holds both kinds. Sources are ranked by sha256(source name);
+    test, then val, takes sources from the end of that ranking while that brings its scene count nearer
+    its :data:`SPLIT_FRACTIONS` share, skipping a source lit by an illuminant that no source left in
+    train is lit by (every illuminant of a held-out scene is seen in training) and keeping at least one
+    source in train. Stable, and independent of listing order."""
+    groups: dict[str, list[dict]] = {}
+    for plan in plans:
+        groups.setdefault(plan["source"], []).append(plan)
+    ranked = sorted(groups, key=lambda source: hashlib.sha256(source.encode()).digest())
+    lights = {source: {p["light"] for p in groups[source]} for source in ranked}
+    n = len(plans)
     n_val = int(round(SPLIT_FRACTIONS[1] * n))
-    if n >= 3:
-        n_train, n_val = min(n_train, n - 2), max(n_val, 1)
-    return {s: ("train" if i < n_train else "val" if i < n_train + n_val else "test") for i, s in enumerate(ranked)}
+    quotas = {"test": n - int(round(SPLIT_FRACTIONS[0] * n)) - n_val, "val": n_val}
+    split = dict.fromkeys(ranked, "train")
+    for name, quota in quotas.items():
+        taken = 0
+        for source in reversed(ranked):
+            train = [other for other in ranked if split[other] == "train" and other != source]
+            size = len(groups[source])
+            if (split[source] != "train" or not train or abs(taken + size - quota) > abs(taken - quota)
+                    or not lights[source] <= set().union(*(lights[other] for other in train))):
+                continue
+            split[source] = name
+            taken += size
+    return {plan["scene"]: split[plan["source"]] for plan in plans}
 
 
 def _scene_camera_rgb(config: SynthConfig, plan: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -214,7 +223,7 @@ def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, wor
                 bar.update()
     bar.close()
 
-    splits = assign_splits({p["scene"]: p["kind"] for p in plans})
+    splits = assign_splits(plans)
     rows = io.StringIO()
     writer = csv.writer(rows, lineterminator="\n")
     columns = ["scene", "kind", "source", "light", "iso", "exposure_s", "short_exposure_s", "orientation", "split"]
@@ -255,6 +264,6 @@ version {GENERATOR_VERSION}). Deterministic: the same command writes byte-identi
 - Per scene: `medium_exposure.dng` (well exposed), `short_exposure.dng` (1/{LOW_LIGHT_RATIO} exposure, same ISO),
   `medium_exposure.jpg` (phone-ISP look, stored upright: portrait scenes are rotated against the raw, whose
   DNG Orientation is 6), `medium_exposure_linear.png` (linear sRGB restoration target, 16-bit).
-- `scenes.csv` holds the official split (by rank of sha256 of the scene id, stratified by kind: every split holds
-  monitor and real scenes).
+- `scenes.csv` holds the official split: by source photograph (a photograph's monitor and real-world scenes share a
+  split, so no test content is trained on), ranked by sha256 of its name, every held-out illuminant also in train.
 """

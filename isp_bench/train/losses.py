@@ -21,22 +21,23 @@ OBJECTIVES: dict[str, Objective] = {}
 """Training objectives by name (a recipe stage's ``objective``); filled by :func:`register_objective`."""
 
 
-Judged = Callable[[Any, dict[str, Any]], tuple[torch.Tensor, str]]
-"""``judged(model, batch) -> (output, truth key)``: what validation scores while an objective trains."""
+ValidatedOutput = Callable[[Any, dict[str, Any]], tuple[torch.Tensor, str]]
+"""``validated_output(model, batch) -> (output, truth key)``: what validation scores while an objective trains."""
 
 
-def register_objective(*, needs: tuple[str, ...] = (), judged: Judged | None = None) -> Callable[[Objective], Objective]:
+def register_objective(*, needs: tuple[str, ...] = (),
+                       validated_output: ValidatedOutput | None = None) -> Callable[[Objective], Objective]:
     """Register ``fn(model, batch, **objective_args) -> loss`` under its name. ``needs`` names the batch
     targets beyond ``target`` it reads (e.g. ``("linear_target",)``); the trainer checks that every
-    training pair has them before the first step. ``judged`` is for an objective that trains a part of
-    the model: the part's output and the batch key it is scored against, so that a stage's validation
+    training pair has them before the first step. ``validated_output`` is for an objective that trains a
+    part of the model: the part's output and the batch key it is scored against, so that a stage's validation
     (and its plateau test) follows what the stage trains; its docstring's first line describes it in
     the training record. Without it, validation scores the whole model's output against the recipe's
     ``eval.truth``. A model module may register its own objectives."""
 
     def decorator(fn: Objective) -> Objective:
         fn.needs = tuple(needs)
-        fn.judged = judged
+        fn.validated_output = validated_output
         OBJECTIVES[fn.__name__] = fn
         return fn
 
@@ -128,13 +129,13 @@ def _enhance_net_output(model, batch) -> tuple[torch.Tensor, str]:
     return model.enhance(batch["linear_target"]), "target"
 
 
-@register_objective(needs=("linear_target",), judged=_restore_net_output)
+@register_objective(needs=("linear_target",), validated_output=_restore_net_output)
 def cameranet_restore(model, batch, *, eps: float = 1e-4) -> torch.Tensor:
     """Restore-Net alone against the linear (restoration) target."""
     return _restore_loss(model.restore(batch["raw"]), batch["linear_target"], eps)
 
 
-@register_objective(needs=("linear_target",), judged=_enhance_net_output)
+@register_objective(needs=("linear_target",), validated_output=_enhance_net_output)
 def cameranet_enhance(model, batch) -> torch.Tensor:
     """Enhance-Net alone, fed the restoration ground truth, L1 against sRGB."""
     return F.l1_loss(model.enhance(batch["linear_target"]), batch["target"])

@@ -179,7 +179,7 @@ class Validation:
     (independent of the run's seed), model in eval mode. PSNR (dB, output clipped to [0, 1], against the
     recipe's ``eval.truth``: ``target`` unless the model restores a linear image) is
     :func:`isp_bench.metrics.psnr` per crop, averaged over crops. A stage whose objective trains a part
-    of the model is judged by that part's output (the objective's ``judged``, see
+    of the model is validated on that part's output (the objective's ``validated_output``, see
     :func:`isp_bench.train.losses.register_objective`): ``description["scored"]`` says what each stage's
     points score."""
 
@@ -196,7 +196,7 @@ class Validation:
         whole = f"the model's output against {self.truth}"
         self.description = {"split": self.split, "crop": list(spec["crop"]), "every": self.every,
                             "pairs": [s["pair_id"] for s in self.samples],
-                            "scored": {stage["name"]: _judged_by(stage, whole) for stage in config["stages"]}}
+                            "scored": {stage["name"]: _validated_on(stage, whole) for stage in config["stages"]}}
 
     def due(self, done: int, steps: int) -> bool:
         return done % self.every == 0 or done == steps
@@ -204,27 +204,27 @@ class Validation:
     @torch.no_grad()
     def psnr(self, model: torch.nn.Module, device: str, precision: str = "fp32",
              stage: dict[str, Any] | None = None) -> float:
-        """Mean PSNR over the crops of the output ``stage`` is judged by (the whole model's without one)."""
+        """Mean PSNR over the crops of the output ``stage`` is validated on (the whole model's without one)."""
         from isp_bench.metrics import psnr
 
-        judged = get_objective(stage["objective"]).judged if stage is not None else None
+        part = get_objective(stage["objective"]).validated_output if stage is not None else None
         was_training = model.training
         model.eval()
         values = []
         for sample in self.samples:
             batch = to_device(default_collate([sample]), device, memory_format(device))
             with autocast(device, precision):
-                out, truth = judged(model, batch) if judged is not None else (model(batch), self.truth)
+                out, truth = part(model, batch) if part is not None else (model(batch), self.truth)
             out = out.float().clamp(0, 1)[0].permute(1, 2, 0).cpu()
             values.append(psnr(out, sample[truth].permute(1, 2, 0)))
         model.train(was_training)
         return float(np.mean(values))
 
 
-def _judged_by(stage: dict[str, Any], whole: str) -> str:
+def _validated_on(stage: dict[str, Any], whole: str) -> str:
     """What the validation of ``stage`` scores, in words (``whole``: the whole model's output)."""
-    judged = get_objective(stage["objective"]).judged
-    return whole if judged is None else judged.__doc__.strip().splitlines()[0]
+    part = get_objective(stage["objective"]).validated_output
+    return whole if part is None else part.__doc__.strip().splitlines()[0]
 
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
