@@ -30,7 +30,8 @@ results ends inside the call's 600 s):
    row says how far it got, which is what resizing its budget needs);
 6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
-   and the gain over the 20 % before its lr decay, which says whether more steps would pay), and test-split PSNR / ΔE76 beside the classic pipeline's committed run;
+   and the gain over the 20 % before its lr decay, which says whether more steps would pay), and
+   test-split PSNR / ΔE76 beside the classic pipeline's committed run;
 7. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
 Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,

@@ -43,9 +43,9 @@ from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_lo
 from isp_bench.synth.sensor import SensorSpec, expose
 
 GENERATOR_VERSION = 5
-"""5: splits by source photograph, every held-out illuminant seen in training (same images otherwise); 4: splits
-stratified by scene kind; 3: same bits on every machine (exactmath); 2: monitor
-scenes white-balanced on displayed sRGB white."""
+"""5: splits by source photograph, every held-out illuminant seen in training (same images otherwise);
+4: splits stratified by scene kind; 3: same bits on every machine (exactmath); 2: monitor scenes
+white-balanced on displayed sRGB white."""
 DISPLAY = "Apple Studio Display"
 REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
 ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
