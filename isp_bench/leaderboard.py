@@ -338,22 +338,25 @@ def _scoreboard_row(group: list, results: list[dict[str, Any]], out_dir: Path) -
     """The scoreboard row of one method's reported results on one dataset (one per protocol of its table:
     each protocol's values and Δ prefixed by it when there are several), beside the best measured run."""
     first = group[0]
-    named = (lambda res, text: f"{res.protocol}: {text}") if len(group) > 1 else (lambda res, text: text)
-    reported = "; ".join(named(res, ", ".join(f"{label} {printed}" for label, (_, _, printed) in res.columns().items()))
-                         for res in group)
-    comparable = {id(res): [(col.ours, v) for col, v, _ in res.columns().values() if col.ours] for res in group}
+
+    def joined(texts: list[str]) -> str:  # one text per protocol of the group, empty ones left out
+        return "; ".join(text if len(group) == 1 else f"{res.protocol}: {text}"
+                         for res, text in zip(group, texts) if text)
+
+    reported = joined([", ".join(f"{label} {printed}" for label, (_, _, printed) in res.columns().items())
+                       for res in group])
+    comparable = [[(col.ours, v) for col, v, _ in res.columns().values() if col.ours] for res in group]
     best = _best_run(first, results)
-    if not any(comparable.values()):
+    if not any(comparable):
         cells = ["–", "no metric of the suite has this definition; nothing to compare"]
     elif best is None:
         cells = ["not yet measured",
                  f"`isp-bench ingest {first.dataset} --root DIR`, then `isp-bench run --model {first.model} "
                  f"--dataset {first.dataset} --budget paper --device cuda`"]
     else:
-        deltas = {id(res): ", ".join(f"{name} {best['metrics'][name]['mean'] - v:+.3g}"
-                                     for name, v in comparable[id(res)] if name in best["metrics"]) for res in group}
-        cells = [f"{_run_link(best, out_dir)} ({best.get('budget')} budget)",
-                 "; ".join(named(res, deltas[id(res)]) for res in group if deltas[id(res)]) or "–"]
+        deltas = [", ".join(f"{name} {best['metrics'][name]['mean'] - v:+.3g}" for name, v in pairs
+                            if name in best["metrics"]) for pairs in comparable]
+        cells = [f"{_run_link(best, out_dir)} ({best.get('budget')} budget)", joined(deltas) or "–"]
     return [_escape(first.method), first.table, f"`{first.model}`", f"[{first.dataset}]({first.dataset}.md)",
             _escape("; ".join(res.protocol for res in group)), reported] + cells
 

@@ -193,10 +193,13 @@ class Validation:
         self.samples = [data[int(i)] for i in np.unique(np.linspace(0, len(data.rows) - 1, count).round())]
         self.every = spec["every"]
         self.truth = config["eval"].get("truth", "target")  # what the model's output is scored against
+        # per stage, the part of the model its objective trains (None: the whole model)
+        self.parts = {stage["name"]: get_objective(stage["objective"]).validated_output for stage in config["stages"]}
         whole = f"the model's output against {self.truth}"
         self.description = {"split": self.split, "crop": list(spec["crop"]), "every": self.every,
                             "pairs": [s["pair_id"] for s in self.samples],
-                            "scored": {stage["name"]: _validated_on(stage, whole) for stage in config["stages"]}}
+                            "scored": {name: whole if part is None else part.__doc__.strip().splitlines()[0]
+                                       for name, part in self.parts.items()}}
 
     def due(self, done: int, steps: int) -> bool:
         return done % self.every == 0 or done == steps
@@ -207,7 +210,7 @@ class Validation:
         """Mean PSNR over the crops of the output ``stage`` is validated on (the whole model's without one)."""
         from isp_bench.metrics import psnr
 
-        part = get_objective(stage["objective"]).validated_output if stage is not None else None
+        part = self.parts[stage["name"]] if stage is not None else None
         was_training = model.training
         model.eval()
         values = []
@@ -219,12 +222,6 @@ class Validation:
             values.append(psnr(out, sample[truth].permute(1, 2, 0)))
         model.train(was_training)
         return float(np.mean(values))
-
-
-def _validated_on(stage: dict[str, Any], whole: str) -> str:
-    """What the validation of ``stage`` scores, in words (``whole``: the whole model's output)."""
-    part = get_objective(stage["objective"]).validated_output
-    return whole if part is None else part.__doc__.strip().splitlines()[0]
 
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
