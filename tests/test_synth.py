@@ -220,3 +220,20 @@ def test_splits_keep_a_photograph_in_one_split_and_every_held_out_illuminant_in_
                                                                      for k in ("monitor", "real")}
     plans = [scene_plan(SynthConfig(), i) for i in range(24)]
     assert Counter(assign_splits(plans).values()) == {"train": 16, "val": 4, "test": 4}
+
+
+def test_dead_leaves_cover_the_frame_with_saturated_hues_all_round_the_wheel():
+    """The chart that gives training saturated colours (without it the learned models failed on a held-out
+    colour wheel): discs cover every pixel (no mid-grey fallback left), every 60° hue sextant holds pixels of
+    saturation > 0.8, and, radii being scale invariant, the frame shows thousands of discs."""
+    from skimage.color import rgb2hsv
+
+    from isp_bench.synth.look import srgb_encode
+    from isp_bench.synth.scenes import dead_leaves
+
+    encoded = srgb_encode(dead_leaves((192, 256), np.random.default_rng(3)))
+    assert not np.any(np.all(np.abs(encoded - 0.5) < 1e-9, axis=-1))
+    hsv = rgb2hsv(encoded)
+    saturated = hsv[..., 1] > 0.8
+    assert set(np.floor(hsv[..., 0][saturated] * 6).astype(int)) == set(range(6)) and saturated.mean() > 0.2
+    assert len(np.unique(encoded.reshape(-1, 3), axis=0)) > 1000

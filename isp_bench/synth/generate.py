@@ -42,8 +42,9 @@ from isp_bench.synth import exactmath, spectral
 from isp_bench.synth.look import camera_to_srgb_matrix, render_linear, render_look
 from isp_bench.synth.sensor import SensorSpec, expose
 
-GENERATOR_VERSION = 5
-"""5: splits by source photograph, every held-out illuminant seen in training (same images otherwise);
+GENERATOR_VERSION = 6
+"""6: a colour dead-leaves chart joins the sources (every source once per kind in the default 24 scenes);
+5: splits by source photograph, every held-out illuminant seen in training (same images otherwise);
 4: splits stratified by scene kind; 3: same bits on every machine (exactmath); 2: monitor scenes
 white-balanced on displayed sRGB white."""
 DISPLAY = "Apple Studio Display"
@@ -142,6 +143,8 @@ def _scene_camera_rgb(config: SynthConfig, plan: dict) -> tuple[np.ndarray, np.n
             patches = spectral.colorchecker_camera_rgb(sensor_name, plan["light"])
         surround = 0.03 * light.white_camera_rgb
         camera_rgb = np.where(layout[..., None] >= 0, patches[np.maximum(layout, 0)], surround)
+    elif plan["source"] == scene_lib.DEAD_LEAVES:
+        camera_rgb = exactmath.apply_matrix(light.matrix, scene_lib.dead_leaves(shape, rng))
     else:
         camera_rgb = exactmath.apply_matrix(light.matrix, scene_lib.frame_photograph(plan["source"], shape, rng))
     # lens and optical low-pass filter
@@ -258,8 +261,8 @@ version {GENERATOR_VERSION}). Deterministic: the same command writes byte-identi
 - Sensor: "{s.make} {s.name}", spectral sensitivities of the {s.spectral_sensitivities} (colour-science),
   {s.cfa} Bayer, {s.bits}-bit, black level {s.black_level}, full well {s.full_well_e:.0f} e- at ISO {s.base_iso:.0f},
   read noise {s.read_noise_e} e- + {s.adc_noise_dn} DN; DNG NoiseProfile per ISO.
-- Scenes ({config.height}×{config.width}): scikit-image's bundled photographs and ColorChecker charts (N. Ohta
-  reflectances). "monitor" scenes are sRGB shown on a colour-managed {DISPLAY}; "real" scenes are
+- Scenes ({config.height}×{config.width}): scikit-image's bundled photographs, ColorChecker charts (N. Ohta
+  reflectances) and colour dead-leaves charts (saturated hues across the gamut). "monitor" scenes are sRGB shown on a colour-managed {DISPLAY}; "real" scenes are
   reflectances under CIE illuminants {', '.join(REAL_ILLUMINANTS)}.
 - Per scene: `medium_exposure.dng` (well exposed), `short_exposure.dng` (1/{LOW_LIGHT_RATIO} exposure, same ISO),
   `medium_exposure.jpg` (phone-ISP look, stored upright: portrait scenes are rotated against the raw, whose

@@ -1,10 +1,12 @@
 """Scene content for the synthetic camera: the colour photographs bundled with scikit-image (no
-download needed) and ColorChecker charts from measured reflectances."""
+download needed), ColorChecker charts from measured reflectances and colour dead-leaves charts (the
+whole sRGB gamut, saturated hues included, in a texture with natural images' scale statistics)."""
 
 from __future__ import annotations
 
 import numpy as np
 from skimage import data as skdata
+from skimage.color import hsv2rgb
 from skimage.transform import resize
 
 from isp_bench.synth import exactmath
@@ -16,7 +18,8 @@ PHOTOGRAPHS = (
     "retina", "colorwheel", "stereo_motorcycle", "logo",
 )
 COLORCHECKER = "colorchecker"
-SOURCES = PHOTOGRAPHS + (COLORCHECKER,)
+DEAD_LEAVES = "dead_leaves"
+SOURCES = PHOTOGRAPHS + (COLORCHECKER, DEAD_LEAVES)
 
 
 def photograph_srgb(name: str) -> np.ndarray:
@@ -73,3 +76,39 @@ def colorchecker_layout(shape: tuple[int, int], rng: np.random.Generator) -> np.
     patch = rows[:, None] * 6 + cols[None, :]
     layout[top : top + chart_h, left : left + chart_w] = np.where(inside, patch, -1)
     return layout
+
+
+def dead_leaves(shape: tuple[int, int], rng: np.random.Generator, *, max_discs: int = 200_000) -> np.ndarray:
+    """Linear sRGB (H×W×3) colour dead-leaves chart: opaque discs dropped until they cover the frame, radii
+    of density ∝ r⁻³ between 1/200 and 1/4 of the frame's short side (scale invariant, as natural images
+    are; F. Cao, F. Guichard, H. Hornung, "Dead leaves model for measuring texture quality on a digital
+    camera", Proc. SPIE 7537, 2010), each of one colour with uniform hue, saturation √u (most colours
+    well saturated) and value in [0.2, 1]. Drawn front to back, so a disc fills only what the discs
+    before it left uncovered. Every value is IEEE-exact elementwise arithmetic (the same bits on every
+    machine)."""
+    h, w = shape
+    r_min, r_max = max(0.5, min(h, w) / 200), min(h, w) / 4
+    # inverse CDF of p(r) ∝ r⁻³ on [r_min, r_max]
+    inv_min_sq, span = 1 / (r_min * r_min), 1 / (r_min * r_min) - 1 / (r_max * r_max)
+    image = np.zeros((h, w, 3))
+    uncovered = np.ones((h, w), dtype=bool)
+    left, drawn, chunk = h * w, 0, 4096
+    while left and drawn < max_discs:
+        radius = 1 / np.sqrt(inv_min_sq - rng.random(chunk) * span)
+        centre_y, centre_x = rng.random(chunk) * h, rng.random(chunk) * w
+        hsv = np.stack([rng.random(chunk), np.sqrt(rng.random(chunk)), 0.2 + 0.8 * rng.random(chunk)], axis=-1)
+        colours = srgb_decode(hsv2rgb(hsv[None])[0])
+        for r, cy, cx, colour in zip(radius, centre_y, centre_x, colours):
+            top, bottom = max(0, int(np.floor(cy - r))), min(h, int(np.ceil(cy + r)) + 1)
+            first, last = max(0, int(np.floor(cx - r))), min(w, int(np.ceil(cx + r)) + 1)
+            ys, xs = np.arange(top, bottom) - cy, np.arange(first, last) - cx
+            box = uncovered[top:bottom, first:last]
+            inside = (ys[:, None] * ys[:, None] + xs[None, :] * xs[None, :] <= r * r) & box
+            image[top:bottom, first:last][inside] = colour
+            box[inside] = False
+            left -= int(inside.sum())
+            drawn += 1
+            if not left:
+                break
+    image[uncovered] = srgb_decode(np.full(3, 0.5))  # only if max_discs ran out: mid grey
+    return image
