@@ -54,6 +54,20 @@ def prediction_path(folder: Path, pair_id: str) -> Path:
     return Path(folder) / f"{pair_id}.png"
 
 
+def previewed_pairs(n_pairs: int, n_previews: int) -> set[int]:
+    """Indices of the pairs that get a preview: ``n_previews`` spread evenly over the split (its first and
+    last pair included), so they show several scenes rather than the first scene's frames.
+
+    >>> sorted(previewed_pairs(8, 4)), sorted(previewed_pairs(3, 4)), previewed_pairs(5, 1), previewed_pairs(5, 0)
+    ([0, 2, 5, 7], [0, 1, 2], {0}, set())
+    """
+    if n_previews >= n_pairs:
+        return set(range(n_pairs))
+    if n_previews <= 1:
+        return set(range(n_previews))
+    return {round(k * (n_pairs - 1) / (n_previews - 1)) for k in range(n_previews)}
+
+
 def save_predictions_by_default(split: str, n_pairs: int) -> bool:
     """Predictions are kept by default for the test split of a small split (≤ :data:`SMALL_SPLIT_PAIRS`)."""
     return split == "test" and n_pairs <= SMALL_SPLIT_PAIRS
@@ -95,12 +109,13 @@ def score_split(
     unavailable: dict[str, str] = {}
     rows = []
     share = range(distributed.rank(), len(dataset), distributed.world_size())
+    previewed = previewed_pairs(len(dataset), n_previews)
     for i in tqdm(share, desc=desc, unit="frame", disable=not progress):
         truth_image = pair_truth(dataset.cache, dataset.rows[i], truth)  # before any inference
         sample = dataset[i]
         output, seconds = predict(i, sample)
         row, stored = score_output(i, dataset.rows[i], output, seconds, truth_image, metrics=metrics,
-                                   unavailable=unavailable, previews_dir=previews_dir, n_previews=n_previews)
+                                   unavailable=unavailable, previews_dir=previews_dir, preview=i in previewed)
         rows.append(row)
         if predictions_dir is not None:
             write_png(prediction_path(predictions_dir, sample["pair_id"]), stored)
@@ -139,12 +154,13 @@ def score_files(
     for name in metrics:
         get_metric(name)
     task = partial(_score_file, cache=dataset.cache, truth=truth, metrics=tuple(metrics),
-                   previews_dir=previews_dir, n_previews=n_previews)
+                   previews_dir=previews_dir)
     rows, unavailable = [], {}
-    jobs = [(i, row, Path(path)) for i, (row, path) in enumerate(zip(dataset.rows, files, strict=True))]
+    previewed = previewed_pairs(len(dataset.rows), n_previews)
+    jobs = [(i, row, Path(path), i in previewed) for i, (row, path) in enumerate(zip(dataset.rows, files, strict=True))]
     with executor(scheduler, in_process_by_default(workers, scheduler),
                   preload=("isp_bench.evaluate.scoring",)) as ex:
-        for (_, _, path), outcome in tqdm(ex.map_unordered(task, jobs), total=len(jobs), desc=desc, unit="frame",
+        for (_, _, path, _), outcome in tqdm(ex.map_unordered(task, jobs), total=len(jobs), desc=desc, unit="frame",
                                           disable=not progress):
             if isinstance(outcome, TaskLost):
                 raise ScoreError(f"{path}: {outcome}")
@@ -153,16 +169,16 @@ def score_files(
     return _per_image(rows, unavailable), unavailable
 
 
-def _score_file(job: tuple[int, dict[str, Any], Path], *, cache, truth: str, metrics: tuple[str, ...],
-                previews_dir: Path | None, n_previews: int) -> tuple[dict[str, Any], dict[str, str]]:
-    """One task of :func:`score_files`: the row of pair ``index`` scored from its prediction file,
-    and the metrics it could not run."""
+def _score_file(job: tuple[int, dict[str, Any], Path, bool], *, cache, truth: str, metrics: tuple[str, ...],
+                previews_dir: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """One task of :func:`score_files`: the row of pair ``index`` scored from its prediction file (and
+    previewed if ``preview``), and the metrics it could not run."""
     from isp_bench.metrics.score import read_srgb
 
-    index, row, path = job
+    index, row, path, preview = job
     unavailable: dict[str, str] = {}
     scored, _ = score_output(index, row, read_srgb(path), None, pair_truth(cache, row, truth), metrics=metrics,
-                             unavailable=unavailable, previews_dir=previews_dir, n_previews=n_previews)
+                             unavailable=unavailable, previews_dir=previews_dir, preview=preview)
     return scored, unavailable
 
 
@@ -179,18 +195,18 @@ def pair_truth(cache, row: dict[str, Any], truth: str) -> np.ndarray:
 
 def score_output(index: int, row: dict[str, Any], output: np.ndarray, seconds: float | None,
                  truth_image: np.ndarray, *, metrics: Sequence[str], unavailable: dict[str, str],
-                 previews_dir: Path | None, n_previews: int) -> tuple[dict[str, Any], np.ndarray]:
+                 previews_dir: Path | None, preview: bool) -> tuple[dict[str, Any], np.ndarray]:
     """The per-image row of pair ``index`` (its manifest ``row``): ``output`` (H×W×3 in [0, 1]) scored
     as its 16-bit file holds it (:func:`as_16bit`) against ``truth_image``, metrics in ``unavailable``
-    skipped (and ones found without weights added there); its diagonal preview written when ``index`` <
-    ``n_previews``. Returns the row and the 16-bit prediction."""
+    skipped (and ones found without weights added there); its diagonal preview written to ``previews_dir``
+    if ``preview``. Returns the row and the 16-bit prediction."""
     stored = as_16bit(output)
     output = stored / 65535.0
     scored: dict[str, Any] = {"index": index, "pair_id": row["pair_id"], "role": row["role"],
                               "subset": row["subset"], "seconds": seconds}
     scored.update(score_pair(output, truth_image, [m for m in metrics if m not in unavailable],
                              unavailable=unavailable))
-    if previews_dir is not None and index < n_previews:
+    if previews_dir is not None and preview:
         write_png(previews_dir / f"{row['pair_id'].replace('/', '__')}.png", diagonal_preview(output, truth_image))
     return scored, stored
 
