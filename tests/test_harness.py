@@ -392,7 +392,8 @@ stages:
     lr_decay_at: [0.5]
     lr_decay: 0.5
 budgets:
-  smoke: {steps: 2, batch_size: 1, patch: [32, 32], validation: {every: 1, frames: 2, crop: [48, 48]}}
+  smoke: {steps: 2, batch_size: 1, patch: [32, 32], validation: {every: 1, frames: 2, crop: [48, 48]},
+          optimizer: {momentum: 0.5}}
   short: {steps: 10, batch_size: 1, patch: [64, 64]}
   standard: {steps: 50, batch_size: 1, patch: [64, 64]}
   paper: {steps: 100, batch_size: 1, patch: [64, 64]}
@@ -406,7 +407,8 @@ def test_a_recipe_file_names_its_model_and_every_key_is_honoured(data, tmp_path)
     assert (config["model"], config["recipe"]) == ("unet", "unet-sgd")
     assert config["stages"][0]["lr_decay"] == 0.5 and lr_at(config["stages"][0], 1) == pytest.approx(0.005)
     optimizer = build_optimizer(list(create_model("unet").parameters()), config["optimizer"], 0.01)
-    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["momentum"] == 0.9
+    assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["momentum"] == 0.5  # the budget's
+    assert resolve_recipe(str(path), budget="short")["optimizer"] == {"name": "sgd", "lr": 0.01, "momentum": 0.9}
     assert resolve_recipe("unet")["stages"][0]["lr_decay"] == 0.1  # the default factor
     run_dir = _run(data, None, tmp_path / "runs", recipe=str(path), evaluate=False)
     assert run_dir.name.startswith("synth-unet-sgd-smoke-seed0-")
@@ -423,6 +425,7 @@ def test_a_recipe_file_names_its_model_and_every_key_is_honoured(data, tmp_path)
     (("name: sgd", "name: lamb"), "'lamb'"),
     (("objective: srgb_l1", "objective: srgb_l1\n    objective_args: {alpha: 0.8}"), "'alpha'"),
     (("short: {steps: 10", "short: {epochs: 3, steps: 10"), "'epochs'"),
+    (("short: {steps: 10", "short: {optimizer: {betas: [0.9, 0.99]}, steps: 10"), "budgets.short.optimizer.*'betas'"),
     (("  paper: {steps: 100, batch_size: 1, patch: [64, 64]}\n", "  fast: {steps: 1}\n"), "fast"),
 ])
 def test_recipe_keys_the_suite_does_not_honour_are_rejected(tmp_path, edit, key):

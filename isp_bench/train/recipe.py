@@ -46,9 +46,10 @@ RECIPE_KEYS = {"model", "paper", "note", "inputs", "optimizer", "init", "stages"
                "validation", "eval"}
 STAGE_KEYS = {"name", "objective", "objective_args", "trainable", "subsets", "roles", "lr", "lr_decay_at", "lr_decay",
               "warmup_steps", "grad_clip_norm"}
-BUDGET_KEYS = {"steps", "batch_size", "patch", "validation", "stages"}
+BUDGET_KEYS = {"steps", "batch_size", "patch", "validation", "stages", "optimizer"}
 """``stages``: per-stage settings of this budget only (``{stage name: {lr: ..., warmup_steps: ...}}``),
-merged over the recipe's stages: a schedule tuned for few CPU steps need not be the paper's."""
+merged over the recipe's stages, and ``optimizer``: settings merged over the recipe's optimizer (``{betas:
+[0.9, 0.99]}``): a schedule tuned for few CPU steps need not be the paper's."""
 VALIDATION_KEYS = {"every", "frames", "crop"}
 EVAL_KEYS = {"truth"}
 """Evaluation keys a recipe may set (``truth``: the sample key the output is scored against)."""
@@ -106,6 +107,8 @@ def validate_recipe(recipe: dict[str, Any], where: str) -> None:
         raise RecipeError(f"{where}: budgets {sorted(budgets)} must be exactly {', '.join(BUDGETS)}")
     for name, size in budgets.items():
         _reject_unknown(f"{where} (budget {name})", size, BUDGET_KEYS, "budget")
+        if "optimizer" in size:
+            _check_optimizer(f"{where} (budgets.{name}.optimizer)", _merge(recipe.get("optimizer") or {}, size["optimizer"]))
         for stage_name, stage in (size.get("stages") or {}).items():
             if stage_name not in names:
                 raise RecipeError(f"{where}: budgets.{name}.stages names stage {stage_name!r}, which the recipe "
@@ -174,7 +177,7 @@ def _merge(base: dict, update: dict) -> dict:
 def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", seed: int = 0,
                    precision: str = "fp32", overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fully resolved training config of recipe ``name`` (packaged, or a ``.yaml`` path): recipe +
-    dataset overrides + budget (its size, then its ``stages`` settings) + overrides.
+    dataset overrides + budget (its size, then its ``stages`` and ``optimizer`` settings) + overrides.
 
     Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr``, ``lr_decay``, ``warmup_steps`` (linear
     warm-up length, 0: none), ``grad_clip_norm`` (gradient L2-norm bound, ``None``: none) and
@@ -212,7 +215,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         "model": recipe["model"], "recipe": recipe_name(name), "paper": recipe.get("paper"), "note": recipe.get("note"),
         "dataset": dataset, "budget": budget, "seed": seed, "precision": precision,
         "inputs": recipe.get("inputs", ["raw"]),
-        "optimizer": recipe.get("optimizer"), "init": recipe.get("init"), "stages": resolved_stages,
+        "optimizer": _merge(recipe["optimizer"], size["optimizer"]) if "optimizer" in size else recipe.get("optimizer"),
+        "init": recipe.get("init"), "stages": resolved_stages,
         # eval.truth (a recipe's or a dataset override's): the sample key the output is scored against
         "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4, **recipe.get("eval", {}),
                  **per_dataset.get("eval", {})},
