@@ -228,11 +228,14 @@ def test_dead_leaves_cover_the_frame_with_saturated_hues_all_round_the_wheel():
     saturation > 0.8, and, radii being scale invariant, the frame shows thousands of discs."""
     from skimage.color import rgb2hsv
 
-    from isp_bench.synth.look import srgb_encode
+    from isp_bench.synth.look import srgb_decode, srgb_encode
     from isp_bench.synth.scenes import dead_leaves
 
-    encoded = srgb_encode(dead_leaves((192, 256), np.random.default_rng(3)))
-    assert not np.any(np.all(np.abs(encoded - 0.5) < 1e-9, axis=-1))
+    grey = srgb_decode(np.full(3, 0.5))  # what dead_leaves leaves where no disc fell
+    assert np.all(dead_leaves((192, 256), np.random.default_rng(3), max_discs=10) == grey, axis=-1).any()
+    linear = dead_leaves((192, 256), np.random.default_rng(3))
+    assert not np.all(linear == grey, axis=-1).any()
+    encoded = srgb_encode(linear)
     hsv = rgb2hsv(encoded)
     saturated = hsv[..., 1] > 0.8
     assert set(np.floor(hsv[..., 0][saturated] * 6).astype(int)) == set(range(6)) and saturated.mean() > 0.2

@@ -262,8 +262,9 @@ version {GENERATOR_VERSION}). Deterministic: the same command writes byte-identi
   {s.cfa} Bayer, {s.bits}-bit, black level {s.black_level}, full well {s.full_well_e:.0f} e- at ISO {s.base_iso:.0f},
   read noise {s.read_noise_e} e- + {s.adc_noise_dn} DN; DNG NoiseProfile per ISO.
 - Scenes ({config.height}×{config.width}): scikit-image's bundled photographs, ColorChecker charts (N. Ohta
-  reflectances) and colour dead-leaves charts (saturated hues across the gamut). "monitor" scenes are sRGB shown on a colour-managed {DISPLAY}; "real" scenes are
-  reflectances under CIE illuminants {', '.join(REAL_ILLUMINANTS)}.
+  reflectances) and colour dead-leaves charts (saturated hues across the gamut). "monitor" scenes are sRGB
+  shown on a colour-managed {DISPLAY}; "real" scenes are reflectances under CIE illuminants
+  {', '.join(REAL_ILLUMINANTS)}.
 - Per scene: `medium_exposure.dng` (well exposed), `short_exposure.dng` (1/{LOW_LIGHT_RATIO} exposure, same ISO),
   `medium_exposure.jpg` (phone-ISP look, stored upright: portrait scenes are rotated against the raw, whose
   DNG Orientation is 6), `medium_exposure_linear.png` (linear sRGB restoration target, 16-bit).
