@@ -30,7 +30,9 @@ results ends inside the call's 600 s):
    row says how far it got, which is what resizing its budget needs);
 6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
-   and the gain over the 20 % before its lr decay, which says whether more steps would pay), and
+   and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
+   training loss and its step beside the median (a spike of 100× the median is a schedule that is not
+   stable: CRISPnet's short one reached 7 064 against 0.015 before its Adam β2 was lowered), and
    test-split PSNR / ΔE76 beside the classic pipeline's committed run;
 7. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
@@ -47,6 +49,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -193,6 +196,10 @@ def summarise(runs_dir: Path, model: str, budget: str) -> dict:
                    validation_psnr=record.get("validation_psnr"), plateaus=record.get("plateaus"),
                    plateau=last.get("plateau"), gain_db=last.get("gain_db"),
                    gain_before_decay_db=last.get("before_decay", {}).get("gain_db"))
+        losses = record.get("losses") or []
+        if losses:
+            worst = max(range(len(losses)), key=losses.__getitem__)
+            row.update(max_loss=losses[worst], max_loss_step=worst, median_loss=statistics.median(losses))
     elif (run / "checkpoint.pt").exists():
         row["note"] = "cut off during training (checkpoint only)"
     result = run / "result.json"
@@ -238,7 +245,8 @@ def main() -> None:
                     f"+{row.get('gain_db') or 0:.2f} dB in its last 20 %, +{row.get('gain_before_decay_db') or 0:.2f} "
                     f"dB in the 20 % before its lr decay); test PSNR {test.get('psnr', nan):.2f} "
                     f"ΔE76 {test.get('delta_e76', nan):.2f} (classic {classic.get('psnr', nan):.2f} / "
-                    f"{classic.get('delta_e76', nan):.2f})")
+                    f"{classic.get('delta_e76', nan):.2f}); max loss {row.get('max_loss', nan):.3g} at step "
+                    f"{row.get('max_loss_step')} (median {row.get('median_loss', nan):.3g})")
     session.pack()
     session.say("packed")
 
