@@ -418,6 +418,23 @@ def test_a_recipe_file_names_its_model_and_every_key_is_honoured(data, tmp_path)
         _run(data, "crispnet", tmp_path / "runs", recipe=str(path), evaluate=False)
 
 
+def test_a_recipe_with_a_base_is_the_base_with_its_own_keys_over_it(tmp_path):
+    """An ablation's recipe names CRISPnet's as its base: every budget is CRISPnet's (they had drifted as copies);
+    a user's recipe may extend another file, overriding part of a budget; a base chain that loops is an error."""
+    for budget in BUDGETS:
+        assert resolve_recipe("crispnet-nowb", budget=budget) == {**resolve_recipe("crispnet", budget=budget),
+                                                                  "model": "crispnet-nowb", "recipe": "crispnet-nowb"}
+    base, child = tmp_path / "unet-sgd.yaml", tmp_path / "child.yaml"
+    base.write_text(RECIPE)
+    child.write_text(f"base: {base}\nbudgets:\n  short: {{steps: 20}}\n")
+    config = resolve_recipe(str(child), budget="short")
+    assert (config["recipe"], config["stages"][0]["steps"], config["stages"][0]["patch"]) == ("child", 20, [64, 64])
+    assert config["optimizer"] == resolve_recipe(str(base), budget="short")["optimizer"]
+    base.write_text(f"base: {child}\n" + RECIPE)
+    with pytest.raises(RecipeError, match="leads back to this recipe"):
+        resolve_recipe(str(child))
+
+
 @pytest.mark.parametrize("edit, key", [
     (("lr_decay: 0.5", "lr_decay: 0.5\n    warmup: 10"), "'warmup'"),
     (("paper: a second", "schedule: cosine\npaper: a second"), "'schedule'"),

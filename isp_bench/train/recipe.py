@@ -4,7 +4,9 @@ named after the model is its default (``isp-bench run --model unet`` = ``--recip
 resolved for a budget, a dataset and command-line overrides into the plain dict every run records.
 
 Every key of a recipe is honoured or rejected: an unknown key is a :class:`RecipeError` naming the
-file and the key.
+file and the key. ``base: NAME`` makes a recipe another's with its own keys merged over it (mappings
+merged key by key, anything else replaced): an ablation trains its model on its model's schedule and
+follows it when the schedule changes.
 
 >>> config = resolve_recipe("crispnet", budget="smoke")
 >>> config["model"], config["stages"][0]["steps"], config["optimizer"]["name"]
@@ -145,12 +147,19 @@ def recipe_name(name: str) -> str:
     return Path(name).stem if name.endswith((".yaml", ".yml")) else name
 
 
-def load_recipe(name: str) -> dict[str, Any]:
-    """The validated YAML of recipe ``name``: a packaged recipe, or the path of a ``.yaml`` file."""
+def load_recipe(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The validated YAML of recipe ``name``: a packaged recipe, or the path of a ``.yaml`` file; one with
+    ``base: OTHER`` is OTHER's recipe with its own keys merged over it."""
     import yaml
 
     path = _recipe_path(name)
     recipe = yaml.safe_load(path.read_text())
+    if isinstance(recipe, dict) and "base" in recipe:
+        base = recipe.pop("base")
+        if str(path) in _chain:
+            raise RecipeError(f"{path}: `base: {base}` leads back to this recipe ({' -> '.join(_chain)}); "
+                              "a recipe cannot be its own base")
+        recipe = _merge(load_recipe(base, (*_chain, str(path))), recipe)
     validate_recipe(recipe, str(path))
     return recipe
 
