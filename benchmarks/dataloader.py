@@ -17,6 +17,10 @@ average around it: on a shared machine, rerun on a quiet one.
   share two cores; ``cpu_us_per_patch`` splits the CPU time per patch between the workers and the
   consumer, against one process's: the workers' extra cost is what the cores' shared memory
   bandwidth and the switching between three processes take.
+- ``threads_2``: the same loader with 2 threads of this process (``BatchLoader(threads=True)``): no
+  transport and no third process; numpy releases the GIL while it cuts and converts a patch.
+- ``independent_2``: two processes each running the one-process loader at once, nothing passed between
+  them: how far this machine's two cores scale the cutting itself (the roof for any two workers).
 - ``mmap_slice_roof``: copying the same-size raw and target slices out of the memory-mapped arrays,
   nothing else (no augmentation, no conversion, no batch): what any loader over this cache is bound by.
 - ``decode``: the full preprocessing (rawpy decode, normalise, pack, JPEG and PNG decode, alignment)
@@ -28,6 +32,7 @@ Writes benchmarks/results/dataloader.json (or dataloader_<H>x<W>.json) with prov
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -43,6 +48,12 @@ from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate
 
 
+def _seconds(run) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def _best_rate(count: int, run, repeats: int) -> tuple[float, float, list[float]]:
     """(best wall rate, best CPU-time rate of this process, load averages) over ``repeats`` runs."""
     walls, cpus, loads = [], [], []
@@ -53,6 +64,23 @@ def _best_rate(count: int, run, repeats: int) -> tuple[float, float, list[float]
         cpus.append(time.process_time() - cpu)
         loads.append(os.getloadavg()[0])
     return count / min(walls), count / min(cpus), loads
+
+
+def _independent_rates(load, repeats: int) -> list[float]:
+    """Patches/s of each of two processes (forked) running ``load`` ``repeats`` times at once; their best runs."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+
+    def child() -> None:
+        queue.put(max(load() for _ in range(repeats)))
+
+    processes = [context.Process(target=child) for _ in range(2)]
+    for process in processes:
+        process.start()
+    rates = [queue.get() for _ in processes]
+    for process in processes:
+        process.join()
+    return rates
 
 
 def _workers_run(dataset, items, batch: int, workers: int) -> dict[str, float]:
@@ -97,8 +125,8 @@ def main() -> None:
         build_s = time.perf_counter() - start
         items = range(args.samples)
 
-        def load(workers: int):
-            return lambda: [None for _ in BatchLoader(dataset, items, args.batch, workers=workers)]
+        def load(workers: int, threads: bool = False):
+            return lambda: [None for _ in BatchLoader(dataset, items, args.batch, workers=workers, threads=threads)]
 
         load(0)()  # map the cache pages once
         one, one_cpu, loads_one = _best_rate(args.samples, load(0), args.repeats)
@@ -106,6 +134,9 @@ def main() -> None:
         two = max(run["patches_per_s"] for run in runs)
         steady = max(runs, key=lambda run: run["steady_patches_per_s"])
         loads_two = [run["load_average_1min"] for run in runs]
+        threads, _, loads_threads = _best_rate(args.samples, load(2, threads=True), args.repeats)
+        one_load = load(0)
+        independent = _independent_rates(lambda: args.samples / _seconds(one_load), args.repeats)
 
         entries = [dataset.cache.load(row) for row in dataset.rows]
         rng = np.random.default_rng(0)
@@ -145,12 +176,17 @@ def main() -> None:
         "workers_2_steady_patches_per_s": steady["steady_patches_per_s"],
         "workers_2_steady_ratio": steady["steady_patches_per_s"] / one,
         "workers_2_start_s": steady["start_s"],
+        "threads_2_patches_per_s": threads,
+        "threads_2_ratio": threads / one,
+        "independent_2_patches_per_s": sum(independent),
+        "independent_2_ratio": sum(independent) / one,
         "cpu_us_per_patch": {"one_process": 1e6 / one_cpu, "workers_2": steady["workers_cpu_us_per_patch"],
                              "workers_2_consumer": steady["consumer_cpu_us_per_patch"]},
         "mmap_slice_roof_patches_per_s": roof,
         "decode_patches_per_s": decode_rate,
         "cache_speedup_over_decode": one / decode_rate,
-        "load_average_1min": {"one_process": loads_one, "workers_2": loads_two, "mmap_slice_roof": loads_roof},
+        "load_average_1min": {"one_process": loads_one, "workers_2": loads_two, "threads_2": loads_threads,
+                              "mmap_slice_roof": loads_roof},
         "cpu_count": os.cpu_count(),
     }
     print(f"{len(rows)} training pairs, {args.height}×{args.width} frames, {args.patch}² patches, "
@@ -163,6 +199,10 @@ def main() -> None:
           f"({steady['steady_patches_per_s'] / one:.2f}×; first batch after {steady['start_s']:.2f} s)")
     print(f"  CPU µs per patch:          workers {steady['workers_cpu_us_per_patch']:.0f} + consumer "
           f"{steady['consumer_cpu_us_per_patch']:.0f} (one process: {1e6 / one_cpu:.0f})")
+    print(f"2 loader threads:           {threads:8.1f} patches/s   ({threads / one:.2f}× one process; target ≥ 1.8×)  "
+          f"load {min(loads_threads):.1f}–{max(loads_threads):.1f}")
+    print(f"2 independent processes:    {sum(independent):8.1f} patches/s   ({sum(independent) / one:.2f}×: "
+          "what this machine's cores allow any two workers)")
     print(f"memory-mapped slices (roof):{roof:8.1f} patches/s")
     print(f"decode every sample:        {decode_rate:8.1f} patches/s   "
           f"(cache {one / decode_rate:.1f}× faster; target ≥ 20×)")

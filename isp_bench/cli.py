@@ -142,7 +142,7 @@ def _cmd_demo(args) -> int:
 def _run_kwargs(args) -> dict:
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
     return dict(dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
-                compile=args.compile, loader_workers=args.loader_workers, seed=args.seed, runs_dir=args.runs,
+                compile=args.compile, loader_workers=args.loader_workers, loader_threads=args.loader_threads, seed=args.seed, runs_dir=args.runs,
                 manifest=args.manifest, root=args.root, **({"metrics": metrics} if metrics else {}),
                 save_predictions=args.save_predictions, scheduler=args.scheduler, progress=not args.quiet)
 
@@ -246,6 +246,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loader-workers", type=int, default=None,
                    help="DataLoader worker processes that cut training patches (per process); not part of the "
                         "run id (default: none on the CPU, one per spare core, at most 8, on a GPU)")
+    p.add_argument("--loader-threads", action="store_true",
+                   help="make the loader workers threads of the training process instead of processes: faster "
+                        "on hosts with few cores, where worker processes and the training process share them "
+                        "(benchmarks/dataloader.py); the same batches (default: processes)")
     p.add_argument("--nproc", type=int, default=1,
                    help="processes on this machine, one per GPU: launches torchrun --standalone (for several "
                         "machines run `torchrun --nnodes ... -m isp_bench` yourself); the recipe's batch is "

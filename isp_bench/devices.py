@@ -166,23 +166,30 @@ MAX_LOADER_WORKERS = 8
 """The most DataLoader workers :func:`loader_workers` picks for one process."""
 
 
-def loader_workers(requested: int | None, device: str, processes_on_host: int = 1) -> int:
-    """DataLoader worker processes for training on ``device``: ``requested`` when given (0: batches are
-    made in the training process), else 0 on the CPU (the model's own threads use the cores) and, on a
-    GPU or MPS, one per core this process has (the cores over ``processes_on_host``) less one for the
-    training process itself, at most :data:`MAX_LOADER_WORKERS`.
+def loader_workers(requested: int | None, device: str, processes_on_host: int = 1, *, threads: bool = False) -> int:
+    """Loader workers for training on ``device``: ``requested`` when given (0: batches are made in the
+    training process), else 0 on the CPU (the model's own threads use the cores) and, on a GPU or MPS,
+    one per core this process has (the cores over ``processes_on_host``) less one for the training
+    process itself, at most :data:`MAX_LOADER_WORKERS`. ``threads`` (the workers are threads of the
+    training process, :class:`isp_bench.data.BatchLoader`) with no worker is an error.
 
     >>> loader_workers(None, "cpu"), loader_workers(3, "cpu")
     (0, 3)
     """
+    if requested is not None and requested < 0:
+        raise IspBenchError(f"--loader-workers {requested}: give 0 (no worker processes) or more")
     if requested is not None:
-        if requested < 0:
-            raise IspBenchError(f"--loader-workers {requested}: give 0 (no worker processes) or more")
-        return requested
-    if device.split(":")[0] == "cpu":
-        return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(0, min(MAX_LOADER_WORKERS, cores // max(1, processes_on_host) - 1))
+        count = requested
+    elif device.split(":")[0] == "cpu":
+        count = 0
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        count = max(0, min(MAX_LOADER_WORKERS, cores // max(1, processes_on_host) - 1))
+    if threads and not count:
+        raise IspBenchError(f"--loader-threads: the loader has no workers on {device} "
+                            f"({'--loader-workers 0' if requested == 0 else 'none by default'}); "
+                            "give --loader-workers N to make N threads")
+    return count
 
 
 def to_device(value, device: str, layout=None):

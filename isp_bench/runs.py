@@ -91,6 +91,7 @@ def run_benchmark(
     precision: str = "auto",
     compile: bool = False,
     loader_workers: int | None = None,
+    loader_threads: bool = False,
     seed: int = 0,
     runs_dir: str | os.PathLike = "runs",
     manifest: str | os.PathLike | None = None,
@@ -115,8 +116,8 @@ def run_benchmark(
     ``precision``: see :func:`isp_bench.devices.resolve_precision` (``auto``: bf16 on CUDA GPUs that have
     it, fp16 on older ones, fp32 elsewhere); training and evaluation both use it. ``compile``: train
     through :func:`torch.compile` (not part of the run id). ``loader_workers``: DataLoader worker
-    processes (default :func:`isp_bench.devices.loader_workers`; not part of the run id, the batches are
-    the same with any number). ``scheduler``: where the preprocessing cache
+    processes, or threads with ``loader_threads`` (default :func:`isp_bench.devices.loader_workers`; not part
+    of the run id, the batches are the same with any number of either). ``scheduler``: where the preprocessing cache
     is built (:func:`isp_bench.parallel.executor`); not part of the run id, as every backend writes the
     same bytes.
 
@@ -137,7 +138,7 @@ def run_benchmark(
     check_scheduler(scheduler)
     device = resolve_device(distributed.local_device(device))
     precision = resolve_precision(precision, device)
-    resolve_loader_workers(loader_workers, device)  # a bad count fails here, before anything is written
+    resolve_loader_workers(loader_workers, device, threads=loader_threads)  # a bad count fails here, before anything is written
     config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
                             precision=precision, overrides=overrides)
     if model_name is not None and model_name != config["model"]:
@@ -156,7 +157,7 @@ def run_benchmark(
                            f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
         out_dir = reproduction_dir(run_dir) if (run_dir / "result.json").exists() else run_dir
         _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, device=device, compile=compile,
-                            loader_workers=loader_workers, metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, scheduler=scheduler,
+                            loader_workers=loader_workers, loader_threads=loader_threads, metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, scheduler=scheduler,
                             progress=progress, on_step=on_step, started=started, wall_start=wall_start)
     return out_dir
 
@@ -187,7 +188,8 @@ def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[
 
 
 def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
-                        device: str, compile: bool, loader_workers: int | None, metrics: Sequence[str], evaluate: bool,
+                        device: str, compile: bool, loader_workers: int | None, loader_threads: bool,
+                        metrics: Sequence[str], evaluate: bool,
                         save_predictions: bool | None, scheduler: str, progress: bool, on_step, started: str,
                         wall_start: float) -> None:
     """The body of :func:`run_benchmark` once everything is checked, run by every process (rank 0 writes).
@@ -205,7 +207,8 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
     training = train(model, config, manifest_obj, root_path, train_dir, device=device, cache_dir=cache_dir,
-                     compile=compile, loader_workers=loader_workers, scheduler=scheduler, on_step=on_step,
+                     compile=compile, loader_workers=loader_workers, loader_threads=loader_threads,
+                     scheduler=scheduler, on_step=on_step,
                      progress=progress and main)  # as training.json holds it
     if not evaluate:
         return

@@ -122,6 +122,15 @@ def test_bad_run_arguments_are_one_line_errors_that_write_nothing(tmp_path, monk
     assert list(tmp_path.iterdir()) == []  # no run folder, no generated dataset, nothing
 
 
+def test_loader_threads_without_loader_workers_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", "--model", "classic", "--budget", "smoke", "--device", "cpu", "--loader-threads"])
+    err = capsys.readouterr().err
+    assert code == 2 and err == ("isp-bench: error: --loader-threads: the loader has no workers on cpu (none by "
+                                 "default); give --loader-workers N to make N threads\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unavailable_device_names_the_devices_present(tmp_path, monkeypatch, capsys):
     import torch
 

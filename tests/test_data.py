@@ -78,14 +78,14 @@ def test_a_batch_is_its_samples_stacked(data):
     assert torch.equal(ds[[17]]["raw"][0], batch["raw"][2]) and torch.equal(ds[40]["target"], batch["target"][3])
 
 
-def test_batch_loader_gives_the_same_batches_with_workers(data):
+def test_batch_loader_gives_the_same_batches_with_worker_processes_or_threads(data):
     ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32), augment=True,
                      samples_per_epoch=40, seed=2, progress=False)
     ds[0]  # entries opened in the parent are not pickled nor shared by the workers' own state
     items = range(6, 30)
     direct = [ds[list(items[i : i + 5])] for i in range(0, len(items), 5)]
-    for workers in (0, 2):
-        got = list(BatchLoader(ds, items, 5, workers=workers))
+    for workers, threads in ((0, False), (2, False), (2, True), (3, True)):
+        got = list(BatchLoader(ds, items, 5, workers=workers, threads=threads))  # every batch kept: none overwritten
         assert [b["raw"].shape[0] for b in got] == [5, 5, 5, 5, 4]
         for a, b in zip(got, direct):
             assert a["pair_id"] == b["pair_id"]

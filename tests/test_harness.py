@@ -249,13 +249,15 @@ def test_interrupted_training_resumes_to_identical_weights(data, tmp_path):
 
 
 def test_loader_workers_give_the_same_weights(data, tmp_path):
-    """Worker processes cut the same patches (and thumbnails) as the training process: same weights."""
-    runs = [_run(data, "crispnet", tmp_path / str(workers), evaluate=False, loader_workers=workers)
-            for workers in (0, 2)]
+    """Worker processes and threads cut the same patches (and thumbnails) as the training process: same weights."""
+    loaders = [(0, False), (2, False), (2, True)]
+    runs = [_run(data, "crispnet", tmp_path / f"{workers}{threads}", evaluate=False, loader_workers=workers,
+                 loader_threads=threads) for workers, threads in loaders]
     records = [json.loads((run / "training.json").read_text()) for run in runs]
-    assert [r["loader_workers"] for r in records] == [0, 2] and records[0]["losses"] == records[1]["losses"]
-    a, b = (torch.load(run / "model.pt", weights_only=True) for run in runs)
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [(r["loader_workers"], r["loader_threads"]) for r in records] == loaders
+    assert records[0]["losses"] == records[1]["losses"] == records[2]["losses"]
+    first, *others = (torch.load(run / "model.pt", weights_only=True) for run in runs)
+    assert all(torch.equal(first[k], other[k]) for other in others for k in first)
 
 
 def test_a_run_never_resumes_on_other_data(data, tmp_path):

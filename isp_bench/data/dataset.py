@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import OrderedDict
+import threading
+from collections import OrderedDict, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -104,17 +107,26 @@ class PairDataset(Dataset):
         self._reset_process_state()
 
     def _reset_process_state(self) -> None:
-        """Per-process state, filled lazily: open cache entries, metadata tensors, thumbnails."""
+        """Per-process state, filled lazily: open cache entries, metadata tensors, thumbnails, and each
+        thread's batch buffers (loader threads share the rest; the entries' order is kept under a lock)."""
         self._entries: OrderedDict[int, CacheEntry] = OrderedDict()
+        self._entries_lock = threading.Lock()
         self._metadata: dict[int, dict[str, torch.Tensor]] = {}
         self._thumbs: dict[int, torch.Tensor] = {}
-        self._buffers = BatchBuffers()
+        self._thread_state = threading.local()
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        for key in ("_entries", "_metadata", "_thumbs", "_buffers"):
+        for key in ("_entries", "_entries_lock", "_metadata", "_thumbs", "_thread_state"):
             state.pop(key)
         return state
+
+    @property
+    def _buffers(self) -> BatchBuffers:
+        """This thread's :class:`BatchBuffers`."""
+        if not hasattr(self._thread_state, "buffers"):
+            self._thread_state.buffers = BatchBuffers()
+        return self._thread_state.buffers
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -129,14 +141,15 @@ class PairDataset(Dataset):
         return len(self.rows)
 
     def _entry(self, index: int) -> CacheEntry:
-        entry = self._entries.get(index)
-        if entry is None:
-            entry = self._entries[index] = self.cache.load(self.rows[index])
-            if len(self._entries) > OPEN_ENTRIES:
-                self._entries.popitem(last=False)
-        else:
-            self._entries.move_to_end(index)
-        return entry
+        with self._entries_lock:
+            entry = self._entries.get(index)
+            if entry is None:
+                entry = self._entries[index] = self.cache.load(self.rows[index])
+                if len(self._entries) > OPEN_ENTRIES:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.move_to_end(index)
+            return entry
 
     def _thumb(self, index: int, raw: np.ndarray) -> torch.Tensor:
         if index not in self._thumbs:
@@ -201,18 +214,18 @@ class PairDataset(Dataset):
         raw = raw_tensor.numpy()
         targets = {name: t.numpy() for name, t in target_tensors.items()}
         for k, (item, index) in enumerate(zip(items, indices)):
-            entry = self._entry(index)
+            entry, raw_k = self._entry(index), raw[k]
             if self.patch is None:
-                raw[k] = entry.raw
+                raw_k[...] = entry.raw
                 for name, target in self._targets(index).items():
                     np.divide(target, TARGET_SCALE, out=targets[name][k], dtype=np.float32)
             else:
                 top, left, op = self._window(item, index, entry.raw.shape)
                 views = patch_views(entry.raw, list(self._targets(index).values()), top, left, self.patch, op)
-                views.packed_raw(out=raw[k])
+                views.packed_raw(out=raw_k)
                 for name, region in zip(names, views.regions):
                     _write_target(views, region, targets[name][k])
-            amplify(raw[k], self.rows[index], out=raw[k])
+            amplify(raw_k, self.rows[index], out=raw_k)  # the same view: no copy when the ratio is 1
         batch: dict[str, Any] = {"pair_id": [self.rows[i]["pair_id"] for i in indices], "raw": raw_tensor,
                                  **target_tensors}
         if "rgb" in self.inputs:
@@ -236,7 +249,7 @@ class BatchBuffers:
     output), so sending the batch copies nothing; the consumer's process frees it.
     """
 
-    def __init__(self, keep: int = 4):
+    def __init__(self, keep: int = 8):
         self.keep = keep
         self._arrays: dict[tuple[int, ...], list[np.ndarray]] = {}
 
@@ -350,14 +363,22 @@ class SharedSlots:
 class BatchLoader:
     """The batches of ``dataset`` for ``items`` in order, ``batch_size`` at a time (the last may be
     shorter), each made whole by one :meth:`PairDataset.batch` call (no per-sample collation): in this
-    process without ``workers``, else in DataLoader worker processes, which write patch batches into
-    :class:`SharedSlots` (whole frames travel torch's ordinary way). Iterate it like a DataLoader;
+    process without ``workers``; else by ``workers`` DataLoader worker processes, which write patch
+    batches into :class:`SharedSlots` (whole frames travel torch's ordinary way); or, with ``threads``, by
+    ``workers`` threads of this process. The batches are the same every way. Iterate it like a DataLoader;
     ``loader_options`` go to the DataLoader (``prefetch_factor``, ``pin_memory``,
-    ``multiprocessing_context``...). Measured with ``benchmarks/dataloader.py``."""
+    ``multiprocessing_context``...; threads honour ``prefetch_factor`` and ``pin_memory``).
+
+    Threads need no transport: numpy releases the GIL while it cuts, turns and converts a patch, which is
+    most of a patch's work, and each thread writes into its own recycled buffers. On a host with few
+    cores, where worker processes and the training process share them, threads deliver more (2 threads
+    on the 2-core test machine: 1.7–1.8× one process, 2 worker processes 1.4–1.55×); processes keep
+    the GIL free for a training process that launches GPU kernels. Measured with ``benchmarks/dataloader.py``."""
 
     def __init__(self, dataset: PairDataset, items: Sequence[int], batch_size: int, *, workers: int = 0,
-                 **loader_options: Any):
+                 threads: bool = False, **loader_options: Any):
         self.dataset, self.items, self.batch_size, self.workers = dataset, items, batch_size, workers
+        self.threads = threads
         self.loader_options = loader_options
 
     def __len__(self) -> int:
@@ -367,6 +388,9 @@ class BatchLoader:
         return BatchSampler(self.items, self.batch_size, drop_last=False)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self.workers and self.threads:
+            yield from self._threaded()
+            return
         if self.workers == 0 or self.dataset.patch is None or not len(self):
             yield from DataLoader(self.dataset, batch_size=None, sampler=self._batches(), num_workers=self.workers,
                                   **self.loader_options)
@@ -383,6 +407,27 @@ class BatchLoader:
                 yield slots.receive(batch)
         finally:
             self.dataset.slots = None
+
+    def _threaded(self) -> Iterator[dict[str, Any]]:
+        """The batches made by ``workers`` threads, ``workers × prefetch_factor`` of them ahead."""
+        pin = self.loader_options.get("pin_memory", False)
+
+        def make(items: list[int]) -> dict[str, Any]:
+            batch = self.dataset.batch(items)
+            return {k: v.pin_memory() if pin and isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+        batches = iter(self._batches())
+        ahead = self.workers * (self.loader_options.get("prefetch_factor") or 2)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="isp-bench-loader") as pool:
+            pending = deque(pool.submit(make, items) for items in islice(batches, ahead))
+            try:
+                while pending:
+                    batch = pending.popleft().result()
+                    pending.extend(pool.submit(make, items) for items in islice(batches, 1))
+                    yield batch
+            finally:
+                for future in pending:
+                    future.cancel()
 
 
 class _Requests:

@@ -225,7 +225,7 @@ class Validation:
 
 
 def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest, root: Path,
-                  cache_dir: Path | None, workers: int, pin_memory: bool = False,
+                  cache_dir: Path | None, workers: int, threads: bool = False, pin_memory: bool = False,
                   scheduler: str = "local") -> BatchLoader:
     """This rank's batches of stage ``k`` from its step ``first`` on: its share
     (:func:`isp_bench.distributed.rank_items`) of each global batch, a pure function of seed, stage, step."""
@@ -239,7 +239,8 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
     dataset.set_epoch(k)
     where = f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}"
     return BatchLoader(dataset, distributed.rank_items(first, stage["steps"], stage["batch_size"]),
-                       distributed.split_batch(stage["batch_size"], where), workers=workers, pin_memory=pin_memory)
+                       distributed.split_batch(stage["batch_size"], where), workers=workers, threads=threads,
+                       pin_memory=pin_memory)
 
 
 def _load_finished(model: torch.nn.Module, run_dir: Path, main: bool) -> dict[str, Any]:
@@ -296,6 +297,7 @@ class _Session:
     main: bool
     compile_step: bool
     loader_workers: int
+    loader_threads: bool
     on_step: Callable[[int, int, float], None] | None
     show_progress: bool
     samples_seen: int = 0
@@ -399,7 +401,7 @@ class _Session:
             "final_validation_psnr": points[-1]["psnr"] if points else None,
             "plateaus": plateaus(points, self.config["stages"]), "precision": self.precision,
             "distributed": {"world_size": distributed.world_size(), "per_rank_batch": self.per_rank_batch},
-            "loader_workers": self.loader_workers,
+            "loader_workers": self.loader_workers, "loader_threads": self.loader_threads,
         }
 
 
@@ -467,6 +469,7 @@ def train(
     device: str = "cpu",
     cache_dir: Path | None = None,
     loader_workers: int | None = None,
+    loader_threads: bool = False,
     compile: bool = False,
     scheduler: str = "local",
     on_step: Callable[[int, int, float], None] | None = None,
@@ -477,13 +480,14 @@ def train(
     Returns the training record, also written to ``run_dir/training.json`` (by rank 0): steps, losses
     (one per step, the mean over the global batch), validation PSNR points, ``seconds`` (training time
     over every session), samples/s (global, this session), ``plateaus`` (:func:`plateaus`: has each stage
-    converged), ``precision``, ``loader_workers``, and ``distributed``
+    converged), ``precision``, ``loader_workers``, ``loader_threads`` and ``distributed``
     (``world_size`` and each stage's ``per_rank_batch`` in this session). A finished run
     (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
     (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`;
     ``scheduler`` builds the preprocessing cache (:func:`isp_bench.parallel.executor`; same bytes on any).
     ``loader_workers``: DataLoader worker processes (default :func:`isp_bench.devices.loader_workers`: none
-    on the CPU, one per spare core on a GPU); the batches, hence the weights, are the same with any number.
+    on the CPU, one per spare core on a GPU), threads of this process with ``loader_threads``; the batches,
+    hence the weights, are the same with any number of either.
     ``on_step(stage index, step, loss)`` is called after each step (and its checkpoint).
     """
     main = distributed.is_main()
@@ -493,17 +497,18 @@ def train(
     _check_objective_args(config)
     started = time.perf_counter()
     configure_for_speed(device)
-    loader_workers = resolve_loader_workers(loader_workers, device, distributed.local_world_size())
+    loader_workers = resolve_loader_workers(loader_workers, device, distributed.local_world_size(),
+                                            threads=loader_threads)
     model.to(device, memory_format=memory_format(device))
     checkpoint = _restore(model, config, manifest, root, cache_dir, scheduler, run_dir / CHECKPOINT)
     session = _Session(
         model=model, config=config, device=device, checkpoint_path=run_dir / CHECKPOINT,
         stage_batches=lambda k, first: _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
-                                                     pin_memory=torch.device(device).type == "cuda",
+                                                     threads=loader_threads, pin_memory=torch.device(device).type == "cuda",
                                                      scheduler=scheduler),
         validation=Validation(config, manifest, root, cache_dir, scheduler) if config["stages"] and main else None,
         record=_record_so_far(checkpoint), started=started, main=main, compile_step=compile,
-        loader_workers=loader_workers, on_step=on_step,
+        loader_workers=loader_workers, loader_threads=loader_threads, on_step=on_step,
         show_progress=progress and main)
     start_stage, start_step = (checkpoint["stage"], checkpoint["step"]) if checkpoint is not None else (0, 0)
     for k in range(start_stage, len(config["stages"])):
