@@ -401,7 +401,7 @@ class _Session:
             "final_validation_psnr": points[-1]["psnr"] if points else None,
             "plateaus": plateaus(points, self.config["stages"]), "precision": self.precision,
             "distributed": {"world_size": distributed.world_size(), "per_rank_batch": self.per_rank_batch},
-            "loader_workers": self.loader_workers, "loader_threads": self.loader_threads,
+            "loader_workers": self.loader_workers, "loader_threads": self.loader_threads, "compile": self.compile_step,
         }
 
 
@@ -480,7 +480,7 @@ def train(
     Returns the training record, also written to ``run_dir/training.json`` (by rank 0): steps, losses
     (one per step, the mean over the global batch), validation PSNR points, ``seconds`` (training time
     over every session), samples/s (global, this session), ``plateaus`` (:func:`plateaus`: has each stage
-    converged), ``precision``, ``loader_workers``, ``loader_threads`` and ``distributed``
+    converged), ``precision``, ``loader_workers``, ``loader_threads``, ``compile`` and ``distributed``
     (``world_size`` and each stage's ``per_rank_batch`` in this session). A finished run
     (``model.pt`` present) loads its weights and returns the stored record. ``config["precision"]``
     (default ``fp32``) sets autocast; ``compile`` runs the training step through :func:`torch.compile`;
