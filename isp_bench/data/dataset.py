@@ -371,9 +371,10 @@ class BatchLoader:
 
     Threads need no transport: numpy releases the GIL while it cuts, turns and converts a patch, which is
     most of a patch's work, and each thread writes into its own recycled buffers. On a host with few
-    cores, where worker processes and the training process share them, threads deliver more (2 threads
-    on the 2-core test machine: 1.7–1.8× one process, 2 worker processes 1.4–1.55×); processes keep
-    the GIL free for a training process that launches GPU kernels. Measured with ``benchmarks/dataloader.py``."""
+    cores, where worker processes and the training process share them, threads deliver more (on the 2-core
+    test machine, over eight runs: 2 threads 1.53–1.81× one process, 1.76× in most; 2 worker processes
+    1.34–1.56×); processes keep the GIL free for a training process that launches GPU kernels. Measured
+    with ``benchmarks/dataloader.py``."""
 
     def __init__(self, dataset: PairDataset, items: Sequence[int], batch_size: int, *, workers: int = 0,
                  threads: bool = False, **loader_options: Any):
