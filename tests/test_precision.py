@@ -69,6 +69,37 @@ def test_bf16_autocast_trains_every_model_on_the_cpu(data, tmp_path, recipe):
     assert grads and all(torch.isfinite(g).all() for g in grads)
 
 
+class _Perfect(torch.nn.Module):
+    """A "model" whose every output is the truth it is scored against, in bf16 as autocast leaves outputs."""
+
+    def forward(self, batch):
+        return batch["target"].to(torch.bfloat16)
+
+    def restore(self, raw):
+        return self.linear.to(torch.bfloat16)
+
+    def enhance(self, linear):
+        return self.target.to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("name, args", [("srgb_mse", {}), ("srgb_l1", {}), ("restoration_mse", {"target": "target"}),
+                                        ("deepisp_lab_msssim", {"alpha": 0.5}), ("cameranet_restore", {}),
+                                        ("cameranet_enhance", {}), ("cameranet_joint", {"lambda": 0.5})])
+def test_a_perfect_16_bit_output_has_no_loss_under_autocast(name, args):
+    """Losses are computed in float32 outside autocast: under bf16 autocast DeepISP's Lab + MS-SSIM loss gave
+    a perfect output 0.41 (Lab ℓ1 of a bf16 output against a float32 target, the matrix product in bf16)."""
+    from isp_bench.train.losses import get_objective
+
+    rng = torch.Generator().manual_seed(0)
+    target, linear = (torch.rand(2, 3, 48, 48, generator=rng).to(torch.bfloat16).float() for _ in range(2))
+    model = _Perfect()
+    model.linear, model.target = linear, target
+    batch = {"raw": torch.rand(2, 4, 24, 24), "target": target, "linear_target": linear}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = get_objective(name)(model, batch, **args)
+    assert loss.dtype == torch.float32 and abs(float(loss)) < 1e-6
+
+
 def test_precision_is_part_of_the_run_id_and_recorded(data, tmp_path):
     fp32 = resolve_recipe("unet", budget="smoke")
     bf16 = resolve_recipe("unet", budget="smoke", precision="bf16")

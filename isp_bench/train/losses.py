@@ -2,10 +2,16 @@
 
 Colour conversions are differentiable torch versions of IEC 61966-2-1 sRGB decoding and CIE 1976
 L*a*b* with the D65 white; tests check them against colour-science.
+
+The model runs under the trainer's autocast (bf16 or fp16 on a GPU); every loss is computed from its
+outputs in float32 with autocast off (:func:`in_float32`): under autocast a colour matrix or a blur
+would run in 16 bits, and a variance by cancellation (MS-SSIM's ``E[x²] − E[x]²`` on L* ≈ 50) or a
+16-bit output against a 32-bit target would give a perfect output a loss.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import torch
@@ -44,6 +50,17 @@ def register_objective(*, needs: tuple[str, ...] = (),
     return decorator
 
 
+def in_float32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``fn(*tensors, **kwargs)`` evaluated on the tensors as float32 with autocast off (see the module docstring)."""
+
+    @functools.wraps(fn)
+    def wrapped(*tensors: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        with torch.autocast(tensors[0].device.type, enabled=False):
+            return fn(*(t.float() for t in tensors), **kwargs)
+
+    return wrapped
+
+
 #: The sRGB → XYZ matrix as float32 (the precision the Lab loss has always used, whatever the input's).
 SRGB_TO_XYZ_FLOAT32 = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32)
 
@@ -63,24 +80,34 @@ def _output(model, batch):
     return model(batch)
 
 
+mse = in_float32(F.mse_loss)
+l1 = in_float32(F.l1_loss)
+
+
 @register_objective()
 def srgb_mse(model, batch) -> torch.Tensor:
-    return F.mse_loss(_output(model, batch), batch["target"])
+    return mse(_output(model, batch), batch["target"])
 
 
 @register_objective()
 def srgb_l1(model, batch) -> torch.Tensor:
-    return F.l1_loss(_output(model, batch), batch["target"])
+    return l1(_output(model, batch), batch["target"])
 
 
 @register_objective()
 def deepisp_lab_msssim(model, batch, *, alpha: float, win_size: int = 5, scales: int = 2) -> torch.Tensor:
     """DeepISP: ``(1 − α)·‖Lab(out) − Lab(gt)‖₁ + α·(1 − MS-SSIM(L(out), L(gt)))``, MS-SSIM on the L
     channel with ``win_size`` windows over ``scales`` scales (equal weights)."""
-    out_lab, gt_lab = srgb_to_lab(_output(model, batch)), srgb_to_lab(batch["target"])
-    l1 = (out_lab - gt_lab).abs().mean()
+    return _lab_msssim_loss(_output(model, batch), batch["target"], alpha=alpha, win_size=win_size, scales=scales)
+
+
+@in_float32
+def _lab_msssim_loss(out: torch.Tensor, target: torch.Tensor, *, alpha: float, win_size: int,
+                     scales: int) -> torch.Tensor:
+    out_lab, gt_lab = srgb_to_lab(out), srgb_to_lab(target)
+    lab_l1 = (out_lab - gt_lab).abs().mean()
     similarity = ms_ssim_small(out_lab[:, :1], gt_lab[:, :1], data_range=100.0, win_size=win_size, scales=scales)
-    return (1 - alpha) * l1 + alpha * (1 - similarity)
+    return (1 - alpha) * lab_l1 + alpha * (1 - similarity)
 
 
 def _gaussian_window(size: int, sigma: float, like: torch.Tensor) -> torch.Tensor:
@@ -114,7 +141,8 @@ def ms_ssim_small(x: torch.Tensor, y: torch.Tensor, *, data_range: float, win_si
     return value
 
 
-def _restore_loss(pred: torch.Tensor, truth: torch.Tensor, eps: float) -> torch.Tensor:
+@in_float32
+def _restore_loss(pred: torch.Tensor, truth: torch.Tensor, *, eps: float) -> torch.Tensor:
     log_diff = torch.log(pred.clamp_min(eps)) - torch.log(truth.clamp_min(eps))
     return (pred - truth).abs().mean() + log_diff.abs().mean()
 
@@ -132,13 +160,13 @@ def _enhance_net_output(model, batch) -> tuple[torch.Tensor, str]:
 @register_objective(needs=("linear_target",), validated_output=_restore_net_output)
 def cameranet_restore(model, batch, *, eps: float = 1e-4) -> torch.Tensor:
     """Restore-Net alone against the linear (restoration) target."""
-    return _restore_loss(model.restore(batch["raw"]), batch["linear_target"], eps)
+    return _restore_loss(model.restore(batch["raw"]), batch["linear_target"], eps=eps)
 
 
 @register_objective(needs=("linear_target",), validated_output=_enhance_net_output)
 def cameranet_enhance(model, batch) -> torch.Tensor:
     """Enhance-Net alone, fed the restoration ground truth, L1 against sRGB."""
-    return F.l1_loss(model.enhance(batch["linear_target"]), batch["target"])
+    return l1(model.enhance(batch["linear_target"]), batch["target"])
 
 
 @register_objective(needs=("linear_target",))
@@ -148,7 +176,7 @@ def cameranet_joint(model, batch, *, eps: float = 1e-4, **kwargs: Any) -> torch.
         raise TypeError(f"cameranet_joint takes eps and lambda, not {sorted(set(kwargs) - {'lambda'}) or 'no lambda'}")
     lam = kwargs["lambda"]
     linear = model.restore(batch["raw"])
-    return lam * _restore_loss(linear, batch["linear_target"], eps) + (1 - lam) * F.l1_loss(
+    return lam * _restore_loss(linear, batch["linear_target"], eps=eps) + (1 - lam) * l1(
         model.enhance(linear), batch["target"])
 
 
@@ -159,7 +187,7 @@ def restoration_mse(model, batch, *, target: str = "linear_target") -> torch.Ten
     ``target`` is ``linear_target`` where the target is display sRGB (the synthetic set) and ``target``
     where the dataset's own target is already linear (MSR). The trainer treats a target named in the
     arguments as a need, like ``needs``."""
-    return F.mse_loss(_output(model, batch), batch[target])
+    return mse(_output(model, batch), batch[target])
 
 
 def get_objective(name: str) -> Objective:
