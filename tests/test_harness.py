@@ -16,6 +16,7 @@ from isp_bench.cli import main
 from isp_bench.data import DIHEDRAL, PairDataset, patch_views
 from isp_bench.ingest import ingest
 from isp_bench.leaderboard import build_leaderboard, load_results, spec_key
+from isp_bench.manifest import read_manifest
 from isp_bench.raw import cfa_masks, pack_rggb
 from isp_bench.runs import RunError, run_benchmark
 from isp_bench.synth import SynthConfig, generate
@@ -97,7 +98,7 @@ def test_short_exposures_are_amplified_by_their_ratio(data):
 
 def test_pairs_without_a_linear_target_get_the_classic_pipelines(data, tmp_path):
     from isp_bench.data.cache import has_linear_target
-    from isp_bench.manifest import read_manifest, write_manifest
+    from isp_bench.manifest import write_manifest
 
     manifest = read_manifest(data["manifest"])
     rows = [{**r, "linear_target_path": None, "linear_target_bytes": None, "linear_target_sha256": None}
@@ -206,7 +207,6 @@ def test_smoke_run_end_to_end(data, tmp_path, recipe):
 def test_a_stage_that_trains_a_part_is_validated_on_that_part(data):
     """CameraNet's restore stage trains Restore-Net alone: its validation scores Restore-Net's linear output
     against the linear target (the whole model's sRGB output says nothing while Enhance-Net is untrained)."""
-    from isp_bench.manifest import read_manifest
     from isp_bench.metrics import psnr
     from isp_bench.train.trainer import Validation
 
@@ -258,6 +258,36 @@ def test_loader_workers_give_the_same_weights(data, tmp_path):
     assert records[0]["losses"] == records[1]["losses"] == records[2]["losses"]
     first, *others = (torch.load(run / "model.pt", weights_only=True) for run in runs)
     assert all(torch.equal(first[k], other[k]) for other in others for k in first)
+
+
+def test_a_non_finite_loss_stops_training_before_the_update(data, tmp_path):
+    from isp_bench.train.losses import register_objective
+
+    @register_objective()
+    def test_nan_after_one_step(model, batch):
+        out = model(batch)
+        return (out - batch["target"]).abs().mean() * (float("nan") if model.training_steps_seen else 1.0)
+
+    model = create_model("unet")
+    model.training_steps_seen = 0
+    recipe = tmp_path / "nan.yaml"
+    recipe.write_text("base: unet\nstages:\n  - {name: train, objective: test_nan_after_one_step}\n"
+                      "budgets:\n  smoke: {steps: 3}\n")
+    config = resolve_recipe(str(recipe), budget="smoke")
+    config["checkpoint_every"] = 1
+    seen = []
+
+    def after_step(stage, step, loss):
+        seen.append(loss)
+        model.training_steps_seen += 1
+
+    with pytest.raises(FloatingPointError, match="unet stage train step 1: loss is nan"):
+        train(model, config, read_manifest(data["manifest"]), data["root"], tmp_path / "run", on_step=after_step,
+              progress=False)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 1 and len(seen) == 1 and np.isfinite(seen[0])
+    # the weights are those after the one finite step: the non-finite step's gradients were never applied
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in checkpoint["model"].items())
 
 
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,

@@ -66,7 +66,9 @@ class LowLevelStage(nn.Module):
         feats = rgb
         for layer in self.layers:
             feats, image = layer(x, image)
-            x = torch.cat([image, feats], dim=1)
+            # the residual image stays float32; the next layer's input takes the features' (autocast) type,
+            # or autocast's cat would widen all 64 channels to float32 at full resolution
+            x = torch.cat([image.to(feats.dtype), feats], dim=1)
         return feats, image
 
 

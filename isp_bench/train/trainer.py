@@ -113,6 +113,12 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler:
     (:func:`torch.nn.utils.clip_grad_norm_`)."""
     scaler = scaler if scaler is not None else torch.amp.GradScaler(enabled=False)
     scaler.scale(loss).backward()
+    apply_gradients(optimizer, scaler, grad_clip_norm)
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+                    grad_clip_norm: float | None = None) -> None:
+    """The update of :func:`optimizer_step` once the backward pass has run."""
     scaler.unscale_(optimizer)
     if grad_clip_norm is not None:
         torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
@@ -349,18 +355,20 @@ class _Session:
     def train_step(self, step_loss: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                    stage: dict[str, Any], step: int, batch: dict[str, Any]) -> float:
         """One update at 0-based ``step`` of ``stage``: learning rate :func:`lr_at`, forward pass and loss
-        under autocast, :func:`optimizer_step` with the stage's ``grad_clip_norm``. Returns the loss averaged
-        over the ranks (every rank gets the same value, so all stop together on a non-finite one)."""
+        under autocast, the backward pass, then :func:`apply_gradients` with the stage's ``grad_clip_norm``.
+        Returns the loss averaged over the ranks (every rank gets the same value, so all stop together on
+        a non-finite one, before the update)."""
         batch = to_device(batch, self.device, memory_format(self.device))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(stage, step)
         optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.precision):
             loss = step_loss(batch)
+        scaler.scale(loss).backward()  # queued before the loss is read, so that a GPU is not idle meanwhile
         global_loss = distributed.mean(loss.item())
         if not math.isfinite(global_loss):
             raise FloatingPointError(f"{self.config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
-        optimizer_step(loss, optimizer, scaler, stage.get("grad_clip_norm"))
+        apply_gradients(optimizer, scaler, stage.get("grad_clip_norm"))
         return global_loss
 
     def validate_if_due(self, stage: dict[str, Any], done: int) -> float | None:
