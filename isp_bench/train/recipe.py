@@ -27,15 +27,20 @@ from typing import Any
 from isp_bench.errors import IspBenchError, unknown_name_error
 
 BUDGETS: dict[str, dict[str, Any]] = {
-    "smoke": {"help": "seconds: the tests' budget", "validations_per_stage": 1, "validation_frames": 1},
-    "short": {"help": "minutes on a CPU", "validations_per_stage": 5, "validation_frames": 4},
+    "smoke": {"help": "seconds: the tests' budget", "validations_per_stage": 1, "validation_frames": 1,
+              "checkpoint_every": 1},
+    "short": {"help": "minutes on a CPU", "validations_per_stage": 5, "validation_frames": 4, "checkpoint_every": 20},
     "standard": {"help": "converged on the synthetic set: at most 20 minutes on one data-centre GPU",
-                 "validations_per_stage": 20, "validation_frames": 8},
-    "paper": {"help": "the paper's schedule", "validations_per_stage": 50, "validation_frames": 16},
+                 "validations_per_stage": 20, "validation_frames": 8, "checkpoint_every": 500},
+    "paper": {"help": "the paper's schedule", "validations_per_stage": 50, "validation_frames": 16,
+              "checkpoint_every": 2000},
 }
 """The training budgets, defined here only. Each recipe sizes every budget (steps, batch size, patch);
 the budget sets how often training is validated (evenly spaced points per stage, the last at the
-stage's end) and on how many fixed validation crops."""
+stage's end), on how many fixed validation crops, and every how many steps a checkpoint is written
+(besides each stage's end): a checkpoint holds the weights and the optimiser state (130–340 MB for
+the papers' models), written every few seconds on a CPU at ``short`` but at GPU speed every 20
+steps would cost as much time as the steps themselves."""
 
 OPTIMIZERS = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}
 """Recipe ``optimizer.name`` → ``torch.optim`` class; its other keys except ``lr`` are that class's
@@ -229,7 +234,7 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         # eval.truth (a recipe's or a dataset override's): the sample key the output is scored against
         "eval": {"split": "test", "tile": 512, "overlap": 64, "previews": 4, **recipe.get("eval", {}),
                  **per_dataset.get("eval", {})},
-        "checkpoint_every": 1 if budget == "smoke" else 20,
+        "checkpoint_every": BUDGETS[budget]["checkpoint_every"],
         "validation": {
             "every": validation.get("every") or max(1, math.ceil(size["steps"] / per_stage)),
             "frames": validation.get("frames", BUDGETS[budget]["validation_frames"]),
