@@ -23,11 +23,12 @@ results ends inside the call's 600 s):
    CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s);
 4. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute; off by default, the standard runs need the time);
-5. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first),
-   each given the time left less 30 s per model after it; a model whose expected training time (step 3's
-   ``budget_train_s``) does not fit what is left is not started, so that cheaper ones after it still
-   run (a run cut short keeps its checkpoints there, but the machine is handed back bare: its summary
-   row says how far it got, which is what resizing its budget needs);
+5. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first):
+   a model whose expected time (step 3's ``budget_train_s`` + ``RUN_OVERHEAD_S``) does not fit the time
+   left is not started, so that cheaper ones after it still run; one that is started gets twice its
+   expected time (at least ``MIN_RUN_S``; a model step 3 did not measure, the time left). A run cut
+   short keeps its checkpoints there, but the machine is handed back bare: its summary row says how far
+   it got, which is what resizing its budget needs;
 6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -62,6 +63,10 @@ WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 MODELS = "unet,cameranet,crispnet,deepisp,unet-resbottleneck,pynet"
 RUN_OVERHEAD_S = 40
 """Seconds a run spends besides training (start, cache, validation, evaluation, scoring): a guess to check."""
+MIN_RUN_S = 120
+"""The least time a started run is given (its expected time may be an underestimate)."""
+TRAIN_BENCHMARK_STEPS = 40
+"""Consecutive steps benchmarks/train.py times per model on the GPU: more than its loader workers prefetch."""
 
 
 def download_wheels(folder: Path) -> None:
@@ -113,8 +118,8 @@ class Session:
         return code
 
     def install_wheels(self) -> None:
-        probe = "import rawpy, exifread, colour, colour_demosaicing, lpips"
-        if subprocess.run([sys.executable, "-c", probe], env=self.env, capture_output=True).returncode == 0:
+        probe = [sys.executable, "-c", "import rawpy, exifread, colour, colour_demosaicing, lpips, isp_bench.cli"]
+        if subprocess.run(probe, cwd=REPO, env=self.env, capture_output=True).returncode == 0:
             return
         wheels = sorted((REPO / ".whl").glob("*.whl"))
         if not wheels:
@@ -123,6 +128,10 @@ class Session:
         self.call([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                    "--no-cache-dir", "--upgrade", "--target", "/tmp/site", *map(str, wheels)], timeout=120)
         self.env["PYTHONPATH"] = os.pathsep.join(["/tmp/site", self.env["PYTHONPATH"]])
+        found = subprocess.run(probe, cwd=REPO, env=self.env, capture_output=True, text=True)
+        if found.returncode != 0:
+            self.say(f"the suite still does not import after installing the wheels:\n{found.stderr[-2000:]}")
+            raise SystemExit("the carried wheels do not make the suite importable (see session.log)")
 
     def environment(self, commit: str | None) -> None:
         probe = ("import json, os, torch; from isp_bench.devices import describe_device, resolve_device; "
@@ -131,14 +140,21 @@ class Session:
         found = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=self.env, capture_output=True, text=True)
         smi = shutil.which("nvidia-smi")
         gpus = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else None
-        info = {"probe": json.loads(found.stdout) if found.returncode == 0 else found.stderr[-2000:],
-                "nvidia_smi": gpus, "python": sys.version, "git_commit": commit}
+        try:
+            probed = json.loads(found.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            probed = {"failed": found.stderr[-2000:] or found.stdout[-2000:]}
+        # DataLoader workers pass batches through /dev/shm: a container's default 64 MB there ends them in a
+        # bus error (BatchLoader falls back to threads when its ring does not fit)
+        shm = shutil.disk_usage("/dev/shm") if os.path.isdir("/dev/shm") else None
+        info = {"probe": probed, "nvidia_smi": gpus, "python": sys.version, "git_commit": commit,
+                "dev_shm_free_mb": shm.free / 2 ** 20 if shm else None}
         (self.out / "environment.json").write_text(json.dumps(info, indent=1) + "\n")
         self.say(f"environment: {info['probe']}")
 
     def benchmarks(self, models: list[str], loader: bool) -> None:
         learned = [m for m in models if m != "pynet"]  # PyNET's 12 MP inference alone is minutes
-        budget, steps = ("smoke", "1") if self.rehearse else ("standard", "3")
+        budget, steps = ("smoke", "2") if self.rehearse else ("standard", str(TRAIN_BENCHMARK_STEPS))
         self.call([sys.executable, "benchmarks/train.py", "--budget", budget, "--steps", steps,
                    "--models", ",".join(learned)], timeout=240)
         if loader:
@@ -153,21 +169,23 @@ class Session:
         found = sorted(self.out.glob("train-*.json"))
         if not found:
             return {}
-        return {row["model"]: row["budget_train_s"] for row in json.loads(found[-1].read_text())["models"]}
+        return {row["model"]: row["budget_train_s"] for row in json.loads(found[-1].read_text())["models"]
+                if "budget_train_s" in row}
 
     def standard_runs(self, models: list[str]) -> list[dict]:
         rows, expected = [], self.expected_training_s()
-        for k, model in enumerate(models):
-            later = len(models) - k - 1
+        for model in models:
             need = expected.get(model)
-            if self.left() < 30 or (need is not None and need + RUN_OVERHEAD_S > self.left()):
-                why = "no time left" if need is None else f"needs ~{need + RUN_OVERHEAD_S:.0f} s"
+            expected_s = None if need is None else need + RUN_OVERHEAD_S
+            if self.left() < 30 or (expected_s is not None and expected_s > self.left()):
+                why = "no time left" if expected_s is None else f"needs ~{expected_s:.0f} s"
                 self.say(f"{model}: not started ({why}, {self.left():.0f} s left)")
                 rows.append({"model": model, "status": f"not started: {why}", "expected_training_s": need})
                 continue
+            timeout = None if expected_s is None else max(2 * expected_s, MIN_RUN_S)
             code = self.call([sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", self.budget,
                               "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
-                              "--quiet"], timeout=self.left() - 30 * later)
+                              "--quiet"], timeout=timeout)
             rows.append({"model": model, "status": "finished" if code == 0 else "cut off" if code is None
                          else f"exit {code}", "expected_training_s": need, **summarise(self.runs, model, self.budget)})
         return rows

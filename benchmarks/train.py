@@ -6,15 +6,19 @@ Rerun:  python benchmarks/train.py [--device auto] [--models unet,cameranet,cris
                                    [--steps 5] [--budget short] [--threads N]
         python benchmarks/train.py --device cuda --budget standard        (on a GPU)
 
-For each model (its default recipe's last stage: objective, trainable parameters, batch size and
-patch of ``--budget``), measured in a fresh process so that peak memory is the model's own:
+Run it from the repository root: it measures on the embedded synthetic set where ``isp-bench run`` keeps
+it (``work/synth``, made when absent). For each model (its default recipe's last stage: objective,
+trainable parameters, batch size and patch of ``--budget``), measured in a fresh process so that peak
+memory is the model's own, and written to the results file as soon as it is measured (a model that
+fails is recorded with its error and the others are still measured):
 
-- ``real_patches_per_s``: training steps fed by the trainer's own loader (memory-mapped cache,
-  CFA-exact augmentation, host→device copy; the trainer's default loader workers: none on the CPU,
-  one per spare core on a GPU), after one warm-up step;
-- ``synthetic_patches_per_s``: the same steps on one batch already on the device; ``loader_share``
-  = 1 − real / synthetic is the fraction of a step the loader costs. Both from the fastest of
-  ``--steps`` steps (load on a shared machine only adds time);
+- ``real_patches_per_s``: ``--steps`` consecutive training steps fed by the trainer's own loader
+  (memory-mapped cache, CFA-exact augmentation, host→device copy; the trainer's default loader
+  workers: none on the CPU, one per spare core on a GPU), after one warm-up step: the sustained rate,
+  once the workers' prefetched batches are used up (give more steps than workers × 2);
+- ``synthetic_patches_per_s``: the fastest of ``--steps`` steps on one batch already on the device (load
+  on a shared machine only adds time); ``loader_share`` = 1 − real / synthetic is the fraction of a
+  step the loader (and the host's share of a step) costs;
 - ``train_gflop_per_s``: 2 FLOP/MAC × 3 × the forward MACs of a batch (backward ≈ 2× forward; the
   MACs counted as ``isp-bench models`` counts them: convolutions, linear layers, attention) per
   synthetic step (this counts what the model computes; a stage that trains part of the model does
@@ -44,7 +48,6 @@ import concurrent.futures
 import multiprocessing
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -128,16 +131,18 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
     first = to_device(next(loader), device, memory_format(device))
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
 
-    def timed(get_batch) -> float:
+    def seconds_per_step(get_batch, count: int) -> float:
         sync(device)
         start = time.perf_counter()
-        step(get_batch())
+        for _ in range(count):
+            step(get_batch())
         sync(device)
-        return time.perf_counter() - start
+        return (time.perf_counter() - start) / count
 
-    # the least disturbed step of each kind (a shared machine only ever adds time)
-    real_s = min(timed(lambda: to_device(next(loader), device, memory_format(device))) for _ in range(steps))
-    synthetic_s = min(timed(lambda: first) for _ in range(steps))
+    # real: sustained over consecutive steps (the workers' prefetched batches run out, so a loader that
+    # cannot keep up shows); on-device: the least disturbed step (a shared machine only ever adds time)
+    real_s = seconds_per_step(lambda: to_device(next(loader), device, memory_format(device)), steps)
+    synthetic_s = min(seconds_per_step(lambda: first, 1) for _ in range(steps))
     macs = count_macs(model, first).total
     train_gflop = FLOP_PER_MAC * TRAIN_PASSES * macs / 1e9
     peak_train = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.startswith("cuda") else _rss_mb()
@@ -199,8 +204,7 @@ def main() -> None:
 
     from _common import provenance, save
     from isp_bench.devices import resolve_device, resolve_precision
-    from isp_bench.ingest import ingest
-    from isp_bench.synth import generate
+    from isp_bench.runs import resolve_dataset
 
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
@@ -208,15 +212,20 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     roof = matmul_roof(device, precision)
     print(f"{device}: {precision} matmul roof {roof:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    # the embedded set where `isp-bench run` keeps it (work/synth, generated when absent), so that a run
+    # after the benchmark finds it and its preprocessing cache
+    manifest, root = resolve_dataset("synth", progress=False)
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = generate(Path(tmp) / "synth", progress=False)
-        manifest = ingest("synth", root, Path(tmp) / "synth.parquet", progress=False).manifest.path
-        context = multiprocessing.get_context("spawn")
-        for name in args.models.split(","):
+    context = multiprocessing.get_context("spawn")
+    for name in args.models.split(","):
+        try:
             with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
                 row = pool.submit(measure_model, name, args.budget, device, precision, args.steps, args.threads,
-                                  str(manifest), str(root)).result()
+                                  str(manifest.path), str(root)).result()
+        except Exception as error:  # one model's failure is reported; the others are still measured
+            rows.append({"model": name, "error": f"{type(error).__name__}: {error}"})
+            print(f"{name:10s} failed: {rows[-1]['error']}", flush=True)
+        else:
             row["roof_fraction"] = row["train_gflop_per_s"] / roof
             rows.append(row)
             print(f"{name:10s} batch {row['batch_size']}×{row['patch'][0]}²: real {row['real_patches_per_s']:.2f} "
@@ -225,11 +234,12 @@ def main() -> None:
                   f"peak {row['peak_memory_mb']:.0f} MB; inference {row['inference_s_per_12mp']:.2f} s / 12 MP; "
                   f"{args.budget} budget ~{row['budget_train_s']:.0f} s of training"
                   + (" (extrapolated)" if row["inference_extrapolated"] else ""), flush=True)
-    path = save(f"train-{device.replace(':', '')}", {
-        "benchmark": "train", "device": device, "precision": precision, "budget": args.budget,
-        "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": rows,
-        "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:]),
-    })
+        # written after every model: a run cut off by a deadline keeps the models it measured
+        path = save(f"train-{device.replace(':', '')}", {
+            "benchmark": "train", "device": device, "precision": precision, "budget": args.budget,
+            "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": rows,
+            "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:]),
+        })
     print(f"wrote {path}")
 
 
