@@ -119,6 +119,22 @@ def test_worker_batches_come_through_shared_slots_and_kept_ones_are_never_overwr
     assert ds.slots is None  # the ring lives only while its workers do
 
 
+def test_worker_processes_without_room_in_shared_memory_become_threads(data, monkeypatch):
+    """A container's default 64 MB /dev/shm would end worker processes in a bus error: the loader warns
+    and makes the same batches with threads."""
+    from isp_bench.data import dataset as dataset_module
+
+    ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32), augment=True,
+                     samples_per_epoch=20, seed=4, progress=False)
+    items = range(20)
+    direct = [ds[list(items[i : i + 4])] for i in range(0, len(items), 4)]
+    monkeypatch.setattr(dataset_module, "shared_memory_free", lambda: 64 * 1024)
+    with pytest.warns(UserWarning, match=r"loader worker processes need \d+ MB there .* using 2 threads instead"):
+        got = list(BatchLoader(ds, items, 4, workers=2))
+    _same_batches(got, direct)
+    assert ds.slots is None
+
+
 def test_a_pickled_dataset_carries_no_open_cache_entries(data):
     ds = PairDataset(data["manifest"], data["root"], "train", cache_dir=data["cache"], patch=(32, 32),
                      inputs=("raw", "thumb"), samples_per_epoch=8, progress=False)

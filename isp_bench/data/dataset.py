@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
+import warnings
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -398,7 +400,17 @@ class BatchLoader:
             return
         example = self.dataset.batch(next(iter(self._batches())))
         prefetch = self.loader_options.get("prefetch_factor") or 2
-        slots = SharedSlots(example, self.workers * prefetch + 3)
+        count = self.workers * prefetch + 3
+        ring = count * sum(v.nbytes for v in example.values() if isinstance(v, torch.Tensor))
+        free = shared_memory_free()
+        if free is not None and ring * SHM_MARGIN > free:
+            warnings.warn(f"{SHM_DIR} has {free / 2**20:.0f} MB free; {self.workers} loader worker processes "
+                          f"need {ring * SHM_MARGIN / 2**20:.0f} MB there for their batches: using {self.workers} "
+                          "threads instead (the same batches; give the machine or container more shared memory, "
+                          "e.g. `docker run --shm-size 8g`, to use processes)", stacklevel=2)
+            yield from self._threaded()
+            return
+        slots = SharedSlots(example, count)
         del example
         requests = (SlotRequest(tuple(items), slots.acquire()) for items in self._batches())
         self.dataset.slots = slots  # before the workers start: they inherit (fork) or unpickle (spawn) it
@@ -429,6 +441,17 @@ class BatchLoader:
             finally:
                 for future in pending:
                     future.cancel()
+
+
+SHM_DIR = "/dev/shm"
+SHM_MARGIN = 1.5
+"""Room asked of :data:`SHM_DIR` for the slot ring, over its size (torch's own transfers use it too)."""
+
+
+def shared_memory_free() -> int | None:
+    """Bytes free in :data:`SHM_DIR`, where torch's worker processes share memory (``None`` where there is
+    no such folder). Writing past it kills a worker with SIGBUS, hence the check before the ring is made."""
+    return shutil.disk_usage(SHM_DIR).free if os.path.isdir(SHM_DIR) else None
 
 
 class _Requests:
