@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from isp_bench.raw import demosaic_bilinear, unpack_rggb
+from isp_bench.raw.cfa import BILINEAR_KERNELS
 
 THUMB_HW = (368, 480)
 """(height, width) of the whole-frame thumbnail CRISPnet's global branch sees."""
@@ -75,10 +76,28 @@ def metadata_tensors(source: Any, *, fill_missing: bool = False,
 
 
 def bilinear_rgb(raw: torch.Tensor) -> torch.Tensor:
-    """Packed raw B×4×h×w → bilinear-demosaiced B×3×2h×2w (the input DeepISP takes)."""
-    mosaics = unpack_rggb(raw.detach().cpu().numpy())
+    """Packed raw B×4×h×w → bilinear-demosaiced B×3×2h×2w (the input DeepISP takes): on the CPU
+    :func:`isp_bench.raw.demosaic_bilinear` itself, elsewhere the same kernels as convolutions on the
+    tensor's device (:func:`bilinear_rgb_torch`; a GPU frame does not make a round trip through the host)."""
+    if raw.device.type != "cpu":
+        return bilinear_rgb_torch(raw)
+    mosaics = unpack_rggb(raw.detach().numpy())
     rgb = np.stack([demosaic_bilinear(m, "RGGB") for m in mosaics])
     return torch.from_numpy(rgb).permute(0, 3, 1, 2).to(raw)
+
+
+def bilinear_rgb_torch(raw: torch.Tensor) -> torch.Tensor:
+    """:func:`isp_bench.raw.demosaic_bilinear` of an RGGB packed raw, in torch on ``raw``'s device: each
+    missing sample the kernel-weighted mean of the same colour's samples inside the frame, measured
+    samples kept (equal to the scipy version to float32 rounding; tested)."""
+    mosaic = F.pixel_shuffle(raw, 2)  # B×1×2h×2w; channels R, Gr, Gb, B land at (0,0), (0,1), (1,0), (1,1)
+    height, width = mosaic.shape[-2:]
+    tile = torch.tensor([[[1, 0], [0, 0]], [[0, 1], [1, 0]], [[0, 0], [0, 1]]], dtype=raw.dtype, device=raw.device)
+    masks = tile.repeat(1, height // 2, width // 2)[None]  # 1×3×H×W: where R, G, B are sampled
+    kernels = torch.from_numpy(BILINEAR_KERNELS[:, None]).to(raw)
+    weights = F.conv2d(masks, kernels, padding=1, groups=3)
+    interpolated = F.conv2d(mosaic * masks, kernels, padding=1, groups=3) / weights
+    return torch.where(masks.bool(), mosaic, interpolated)
 
 
 def make_thumb(raw: torch.Tensor, size: tuple[int, int] = THUMB_HW) -> torch.Tensor:

@@ -63,3 +63,19 @@ def test_bilinear_demosaic_is_exact_on_constant_and_linear_images(cfa):
     assert np.allclose(out[1:-1, 1:-1], ramp[1:-1, 1:-1, None], atol=1e-6)  # bilinear reproduces planes
     masks = cfa_masks((h, w), cfa)
     assert np.array_equal(out[masks], np.repeat(ramp[..., None], 3, -1)[masks].astype(np.float32))
+
+
+def test_the_torch_bilinear_demosaic_equals_the_numpy_one():
+    """What a GPU frame is demosaiced with (``bilinear_rgb`` off the CPU) against demosaic_bilinear itself."""
+    import torch
+
+    from isp_bench.batches import bilinear_rgb, bilinear_rgb_torch
+
+    raw = torch.from_numpy(np.random.default_rng(3).random((2, 4, 13, 22), dtype=np.float32))
+    reference, got = bilinear_rgb(raw), bilinear_rgb_torch(raw)
+    assert got.shape == reference.shape == (2, 3, 26, 44)
+    assert torch.allclose(got, reference, rtol=0, atol=1e-6)  # borders included
+    mosaic = torch.from_numpy(unpack_rggb(raw.numpy()))
+    assert torch.equal(got[:, 0, 0::2, 0::2], mosaic[:, 0::2, 0::2])  # measured samples kept exactly
+    assert torch.equal(got[:, 1, 0::2, 1::2], mosaic[:, 0::2, 1::2])
+    assert torch.equal(got[:, 2, 1::2, 1::2], mosaic[:, 1::2, 1::2])

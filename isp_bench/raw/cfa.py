@@ -155,6 +155,8 @@ def unpack_rggb(packed: np.ndarray) -> np.ndarray:
 
 _KERNEL_RB = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32)
 _KERNEL_G = np.array([[0, 1, 0], [1, 4, 1], [0, 1, 0]], np.float32)
+BILINEAR_KERNELS = np.stack([_KERNEL_RB, _KERNEL_G, _KERNEL_RB])
+"""The R, G and B kernels of :func:`demosaic_bilinear` (unnormalised: it divides by the weights present)."""
 
 
 def cfa_masks(shape: Sequence[int], cfa: str) -> np.ndarray:
@@ -178,7 +180,7 @@ def demosaic_bilinear(mosaic: np.ndarray, cfa: str) -> np.ndarray:
         raise CfaError(f"mosaic must be 2-D, got shape {mosaic.shape}")
     masks = cfa_masks(mosaic.shape, cfa)
     out = np.empty((*mosaic.shape, 3), np.float32)
-    for c, kernel in enumerate((_KERNEL_RB, _KERNEL_G, _KERNEL_RB)):
+    for c, kernel in enumerate(BILINEAR_KERNELS):
         mask = masks[..., c].astype(np.float32)
         num = ndimage.convolve(mosaic * mask, kernel, mode="constant", cval=0.0)
         den = ndimage.convolve(mask, kernel, mode="constant", cval=0.0)
