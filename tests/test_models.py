@@ -318,3 +318,20 @@ def test_djdd_shipped_weights_beat_bilinear_on_real_photo():
 def test_djdd_missing_weights_is_clear():
     with pytest.raises(ModelError, match="bayer.pth"):
         create_model("djdd", weights="/nonexistent/bayer.pth")
+
+
+@pytest.mark.parametrize("pads", [1, (2, 3, 0, 1), (0, 0, 2, 2)])
+def test_reflection_padding_keeps_a_channels_last_layout_and_equals_torch_reflection(pads):
+    """Channels-last tensors (CUDA training) are padded by mirrored concatenation: the same values and
+    gradients as F.pad(mode="reflect"), and the layout kept for the convolution after it."""
+    from isp_bench.models._common import reflect_pad
+
+    x = torch.rand(2, 8, 9, 11).contiguous(memory_format=torch.channels_last).requires_grad_()
+    reference = x.detach().contiguous().requires_grad_()
+    padded = reflect_pad(x, pads)
+    expected = torch.nn.functional.pad(reference, (pads,) * 4 if isinstance(pads, int) else pads, mode="reflect")
+    assert torch.equal(padded, expected) and padded.is_contiguous(memory_format=torch.channels_last)
+    weights = torch.rand_like(expected)
+    (padded * weights).sum().backward()
+    (expected * weights).sum().backward()
+    assert torch.allclose(x.grad, reference.grad, rtol=0, atol=1e-6)

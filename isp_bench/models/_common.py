@@ -84,13 +84,28 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tu
 
 
 def reflect_pad(x: torch.Tensor, p: int | tuple[int, int, int, int]) -> torch.Tensor:
-    """Reflection padding that falls back to replication for inputs smaller than the pad."""
+    """Reflection padding (left, right, top, bottom) that falls back to replication for inputs smaller
+    than the pad. A channels-last input (training on CUDA) is padded by concatenating its mirrored
+    edges, which keeps the layout: CUDA's reflection-pad kernel works on a contiguous copy and returns
+    one, so every convolution after it would convert the layout back and forth."""
     pads = (p, p, p, p) if isinstance(p, int) else p
     if max(pads) == 0:
         return x
     h, w = x.shape[-2:]
-    mode = "reflect" if max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h else "replicate"
-    return F.pad(x, pads, mode=mode)
+    if not (max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h):
+        return F.pad(x, pads, mode="replicate")
+    if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return _mirror_edges(_mirror_edges(x, pads[0], pads[1], dim=-1), pads[2], pads[3], dim=-2)
+    return F.pad(x, pads, mode="reflect")
+
+
+def _mirror_edges(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
+    """``x`` with its ``before`` first and ``after`` last entries along ``dim`` mirrored outside it (the
+    edge itself not repeated), by concatenation, which keeps ``x``'s memory layout."""
+    n = x.shape[dim]
+    parts = [x.narrow(dim, 1, before).flip(dim)] if before else []
+    parts += [x] + ([x.narrow(dim, n - 1 - after, after).flip(dim)] if after else [])
+    return torch.cat(parts, dim) if len(parts) > 1 else x
 
 
 def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:
