@@ -141,7 +141,7 @@ class DeepISP(IspModel):
 
     def _first_hl(self, rgb: torch.Tensor) -> torch.Tensor:
         feats, image = self.low_level(rgb)
-        return self._hl_block(0, torch.cat([image, feats], dim=1))
+        return self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1))
 
     def _high_level(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, len(self.hl_convs)):
@@ -157,7 +157,7 @@ class DeepISP(IspModel):
         feats, image = self.low_level(rgb)
         g = batch.get("global")
         if g is None:  # whole frame in one pass: reuse the low-level output
-            w = self._high_level(self._hl_block(0, torch.cat([image, feats], dim=1)))
+            w = self._high_level(self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1)))
         else:
             w = g["deepisp_w"]
         return self.transform(image, w)

@@ -61,15 +61,20 @@ def in_float32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     return wrapped
 
 
-#: The sRGB → XYZ matrix as float32 (the precision the Lab loss has always used, whatever the input's).
-SRGB_TO_XYZ_FLOAT32 = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32)
+@functools.lru_cache(maxsize=None)
+def _lab_constants(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sRGB → XYZ matrix (rounded to float32 first: the precision the Lab loss has always used) and
+    the D65 white, on ``device``: made once, not copied to a GPU at every step."""
+    matrix = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32).to(device=device, dtype=dtype)
+    white = torch.tensor(D65_WHITE_XYZ_5DP, dtype=dtype, device=device)[None, :, None, None]
+    return matrix, white
 
 
 def srgb_to_lab(srgb: torch.Tensor) -> torch.Tensor:
     """sRGB B×3×H×W in [0, 1] → CIE L*a*b* (D65, 5-decimal white), L in [0, 100]. The decoding is
     not clamped, so that a training output outside [0, 1] still gets a gradient back into range."""
-    xyz = torch.einsum("ij,bjhw->bihw", SRGB_TO_XYZ_FLOAT32.to(srgb), srgb_decode_torch(srgb, clamp=False))
-    white = torch.tensor(D65_WHITE_XYZ_5DP, dtype=srgb.dtype, device=srgb.device)[None, :, None, None]
+    matrix, white = _lab_constants(srgb.device, srgb.dtype)
+    xyz = torch.einsum("ij,bjhw->bihw", matrix, srgb_decode_torch(srgb, clamp=False))
     t = xyz / white
     delta = 6.0 / 29.0
     f = torch.where(t > delta**3, t.clamp_min(1e-12) ** (1.0 / 3.0), t / (3 * delta**2) + 4.0 / 29.0)
