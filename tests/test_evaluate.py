@@ -49,6 +49,36 @@ def test_deepisp_tiled_equals_untiled():
     torch.testing.assert_close(tiled, full, atol=1e-5, rtol=0)
 
 
+def test_deepisp_renders_a_frame_from_one_low_level_pass_as_two_passes_would():
+    """render_frame (the low-level stage once, its image and first high-level block stitched at two scales)
+    gives exactly what the global pass followed by tile-by-tile rendering gives, in half the work."""
+    model = create_model("deepisp").eval()
+    with torch.no_grad():
+        model.fc.weight.normal_(std=0.05)
+    batch = _batch("deepisp", 70, 90)
+    calls = []
+    original = model.low_level.forward
+
+    def counting(rgb):
+        calls.append(rgb.shape[-2] * rgb.shape[-1])
+        return original(rgb)
+
+    model.low_level.forward = counting
+    once = infer_full(model, batch, tile=24, overlap=28)
+    pixels_once = sum(calls)
+    model.render_frame = lambda batch, tiler: None  # the generic path: compute_global, then every tile
+    twice = infer_full(model, batch, tile=24, overlap=28)
+    assert torch.equal(once, twice) and sum(calls) == 3 * pixels_once
+
+
+def test_tiled_map_stitches_several_outputs_at_their_scales():
+    x = torch.rand(1, 3, 40, 56)
+    both = tiled_map(lambda t: (t * 2, F.avg_pool2d(t, 4)), x, scale=(1.0, 0.25), tile=16, overlap=8, align=4,
+                     tile_batch=3)
+    assert torch.equal(both[0], x * 2)
+    torch.testing.assert_close(both[1], F.avg_pool2d(x, 4), atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("name,overlap", [("classic", 8), ("djdd", 80)])
 def test_pipelines_tiled_equal_untiled(name, overlap):
     model = create_model(name, demosaic="bilinear") if name == "classic" else create_model(name)

@@ -9,8 +9,10 @@ grids line up with the whole frame's.
 Models with a global branch (DeepISP's high-level stage, CameraNet's global MLP, CRISPnet's XCiT)
 get the *whole frame's* global input on every tile: :func:`infer_full` first calls
 ``model.compute_global(batch, tiler)``, which itself maps the local part of the global path over
-tiles (DeepISP, CameraNet) or looks at the whole-frame thumbnail (CRISPnet), and passes the result
-as ``batch['global']`` to every tile.
+tiles (CameraNet) or looks at the whole-frame thumbnail (CRISPnet), and passes the result as
+``batch['global']`` to every tile. A model whose global pass already computes everything local
+renders the frame itself from that one tiled pass (``model.render_frame(batch, tiler)``: DeepISP,
+whose low-level stage would otherwise run twice).
 
 Speed: ``tile_batch`` tiles of one shape go through the model in one forward pass (the frame's
 metadata and global input repeated for each), under autocast in the run's ``precision``, with the
@@ -19,7 +21,6 @@ tiles channels-last on CUDA.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -40,34 +41,38 @@ def _ceil_to(n: int, m: int) -> int:
     return -(-int(n) // m) * m
 
 
-def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, scale: float = 1.0,
-              tile: int = 256, overlap: int = 32, align: int = 1, tile_batch: int = 1) -> torch.Tensor:
+def tiled_map(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, *, scale: float | tuple[float, ...] = 1.0,
+              tile: int = 256, overlap: int = 32, align: int = 1, tile_batch: int = 1) -> Any:
     """Apply a local function ``fn`` (B×C×h×w → B×C'×h·scale×w·scale) over ``x`` in tiles.
 
     Args:
         fn: the local computation; it must be translation-equivariant on the ``align`` grid and treat
             the items of its batch independently (it receives up to ``tile_batch`` tiles of ``x``
             stacked tile-major: k·B×C×h×w, the B frames of the first tile, then of the second, …).
+            With a tuple ``scale`` it returns a tuple of outputs, one per scale.
         x: input B×C×H×W.
         scale: output pixels per input pixel (2 for packed raw → full resolution, 1/4 for a
-            stride-4 feature map); ``align × scale`` must be a whole number.
+            stride-4 feature map), or a tuple of them; ``align × scale`` must be a whole number.
         tile: core tile size in input pixels (rounded up to a multiple of ``align``).
         overlap: context on every side in input pixels (rounded up to a multiple of ``align``).
         align: tile origins are multiples of this (the function's down-sampling factor).
         tile_batch: tiles of equal shape per call of ``fn``.
 
     Returns:
-        The stitched output; equal to ``fn(x)`` where ``fn``'s receptive field fits the overlap.
+        The stitched output (a tuple of them for a tuple ``scale``); equal to ``fn(x)`` where ``fn``'s
+        receptive field fits the overlap.
     """
+    scales = tuple(scale) if isinstance(scale, (tuple, list)) else (scale,)
     if tile <= 0 or overlap < 0 or tile_batch < 1:
         raise InferenceError(f"tile ({tile}) and tile_batch ({tile_batch}) must be positive and overlap ({overlap}) "
                              "non-negative")
-    if abs(align * scale - round(align * scale)) > 1e-9:
-        raise InferenceError(f"align {align} × scale {scale} must be a whole number of output pixels")
+    for s in scales:
+        if abs(align * s - round(align * s)) > 1e-9:
+            raise InferenceError(f"align {align} × scale {s} must be a whole number of output pixels")
     tile, overlap = _ceil_to(tile, align), _ceil_to(overlap, align)
     height, width = x.shape[-2:]
-    out = None
-    max_y = max_x = 0
+    outs: list[torch.Tensor | None] = [None] * len(scales)
+    extents = [[0, 0] for _ in scales]  # stitched height, width of each output
 
     def spans(n: int):
         for s in range(0, n, tile):
@@ -81,19 +86,21 @@ def tiled_map(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, sc
     chunks = [same[i:i + tile_batch] for same in by_shape.values() for i in range(0, len(same), tile_batch)]
     frames = x.shape[0]
     for chunk in chunks:
-        ys = fn(torch.cat([x[..., esy:eey, esx:eex] for _, _, esy, eey, _, _, esx, eex in chunk]))
-        for j, (sy, ey, esy, eey, sx, ex, esx, eex) in enumerate(chunk):
-            y = ys[j * frames:(j + 1) * frames]
-            oy0, ox0 = round((sy - esy) * scale), round((sx - esx) * scale)
-            oy1 = y.shape[-2] if ey == height else round((ey - esy) * scale)
-            ox1 = y.shape[-1] if ex == width else round((ex - esx) * scale)
-            dy, dx = round(sy * scale), round(sx * scale)
-            if out is None:  # at least fp32, whatever autocast computed in
-                out = y.new_zeros(*y.shape[:-2], int(np.ceil(height * scale)) + 1, int(np.ceil(width * scale)) + 1,
-                                  dtype=torch.promote_types(y.dtype, torch.float32))
-            out[..., dy : dy + oy1 - oy0, dx : dx + ox1 - ox0] = y[..., oy0:oy1, ox0:ox1]
-            max_y, max_x = max(max_y, dy + oy1 - oy0), max(max_x, dx + ox1 - ox0)
-    return out[..., :max_y, :max_x]
+        results = fn(torch.cat([x[..., esy:eey, esx:eex] for _, _, esy, eey, _, _, esx, eex in chunk]))
+        for i, (ys, s) in enumerate(zip(results if isinstance(scale, (tuple, list)) else (results,), scales)):
+            for j, (sy, ey, esy, eey, sx, ex, esx, eex) in enumerate(chunk):
+                y = ys[j * frames:(j + 1) * frames]
+                oy0, ox0 = round((sy - esy) * s), round((sx - esx) * s)
+                oy1 = y.shape[-2] if ey == height else round((ey - esy) * s)
+                ox1 = y.shape[-1] if ex == width else round((ex - esx) * s)
+                dy, dx = round(sy * s), round(sx * s)
+                if outs[i] is None:  # at least fp32, whatever autocast computed in
+                    outs[i] = y.new_zeros(*y.shape[:-2], int(np.ceil(height * s)) + 1, int(np.ceil(width * s)) + 1,
+                                          dtype=torch.promote_types(y.dtype, torch.float32))
+                outs[i][..., dy : dy + oy1 - oy0, dx : dx + ox1 - ox0] = y[..., oy0:oy1, ox0:ox1]
+                extents[i] = [max(extents[i][0], dy + oy1 - oy0), max(extents[i][1], dx + ox1 - ox0)]
+    stitched = tuple(out[..., :h, :w] for out, (h, w) in zip(outs, extents))
+    return stitched if isinstance(scale, (tuple, list)) else stitched[0]
 
 
 def batch_from_capture(capture, *, require_color: bool = False, rgb: bool = False,
@@ -155,12 +162,21 @@ def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64, *, p
     x = batch[key]
     align = getattr(model, "tile_align", TILE_ALIGN_DEFAULT)
     in_tile, in_overlap = max(1, tile // scale), overlap // scale
-    tiler = partial(tiled_map, tile=in_tile, overlap=in_overlap, tile_batch=tile_batch)
     layout = memory_format(str(x.device))
+
+    def tiler(fn, frame: torch.Tensor, scale: Any = 1.0, align: int = 1) -> Any:
+        """The model's own tiled passes (:meth:`compute_global`, :meth:`render_frame`), on the tiles of
+        this call, channels-last on CUDA like the rendering pass."""
+        return tiled_map(lambda tiles: fn(tiles.contiguous(memory_format=layout)), frame, scale=scale, align=align,
+                         tile=in_tile, overlap=in_overlap, tile_batch=tile_batch)
+
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad(), autocast(str(x.device), precision):
+            whole = model.render_frame(batch, tiler)
+            if whole is not None:
+                return whole.clamp(0.0, 1.0).float()
             g = model.compute_global(batch, tiler=tiler)
             rest = {k: v for k, v in batch.items() if k not in ("raw", "rgb")}
             if g is not None:

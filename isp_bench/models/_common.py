@@ -44,6 +44,13 @@ class IspModel(nn.Module):
         maps a local function over ``x`` in tiles with bounded memory; ``None`` runs it directly."""
         return None
 
+    def render_frame(self, batch: Batch, tiler) -> torch.Tensor | None:
+        """The whole frame rendered from the model's own tiled passes (``tiler`` as for
+        :meth:`compute_global`; it may map a function with several outputs at several scales), for a
+        model whose global pass computes all its local work anyway; ``None`` (the default): tiled
+        inference computes :meth:`compute_global`, then renders tile by tile."""
+        return None
+
     def input_tensor(self, batch: Batch) -> torch.Tensor:
         key = "raw" if self.input_kind == "packed_rggb" else "rgb"
         if key not in batch:

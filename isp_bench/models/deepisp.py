@@ -152,6 +152,19 @@ class DeepISP(IspModel):
         rgb = self.input_tensor(batch)
         return {"deepisp_w": self._high_level(run_local(self._first_hl, rgb, tiler, scale=0.25, align=4))}
 
+    def render_frame(self, batch, tiler) -> torch.Tensor:
+        """One tiled pass of the low-level stage gives both the image (full resolution, 3 channels) and
+        the first high-level block (a quarter, 64 channels); the frame's transform comes from the latter
+        and applies to the former pixel by pixel: the low-level stage, nearly all of DeepISP's work, runs
+        once per frame, not twice."""
+
+        def local(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            feats, image = self.low_level(rgb)
+            return image, self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1))
+
+        image, first_hl = tiler(local, self.input_tensor(batch), scale=(1.0, 0.25), align=self.tile_align)
+        return self.transform(image, self._high_level(first_hl))
+
     def render(self, batch) -> torch.Tensor:
         rgb = self.input_tensor(batch)
         feats, image = self.low_level(rgb)
