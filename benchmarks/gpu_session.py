@@ -26,7 +26,8 @@ results ends inside the call's 600 s):
 5. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first):
    a model whose expected time (step 3's ``budget_train_s`` + ``RUN_OVERHEAD_S``) does not fit the time
    left is not started, so that cheaper ones after it still run; one that is started gets twice its
-   expected time (at least ``MIN_RUN_S``; a model step 3 did not measure, the time left). A run cut
+   expected time (at least ``MIN_RUN_S``; a model step 3 did not measure, the time left less
+   ``MIN_RUN_S`` for each model after it). A run cut
    short keeps its checkpoints there, but the machine is handed back bare: its summary row says how far
    it got, which is what resizing its budget needs;
 6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
@@ -182,7 +183,9 @@ class Session:
                 self.say(f"{model}: not started ({why}, {self.left():.0f} s left)")
                 rows.append({"model": model, "status": f"not started: {why}", "expected_training_s": need})
                 continue
-            timeout = None if expected_s is None else max(2 * expected_s, MIN_RUN_S)
+            later = len(models) - models.index(model) - 1
+            timeout = (max(MIN_RUN_S, self.left() - MIN_RUN_S * later) if expected_s is None  # unmeasured: a share
+                       else max(2 * expected_s, MIN_RUN_S))
             code = self.call([sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", self.budget,
                               "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
                               "--quiet"], timeout=timeout)
