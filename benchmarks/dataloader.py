@@ -19,8 +19,9 @@ average around it: on a shared machine, rerun on a quiet one.
   bandwidth and the switching between three processes take.
 - ``threads_2``: the same loader with 2 threads of this process (``BatchLoader(threads=True)``): no
   transport and no third process; numpy releases the GIL while it cuts and converts a patch.
-- ``independent_2``: two processes each running the one-process loader at once, nothing passed between
-  them: how far this machine's two cores scale the cutting itself (the roof for any two workers).
+- ``independent_2``: two processes each running the one-process loader, started together at a barrier and
+  timed until the later one ends, nothing passed between them: how far this machine's cores scale the
+  cutting itself (the roof for any two workers).
 - ``mmap_slice_roof``: copying the same-size raw and target slices out of the memory-mapped arrays,
   nothing else (no augmentation, no conversion, no batch): what any loader over this cache is bound by.
 - ``decode``: the full preprocessing (rawpy decode, normalise, pack, JPEG and PNG decode, alignment)
@@ -48,12 +49,6 @@ from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate
 
 
-def _seconds(run) -> float:
-    start = time.perf_counter()
-    run()
-    return time.perf_counter() - start
-
-
 def _best_rate(count: int, run, repeats: int) -> tuple[float, float, list[float]]:
     """(best wall rate, best CPU-time rate of this process, load averages) over ``repeats`` runs."""
     walls, cpus, loads = [], [], []
@@ -66,21 +61,29 @@ def _best_rate(count: int, run, repeats: int) -> tuple[float, float, list[float]
     return count / min(walls), count / min(cpus), loads
 
 
-def _independent_rates(load, repeats: int) -> list[float]:
-    """Patches/s of each of two processes (forked) running ``load`` ``repeats`` times at once; their best runs."""
+def _independent_rate(load, count: int, repeats: int) -> float:
+    """Patches/s of two processes (forked) each running ``load`` (``count`` patches) at the same moment: both
+    start at a barrier and the time runs until the later one ends; the best of ``repeats``."""
     context = multiprocessing.get_context("fork")
-    queue = context.Queue()
+    best = 0.0
+    for _ in range(repeats):
+        barrier = context.Barrier(3)
 
-    def child() -> None:
-        queue.put(max(load() for _ in range(repeats)))
+        def child() -> None:
+            barrier.wait()
+            load()
 
-    processes = [context.Process(target=child) for _ in range(2)]
-    for process in processes:
-        process.start()
-    rates = [queue.get() for _ in processes]
-    for process in processes:
-        process.join()
-    return rates
+        processes = [context.Process(target=child) for _ in range(2)]
+        for process in processes:
+            process.start()
+        barrier.wait(timeout=60)
+        start = time.perf_counter()
+        for process in processes:
+            process.join(timeout=600)
+        if any(process.exitcode != 0 for process in processes):
+            raise RuntimeError(f"an independent loader process failed (exit codes {[p.exitcode for p in processes]})")
+        best = max(best, 2 * count / (time.perf_counter() - start))
+    return best
 
 
 def _workers_run(dataset, items, batch: int, workers: int) -> dict[str, float]:
@@ -135,8 +138,7 @@ def main() -> None:
         steady = max(runs, key=lambda run: run["steady_patches_per_s"])
         loads_two = [run["load_average_1min"] for run in runs]
         threads, _, loads_threads = _best_rate(args.samples, load(2, threads=True), args.repeats)
-        one_load = load(0)
-        independent = _independent_rates(lambda: args.samples / _seconds(one_load), args.repeats)
+        independent = _independent_rate(load(0), args.samples, args.repeats)
 
         entries = [dataset.cache.load(row) for row in dataset.rows]
         rng = np.random.default_rng(0)
@@ -178,8 +180,8 @@ def main() -> None:
         "workers_2_start_s": steady["start_s"],
         "threads_2_patches_per_s": threads,
         "threads_2_ratio": threads / one,
-        "independent_2_patches_per_s": sum(independent),
-        "independent_2_ratio": sum(independent) / one,
+        "independent_2_patches_per_s": independent,
+        "independent_2_ratio": independent / one,
         "cpu_us_per_patch": {"one_process": 1e6 / one_cpu, "workers_2": steady["workers_cpu_us_per_patch"],
                              "workers_2_consumer": steady["consumer_cpu_us_per_patch"]},
         "mmap_slice_roof_patches_per_s": roof,
@@ -201,7 +203,7 @@ def main() -> None:
           f"{steady['consumer_cpu_us_per_patch']:.0f} (one process: {1e6 / one_cpu:.0f})")
     print(f"2 loader threads:           {threads:8.1f} patches/s   ({threads / one:.2f}× one process; target ≥ 1.8×)  "
           f"load {min(loads_threads):.1f}–{max(loads_threads):.1f}")
-    print(f"2 independent processes:    {sum(independent):8.1f} patches/s   ({sum(independent) / one:.2f}×: "
+    print(f"2 independent processes:    {independent:8.1f} patches/s   ({independent / one:.2f}×: "
           "what this machine's cores allow any two workers)")
     print(f"memory-mapped slices (roof):{roof:8.1f} patches/s")
     print(f"decode every sample:        {decode_rate:8.1f} patches/s   "

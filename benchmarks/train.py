@@ -6,8 +6,8 @@ Rerun:  python benchmarks/train.py [--device auto] [--models unet,cameranet,cris
                                    [--steps 5] [--budget short] [--threads N]
         python benchmarks/train.py --device cuda --budget standard        (on a GPU)
 
-Run it from the repository root: it measures on the embedded synthetic set where ``isp-bench run`` keeps
-it (``work/synth``, made when absent). For each model (its default recipe's last stage: objective,
+It measures on the embedded synthetic set where ``isp-bench run`` keeps it (``work/synth`` of the
+repository, made when absent). For each model (its default recipe's last stage: objective,
 trainable parameters, batch size and patch of ``--budget``), measured in a fresh process so that peak
 memory is the model's own, and written to the results file as soon as it is measured (a model that
 fails is recorded with its error and the others are still measured):
@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -212,8 +213,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     roof = matmul_roof(device, precision)
     print(f"{device}: {precision} matmul roof {roof:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
-    # the embedded set where `isp-bench run` keeps it (work/synth, generated when absent), so that a run
-    # after the benchmark finds it and its preprocessing cache
+    # the embedded set where `isp-bench run` keeps it (work/synth of the repository, generated when absent), so
+    # that a run after the benchmark finds it and its preprocessing cache
+    os.chdir(Path(__file__).resolve().parents[1])
     manifest, root = resolve_dataset("synth", progress=False)
     rows = []
     context = multiprocessing.get_context("spawn")

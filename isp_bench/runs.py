@@ -138,7 +138,8 @@ def run_benchmark(
     check_scheduler(scheduler)
     device = resolve_device(distributed.local_device(device))
     precision = resolve_precision(precision, device)
-    resolve_loader_workers(loader_workers, device, threads=loader_threads)  # a bad count fails here, before anything is written
+    # a bad count fails here, before anything is written
+    resolve_loader_workers(loader_workers, device, distributed.local_world_size(), threads=loader_threads)
     config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
                             precision=precision, overrides=overrides)
     if model_name is not None and model_name != config["model"]:

@@ -129,10 +129,11 @@ def test_worker_processes_without_room_in_shared_memory_become_threads(data, mon
     items = range(20)
     direct = [ds[list(items[i : i + 4])] for i in range(0, len(items), 4)]
     monkeypatch.setattr(dataset_module, "shared_memory_free", lambda: 64 * 1024)
+    loader = BatchLoader(ds, items, 4, workers=2)
     with pytest.warns(UserWarning, match=r"loader worker processes need \d+ MB there .* using 2 threads instead"):
-        got = list(BatchLoader(ds, items, 4, workers=2))
+        got = list(loader)
     _same_batches(got, direct)
-    assert ds.slots is None
+    assert ds.slots is None and loader.threads  # what the trainer records
 
 
 def test_a_pickled_dataset_carries_no_open_cache_entries(data):

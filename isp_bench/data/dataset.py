@@ -59,8 +59,10 @@ class PairDataset(Dataset):
     worker are slots of shared memory (:class:`SharedSlots`), so nothing is copied again on the way to
     the trainer. :class:`BatchLoader` asks for whole batches. Each process (each worker)
     opens the cache entries it reads lazily, keeping at most :data:`OPEN_ENTRIES` of them mapped;
-    nothing memory-mapped is pickled with the dataset. Torch runs every DataLoader worker with one
-    thread (``torch.set_num_threads(1)`` in its worker loop), so workers do not oversubscribe the cores.
+    nothing memory-mapped is pickled with the dataset. Torch runs every DataLoader worker process with one
+    thread (``torch.set_num_threads(1)`` in its worker loop), so workers do not oversubscribe the cores;
+    loader threads share their process's torch threads. Loader threads share the open entries (their
+    order is kept under a lock), metadata and thumbnails; each has its own batch buffers.
 
     Pairs not yet in the preprocessing cache are preprocessed first
     (:meth:`~isp_bench.data.cache.PreprocessCache.build` with ``build_workers`` on ``build_scheduler``).
@@ -375,8 +377,9 @@ class BatchLoader:
     most of a patch's work, and each thread writes into its own recycled buffers. On a host with few
     cores, where worker processes and the training process share them, threads deliver more (on the 2-core
     test machine, over eight runs: 2 threads 1.53–1.81× one process, 1.76× in most; 2 worker processes
-    1.34–1.56×); processes keep the GIL free for a training process that launches GPU kernels. Measured
-    with ``benchmarks/dataloader.py``."""
+    1.34–1.44×, 1.55× after the first batch); processes keep the GIL free for a training process that
+    launches GPU kernels. Worker processes whose shared-memory ring does not fit :data:`SHM_DIR` become
+    threads (``threads`` is then set). Measured with ``benchmarks/dataloader.py``."""
 
     def __init__(self, dataset: PairDataset, items: Sequence[int], batch_size: int, *, workers: int = 0,
                  threads: bool = False, **loader_options: Any):
@@ -404,6 +407,8 @@ class BatchLoader:
         ring = count * sum(v.nbytes for v in example.values() if isinstance(v, torch.Tensor))
         free = shared_memory_free()
         if free is not None and ring * SHM_MARGIN > free:
+            del example
+            self.threads = True  # from now on, and the trainer records it
             warnings.warn(f"{SHM_DIR} has {free / 2**20:.0f} MB free; {self.workers} loader worker processes "
                           f"need {ring * SHM_MARGIN / 2**20:.0f} MB there for their batches: using {self.workers} "
                           "threads instead (the same batches; give the machine or container more shared memory, "

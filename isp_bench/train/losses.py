@@ -51,12 +51,18 @@ def register_objective(*, needs: tuple[str, ...] = (),
 
 
 def in_float32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-    """``fn(*tensors, **kwargs)`` evaluated on the tensors as float32 with autocast off (see the module docstring)."""
+    """``fn`` evaluated with autocast off and its 16-bit floating-point tensor arguments (positional or
+    keyword) as float32 (see the module docstring); other arguments pass as they are."""
+
+    def widen(value: Any) -> Any:
+        is_half = isinstance(value, torch.Tensor) and value.dtype in (torch.float16, torch.bfloat16)
+        return value.float() if is_half else value
 
     @functools.wraps(fn)
-    def wrapped(*tensors: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        with torch.autocast(tensors[0].device.type, enabled=False):
-            return fn(*(t.float() for t in tensors), **kwargs)
+    def wrapped(*args: Any, **kwargs: Any) -> torch.Tensor:
+        device = next(v.device.type for v in (*args, *kwargs.values()) if isinstance(v, torch.Tensor))
+        with torch.autocast(device, enabled=False):
+            return fn(*map(widen, args), **{k: widen(v) for k, v in kwargs.items()})
 
     return wrapped
 
@@ -65,8 +71,9 @@ def in_float32(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
 def _lab_constants(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The sRGB → XYZ matrix (rounded to float32 first: the precision the Lab loss has always used) and
     the D65 white, on ``device``: made once, not copied to a GPU at every step."""
-    matrix = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32).to(device=device, dtype=dtype)
-    white = torch.tensor(D65_WHITE_XYZ_5DP, dtype=dtype, device=device)[None, :, None, None]
+    with torch.inference_mode(False):  # made under inference mode, they could not take part in training later
+        matrix = torch.tensor(SRGB_TO_XYZ, dtype=torch.float32).to(device=device, dtype=dtype)
+        white = torch.tensor(D65_WHITE_XYZ_5DP, dtype=dtype, device=device)[None, :, None, None]
     return matrix, white
 
 

@@ -351,6 +351,7 @@ class _Session:
             if self.on_step is not None:
                 self.on_step(k, step, loss)
         bar.close()
+        self.loader_threads = self.loader_threads or loader.threads  # worker processes may have become threads
 
     def train_step(self, step_loss: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                    stage: dict[str, Any], step: int, batch: dict[str, Any]) -> float:
