@@ -242,12 +242,13 @@ class PairDataset(Dataset):
 
 
 class BatchBuffers:
-    """Float32 batch tensors of one process, reused once nothing refers to them any more.
+    """Float32 batch tensors of one thread, reused once nothing refers to them any more.
 
     Writing a batch into fresh memory costs a page fault per 4 KiB page, more than cutting the
-    patches (measured: 650 vs 1 550 patches/s on one core), so the main process recycles its batch
-    arrays: an array is handed out again only when no tensor, view or storage refers to it (its
-    reference count is the pool's own), so a consumer that keeps a batch is never overwritten. At most
+    patches (measured: 650 vs 1 550 patches/s on one core), so the main process (each loader thread,
+    with a pool of its own) recycles its batch arrays: an array is handed out again only when no tensor,
+    view or storage refers to it (its reference count is the pool's own), so a consumer that keeps a
+    batch is never overwritten. At most
     ``keep`` arrays per shape are kept. A DataLoader worker writes into the :class:`SharedSlots` it is
     given; without a free slot it gets fresh shared memory (as torch's default_collate allocates its
     output), so sending the batch copies nothing; the consumer's process frees it.
@@ -376,7 +377,7 @@ class BatchLoader:
     Threads need no transport: numpy releases the GIL while it cuts, turns and converts a patch, which is
     most of a patch's work, and each thread writes into its own recycled buffers. On a host with few
     cores, where worker processes and the training process share them, threads deliver more (on the 2-core
-    test machine, over eight runs: 2 threads 1.53–1.81× one process, 1.76× in most; 2 worker processes
+    test machine, over ten runs: 2 threads 1.53–1.81× one process, 1.72–1.76× in most; 2 worker processes
     1.34–1.44×, 1.55× after the first batch); processes keep the GIL free for a training process that
     launches GPU kernels. Worker processes whose shared-memory ring does not fit :data:`SHM_DIR` become
     threads (``threads`` is then set). Measured with ``benchmarks/dataloader.py``."""
