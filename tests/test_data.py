@@ -119,6 +119,27 @@ def test_worker_batches_come_through_shared_slots_and_kept_ones_are_never_overwr
     assert ds.slots is None  # the ring lives only while its workers do
 
 
+def test_batch_buffers_lend_an_array_again_only_once_nothing_made_from_it_is_left():
+    from isp_bench.data.dataset import BatchBuffers
+
+    buffers = BatchBuffers(keep=2)
+    first = buffers.take((2, 3))
+    row, address = first[0], first.data_ptr()
+    del first  # a view of it is still held
+    second = buffers.take((2, 3))
+    assert second.data_ptr() != address
+    del row  # the last thing made from the first array: it is returned, and lent next
+    third = buffers.take((2, 3))
+    assert third.data_ptr() == address
+    fourth = buffers.take((2, 3))  # both pooled arrays are lent: fresh memory, not a lent array
+    assert fourth.data_ptr() not in (second.data_ptr(), third.data_ptr())
+    storage = third.untyped_storage()
+    del third
+    assert buffers.take((2, 3)).data_ptr() not in (address, second.data_ptr())  # a storage holds it too
+    del storage
+    assert buffers.take((2, 3)).data_ptr() == address
+
+
 def test_worker_processes_without_room_in_shared_memory_become_threads(data, monkeypatch):
     """A container's default 64 MB /dev/shm would end worker processes in a bus error: the loader warns
     and makes the same batches with threads."""

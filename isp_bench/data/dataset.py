@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 import warnings
+import weakref
 from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any, Callable, Iterator, Sequence
 
@@ -241,22 +242,35 @@ class PairDataset(Dataset):
         return batch
 
 
+def lend(array: np.ndarray, on_return: Callable[[], None]) -> torch.Tensor:
+    """A tensor over ``array``'s memory; ``on_return()`` runs once no tensor, view or storage made from it is
+    left. The tensor is made from a fresh ndarray view that only its storage holds, and a finalizer on that
+    view says when it is gone: exact whatever the interpreter's reference counting (CPython promises no
+    particular ``sys.getrefcount`` values, and 3.14 borrows references where 3.13 took them)."""
+    view = array.view()
+    weakref.finalize(view, on_return).atexit = False
+    return torch.from_numpy(view)
+
+
 class BatchBuffers:
     """Float32 batch tensors of one thread, reused once nothing refers to them any more.
 
     Writing a batch into fresh memory costs a page fault per 4 KiB page, more than cutting the
     patches (measured: 650 vs 1 550 patches/s on one core), so the main process (each loader thread,
-    with a pool of its own) recycles its batch arrays: an array is handed out again only when no tensor,
-    view or storage refers to it (its reference count is the pool's own), so a consumer that keeps a
-    batch is never overwritten. At most
-    ``keep`` arrays per shape are kept. A DataLoader worker writes into the :class:`SharedSlots` it is
-    given; without a free slot it gets fresh shared memory (as torch's default_collate allocates its
-    output), so sending the batch copies nothing; the consumer's process frees it.
+    with a pool of its own) recycles its batch arrays: an array is lent (:func:`lend`) and handed out
+    again only once no tensor, view or storage made from it is left, so a consumer that keeps a batch is
+    never overwritten; the one returned last is lent first (its pages are the likeliest in cache). At most
+    ``keep`` arrays per shape are pooled; beyond that a batch gets fresh memory. A DataLoader worker
+    writes into the :class:`SharedSlots` it is given; without a free slot it gets fresh shared memory (as
+    torch's default_collate allocates its output), so sending the batch copies nothing; the consumer's
+    process frees it.
     """
 
     def __init__(self, keep: int = 8):
         self.keep = keep
-        self._arrays: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self._free: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self._pooled: dict[tuple[int, ...], int] = {}
+        self._lock = threading.Lock()  # arrays come back in whichever thread drops the last reference
 
     def take(self, shape: tuple[int, ...], *, recycle: bool = True) -> torch.Tensor:
         """An uninitialised float32 tensor of ``shape`` (a recycled one only with ``recycle``)."""
@@ -265,14 +279,20 @@ class BatchBuffers:
             return torch.empty(0).new(storage).view(shape)
         if not recycle:
             return torch.empty(shape, dtype=torch.float32)
-        pool = self._arrays.setdefault(shape, [])
-        for array in pool:
-            if sys.getrefcount(array) <= 3:  # the pool's list, this loop's name, getrefcount's argument
-                return torch.from_numpy(array)
-        array = np.empty(shape, np.float32)
-        if len(pool) < self.keep:
-            pool.append(array)
-        return torch.from_numpy(array)
+        with self._lock:
+            free = self._free.setdefault(shape, [])
+            if free:
+                array = free.pop()
+            elif self._pooled.get(shape, 0) < self.keep:
+                array = np.empty(shape, np.float32)
+                self._pooled[shape] = self._pooled.get(shape, 0) + 1
+            else:
+                return torch.empty(shape, dtype=torch.float32)
+        return lend(array, partial(self._returned, free, array))
+
+    def _returned(self, free: list[np.ndarray], array: np.ndarray) -> None:
+        with self._lock:
+            free.append(array)
 
 
 def _write_target(views: PatchViews, region: np.ndarray, out: np.ndarray) -> None:
@@ -311,9 +331,8 @@ class SharedSlots:
     staged by CUDA before ``to()`` returns, so a slot is never rewritten under an asynchronous copy.
 
     A slot is free when no batch for it is in flight and nothing refers to the batch handed out from it
-    (no tensor, view or storage: each handed-out tensor is made by ``torch.from_numpy`` from an array the
-    ring holds, so the array's reference count says whether the consumer still has it, as in
-    :class:`BatchBuffers`). A consumer that keeps batches therefore never sees them overwritten; when
+    (no tensor, view or storage: its tensors are lent, :func:`lend`, and counted back). A consumer that
+    keeps batches therefore never sees them overwritten; when
     every slot is taken the batch travels the ordinary way. With ``count`` = workers × prefetch + 3
     (:class:`BatchLoader`) a consumer that keeps at most the previous batch never runs out.
     """
@@ -324,17 +343,19 @@ class SharedSlots:
                         for name, value in example.items() if isinstance(value, torch.Tensor)}
         self._arrays = [{name: tensor[slot].numpy() for name, tensor in self.tensors.items()} for slot in range(count)]
         self._in_flight: set[int] = set()
+        self._lent = [0] * count  # tensors of each slot the consumer still has
+        self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # a worker started by spawn needs only the shared tensors
         return {"tensors": self.tensors}
 
     def acquire(self) -> int | None:
         """A free slot, marked in flight (consumer's process), or ``None`` when every slot is taken."""
-        for slot, arrays in enumerate(self._arrays):
-            # references: the ring's dict, the generator's name, getrefcount's argument
-            if slot not in self._in_flight and all(sys.getrefcount(a) <= 3 for a in arrays.values()):
-                self._in_flight.add(slot)
-                return slot
+        with self._lock:
+            for slot, lent in enumerate(self._lent):
+                if slot not in self._in_flight and not lent:
+                    self._in_flight.add(slot)
+                    return slot
         return None
 
     def fill(self, request: SlotRequest, make_batch: Callable[..., dict[str, Any]]) -> dict[str, Any]:
@@ -361,8 +382,14 @@ class SharedSlots:
         if SLOT_KEY not in batch:
             return batch
         slot, n, names = batch.pop(SLOT_KEY)
-        self._in_flight.discard(slot)
-        return {**batch, **{name: torch.from_numpy(self._arrays[slot][name])[:n] for name in names}}
+        with self._lock:
+            self._lent[slot] += len(names)
+            self._in_flight.discard(slot)
+        return {**batch, **{name: lend(self._arrays[slot][name], partial(self._returned, slot))[:n] for name in names}}
+
+    def _returned(self, slot: int) -> None:
+        with self._lock:
+            self._lent[slot] -= 1
 
 
 class BatchLoader:
