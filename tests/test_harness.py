@@ -260,6 +260,20 @@ def test_loader_workers_give_the_same_weights(data, tmp_path):
     assert all(torch.equal(first[k], other[k]) for other in others for k in first)
 
 
+def test_a_stage_loader_cuts_only_the_targets_its_objective_trains_against(data):
+    """CRISPnet's sRGB loss needs no linear target: its batches leave it out (a third less to cut per patch, and
+    less to copy to a GPU); CameraNet's Restore-Net stage gets it; a target an objective names by default counts."""
+    from isp_bench.train.trainer import _stage_loader, stage_needs
+
+    manifest = read_manifest(data["manifest"])
+    for recipe, expected in (("crispnet", {"target"}), ("cameranet", {"target", "linear_target"})):
+        config = resolve_recipe(recipe, budget="smoke")
+        batch = next(iter(_stage_loader(config, 0, 0, manifest, data["root"], None, workers=0)))
+        assert {k for k in batch if k.endswith("target")} == expected, recipe
+    stage = {**resolve_recipe("deepisp-lowlevel", budget="smoke")["stages"][0], "objective_args": {}}
+    assert stage_needs(stage) == {"linear_target"}  # restoration_mse(target="linear_target") by default
+
+
 def test_a_non_finite_loss_stops_training_before_the_update(data, tmp_path):
     from isp_bench.train.losses import register_objective
 

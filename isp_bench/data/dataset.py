@@ -25,6 +25,7 @@ from isp_bench.errors import IspBenchError
 from isp_bench.manifest import Manifest, read_manifest
 
 INPUTS = ("raw", "rgb", "thumb")
+TARGETS = ("target", "linear_target")
 OPEN_ENTRIES = 256
 """Cache entries a process keeps memory-mapped at once (three file descriptors each), least recently used dropped."""
 TARGET_SCALE = np.float32(65535.0)
@@ -35,7 +36,8 @@ class PairDataset(Dataset):
     """Samples of one split of a manifest.
 
     Each sample is a dict of tensors: ``raw`` (4×h×w packed R, Gr, Gb, B), ``target`` (3×2h×2w sRGB in
-    [0, 1]), ``linear_target`` when the pair has one, ``rgb`` (bilinear-demosaiced camera RGB, if asked),
+    [0, 1]), ``linear_target`` when the pair has one (of these two, only those in ``targets``: a trainer
+    whose objective needs no linear target saves cutting and copying it), ``rgb`` (bilinear-demosaiced camera RGB, if asked),
     ``thumb`` (CRISPnet's whole-frame thumbnail, if asked: computed from the *whole* frame, so a patch
     sees the same global input as full-frame inference), the metadata of :func:`isp_bench.batches.metadata_tensors`
     (``wb``, ``iso``, ``exposure_s``, ``noise``, ``color_matrix``; metadata a pair lacks is filled with
@@ -79,6 +81,7 @@ class PairDataset(Dataset):
         patch: tuple[int, int] | None = None,
         augment: bool = False,
         inputs: Sequence[str] = ("raw",),
+        targets: Sequence[str] = TARGETS,
         roles: Sequence[str] | None = None,
         subsets: Sequence[str] | None = None,
         samples_per_epoch: int | None = None,
@@ -91,6 +94,9 @@ class PairDataset(Dataset):
         unknown = set(inputs) - set(INPUTS)
         if unknown:
             raise IspBenchError(f"unknown dataset inputs {sorted(unknown)}; choose from {', '.join(INPUTS)}")
+        if set(targets) - set(TARGETS):
+            raise IspBenchError(f"unknown dataset targets {sorted(set(targets) - set(TARGETS))}; choose from "
+                                f"{', '.join(TARGETS)}")
         rows = [r for r in self.manifest.rows()
                 if (split is None or r["split"] == split)
                 and (roles is None or r["role"] in roles)
@@ -103,6 +109,7 @@ class PairDataset(Dataset):
         self.patch = tuple(patch) if patch is not None else None
         self.augment = augment
         self.inputs = tuple(inputs)
+        self.targets = tuple(targets)
         self.samples_per_epoch = samples_per_epoch
         self.seed = seed
         self.epoch = 0
@@ -192,7 +199,8 @@ class PairDataset(Dataset):
 
     def _targets(self, index: int) -> dict[str, np.ndarray]:
         entry = self._entry(index)
-        return {n: t for n, t in (("target", entry.target), ("linear_target", entry.linear_target)) if t is not None}
+        return {n: t for n, t in (("target", entry.target), ("linear_target", entry.linear_target))
+                if t is not None and n in self.targets}
 
     def batch(self, items: Sequence[int], out: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """The samples of ``items`` stacked along a new first axis (see the class docstring); ``raw`` and

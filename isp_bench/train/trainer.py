@@ -167,9 +167,13 @@ def _check_objective_args(config: dict[str, Any]) -> None:
 
 def stage_needs(stage: dict[str, Any]) -> set[str]:
     """The batch targets beyond ``target`` a resolved stage trains against: its objective's ``needs``
-    and any target its ``objective_args`` name (e.g. ``restoration_mse(target="linear_target")``)."""
-    named = {v for v in stage["objective_args"].values() if isinstance(v, str) and v in TARGET_CHECKS}
-    return set(getattr(get_objective(stage["objective"]), "needs", ())) | named
+    and any target its arguments name, given in ``objective_args`` or by default (e.g.
+    ``restoration_mse(target="linear_target")``)."""
+    objective = get_objective(stage["objective"])
+    defaults = {name: p.default for name, p in inspect.signature(objective).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    named = {v for v in {**defaults, **stage["objective_args"]}.values() if isinstance(v, str) and v in TARGET_CHECKS}
+    return set(getattr(objective, "needs", ())) | named
 
 
 def _check_needs(stage: dict[str, Any], dataset: PairDataset) -> None:
@@ -238,7 +242,8 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
     stage = config["stages"][k]
     dataset = PairDataset(
         manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
-        inputs=tuple(set(config["inputs"])), roles=stage["roles"], subsets=stage["subsets"],
+        inputs=tuple(set(config["inputs"])), targets=("target", *sorted(stage_needs(stage))),
+        roles=stage["roles"], subsets=stage["subsets"],
         samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], build_scheduler=scheduler,
         progress=False)
     _check_needs(stage, dataset)
