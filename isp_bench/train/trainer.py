@@ -86,9 +86,14 @@ def _set_trainable(model: torch.nn.Module, prefixes: list[str] | None) -> list[t
 
 def build_optimizer(params: list[torch.nn.Parameter], optimizer: dict[str, Any], lr: float) -> torch.optim.Optimizer:
     """The recipe's ``optimizer``: ``name`` picks the torch.optim class (:data:`OPTIMIZERS`), every other
-    key except ``lr`` (the stage's ``lr`` applies) is passed to it (YAML lists become tuples)."""
+    key except ``lr`` (the stage's ``lr`` applies) is passed to it (YAML lists become tuples). Parameters
+    on a GPU get the class's fused implementation (one kernel updates them all; the same update up to
+    rounding) unless the recipe says ``fused``."""
+    cls = getattr(torch.optim, OPTIMIZERS[optimizer["name"]])
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in optimizer.items() if k not in ("name", "lr")}
-    return getattr(torch.optim, OPTIMIZERS[optimizer["name"]])(params, lr=lr, **kwargs)
+    if params and all(p.is_cuda for p in params) and "fused" in inspect.signature(cls).parameters:
+        kwargs.setdefault("fused", True)
+    return cls(params, lr=lr, **kwargs)
 
 
 class StepLoss(torch.nn.Module):
