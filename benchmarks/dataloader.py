@@ -80,6 +80,10 @@ def _independent_rate(load, count: int, repeats: int) -> float:
         start = time.perf_counter()
         for process in processes:
             process.join(timeout=600)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
         if any(process.exitcode != 0 for process in processes):
             raise RuntimeError(f"an independent loader process failed (exit codes {[p.exitcode for p in processes]})")
         best = max(best, 2 * count / (time.perf_counter() - start))

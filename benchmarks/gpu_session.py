@@ -180,12 +180,18 @@ class Session:
     def plan(self, models: list[str]) -> dict[str, dict]:
         """Generates the embedded set; per model, its run id and training patches at this budget."""
         self.say("$ (plan) generate the synthetic set, resolve the recipes")
-        found = subprocess.run([sys.executable, "-c", PLAN, self.budget, *models], cwd=REPO, env=self.env,
-                               capture_output=True, text=True)
-        if found.returncode != 0:
-            self.say(f"planning failed:\n{found.stderr[-2000:]}")
-            raise SystemExit("could not resolve the recipes or generate the synthetic set (see session.log)")
-        plan = json.loads(found.stdout.strip().splitlines()[-1])
+        failed = "could not resolve the recipes or generate the synthetic set (see session.log)"
+        try:
+            found = subprocess.run([sys.executable, "-c", PLAN, self.budget, *models], cwd=REPO, env=self.env,
+                                   capture_output=True, text=True, timeout=max(1.0, self.left()))
+        except subprocess.TimeoutExpired:
+            self.say("planning ran out of time")
+            raise SystemExit(failed) from None
+        try:
+            plan = json.loads(found.stdout.strip().splitlines()[-1])  # the last line: anything else may print
+        except (IndexError, ValueError):
+            self.say(f"planning failed (exit {found.returncode}):\n{found.stderr[-2000:]}")
+            raise SystemExit(failed) from None
         self.say(f"  -> {plan}")
         return plan
 
@@ -231,11 +237,12 @@ class Session:
             later = len(models) - models.index(model) - 1
             timeout = (max(MIN_RUN_S, self.left() - MIN_RUN_S * later) if expected_s is None  # unmeasured: a share
                        else max(2 * expected_s, MIN_RUN_S))
+            written = recorded.parent / "reproduction" if recorded.exists() else recorded.parent  # what runs.py does
             code = self.call([sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", self.budget,
                               "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
                               "--quiet"], timeout=timeout)
             rows.append({"model": model, "status": "finished" if code == 0 else "cut off" if code is None
-                         else f"exit {code}", "expected_training_s": need, **summarise(self.runs / plan[model]["run_id"])})
+                         else f"exit {code}", "expected_training_s": need, **summarise(written)})
         return rows
 
     def pack(self) -> None:

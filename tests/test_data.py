@@ -140,6 +140,36 @@ def test_batch_buffers_lend_an_array_again_only_once_nothing_made_from_it_is_lef
     assert buffers.take((2, 3)).data_ptr() == address
 
 
+def test_batches_freed_by_the_garbage_collector_inside_the_loader_do_not_deadlock_it():
+    """A batch caught in a reference cycle comes back when a collection runs, which can be inside take() or
+    acquire() (any allocation may start one): returning it must not wait for a lock that section holds."""
+    import gc
+    import threading
+
+    from isp_bench.data.dataset import SLOT_KEY, BatchBuffers, SharedSlots
+
+    buffers, slots = BatchBuffers(keep=2), SharedSlots({"raw": torch.zeros(2, 3)}, count=2)
+
+    def churn():
+        for _ in range(1000):
+            cycle = {"tensor": buffers.take((2, 3))}
+            cycle["self"] = cycle  # freed only by a collection
+            slot = slots.acquire()
+            if slot is not None:
+                cycle = {"batch": slots.receive({SLOT_KEY: (slot, 2, ("raw",))})}
+                cycle["self"] = cycle
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # a collection at nearly every allocation
+    try:
+        worker = threading.Thread(target=churn, daemon=True)
+        worker.start()
+        worker.join(60)
+    finally:
+        gc.set_threshold(*threshold)
+    assert not worker.is_alive(), "the loader's buffers deadlocked"
+
+
 def test_worker_processes_without_room_in_shared_memory_become_threads(data, monkeypatch):
     """A container's default 64 MB /dev/shm would end worker processes in a bus error: the loader warns
     and makes the same batches with threads."""

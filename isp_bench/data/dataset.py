@@ -276,9 +276,10 @@ class BatchBuffers:
 
     def __init__(self, keep: int = 8):
         self.keep = keep
+        # Only the owning thread takes; an array comes back (list.append, atomic) in whichever thread drops
+        # the last reference, possibly from inside a garbage collection, so no lock is held anywhere here.
         self._free: dict[tuple[int, ...], list[np.ndarray]] = {}
         self._pooled: dict[tuple[int, ...], int] = {}
-        self._lock = threading.Lock()  # arrays come back in whichever thread drops the last reference
 
     def take(self, shape: tuple[int, ...], *, recycle: bool = True) -> torch.Tensor:
         """An uninitialised float32 tensor of ``shape`` (a recycled one only with ``recycle``)."""
@@ -287,20 +288,15 @@ class BatchBuffers:
             return torch.empty(0).new(storage).view(shape)
         if not recycle:
             return torch.empty(shape, dtype=torch.float32)
-        with self._lock:
-            free = self._free.setdefault(shape, [])
-            if free:
-                array = free.pop()
-            elif self._pooled.get(shape, 0) < self.keep:
-                array = np.empty(shape, np.float32)
-                self._pooled[shape] = self._pooled.get(shape, 0) + 1
-            else:
+        free = self._free.setdefault(shape, [])
+        try:
+            array = free.pop()
+        except IndexError:
+            if self._pooled.get(shape, 0) >= self.keep:
                 return torch.empty(shape, dtype=torch.float32)
-        return lend(array, partial(self._returned, free, array))
-
-    def _returned(self, free: list[np.ndarray], array: np.ndarray) -> None:
-        with self._lock:
-            free.append(array)
+            array = np.empty(shape, np.float32)
+            self._pooled[shape] = self._pooled.get(shape, 0) + 1
+        return lend(array, partial(free.append, array))
 
 
 def _write_target(views: PatchViews, region: np.ndarray, out: np.ndarray) -> None:
@@ -352,7 +348,8 @@ class SharedSlots:
         self._arrays = [{name: tensor[slot].numpy() for name, tensor in self.tensors.items()} for slot in range(count)]
         self._in_flight: set[int] = set()
         self._lent = [0] * count  # tensors of each slot the consumer still has
-        self._lock = threading.Lock()
+        # re-entrant: a lent tensor can come back from inside a garbage collection that a locked section starts
+        self._lock = threading.RLock()
 
     def __getstate__(self) -> dict[str, Any]:  # a worker started by spawn needs only the shared tensors
         return {"tensors": self.tensors}

@@ -87,7 +87,7 @@ def tiled_map(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, *, scale: floa
     frames = x.shape[0]
     for chunk in chunks:
         results = fn(torch.cat([x[..., esy:eey, esx:eex] for _, _, esy, eey, _, _, esx, eex in chunk]))
-        results = tuple(results) if isinstance(scale, (tuple, list)) else (results,)
+        results = results if isinstance(results, (tuple, list)) else (results,)
         if len(results) != len(scales):
             raise InferenceError(f"the tiled function gave {len(results)} outputs for {len(scales)} scales {scales}")
         for i, (ys, s) in enumerate(zip(results, scales)):

@@ -35,7 +35,8 @@ def register_objective(*, needs: tuple[str, ...] = (),
                        validated_output: ValidatedOutput | None = None) -> Callable[[Objective], Objective]:
     """Register ``fn(model, batch, **objective_args) -> loss`` under its name. ``needs`` names the batch
     targets beyond ``target`` it reads (e.g. ``("linear_target",)``); the trainer checks that every
-    training pair has them before the first step. ``validated_output`` is for an objective that trains a
+    training pair has them before the first step, and its loader cuts only ``target``, these and a target
+    an argument names (so a target read without being declared is not in the batch). ``validated_output`` is for an objective that trains a
     part of the model: the part's output and the batch key it is scored against, so that a stage's validation
     (and its plateau test) follows what the stage trains; its docstring's first line describes it in
     the training record. Without it, validation scores the whole model's output against the recipe's

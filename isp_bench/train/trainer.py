@@ -91,7 +91,8 @@ def build_optimizer(params: list[torch.nn.Parameter], optimizer: dict[str, Any],
     rounding) unless the recipe says ``fused``."""
     cls = getattr(torch.optim, OPTIMIZERS[optimizer["name"]])
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in optimizer.items() if k not in ("name", "lr")}
-    if params and all(p.is_cuda for p in params) and "fused" in inspect.signature(cls).parameters:
+    if (params and all(p.is_cuda for p in params) and "fused" in inspect.signature(cls).parameters
+            and not kwargs.get("foreach") and not kwargs.get("differentiable")):
         kwargs.setdefault("fused", True)
     return cls(params, lr=lr, **kwargs)
 
@@ -333,7 +334,12 @@ class _Session:
                                     stage["lr"])
         scaler = grad_scaler(self.device, self.precision)
         if checkpoint is not None and checkpoint["optimizer"] is not None:
-            optimizer.load_state_dict(checkpoint["optimizer"])
+            saved = checkpoint["optimizer"]
+            for saved_group, group in zip(saved["param_groups"], optimizer.param_groups):
+                for key in ("fused", "foreach"):  # how to update is this device's choice, not the checkpoint's
+                    if key in group:
+                        saved_group[key] = group[key]
+            optimizer.load_state_dict(saved)
             if checkpoint.get("scaler") is not None:
                 scaler.load_state_dict(checkpoint["scaler"])
         loader = self.stage_batches(k, first)
