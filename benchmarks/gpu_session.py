@@ -76,7 +76,7 @@ MIN_RUN_S = 120
 PLAN = """
 import json, sys
 from isp_bench.devices import resolve_device, resolve_precision
-from isp_bench.runs import resolve_dataset, run_id_for
+from isp_bench.runs import resolve_dataset, run_id_on
 from isp_bench.train.recipe import default_recipe, resolve_recipe
 budget, models = sys.argv[1], sys.argv[2:]
 manifest, _ = resolve_dataset("synth", progress=False)  # generated where `isp-bench run` keeps it
@@ -84,8 +84,8 @@ precision = resolve_precision("auto", resolve_device("auto"))
 plan = {}
 for model in models:
     config = resolve_recipe(default_recipe(model), budget=budget, precision=precision)
-    config["manifest_content_hash"] = manifest.content_hash
-    plan[model] = {"run_id": run_id_for(config), "patches": sum(s["steps"] * s["batch_size"] for s in config["stages"])}
+    plan[model] = {"run_id": run_id_on(config, manifest),
+                   "patches": sum(s["steps"] * s["batch_size"] for s in config["stages"])}
 print(json.dumps(plan))
 """
 """Run in the suite's environment: makes the embedded set and prints, per model, the run id `isp-bench run`

@@ -76,6 +76,13 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
     return read_manifest(manifest_path), root_path
 
 
+def run_id_on(config: dict[str, Any], manifest: Manifest) -> str:
+    """The run id of ``config`` trained on ``manifest``: the manifest's content hash joins the config first
+    (other data, other run: a run never resumes across it)."""
+    config["manifest_content_hash"] = manifest.content_hash
+    return run_id_for(config)
+
+
 def run_id_for(config: dict[str, Any]) -> str:
     """``DATASET-RECIPE-BUDGET-seedN-HASH`` (a model's default recipe carries the model's name)."""
     return f"{config['dataset']}-{config['recipe']}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
@@ -151,8 +158,7 @@ def run_benchmark(
         with distributed.main_first():  # the embedded dataset is generated once, not by every rank at once
             manifest_obj, root_path = resolve_dataset(dataset, manifest, root,
                                                       progress=progress and distributed.is_main())
-        config["manifest_content_hash"] = manifest_obj.content_hash  # other data, other run: never resume across it
-        run_dir = Path(runs_dir) / run_id_for(config)
+        run_dir = Path(runs_dir) / run_id_on(config, manifest_obj)
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
             raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
                            f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")

@@ -139,9 +139,11 @@ class DeepISP(IspModel):
         x = F.relu(self.hl_convs[i](reflect_pad(x, 1)))
         return F.max_pool2d(x, 2, ceil_mode=False) if min(x.shape[-2:]) >= 2 else x
 
-    def _first_hl(self, rgb: torch.Tensor) -> torch.Tensor:
+    def _image_and_first_hl(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The low-level stage's image and the first high-level block over its output (features and image;
+        the image in the features' autocast type)."""
         feats, image = self.low_level(rgb)
-        return self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1))
+        return image, self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1))
 
     def _high_level(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, len(self.hl_convs)):
@@ -150,30 +152,25 @@ class DeepISP(IspModel):
 
     def compute_global(self, batch, tiler=None):
         rgb = self.input_tensor(batch)
-        return {"deepisp_w": self._high_level(run_local(self._first_hl, rgb, tiler, scale=0.25, align=4))}
+        first_hl = run_local(lambda x: self._image_and_first_hl(x)[1], rgb, tiler, scale=0.25, align=4)
+        return {"deepisp_w": self._high_level(first_hl)}
 
     def render_frame(self, batch, tiler) -> torch.Tensor:
         """One tiled pass of the low-level stage gives both the image (full resolution, 3 channels) and
         the first high-level block (a quarter, 64 channels); the frame's transform comes from the latter
         and applies to the former pixel by pixel: the low-level stage, nearly all of DeepISP's work, runs
         once per frame, not twice."""
-
-        def local(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            feats, image = self.low_level(rgb)
-            return image, self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1))
-
-        image, first_hl = tiler(local, self.input_tensor(batch), scale=(1.0, 0.25), align=self.tile_align)
+        image, first_hl = tiler(self._image_and_first_hl, self.input_tensor(batch), scale=(1.0, 0.25),
+                                align=self.tile_align)
         return self.transform(image, self._high_level(first_hl))
 
     def render(self, batch) -> torch.Tensor:
         rgb = self.input_tensor(batch)
-        feats, image = self.low_level(rgb)
         g = batch.get("global")
-        if g is None:  # whole frame in one pass: reuse the low-level output
-            w = self._high_level(self._hl_block(0, torch.cat([image.to(feats.dtype), feats], dim=1)))
-        else:
-            w = g["deepisp_w"]
-        return self.transform(image, w)
+        if g is None:  # whole frame in one pass: the low-level output feeds both stages
+            image, first_hl = self._image_and_first_hl(rgb)
+            return self.transform(image, self._high_level(first_hl))
+        return self.transform(self.low_level(rgb)[1], g["deepisp_w"])
 
 
 class DeepISPLowLevel(IspModel):
