@@ -25,13 +25,12 @@ results ends inside the call's 600 s):
    GPU session measured it (:data:`MEASURED_PATCHES_PER_S`);
 5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute);
-6. ``isp-bench run --model M --budget standard`` for each of ``--models`` in order (most wanted first)
-   that has no committed ``standard`` run yet (``--rerun`` runs them anyway): a model whose expected time
-   (its budget's patches at step 4's rate, else at :data:`MEASURED_PATCHES_PER_S`, + ``RUN_OVERHEAD_S``)
-   does not fit the time left is not started, so that cheaper ones after it still run; one that is
-   started gets twice its expected time (at least ``MIN_RUN_S``; a model with no measured rate, the time
-   left less ``MIN_RUN_S`` for each model after it). A run cut short keeps its checkpoints there, but
-   the machine is handed back bare: its summary row says how far it got;
+6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
+   committed ``standard`` run yet (``--rerun`` runs them anyway), all at once (``--concurrent``): alone each
+   keeps the GPU 1–4 % busy, so side by side they share it at little cost to each. The host's cores are
+   shared among their loaders. Every few seconds the session reads each run's ``progress.json``; when one
+   would not end before the deadline at its recent rate, the least wanted run still going is stopped (it
+   keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -57,7 +56,9 @@ import statistics
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,16 +71,27 @@ MEASURED_PATCHES_PER_S = {"unet": 482.1, "cameranet": 245.6, "crispnet": 189.1, 
 H200 in bf16 with 8 loader workers: ``benchmarks/train.py --budget standard --steps 40``, 2026-11-29, torch
 2.11, commit 3ee550f (the first GPU session). The budgets were then sized to fit one device call each."""
 RUN_OVERHEAD_S = 40
-"""Seconds a run spends besides training (start, cache, validation, evaluation, scoring): a guess to check."""
-MIN_RUN_S = 120
-"""The least time a started run is given (its expected time may be an underestimate)."""
+"""Seconds a run spends besides training (start, validation, evaluation, scoring): a guess to check."""
+FINISH_S = 30
+"""Seconds a run spends after its last training step (evaluation, scoring, records): a guess to check."""
+POLL_S = 5
+"""Seconds between readings of the concurrent runs' progress."""
+RATE_WINDOW_S = 60
+"""A concurrent run's expected end is taken at its rate over this many seconds (others end or stop)."""
+SETTLE_S = 45
+"""Seconds after stopping a run before another may be stopped: the others' rates take that long to show it."""
+ALONE_SPEEDUP = 1.25
+"""How much faster than MEASURED_PATCHES_PER_S a run alone may now be (the loader cuts fewer targets, Adam is
+fused): a run is given up as too long only beyond that."""
 PLAN = """
 import json, sys
+from isp_bench.data.cache import PreprocessCache
 from isp_bench.devices import resolve_device, resolve_precision
 from isp_bench.runs import resolve_dataset, run_id_on
 from isp_bench.train.recipe import default_recipe, resolve_recipe
 budget, models = sys.argv[1], sys.argv[2:]
-manifest, _ = resolve_dataset("synth", progress=False)  # generated where `isp-bench run` keeps it
+manifest, root = resolve_dataset("synth", progress=False)  # generated where `isp-bench run` keeps it
+PreprocessCache(root).build(list(manifest.rows()), progress=False)  # once, not by each concurrent run
 precision = resolve_precision("auto", resolve_device("auto"))
 plan = {}
 for model in models:
@@ -88,7 +100,7 @@ for model in models:
                    "patches": sum(s["steps"] * s["batch_size"] for s in config["stages"])}
 print(json.dumps(plan))
 """
-"""Run in the suite's environment: makes the embedded set and prints, per model, the run id `isp-bench run`
+"""Run in the suite's environment: makes the embedded set and its preprocessing cache, and prints, per model, the run id `isp-bench run`
 will use and the budget's training patches."""
 TRAIN_BENCHMARK_STEPS = 40
 """Consecutive steps benchmarks/train.py times per model on the GPU: more than its loader workers prefetch."""
@@ -104,9 +116,9 @@ def download_wheels(folder: Path) -> None:
 
 
 class Session:
-    def __init__(self, out: Path, deadline_s: float, rehearse: bool):
+    def __init__(self, out: Path, deadline_s: float, rehearse: bool, budget: str | None = None):
         self.out, self.rehearse = out, rehearse
-        self.budget = "smoke" if rehearse else "standard"
+        self.budget = budget or ("smoke" if rehearse else "standard")
         # a rehearsal leaves the repository's runs and leaderboards alone
         home = out if rehearse else REPO
         self.runs, self.boards = home / "runs", home / "leaderboards"
@@ -115,6 +127,7 @@ class Session:
         self.env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), self.env.get("PYTHONPATH")]))
         self.log = (out / "session.log").open("a")
+        self.logs = Path(tempfile.mkdtemp(prefix="gpu-session-logs-"))  # the runs' own, packed with them
 
     def left(self) -> float:
         return self.end - time.monotonic()
@@ -219,39 +232,161 @@ class Session:
         return {model: step["patches"] / MEASURED_PATCHES_PER_S[model] for model, step in plan.items()
                 if model in MEASURED_PATCHES_PER_S}
 
-    def standard_runs(self, models: list[str], plan: dict[str, dict], rerun: bool) -> list[dict]:
-        rows, expected = [], self.expected_training_s(plan)
+    def standard_runs(self, models: list[str], plan: dict[str, dict], rerun: bool, concurrent: int) -> list[dict]:
+        """The models' runs, ``concurrent`` at a time on the one GPU (see :class:`Concurrent`)."""
+        rows: dict[str, dict] = {}
+        todo = []
         for model in models:
             recorded = self.runs / plan[model]["run_id"] / "result.json"
             if recorded.exists() and not rerun:
                 self.say(f"{model}: {recorded.parent.name} is already recorded (--rerun runs it again)")
-                rows.append({"model": model, "status": "recorded before", "run": recorded.parent.name})
-                continue
-            need = expected.get(model)
-            expected_s = None if need is None else need + RUN_OVERHEAD_S
-            if self.left() < 30 or (expected_s is not None and expected_s > self.left()):
-                why = "no time left" if expected_s is None else f"needs ~{expected_s:.0f} s"
-                self.say(f"{model}: not started ({why}, {self.left():.0f} s left)")
-                rows.append({"model": model, "status": f"not started: {why}", "expected_training_s": need})
-                continue
-            later = len(models) - models.index(model) - 1
-            timeout = (max(MIN_RUN_S, self.left() - MIN_RUN_S * later) if expected_s is None  # unmeasured: a share
-                       else max(2 * expected_s, MIN_RUN_S))
-            written = recorded.parent / "reproduction" if recorded.exists() else recorded.parent  # what runs.py does
-            code = self.call([sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", self.budget,
-                              "--runs", str(self.runs), "--leaderboards", str(self.boards), "--no-save-predictions",
-                              "--quiet"], timeout=timeout)
-            rows.append({"model": model, "status": "finished" if code == 0 else "cut off" if code is None
-                         else f"exit {code}", "expected_training_s": need, **summarise(written)})
-        return rows
+                rows[model] = {"model": model, "status": "recorded before", "run": recorded.parent.name}
+            else:
+                todo.append(model)
+        if todo:
+            rows.update(Concurrent(self, todo, plan, min(concurrent, len(todo))).run())
+        return [rows[model] for model in models]
 
     def pack(self) -> None:
+        """The runs without weights, the children's logs and the leaderboard (regenerated once all have
+        ended: runs finishing together each wrote one without the other)."""
+        board = subprocess.run([sys.executable, "-m", "isp_bench", "leaderboard", "--runs", str(self.runs), "--out",
+                                str(self.boards)], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=60)
+        self.say(f"leaderboards regenerated (exit {board.returncode}) {board.stderr[-1000:]}")
         with tarfile.open(self.out / "standard-runs.tgz", "w:gz") as tar:
             for run in sorted(self.runs.glob(f"*-{self.budget}-*")):
                 tar.add(run, arcname=f"runs/{run.name}", filter=lambda t: None if t.name.endswith(".pt") else t)
+            for log in sorted(self.logs.glob("*.log")):
+                tar.add(log, arcname=f"logs/{log.name}")
         board = self.boards / "synth.md"
         if board.exists():
             shutil.copy(board, self.out / "synth.md")
+
+
+@dataclass
+class Child:
+    """One model's ``isp-bench run`` in flight, and the progress points read from its run folder."""
+
+    model: str
+    process: subprocess.Popen
+    folder: Path  # where the run writes (its reproduction/ folder when the run was recorded before)
+    started: float
+    points: list[tuple[float, int, int]] = field(default_factory=list)  # (time, steps done, steps in all)
+
+    def read_progress(self, now: float) -> None:
+        try:
+            progress = json.loads((self.folder / "progress.json").read_text())
+        except (OSError, ValueError):
+            return
+        if not self.points or self.points[-1][1] != progress["steps_done"]:
+            self.points.append((now, progress["steps_done"], progress["steps_total"]))
+
+    def expected_end_s(self, now: float) -> float | None:
+        """Seconds from ``now`` until it should end at the rate of its last :data:`RATE_WINDOW_S` seconds (the
+        other runs beside it change it), ``None`` before two progress points."""
+        if len(self.points) < 2:
+            return None
+        recent = [p for p in self.points if p[0] >= now - RATE_WINDOW_S]
+        first, last = (recent[0], recent[-1]) if len(recent) >= 2 else (self.points[-2], self.points[-1])
+        rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
+        return (last[2] - last[1]) / max(rate, 1e-6) - (now - last[0]) + FINISH_S
+
+
+class Concurrent:
+    """Runs the models' ``isp-bench run`` side by side on one GPU (each alone keeps it 1–4 % busy, launch-
+    and host-bound: see MEASURED_PATCHES_PER_S), the host's cores shared among their loaders. Every
+    :data:`POLL_S` seconds it reads each run's ``progress.json``; when a run would not end before the
+    deadline at its recent rate, the last model in the order (the least wanted) still running is stopped, at
+    most once per :data:`SETTLE_S` seconds, so that the others speed up. Queued models (``concurrent``
+    smaller than the models) start as slots free if their expected time alone still fits."""
+
+    def __init__(self, session: Session, models: list[str], plan: dict[str, dict], slots: int):
+        self.session, self.models, self.plan, self.slots = session, models, plan, slots
+        cores = os.cpu_count() or 1
+        self.loader_workers = max(0, (cores - slots) // slots)  # a core for each training process
+        self.env = dict(session.env, OMP_NUM_THREADS=str(max(1, cores // slots)))
+        self.expected = session.expected_training_s(plan)
+        self.rows: dict[str, dict] = {}
+
+    def start(self, model: str) -> Child:
+        session = self.session
+        recorded = session.runs / self.plan[model]["run_id"]
+        folder = recorded / "reproduction" if (recorded / "result.json").exists() else recorded  # as runs.py does
+        argv = [sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", session.budget, "--runs",
+                str(session.runs), "--leaderboards", str(session.boards), "--no-save-predictions", "--quiet",
+                "--loader-workers", str(self.loader_workers)]
+        session.say(f"{model}: $ {' '.join(argv[1:])}   (OMP_NUM_THREADS={self.env['OMP_NUM_THREADS']})")
+        log = (session.logs / f"{model}.log").open("w")
+        process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # its own process group: loader workers go with it
+        log.close()
+        return Child(model, process, folder, time.monotonic())
+
+    def end(self, child: Child, status: str) -> None:
+        if child.process.poll() is None:
+            os.killpg(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+        seconds = time.monotonic() - child.started
+        self.session.say(f"{child.model}: {status} after {seconds:.0f} s")
+        reached = {"steps_reached": child.points[-1][1], "steps": child.points[-1][2]} if child.points else {}
+        self.rows[child.model] = {"model": child.model, "status": status, "wall_s": round(seconds),
+                                  "expected_training_s_alone": self.expected.get(child.model), **reached,
+                                  **summarise(child.folder)}
+
+    def to_stop(self, running: list[Child], now: float) -> tuple[Child, str] | None:
+        """The run to stop now and why, if any: one that would not end before the deadline even alone (at
+        :data:`ALONE_SPEEDUP` × its measured rate alone), else, when some run would not at its recent rate,
+        the least wanted one going."""
+        left = self.session.left()
+        for child in running:
+            alone = self.expected.get(child.model)
+            if alone is not None and child.points:
+                _, done, steps = child.points[-1]
+                need = alone * (1 - done / steps) / ALONE_SPEEDUP + FINISH_S
+                if need > left:
+                    return child, f"stopped at {done}/{steps} steps: alone it would need ~{need:.0f} s more"
+        ends = {child.model: end for child in running if (end := child.expected_end_s(now)) is not None}
+        late = [model for model, end in ends.items() if end > left]
+        if not late or len(running) < 2:
+            return None
+        self.session.say(f"expected ends at the recent rates (s): { {m: round(e) for m, e in ends.items()} }, "
+                         f"{left:.0f} s left")
+        return running[-1], "stopped for the runs before it"
+
+    def run(self) -> dict[str, dict]:
+        session, queue = self.session, list(self.models)
+        running: list[Child] = []
+        session.say(f"{len(queue)} runs, {self.slots} at a time, {self.loader_workers} loader workers each")
+        last_stop = time.monotonic()
+        while queue or running:
+            now = time.monotonic()
+            while queue and len(running) < self.slots:
+                model = queue.pop(0)
+                alone = self.expected.get(model)
+                if running and alone is not None and alone + RUN_OVERHEAD_S > session.left():
+                    self.rows[model] = {"model": model, "status": f"not started: needs ~{alone + RUN_OVERHEAD_S:.0f} s",
+                                        "expected_training_s_alone": alone}
+                    session.say(f"{model}: not started (needs ~{alone + RUN_OVERHEAD_S:.0f} s alone, "
+                                f"{session.left():.0f} s left)")
+                    continue
+                running.append(self.start(model))
+            for child in list(running):
+                code = child.process.poll()
+                if code is not None:
+                    running.remove(child)
+                    self.end(child, "finished" if code == 0 else f"exit {code}")
+                    continue
+                child.read_progress(now)
+            if session.left() <= 0:
+                for child in running:
+                    self.end(child, "cut off at the deadline")
+                break
+            if now - last_stop >= SETTLE_S and (stop := self.to_stop(running, now)):
+                running.remove(stop[0])
+                self.end(*stop)
+                last_stop = now
+            time.sleep(POLL_S)
+        return self.rows
 
 
 def summarise(run: Path) -> dict:
@@ -263,7 +398,8 @@ def summarise(run: Path) -> dict:
     if training.exists():
         record = json.loads(training.read_text())
         last = (record.get("plateaus") or [{}])[-1]
-        row.update(seconds=record.get("seconds"), samples_per_s=record.get("samples_per_s"),
+        row.update(steps_reached=len(record.get("losses") or []), steps=record.get("steps"),
+                   seconds=record.get("seconds"), samples_per_s=record.get("samples_per_s"),
                    validation_psnr=record.get("validation_psnr"), plateaus=record.get("plateaus"),
                    plateau=last.get("plateau"), gain_db=last.get("gain_db"),
                    gain_before_decay_db=last.get("before_decay", {}).get("gain_db"))
@@ -294,7 +430,9 @@ def main() -> None:
     parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~4 minutes)")
     parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
     parser.add_argument("--rerun", action="store_true", help="run models whose standard run is already recorded")
+    parser.add_argument("--concurrent", type=int, help="runs at a time on the GPU (default: all)")
     parser.add_argument("--rehearse", action="store_true", help="smoke budgets on whatever device there is")
+    parser.add_argument("--budget", help="the runs' budget (default: standard, smoke with --rehearse)")
     parser.add_argument("--download-wheels", type=Path, metavar="FOLDER",
                         help="download the wheels the device image lacks into FOLDER, and stop")
     args = parser.parse_args()
@@ -304,18 +442,19 @@ def main() -> None:
     if args.out is None:
         parser.error("--out is required")
     args.out.mkdir(parents=True, exist_ok=True)
-    session = Session(args.out, args.deadline, args.rehearse)
+    session = Session(args.out, args.deadline, args.rehearse, args.budget)
     models = args.models.split(",")
     session.install_wheels()
     session.environment(args.commit)
     plan = session.plan(models)
     session.benchmarks(models, args.benchmark, args.loader_benchmark)
-    rows = session.standard_runs(models, plan, args.rerun)
+    rows = session.standard_runs(models, plan, args.rerun, args.concurrent or len(models))
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         test, classic = row.get("test", {}), row.get("classic", {})
         nan = float("nan")
-        session.say(f"{row['model']:20s} {row['status']:12s} plateau {row.get('plateau')} (last stage "
+        session.say(f"{row['model']:20s} {row['status']:12s} {row.get('steps_reached', '?')}/{row.get('steps', '?')} "
+                    f"steps; plateau {row.get('plateau')} (last stage "
                     f"+{row.get('gain_db') or 0:.2f} dB in its last 20 %, +{row.get('gain_before_decay_db') or 0:.2f} "
                     f"dB in the 20 % before its lr decay); test PSNR {test.get('psnr', nan):.2f} "
                     f"ΔE76 {test.get('delta_e76', nan):.2f} (classic {classic.get('psnr', nan):.2f} / "

@@ -419,8 +419,11 @@ def test_a_finished_run_keeps_only_its_weights_and_resumes_from_any_moment(data,
     assert sorted(p.name for p in interrupted.glob("*.pt")) == ["checkpoint.pt"]
     state = torch.load(interrupted / "checkpoint.pt", weights_only=True)
     assert state["optimizer"] is None and state["stage"] == 1  # the end position holds no optimiser state
+    progress = json.loads((interrupted / "progress.json").read_text())  # as of the last validation point
+    assert progress["steps_done"] == progress["steps_total"] == len(state["losses"])
+    assert progress["validation_psnr"] == state["validation_psnr"][-1]["psnr"]
     resumed = _run(data, "unet", tmp_path / "b", evaluate=False, overrides=overrides)
-    assert sorted(p.name for p in resumed.glob("*.pt")) == ["model.pt"]
+    assert sorted(p.name for p in resumed.glob("*.pt")) == ["model.pt"] and not (resumed / "progress.json").exists()
     a, b = (json.loads((d / "training.json").read_text()) for d in (straight, resumed))
     assert a["losses"] == b["losses"] and a["validation_psnr"] == b["validation_psnr"]
     wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (straight, resumed))

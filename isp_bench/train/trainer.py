@@ -10,7 +10,8 @@ Files in the run folder: ``checkpoint.pt`` (weights, optimiser state, position, 
 while training; at the end the record ``training.json`` is written, then the weights ``model.pt``, then
 the checkpoint is deleted, each step atomic, so an interruption at any moment resumes or finds the
 run finished. A finished run is never trained or recorded again: :func:`train` returns its stored
-record.
+record. While training, ``progress.json`` says how far it is at its last validation point (stage, steps
+done of all, training seconds, the validation PSNR): a quiet or remote run is followed by reading it.
 
 Speed and scale (see :mod:`isp_bench.devices`, :mod:`isp_bench.distributed`): the forward pass and the
 loss run under autocast in the config's ``precision`` (fp16 with a gradient scaler); on CUDA the model
@@ -53,6 +54,7 @@ from isp_bench.train.recipe import OPTIMIZERS, RecipeError
 CHECKPOINT = "checkpoint.pt"
 FINAL = "model.pt"
 RECORD = "training.json"
+PROGRESS = "progress.json"
 
 TARGET_CHECKS: dict[str, tuple[Callable[[dict[str, Any]], bool], str]] = {
     "linear_target": (has_linear_target, "some pairs have none and cannot get one from the classic pipeline "
@@ -266,6 +268,7 @@ def _load_finished(model: torch.nn.Module, run_dir: Path, main: bool) -> dict[st
     if main:
         # left by an interruption between writing model.pt and deleting the checkpoint
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
+        (run_dir / PROGRESS).unlink(missing_ok=True)
     path = run_dir / RECORD
     if path.exists():
         return json.loads(path.read_text())
@@ -358,7 +361,7 @@ class _Session:
             self.samples_seen += stage["batch_size"]
             done = step + 1
             postfix["loss"] = f"{loss:.4g}"
-            psnr = self.validate_if_due(stage, done)
+            psnr = self.validate_if_due(k, done)
             if psnr is not None:
                 postfix["val_psnr"] = f"{psnr:.2f}"
             bar.update()
@@ -388,12 +391,19 @@ class _Session:
         apply_gradients(optimizer, scaler, stage.get("grad_clip_norm"))
         return global_loss
 
-    def validate_if_due(self, stage: dict[str, Any], done: int) -> float | None:
-        """After ``done`` steps of ``stage``: the validation PSNR (dB), recorded, when a point is due, else ``None``."""
+    def validate_if_due(self, k: int, done: int) -> float | None:
+        """After ``done`` steps of stage ``k``: the validation PSNR (dB), recorded and written to
+        ``progress.json``, when a point is due, else ``None``."""
+        stage = self.config["stages"][k]
         if self.validation is None or not self.validation.due(done, stage["steps"]):
             return None
         value = self.validation.psnr(self.model, self.device, self.precision, stage)
         self.record["validation_psnr"].append({"stage": stage["name"], "step": done, "psnr": value})
+        steps = [s["steps"] for s in self.config["stages"]]
+        atomic_write_text(self.checkpoint_path.with_name(PROGRESS), json.dumps({
+            "stage": stage["name"], "stage_index": k, "step": done, "stage_steps": stage["steps"],
+            "steps_done": sum(steps[:k]) + done, "steps_total": sum(steps),
+            "seconds": self.progress_so_far()["seconds"], "validation_psnr": value}) + "\n")
         return value
 
     def checkpoint_if_due(self, k: int, done: int, optimizer: torch.optim.Optimizer,
@@ -482,6 +492,7 @@ def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> No
     with atomic_path(run_dir / FINAL, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # optimiser state only while training: one weights file
+    (run_dir / PROGRESS).unlink(missing_ok=True)
 
 
 def train(
