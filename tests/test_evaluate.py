@@ -129,6 +129,32 @@ def test_cameranet_global_from_tiles():
     assert tiled.shape == untiled.shape and torch.isfinite(tiled).all()
 
 
+def test_cameranet_renders_a_frame_with_one_restore_net_pass():
+    """render_frame stitches Restore-Net's output from one tiled pass (the generic path runs it for the global
+    pass and again per tile), and Enhance-Net's tiles then see it computed with the frame's context, not
+    cut at the tile: half the Restore-Net work and closer to untiled inference; one tile is untiled inference."""
+    model = create_model("cameranet").eval()
+    batch = _batch("cameranet", 128, 192)
+    pixels = []
+    original = model.restore_net.forward
+
+    def counting(x, *args):
+        pixels.append(x.shape[0] * x.shape[-2] * x.shape[-1])
+        return original(x, *args)
+
+    model.restore_net.forward = counting
+    with torch.no_grad():
+        untiled = model(batch)
+    torch.testing.assert_close(infer_full(model, batch, tile=256, overlap=0), untiled, atol=1e-6, rtol=0)
+    pixels.clear()
+    once = infer_full(model, batch, tile=64, overlap=32)
+    pixels_once = sum(pixels)
+    model.render_frame = lambda batch, tiler: None  # the generic path: compute_global, then every tile
+    twice = infer_full(model, batch, tile=64, overlap=32)
+    assert sum(pixels) == 3 * pixels_once
+    assert (once - untiled).abs().mean() < (twice - untiled).abs().mean()
+
+
 def test_batch_from_capture_and_infer_on_capture():
     rng = np.random.default_rng(1)
     cap = RawCapture(mosaic=rng.integers(0, 4095, size=(41, 57)).astype(np.uint16), cfa="BGGR",

@@ -11,8 +11,8 @@ get the *whole frame's* global input on every tile: :func:`infer_full` first cal
 ``model.compute_global(batch, tiler)``, which itself maps the local part of the global path over
 tiles (CameraNet) or looks at the whole-frame thumbnail (CRISPnet), and passes the result as
 ``batch['global']`` to every tile. A model whose global pass already computes everything local
-renders the frame itself from that one tiled pass (``model.render_frame(batch, tiler)``: DeepISP,
-whose low-level stage would otherwise run twice).
+renders the frame itself from its own tiled passes (``model.render_frame(batch, tiler)``: DeepISP,
+whose low-level stage would otherwise run twice, and CameraNet, whose Restore-Net would).
 
 Speed: ``tile_batch`` tiles of one shape go through the model in one forward pass (the frame's
 metadata and global input repeated for each), under autocast in the run's ``precision``, with the
@@ -167,11 +167,14 @@ def infer_full(model, capture_or_batch, tile: int = 512, overlap: int = 64, *, p
     in_tile, in_overlap = max(1, tile // scale), overlap // scale
     layout = memory_format(str(x.device))
 
-    def tiler(fn, frame: torch.Tensor, scale: Any = 1.0, align: int = 1) -> Any:
+    def tiler(fn, frame: torch.Tensor, scale: Any = 1.0, align: int = 1, resolution: float = 1.0) -> Any:
         """The model's own tiled passes (:meth:`compute_global`, :meth:`render_frame`), on the tiles of
-        this call, channels-last on CUDA like the rendering pass."""
+        this call, channels-last on CUDA like the rendering pass. ``resolution``: ``frame``'s pixels per
+        pixel of the model's input (2 for a full-resolution image made from packed raw), so that its tiles
+        cover what the input's do."""
         return tiled_map(lambda tiles: fn(tiles.contiguous(memory_format=layout)), frame, scale=scale, align=align,
-                         tile=in_tile, overlap=in_overlap, tile_batch=tile_batch)
+                         tile=round(in_tile * resolution), overlap=round(in_overlap * resolution),
+                         tile_batch=tile_batch)
 
     was_training = model.training
     model.eval()

@@ -181,15 +181,31 @@ class CameraNet(IspModel):
         """Linear RGB B×3×H×W (H, W even) → sRGB B×3×H×W."""
         return F.pixel_shuffle(self.enhance_net(self._enhance_input(linear), global_vec), 2)
 
-    def _enhance_bottleneck(self, raw: torch.Tensor) -> torch.Tensor:
+    def _enhance_bottleneck(self, linear: torch.Tensor) -> torch.Tensor:
+        """Enhance-Net's bottleneck entry features (1/32 of ``linear``'s resolution), whose mean feeds the
+        global branch."""
         net = self.enhance_net
-        _, pooled = net.encode(self._enhance_input(self.restore(raw)))
+        _, pooled = net.encode(self._enhance_input(linear))
         return net.bottleneck_entry(pooled)
 
     def compute_global(self, batch, tiler=None):
         raw = self.input_tensor(batch)
-        feat = run_local(self._enhance_bottleneck, raw, tiler, scale=1 / 16, align=16)
+        feat = run_local(lambda x: self._enhance_bottleneck(self.restore(x)), raw, tiler, scale=1 / 16,
+                         align=self.tile_align)
         return {"cameranet_global": self.enhance_net.global_params(feat.mean(dim=(2, 3)))}
+
+    def render_frame(self, batch, tiler) -> torch.Tensor:
+        """Restore-Net once per frame: one tiled pass stitches its linear image (full resolution, 3
+        channels), then Enhance-Net maps over tiles of that image covering what the raw's tiles cover, its
+        encoder for the frame's global mean, then all of it. The generic path (:meth:`compute_global`,
+        then every tile) runs Restore-Net twice, and Enhance-Net's tiles then see a Restore-Net output cut
+        off at the tile's edge rather than the frame's."""
+        linear = tiler(self.restore, self.input_tensor(batch), scale=2.0, align=self.tile_align)
+        align = 2 * self.tile_align  # in full-resolution pixels
+        feat = tiler(self._enhance_bottleneck, linear, scale=1 / align, align=align, resolution=2)
+        g = self.enhance_net.global_params(feat.mean(dim=(2, 3)))
+        return tiler(lambda tiles: self.enhance(tiles, g.repeat(tiles.shape[0] // g.shape[0], 1)), linear,
+                     align=align, resolution=2)
 
     def render(self, batch) -> torch.Tensor:
         raw = self.input_tensor(batch)
@@ -210,7 +226,8 @@ _NOTES = (
     "any input size works.",
     "Pixel (un)shuffle uses PyTorch's channel order, which differs from tf.depth_to_space; irrelevant "
     "when training from scratch, but TensorFlow checkpoints would need their channels permuted.",
-    "The global branch averages over the whole frame; infer_full computes it once per frame from tiles.",
+    "The global branch averages over the whole frame; infer_full computes it once per frame from tiles, over "
+    "Restore-Net's output stitched from one tiled pass (Restore-Net runs once per frame).",
 )
 
 
