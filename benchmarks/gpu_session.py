@@ -23,6 +23,8 @@ results ends inside the call's 600 s):
    the real loader and on-device, share of the matmul roof, peak memory, seconds per 12 MP frame (the
    inference targets: CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s); ~4 minutes, so off by default: the first
    GPU session measured it (:data:`MEASURED_PATCHES_PER_S`);
+   With ``--inference-benchmark`` instead, ``benchmarks/train.py --inference-only`` for CameraNet and DeepISP:
+   12 MP inference as the evaluation tiles it and as one tile, and the heaviest GPU kernels (~1.5 minutes);
 5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute);
 6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
@@ -102,6 +104,8 @@ print(json.dumps(plan))
 """
 """Run in the suite's environment: makes the embedded set and its preprocessing cache, and prints, per model, the run id `isp-bench run`
 will use and the budget's training patches."""
+INFERENCE_MODELS = "cameranet,deepisp"
+"""The models with the issue's 12 MP inference targets (CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s on an H200 in bf16)."""
 TRAIN_BENCHMARK_STEPS = 40
 """Consecutive steps benchmarks/train.py times per model on the GPU: more than its loader workers prefetch."""
 
@@ -208,11 +212,14 @@ class Session:
         self.say(f"  -> {plan}")
         return plan
 
-    def benchmarks(self, models: list[str], train: bool, loader: bool) -> None:
+    def benchmarks(self, models: list[str], train: bool, inference: bool, loader: bool) -> None:
         budget, steps = ("smoke", "2") if self.rehearse else ("standard", str(TRAIN_BENCHMARK_STEPS))
         if train:
             self.call([sys.executable, "benchmarks/train.py", "--budget", budget, "--steps", steps,
                        "--models", ",".join(models)], timeout=240)
+        elif inference:
+            self.call([sys.executable, "benchmarks/train.py", "--inference-only", "--models", INFERENCE_MODELS],
+                      timeout=150)
         if loader:
             samples = "400" if self.rehearse else "4000"
             self.call([sys.executable, "benchmarks/dataloader.py", "--repeats", "2", "--samples", samples], timeout=120)
@@ -223,14 +230,12 @@ class Session:
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
         """Per model, the budget's training time at the real rate benchmarks/train.py measured in this session,
         else (on a GPU) at :data:`MEASURED_PATCHES_PER_S`."""
-        found = sorted(self.out.glob("train-*.json"))
-        if found:
-            return {row["model"]: row["budget_train_s"] for row in json.loads(found[-1].read_text())["models"]
-                    if "budget_train_s" in row}
-        if self.rehearse:
-            return {}
-        return {model: step["patches"] / MEASURED_PATCHES_PER_S[model] for model, step in plan.items()
-                if model in MEASURED_PATCHES_PER_S}
+        expected = {} if self.rehearse else {model: step["patches"] / MEASURED_PATCHES_PER_S[model]
+                                              for model, step in plan.items() if model in MEASURED_PATCHES_PER_S}
+        for found in sorted(self.out.glob("train-*.json"))[-1:]:
+            expected.update({row["model"]: row["budget_train_s"] for row in json.loads(found.read_text())["models"]
+                             if "budget_train_s" in row})
+        return expected
 
     def standard_runs(self, models: list[str], plan: dict[str, dict], rerun: bool, concurrent: int) -> list[dict]:
         """The models' runs, ``concurrent`` at a time on the one GPU (see :class:`Concurrent`)."""
@@ -428,6 +433,8 @@ def main() -> None:
     parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git, so the "
                         "runs' provenance cannot name it): recorded in environment.json")
     parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~4 minutes)")
+    parser.add_argument("--inference-benchmark", action="store_true", help="also time 12 MP inference of "
+                        f"{INFERENCE_MODELS} (benchmarks/train.py --inference-only, ~1.5 minutes)")
     parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
     parser.add_argument("--rerun", action="store_true", help="run models whose standard run is already recorded")
     parser.add_argument("--concurrent", type=int, help="runs at a time on the GPU (default: all)")
@@ -447,7 +454,7 @@ def main() -> None:
     session.install_wheels()
     session.environment(args.commit)
     plan = session.plan(models)
-    session.benchmarks(models, args.benchmark, args.loader_benchmark)
+    session.benchmarks(models, args.benchmark, args.inference_benchmark, args.loader_benchmark)
     rows = session.standard_runs(models, plan, args.rerun, args.concurrent or len(models))
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:

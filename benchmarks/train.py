@@ -5,6 +5,7 @@ memory, and inference seconds per 12 MP (4032×3024) frame.
 Rerun:  python benchmarks/train.py [--device auto] [--models unet,cameranet,crispnet,deepisp]
                                    [--steps 5] [--budget short] [--threads N]
         python benchmarks/train.py --device cuda --budget standard        (on a GPU)
+        python benchmarks/train.py --inference-only --models cameranet,deepisp
 
 It measures on the embedded synthetic set where ``isp-bench run`` keeps it (``work/synth`` of the
 repository, made when absent). For each model (its default recipe's last stage: objective,
@@ -35,7 +36,12 @@ fails is recorded with its error and the others are still measured):
   evaluation's settings) of a 4032×3024 frame made by repeating a test frame of the synthetic set: on
   CUDA the best of 3 after one untimed pass over the same frame (cuDNN's autotuning of the tile shapes
   and the allocator's growth are not counted); on the CPU a 1024×768 frame is timed once after a small
-  warm-up and scaled by the pixel ratio (``inference_extrapolated``: true), as a full frame takes minutes there.
+  warm-up and scaled by the pixel ratio (``inference_extrapolated``: true), as a full frame takes minutes there;
+- on CUDA also ``inference_whole_frame_s``: the frame as one tile (no overlap, nothing computed twice), the
+  protocol of the papers' timings (CameraNet's Table IV); ``inference_top_kernels``: the GPU kernels that took
+  the most time in one tiled frame (torch.profiler), and ``inference_peak_memory_mb``.
+
+``--inference-only`` skips the training figures (about a minute for CameraNet and DeepISP on a GPU).
 
 Precision: ``--precision`` as for ``isp-bench run`` (autocast in training and inference, the fp16
 gradient scaler, channels_last and TF32 on CUDA). Writes benchmarks/results/train-<device>.json.
@@ -58,6 +64,7 @@ from _common import sync
 FULL_FRAME = (3024, 4032)  # 12.2 MP output, height × width
 CPU_FRAME = (768, 1024)
 INFERENCE_REPEATS = 3
+TOP_KERNELS = 12
 FLOP_PER_MAC = 2
 TRAIN_PASSES = 3  # forward + backward (≈ 2 × forward)
 
@@ -88,31 +95,43 @@ def _rss_mb() -> float:
 
 
 def measure_model(name: str, budget: str, device: str, precision: str, steps: int, threads: int | None,
-                  manifest_path: str, root: str) -> dict[str, Any]:
-    """One model's figures (run in its own process)."""
+                  manifest_path: str, root: str, train: bool = True) -> dict[str, Any]:
+    """One model's figures (run in its own process); inference only without ``train``."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     baseline_rss = _rss_mb()
-    from isp_bench.evaluate.tiled import infer_full
+    from isp_bench.devices import configure_for_speed, memory_format
     from isp_bench.manifest import read_manifest
-    from isp_bench.data import PairDataset
-    from isp_bench.devices import autocast, configure_for_speed, grad_scaler, loader_workers, memory_format, to_device
     from isp_bench.models import create_model
-    from isp_bench.models.flops import count_macs
-    from isp_bench.train.losses import get_objective
     from isp_bench.train.recipe import default_recipe, resolve_recipe
-    from isp_bench.train.trainer import _set_trainable, _stage_loader, build_optimizer, optimizer_step
 
     manifest, root_path = read_manifest(manifest_path), Path(root)
     config = resolve_recipe(default_recipe(name), budget=budget)
-    budget_patches = sum(s["steps"] * s["batch_size"] for s in config["stages"])
-    stage = {**config["stages"][-1], "steps": steps + 1}
-    config["stages"] = [stage]
     torch.manual_seed(0)
     configure_for_speed(device)
     model = create_model(name).to(device, memory_format=memory_format(device))
+    row: dict[str, Any] = {"model": name, "baseline_rss_mb": baseline_rss}
+    if train:
+        row.update(measure_training(model, config, manifest, root_path, device, precision, steps))
+    row.update(measure_inference(model, config, manifest, root_path, device, precision))
+    return row
+
+
+def measure_training(model, config: dict[str, Any], manifest, root_path: Path, device: str, precision: str,
+                     steps: int) -> dict[str, Any]:
+    """Training patches/s (real loader, on-device), GFLOP/s and peak memory at the last stage of ``config``."""
+    import torch
+
+    from isp_bench.devices import autocast, grad_scaler, loader_workers, memory_format, to_device
+    from isp_bench.models.flops import count_macs
+    from isp_bench.train.losses import get_objective
+    from isp_bench.train.trainer import _set_trainable, _stage_loader, build_optimizer, optimizer_step
+
+    budget_patches = sum(s["steps"] * s["batch_size"] for s in config["stages"])
+    stage = {**config["stages"][-1], "steps": steps + 1}
+    config = {**config, "stages": [stage]}
     scaler = grad_scaler(device, precision)
     objective = get_objective(stage["objective"])
     optimizer = build_optimizer(_set_trainable(model, stage["trainable"]), config["optimizer"], stage["lr"])
@@ -126,9 +145,8 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
             loss = objective(model, batch, **stage["objective_args"])
         optimizer_step(loss, optimizer, scaler, stage["grad_clip_norm"])
 
-    cache_dir = root_path / ".isp-bench-cache"
     workers = loader_workers(None, device)
-    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, cache_dir, workers=workers))
+    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, root_path / ".isp-bench-cache", workers=workers))
     first = to_device(next(loader), device, memory_format(device))
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
 
@@ -145,46 +163,100 @@ def measure_model(name: str, budget: str, device: str, precision: str, steps: in
     real_s = seconds_per_step(lambda: to_device(next(loader), device, memory_format(device)), steps)
     synthetic_s = min(seconds_per_step(lambda: first, 1) for _ in range(steps))
     macs = count_macs(model, first).total
-    train_gflop = FLOP_PER_MAC * TRAIN_PASSES * macs / 1e9
-    peak_train = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.startswith("cuda") else _rss_mb()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    patches = stage["batch_size"]
+    return {
+        "recipe_stage": stage["name"], "batch_size": patches, "patch": stage["patch"],
+        "steps_timed": steps, "loader_workers": workers,
+        "real_patches_per_s": patches / real_s, "synthetic_patches_per_s": patches / synthetic_s,
+        "loader_share": 1 - synthetic_s / real_s,
+        "budget_patches": budget_patches, "budget_train_s": budget_patches / (patches / real_s),
+        "forward_gmac_per_batch": macs / 1e9,
+        "train_gflop_per_s": FLOP_PER_MAC * TRAIN_PASSES * macs / 1e9 / synthetic_s,
+        "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.startswith("cuda") else _rss_mb(),
+        "peak_memory_kind": "cuda max_memory_allocated" if device.startswith("cuda") else "process ru_maxrss",
+    }
 
-    frame = PairDataset(manifest, root_path, "test", cache_dir=cache_dir, inputs=tuple(config["inputs"]),
-                        progress=False)[0]
-    height, width = FULL_FRAME if device.startswith("cuda") else CPU_FRAME
+
+def measure_inference(model, config: dict[str, Any], manifest, root_path: Path, device: str,
+                      precision: str) -> dict[str, Any]:
+    """Seconds per 12 MP frame: tiled as the evaluation tiles, and on CUDA also as one whole-frame tile
+    (the papers' protocol), with the evaluation tiling's heaviest GPU kernels."""
+    import torch
+
+    from isp_bench.data import PairDataset
+    from isp_bench.evaluate.tiled import infer_full
+
+    frame = PairDataset(manifest, root_path, "test", cache_dir=root_path / ".isp-bench-cache",
+                        inputs=tuple(config["inputs"]), progress=False)[0]
+    cuda = device.startswith("cuda")
+    height, width = FULL_FRAME if cuda else CPU_FRAME
     raw = frame["raw"][None]
     reps = (1, 1, -(-height // (2 * raw.shape[2])), -(-width // (2 * raw.shape[3])))
     batch = {k: v[None].to(device) for k, v in frame.items()
              if isinstance(v, torch.Tensor) and k not in ("raw", "rgb", "thumb", "target", "linear_target")}
     batch["raw"] = raw.repeat(*reps)[:, :, : height // 2, : width // 2].contiguous().to(device)
+    evaluation = {"tile": config["eval"]["tile"], "overlap": config["eval"]["overlap"]}
+    whole = {"tile": max(FULL_FRAME), "overlap": 0, "tile_batch": 1}
 
-    def infer() -> float:
+    def infer(**tiling) -> float:
         sync(device)
         start = time.perf_counter()
-        infer_full(model, batch, tile=config["eval"]["tile"], overlap=config["eval"]["overlap"], precision=precision)
+        infer_full(model, batch, precision=precision, **tiling)
         sync(device)
         return time.perf_counter() - start
 
-    if device.startswith("cuda"):
-        infer()  # warm-up on the frame itself: cuDNN autotunes these tile shapes, the allocator grows
-        infer_s = min(infer() for _ in range(INFERENCE_REPEATS))
-    else:  # a CPU frame takes seconds to minutes: one small warm-up, one timed frame
+    row: dict[str, Any] = {"inference_frame": [height, width], "inference_extrapolated": not cuda,
+                           "inference_tiling": evaluation}
+    if not cuda:  # a CPU frame takes seconds to minutes: one small warm-up, one timed frame, scaled
         infer_full(model, {**batch, "raw": batch["raw"][:, :, :64, :64]}, precision=precision)
-        infer_s = infer()
-    infer_s *= (FULL_FRAME[0] * FULL_FRAME[1]) / (height * width)
-    patches = stage["batch_size"]
-    return {
-        "model": name, "recipe_stage": stage["name"], "batch_size": patches, "patch": stage["patch"],
-        "steps_timed": steps, "loader_workers": workers,
-        "real_patches_per_s": patches / real_s, "synthetic_patches_per_s": patches / synthetic_s,
-        "loader_share": 1 - synthetic_s / real_s,
-        "budget_patches": budget_patches, "budget_train_s": budget_patches / (patches / real_s),
-        "forward_gmac_per_batch": macs / 1e9, "train_gflop_per_s": train_gflop / synthetic_s,
-        "peak_memory_mb": peak_train,
-        "peak_memory_kind": "cuda max_memory_allocated" if device.startswith("cuda") else "process ru_maxrss",
-        "baseline_rss_mb": baseline_rss,
-        "inference_s_per_12mp": infer_s, "inference_frame": [height, width],
-        "inference_extrapolated": (height, width) != FULL_FRAME,
-    }
+        row["inference_s_per_12mp"] = infer(**evaluation) * (FULL_FRAME[0] * FULL_FRAME[1]) / (height * width)
+        return row
+    infer(**evaluation)  # warm-up on the frame itself: cuDNN autotunes these tile shapes, the allocator grows
+    row["inference_s_per_12mp"] = min(infer(**evaluation) for _ in range(INFERENCE_REPEATS))
+    row["inference_top_kernels"] = top_kernels(lambda: infer(**evaluation))
+    try:
+        infer(**whole)
+        row["inference_whole_frame_s"] = min(infer(**whole) for _ in range(INFERENCE_REPEATS))
+    except torch.OutOfMemoryError as error:
+        row["inference_whole_frame_s"] = None
+        row["inference_whole_frame_error"] = str(error).splitlines()[0]
+    row["inference_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    return row
+
+
+def top_kernels(run, count: int = TOP_KERNELS) -> dict[str, Any]:
+    """The GPU kernels that take the most time in one call of ``run`` (torch.profiler): name, milliseconds and
+    calls of each, and the GPU milliseconds of all."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        run()
+    events = [e for e in prof.key_averages() if e.device_type.name == "CUDA" and e.self_device_time_total > 0]
+    events.sort(key=lambda e: e.self_device_time_total, reverse=True)
+    return {"gpu_ms": sum(e.self_device_time_total for e in events) / 1e3,
+            "kernels": [{"name": e.key[:120], "ms": e.self_device_time_total / 1e3, "calls": e.count}
+                        for e in events[:count]]}
+
+
+def describe(row: dict[str, Any], roof: float, budget: str) -> str:
+    """One model's figures in a line (adds ``roof_fraction`` to ``row``)."""
+    text = f"{row['model']:10s} "
+    if "train_gflop_per_s" in row:
+        row["roof_fraction"] = row["train_gflop_per_s"] / roof
+        text += (f"batch {row['batch_size']}×{row['patch'][0]}²: real {row['real_patches_per_s']:.2f} patches/s, "
+                 f"on-device {row['synthetic_patches_per_s']:.2f} (loader {row['loader_share']:.0%}); "
+                 f"{row['train_gflop_per_s']:.1f} GFLOP/s = {row['roof_fraction']:.0%} of roof; peak "
+                 f"{row['peak_memory_mb']:.0f} MB; {budget} budget ~{row['budget_train_s']:.0f} s of training; ")
+    text += f"inference {row['inference_s_per_12mp']:.3f} s / 12 MP"
+    if row["inference_extrapolated"]:
+        text += " (extrapolated)"
+    if "inference_whole_frame_s" in row:
+        whole = row["inference_whole_frame_s"]
+        text += (f", as one tile {whole:.3f} s" if whole is not None else
+                 f", as one tile: {row['inference_whole_frame_error']}")
+    return text
 
 
 def main() -> None:
@@ -199,6 +271,7 @@ def main() -> None:
                         help="training and inference precision, as `isp-bench run --precision`; the roof is a "
                         "matmul in the same precision (default: %(default)s: bf16 on recent GPUs, fp32 on the CPU)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--inference-only", action="store_true", help="measure inference only (a minute on a GPU)")
     args = parser.parse_args()
 
     import torch
@@ -223,19 +296,13 @@ def main() -> None:
         try:
             with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
                 row = pool.submit(measure_model, name, args.budget, device, precision, args.steps, args.threads,
-                                  str(manifest.path), str(root)).result()
+                                  str(manifest.path), str(root), not args.inference_only).result()
         except Exception as error:  # one model's failure is reported; the others are still measured
             rows.append({"model": name, "error": f"{type(error).__name__}: {error}"})
             print(f"{name:10s} failed: {rows[-1]['error']}", flush=True)
         else:
-            row["roof_fraction"] = row["train_gflop_per_s"] / roof
             rows.append(row)
-            print(f"{name:10s} batch {row['batch_size']}×{row['patch'][0]}²: real {row['real_patches_per_s']:.2f} "
-                  f"patches/s, on-device {row['synthetic_patches_per_s']:.2f} (loader {row['loader_share']:.0%}); "
-                  f"{row['train_gflop_per_s']:.1f} GFLOP/s = {row['roof_fraction']:.0%} of roof; "
-                  f"peak {row['peak_memory_mb']:.0f} MB; inference {row['inference_s_per_12mp']:.2f} s / 12 MP; "
-                  f"{args.budget} budget ~{row['budget_train_s']:.0f} s of training"
-                  + (" (extrapolated)" if row["inference_extrapolated"] else ""), flush=True)
+            print(describe(row, roof, args.budget), flush=True)
         # written after every model: a run cut off by a deadline keeps the models it measured
         path = save(f"train-{device.replace(':', '')}", {
             "benchmark": "train", "device": device, "precision": precision, "budget": args.budget,
