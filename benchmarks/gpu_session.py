@@ -430,8 +430,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for the results (the device tool's $OUT)")
     parser.add_argument("--models", default=MODELS, help="learned models, in the order run (default: %(default)s)")
     parser.add_argument("--deadline", type=float, default=540, help="seconds until packing (default: %(default)s)")
-    parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git, so the "
-                        "runs' provenance cannot name it): recorded in environment.json")
+    parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git): recorded "
+                        "in environment.json and, as declared, in the runs' provenance (ISP_BENCH_GIT_COMMIT)")
     parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~4 minutes)")
     parser.add_argument("--inference-benchmark", action="store_true", help="also time 12 MP inference of "
                         f"{INFERENCE_MODELS} (benchmarks/train.py --inference-only, ~1.5 minutes)")
@@ -450,6 +450,8 @@ def main() -> None:
         parser.error("--out is required")
     args.out.mkdir(parents=True, exist_ok=True)
     session = Session(args.out, args.deadline, args.rehearse, args.budget)
+    if args.commit:  # the runs' provenance names it (the copied tree has no .git)
+        session.env["ISP_BENCH_GIT_COMMIT"] = args.commit
     models = args.models.split(",")
     session.install_wheels()
     session.environment(args.commit)

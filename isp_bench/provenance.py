@@ -21,6 +21,11 @@ DEFAULT_PACKAGES = ("torch", "torchvision", "numpy", "timm", "pytorch-msssim", "
                     "scikit-image", "pyarrow")
 
 
+COMMIT_ENV = "ISP_BENCH_GIT_COMMIT"
+"""Names the commit of a copy of the checkout without its ``.git`` (a tree copied to a GPU host or a cluster
+node); recorded as declared (``git_commit_declared``), since nothing can check it there."""
+
+
 def git_commit() -> tuple[str | None, bool | None]:
     """(commit, has uncommitted changes to tracked files) of the isp-bench checkout, or (None, None)."""
     here = Path(__file__).resolve().parent
@@ -49,9 +54,11 @@ def environment(packages: Iterable[str] = DEFAULT_PACKAGES, device: str | None =
     :func:`isp_bench.devices.resolve_device` returned) also ``device``: :func:`~isp_bench.devices.describe_device`
     (GPU or CPU model, torch / CUDA / cuDNN versions)."""
     commit, dirty = git_commit()
+    declared = commit is None and os.environ.get(COMMIT_ENV)
     info: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "isp_bench_version": __version__, "git_commit": commit, "git_dirty": dirty,
+        "isp_bench_version": __version__, "git_commit": declared or commit, "git_dirty": dirty,
+        **({"git_commit_declared": f"${COMMIT_ENV}: the checkout has no .git"} if declared else {}),
         "packages": package_versions(packages), "python": platform.python_version(),
         "platform": platform.platform(), "machine": platform.machine(),
         "processor": cpu_name(), "cpus": os.cpu_count(),

@@ -175,6 +175,30 @@ def test_devices_resolve_auto_and_refuse_what_is_missing():
         assert resolve_device("cuda:0") == "cuda:0"
 
 
+def test_a_copy_without_git_records_the_commit_it_is_told_as_declared(tmp_path):
+    """A tree copied to a GPU host or cluster node has no .git: ISP_BENCH_GIT_COMMIT names its commit, recorded
+    as declared; with neither, the commit is unknown (None), never guessed."""
+    import isp_bench
+
+    shutil.copytree(Path(isp_bench.__file__).parent, tmp_path / "isp_bench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    probe = "import json; from isp_bench.provenance import environment; print(json.dumps(environment(())))"
+    env = {k: v for k, v in os.environ.items() if k != "ISP_BENCH_GIT_COMMIT"}
+    env.update(PYTHONPATH=str(tmp_path), GIT_CEILING_DIRECTORIES=str(tmp_path))
+
+    def recorded(**extra):
+        found = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env={**env, **extra},
+                               capture_output=True, text=True, check=True)
+        return json.loads(found.stdout)
+
+    unknown = recorded()
+    assert unknown["git_commit"] is None and "git_commit_declared" not in unknown
+    told = recorded(ISP_BENCH_GIT_COMMIT="3ee550f")
+    assert told["git_commit"] == "3ee550f" and "ISP_BENCH_GIT_COMMIT" in told["git_commit_declared"]
+    here = environment(())  # a checkout with .git: git says, whatever the variable
+    assert here["git_commit"] and "git_commit_declared" not in here
+
+
 def test_the_device_is_described_for_provenance():
     import torch
 
