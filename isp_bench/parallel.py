@@ -105,6 +105,7 @@ class _Feed:
     def __init__(self, items):
         self._queue = iter(items)
         self._exhausted = False
+        self._again: deque[Any] = deque()  # items never submitted: the pool broke first
         self.suspects: deque[Any] = deque()  # items in flight when a worker died: rerun alone
 
     def due(self, in_flight: int, window: int) -> list[tuple[Any, bool]]:
@@ -112,13 +113,18 @@ class _Feed:
         if self.suspects:
             return [] if in_flight else [(self.suspects.popleft(), True)]
         due = []
-        while not self._exhausted and in_flight + len(due) < window:
-            item = next(self._queue, _END)
+        while in_flight + len(due) < window:
+            item = self._again.popleft() if self._again else _END if self._exhausted else next(self._queue, _END)
             if item is _END:
                 self._exhausted = True
-            else:
-                due.append((item, False))
+                break
+            due.append((item, False))
         return due
+
+    def put_back(self, due: list[tuple[Any, bool]]) -> None:
+        """Pairs from :meth:`due` that could not be submitted, to be submitted first next time."""
+        for item, alone in reversed(due):
+            (self.suspects if alone else self._again).appendleft(item)
 
 
 class LocalPoolExecutor(Executor):
@@ -148,8 +154,15 @@ class LocalPoolExecutor(Executor):
         try:
             while True:
                 pool = self._fresh_pool()
-                for item, _ in feed.due(len(pending), window):
-                    pending[pool.submit(fn, item)] = item
+                due = feed.due(len(pending), window)
+                try:
+                    while due:
+                        pending[pool.submit(fn, due[0][0])] = due[0][0]
+                        due.pop(0)
+                except BrokenProcessPool:  # a worker died since the last wait: nothing more is accepted
+                    feed.put_back(due)
+                    yield from self._after_death(pending, feed.suspects, deaths)
+                    continue
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

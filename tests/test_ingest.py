@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from isp_bench.datasets import get_source, list_sources
 from isp_bench.errors import DatasetError, UnknownNameError
 from isp_bench.ingest import cache_path_for, ingest
 from isp_bench.manifest import read_manifest
-from isp_bench.parallel import DEFAULT_MAX_TRIES, SchedulerError
+from isp_bench.parallel import DEFAULT_MAX_TRIES, LocalPoolExecutor, SchedulerError
 
 # Read by worker processes (inherited when the fork server starts, after collection): see
 # isp_bench.ingest._crash_for_tests. Inert until a test writes a marker there.
@@ -146,6 +148,27 @@ def test_local_pool_replaces_a_dead_worker_and_loses_no_file(tree, tmp_path):
     result = ingest("synth", tree, tmp_path / "synth.parquet", workers=2, progress=False)
     assert not marker.exists() and not result.errors
     assert result.manifest.content_hash == reference.content_hash
+
+
+def _return_then_die(item: int) -> int:
+    """Item 0 returns at once and its worker exits 0.3 s later; the others take 0.1 s."""
+    if item == 0:
+        threading.Timer(0.3, os._exit, (1,)).start()
+    else:
+        time.sleep(0.1)
+    return 2 * item
+
+
+def test_local_pool_survives_a_worker_dying_while_the_caller_holds_a_result():
+    """The pool can break between two waits, while the caller works on a result: the next submit then raises
+    BrokenProcessPool (an ingest once failed so, at random); the items are submitted again to a fresh pool."""
+    results = {}
+    with LocalPoolExecutor(2) as pool:
+        for item, value in pool.map_unordered(_return_then_die, range(10)):
+            if not results:
+                time.sleep(1.0)  # item 0's worker exits meanwhile
+            results[item] = value
+    assert results == {i: 2 * i for i in range(10)}
 
 
 def test_file_that_kills_every_reader_is_reported_broken_and_cached_files_resume(tree, tmp_path):
