@@ -29,10 +29,10 @@ results ends inside the call's 600 s):
    with cores to spare (a minute);
 6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
    committed ``standard`` run yet (``--rerun`` runs them anyway), all at once (``--concurrent``): alone each
-   keeps the GPU 1–4 % busy, so side by side they share it at little cost to each. The host's cores are
-   shared among their loaders. Every few seconds the session reads each run's ``progress.json``; when one
-   would not end before the deadline at its recent rate, the least wanted run still going is stopped (it
-   keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
+   uses 1–4 % of the GPU's matmul roof, so side by side they share it. The host's cores are shared among
+   their loaders. Every few seconds the session reads each run's ``progress.json``; when one would not end
+   before the deadline at its rate since the last change, the least wanted run still training is stopped
+   (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -42,9 +42,10 @@ results ends inside the call's 600 s):
 8. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
 Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,
-environment.json, train-cuda.json, dataloader.json, standard-summary.json, standard-runs.tgz,
-synth.md. Unpack the runs here with ``tar xzf standard-runs.tgz`` in the repository root, then
-``isp-bench leaderboard``.
+environment.json, train-cuda0.json or inference-cuda0.json, dataloader.json, standard-summary.json,
+standard-runs.tgz (the runs without weights, and each run's log), synth.md. Unpack the runs here with
+``tar xzf standard-runs.tgz runs`` in the repository root (``tar xzf standard-runs.tgz -C /tmp logs`` for the
+logs), then ``isp-bench leaderboard``.
 """
 
 from __future__ import annotations
@@ -78,10 +79,6 @@ FINISH_S = 30
 """Seconds a run spends after its last training step (evaluation, scoring, records): a guess to check."""
 POLL_S = 5
 """Seconds between readings of the concurrent runs' progress."""
-RATE_WINDOW_S = 60
-"""A concurrent run's expected end is taken at its rate over this many seconds (others end or stop)."""
-SETTLE_S = 45
-"""Seconds after stopping a run before another may be stopped: the others' rates take that long to show it."""
 ALONE_SPEEDUP = 1.25
 """How much faster than MEASURED_PATCHES_PER_S a run alone may now be (the loader cuts fewer targets, Adam is
 fused): a run is given up as too long only beyond that."""
@@ -153,8 +150,7 @@ class Session:
         try:
             code = process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            kill_group(process)
             code = None
         self.say(f"  -> {'cut off' if code is None else f'exit {code}'} after {time.monotonic() - started:.0f} s")
         return code
@@ -214,9 +210,9 @@ class Session:
 
     def benchmarks(self, models: list[str], train: bool, inference: bool, loader: bool) -> None:
         budget, steps = ("smoke", "2") if self.rehearse else ("standard", str(TRAIN_BENCHMARK_STEPS))
-        if train:
+        if train:  # inference included
             self.call([sys.executable, "benchmarks/train.py", "--budget", budget, "--steps", steps,
-                       "--models", ",".join(models)], timeout=240)
+                       "--models", ",".join(models)], timeout=330)
         elif inference:
             self.call([sys.executable, "benchmarks/train.py", "--inference-only", "--models", INFERENCE_MODELS],
                       timeout=150)
@@ -224,7 +220,7 @@ class Session:
             samples = "400" if self.rehearse else "4000"
             self.call([sys.executable, "benchmarks/dataloader.py", "--repeats", "2", "--samples", samples], timeout=120)
         for result in (REPO / "benchmarks" / "results").glob("*.json"):
-            if result.name.startswith(("train-", "dataloader")) and result.stat().st_mtime >= self.started:
+            if result.name.startswith(("train-", "inference-", "dataloader")) and result.stat().st_mtime >= self.started:
                 shutil.copy(result, self.out / result.name)
 
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
@@ -255,12 +251,17 @@ class Session:
     def pack(self) -> None:
         """The runs without weights, the children's logs and the leaderboard (regenerated once all have
         ended: runs finishing together each wrote one without the other)."""
-        board = subprocess.run([sys.executable, "-m", "isp_bench", "leaderboard", "--runs", str(self.runs), "--out",
-                                str(self.boards)], cwd=REPO, env=self.env, capture_output=True, text=True, timeout=60)
-        self.say(f"leaderboards regenerated (exit {board.returncode}) {board.stderr[-1000:]}")
+        try:
+            board = subprocess.run([sys.executable, "-m", "isp_bench", "leaderboard", "--runs", str(self.runs),
+                                    "--out", str(self.boards)], cwd=REPO, env=self.env, capture_output=True,
+                                   text=True, timeout=60)
+            self.say(f"leaderboards regenerated (exit {board.returncode}) {board.stderr[-1000:]}")
+        except (subprocess.TimeoutExpired, OSError) as error:
+            self.say(f"the leaderboards were not regenerated: {error}")
+        transient = lambda t: None if t.name.endswith((".pt", "progress.json")) else t  # noqa: E731
         with tarfile.open(self.out / "standard-runs.tgz", "w:gz") as tar:
             for run in sorted(self.runs.glob(f"*-{self.budget}-*")):
-                tar.add(run, arcname=f"runs/{run.name}", filter=lambda t: None if t.name.endswith(".pt") else t)
+                tar.add(run, arcname=f"runs/{run.name}", filter=transient)
             for log in sorted(self.logs.glob("*.log")):
                 tar.add(log, arcname=f"logs/{log.name}")
         board = self.boards / "synth.md"
@@ -275,35 +276,59 @@ class Child:
     model: str
     process: subprocess.Popen
     folder: Path  # where the run writes (its reproduction/ folder when the run was recorded before)
-    started: float
-    points: list[tuple[float, int, int]] = field(default_factory=list)  # (time, steps done, steps in all)
+    started: float  # time.time()
+    points: list[tuple[float, float, int, int]] = field(default_factory=list)
+    """(wall time written, training seconds, steps done, steps in all) of each progress.json seen."""
+    training_done: bool = False  # its progress.json went away: it is evaluating
 
-    def read_progress(self, now: float) -> None:
+    def read_progress(self) -> None:
+        path = self.folder / "progress.json"
         try:
-            progress = json.loads((self.folder / "progress.json").read_text())
+            written = path.stat().st_mtime
+            progress = json.loads(path.read_text())
         except (OSError, ValueError):
+            self.training_done = self.training_done or bool(self.points)  # removed when training ends
             return
-        if not self.points or self.points[-1][1] != progress["steps_done"]:
-            self.points.append((now, progress["steps_done"], progress["steps_total"]))
+        if written < self.started:  # left by an earlier session (the trainer removes it when it starts)
+            return
+        point = (written, float(progress["seconds"]), int(progress["steps_done"]), int(progress["steps_total"]))
+        if self.points and point[2] < self.points[-1][2]:
+            self.points.clear()
+        if not self.points or point[2] != self.points[-1][2]:
+            self.points.append(point)
+        self.training_done = point[2] >= point[3]
 
-    def expected_end_s(self, now: float) -> float | None:
-        """Seconds from ``now`` until it should end at the rate of its last :data:`RATE_WINDOW_S` seconds (the
-        other runs beside it change it), ``None`` before two progress points."""
-        if len(self.points) < 2:
+    def expected_end_s(self, since: float) -> float | None:
+        """Seconds from now until it should end, at its rate between the progress points written after wall
+        time ``since`` (the last time a run beside it ended: that changes its rate); ``None`` before two."""
+        recent = [p for p in self.points if p[0] >= since]
+        if len(recent) < 2:
             return None
-        recent = [p for p in self.points if p[0] >= now - RATE_WINDOW_S]
-        first, last = (recent[0], recent[-1]) if len(recent) >= 2 else (self.points[-2], self.points[-1])
-        rate = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
-        return (last[2] - last[1]) / max(rate, 1e-6) - (now - last[0]) + FINISH_S
+        (_, s0, done0, _), (written, s1, done, steps) = recent[0], recent[-1]
+        rate = (done - done0) / (s1 - s0) if s1 > s0 else 0.0
+        if rate <= 0:
+            return None
+        return (steps - done) / rate - (time.time() - written) + FINISH_S
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Ends ``process`` and whatever else runs in its process group (its loader workers)."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the group has ended
+        pass
+    process.wait()
 
 
 class Concurrent:
-    """Runs the models' ``isp-bench run`` side by side on one GPU (each alone keeps it 1–4 % busy, launch-
-    and host-bound: see MEASURED_PATCHES_PER_S), the host's cores shared among their loaders. Every
-    :data:`POLL_S` seconds it reads each run's ``progress.json``; when a run would not end before the
-    deadline at its recent rate, the last model in the order (the least wanted) still running is stopped, at
-    most once per :data:`SETTLE_S` seconds, so that the others speed up. Queued models (``concurrent``
-    smaller than the models) start as slots free if their expected time alone still fits."""
+    """Runs the models' ``isp-bench run`` side by side on one GPU, the host's cores shared among their
+    loaders. Alone, each uses 1–4 % of the GPU's matmul roof (small convolutions; kernel launches and the host
+    bound its steps, see MEASURED_PATCHES_PER_S), so side by side they share the GPU; how much each slows is
+    what the progress points measure. Every :data:`POLL_S` seconds it reads each run's ``progress.json``; a
+    run that would not end before the deadline even alone (at :data:`ALONE_SPEEDUP` × its measured rate) is
+    stopped; else, when a run would not end in time at its rate since the last change (a run beside it
+    ended), the least wanted run that is still training is stopped, so that the others speed up. Queued
+    models (``concurrent`` smaller than the models) start as slots free if their expected time alone fits."""
 
     def __init__(self, session: Session, models: list[str], plan: dict[str, dict], slots: int):
         self.session, self.models, self.plan, self.slots = session, models, plan, slots
@@ -312,6 +337,7 @@ class Concurrent:
         self.env = dict(session.env, OMP_NUM_THREADS=str(max(1, cores // slots)))
         self.expected = session.expected_training_s(plan)
         self.rows: dict[str, dict] = {}
+        self.changed = time.time()  # when the set of runs last changed
 
     def start(self, model: str) -> Child:
         session = self.session
@@ -321,76 +347,83 @@ class Concurrent:
                 str(session.runs), "--leaderboards", str(session.boards), "--no-save-predictions", "--quiet",
                 "--loader-workers", str(self.loader_workers)]
         session.say(f"{model}: $ {' '.join(argv[1:])}   (OMP_NUM_THREADS={self.env['OMP_NUM_THREADS']})")
-        log = (session.logs / f"{model}.log").open("w")
-        process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)  # its own process group: loader workers go with it
-        log.close()
-        return Child(model, process, folder, time.monotonic())
+        with (session.logs / f"{model}.log").open("w") as log:
+            process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)  # its own process group: loader workers go with it
+        self.changed = time.time()
+        return Child(model, process, folder, time.time())
 
-    def end(self, child: Child, status: str) -> None:
-        if child.process.poll() is None:
-            os.killpg(child.process.pid, signal.SIGKILL)
-            child.process.wait()
-        seconds = time.monotonic() - child.started
+    def end(self, child: Child, why_stopped: str) -> None:
+        """Records ``child``'s row: its exit, or ``why_stopped`` if it is still running (it is then stopped)."""
+        code = child.process.poll()
+        kill_group(child.process)
+        status = why_stopped if code is None else "finished" if code == 0 else f"exit {code}"
+        seconds = time.time() - child.started
         self.session.say(f"{child.model}: {status} after {seconds:.0f} s")
-        reached = {"steps_reached": child.points[-1][1], "steps": child.points[-1][2]} if child.points else {}
+        reached = {"steps_reached": child.points[-1][2], "steps": child.points[-1][3]} if child.points else {}
+        try:
+            summary = summarise(child.folder)
+        except Exception as error:  # noqa: BLE001 — a bad record must not lose the other rows
+            summary = {"summary_error": f"{type(error).__name__}: {error}"}
         self.rows[child.model] = {"model": child.model, "status": status, "wall_s": round(seconds),
-                                  "expected_training_s_alone": self.expected.get(child.model), **reached,
-                                  **summarise(child.folder)}
+                                  "expected_training_s_alone": self.expected.get(child.model), **reached, **summary}
+        self.changed = time.time()
 
-    def to_stop(self, running: list[Child], now: float) -> tuple[Child, str] | None:
-        """The run to stop now and why, if any: one that would not end before the deadline even alone (at
-        :data:`ALONE_SPEEDUP` × its measured rate alone), else, when some run would not at its recent rate,
-        the least wanted one going."""
+    def to_stop(self, running: list[Child]) -> tuple[Child, str] | None:
+        """The run to stop now and why, if any (see the class)."""
         left = self.session.left()
-        for child in running:
+        training = [child for child in running if not child.training_done]  # the others end soon
+        for child in training:
             alone = self.expected.get(child.model)
             if alone is not None and child.points:
-                _, done, steps = child.points[-1]
+                done, steps = child.points[-1][2:]
                 need = alone * (1 - done / steps) / ALONE_SPEEDUP + FINISH_S
                 if need > left:
                     return child, f"stopped at {done}/{steps} steps: alone it would need ~{need:.0f} s more"
-        ends = {child.model: end for child in running if (end := child.expected_end_s(now)) is not None}
+        ends = {child.model: end for child in running if (end := child.expected_end_s(self.changed)) is not None}
         late = [model for model, end in ends.items() if end > left]
-        if not late or len(running) < 2:
+        if not late or len(running) < 2 or not training:
             return None
-        self.session.say(f"expected ends at the recent rates (s): { {m: round(e) for m, e in ends.items()} }, "
-                         f"{left:.0f} s left")
-        return running[-1], "stopped for the runs before it"
+        self.session.say(f"expected ends at the rates since the last change (s): "
+                         f"{ {m: round(e) for m, e in ends.items()} }, {left:.0f} s left")
+        victim = training[-1]
+        others = [model for model in late if model != victim.model]
+        return victim, (f"stopped for {', '.join(others)}" if others else
+                        f"stopped at {victim.points[-1][2]}/{victim.points[-1][3]} steps: it would not end in time")
 
     def run(self) -> dict[str, dict]:
         session, queue = self.session, list(self.models)
         running: list[Child] = []
         session.say(f"{len(queue)} runs, {self.slots} at a time, {self.loader_workers} loader workers each")
-        last_stop = time.monotonic()
-        while queue or running:
-            now = time.monotonic()
-            while queue and len(running) < self.slots:
-                model = queue.pop(0)
-                alone = self.expected.get(model)
-                if running and alone is not None and alone + RUN_OVERHEAD_S > session.left():
-                    self.rows[model] = {"model": model, "status": f"not started: needs ~{alone + RUN_OVERHEAD_S:.0f} s",
-                                        "expected_training_s_alone": alone}
-                    session.say(f"{model}: not started (needs ~{alone + RUN_OVERHEAD_S:.0f} s alone, "
-                                f"{session.left():.0f} s left)")
-                    continue
-                running.append(self.start(model))
-            for child in list(running):
-                code = child.process.poll()
-                if code is not None:
-                    running.remove(child)
-                    self.end(child, "finished" if code == 0 else f"exit {code}")
-                    continue
-                child.read_progress(now)
-            if session.left() <= 0:
-                for child in running:
-                    self.end(child, "cut off at the deadline")
-                break
-            if now - last_stop >= SETTLE_S and (stop := self.to_stop(running, now)):
-                running.remove(stop[0])
-                self.end(*stop)
-                last_stop = now
-            time.sleep(POLL_S)
+        try:
+            while queue or running:
+                while queue and len(running) < self.slots:
+                    model = queue.pop(0)
+                    need = self.expected.get(model, 0.0) + RUN_OVERHEAD_S
+                    if need > session.left():
+                        self.rows[model] = {"model": model, "status": f"not started: needs ~{need:.0f} s",
+                                            "expected_training_s_alone": self.expected.get(model)}
+                        session.say(f"{model}: not started (needs ~{need:.0f} s alone, {session.left():.0f} s left)")
+                        continue
+                    running.append(self.start(model))
+                for child in list(running):
+                    if child.process.poll() is not None:
+                        running.remove(child)
+                        self.end(child, "ended")
+                    else:
+                        child.read_progress()
+                if session.left() <= 0:
+                    break
+                if stop := self.to_stop(running):
+                    running.remove(stop[0])
+                    self.end(*stop)
+                time.sleep(POLL_S)
+        finally:
+            for child in running:  # the deadline, or an error here: no run outlives the session
+                self.end(child, "cut off at the deadline")
+            for model in queue:
+                self.rows[model] = {"model": model, "status": "not started: the deadline came",
+                                    "expected_training_s_alone": self.expected.get(model)}
         return self.rows
 
 
@@ -432,7 +465,8 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=540, help="seconds until packing (default: %(default)s)")
     parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git): recorded "
                         "in environment.json and, as declared, in the runs' provenance (ISP_BENCH_GIT_COMMIT)")
-    parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~4 minutes)")
+    parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~5 minutes; "
+                        "its inference figures include --inference-benchmark's)")
     parser.add_argument("--inference-benchmark", action="store_true", help="also time 12 MP inference of "
                         f"{INFERENCE_MODELS} (benchmarks/train.py --inference-only, ~1.5 minutes)")
     parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
@@ -443,6 +477,8 @@ def main() -> None:
     parser.add_argument("--download-wheels", type=Path, metavar="FOLDER",
                         help="download the wheels the device image lacks into FOLDER, and stop")
     args = parser.parse_args()
+    if args.concurrent is not None and args.concurrent < 1:
+        parser.error("--concurrent must be at least 1")
     if args.download_wheels:
         download_wheels(args.download_wheels)
         return

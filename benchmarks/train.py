@@ -39,9 +39,10 @@ fails is recorded with its error and the others are still measured):
   warm-up and scaled by the pixel ratio (``inference_extrapolated``: true), as a full frame takes minutes there;
 - on CUDA also ``inference_whole_frame_s``: the frame as one tile (no overlap, nothing computed twice), the
   protocol of the papers' timings (CameraNet's Table IV); ``inference_top_kernels``: the GPU kernels that took
-  the most time in one tiled frame (torch.profiler), and ``inference_peak_memory_mb``.
+  the most time in one tiled frame (torch.profiler); the peak memory of each.
 
-``--inference-only`` skips the training figures (about a minute for CameraNet and DeepISP on a GPU).
+``--inference-only`` skips the training figures (about a minute for CameraNet and DeepISP on a GPU) and writes
+benchmarks/results/inference-<device>.json instead.
 
 Precision: ``--precision`` as for ``isp-bench run`` (autocast in training and inference, the fp16
 gradient scaler, channels_last and TF32 on CUDA). Writes benchmarks/results/train-<device>.json.
@@ -213,16 +214,23 @@ def measure_inference(model, config: dict[str, Any], manifest, root_path: Path, 
         infer_full(model, {**batch, "raw": batch["raw"][:, :, :64, :64]}, precision=precision)
         row["inference_s_per_12mp"] = infer(**evaluation) * (FULL_FRAME[0] * FULL_FRAME[1]) / (height * width)
         return row
+    torch.cuda.reset_peak_memory_stats(device)
     infer(**evaluation)  # warm-up on the frame itself: cuDNN autotunes these tile shapes, the allocator grows
     row["inference_s_per_12mp"] = min(infer(**evaluation) for _ in range(INFERENCE_REPEATS))
-    row["inference_top_kernels"] = top_kernels(lambda: infer(**evaluation))
+    row["inference_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        row["inference_top_kernels"] = top_kernels(lambda: infer(**evaluation))
+    except Exception as error:  # noqa: BLE001 — the profiler (CUPTI) may be unavailable: keep the timings
+        row["inference_top_kernels"] = {"error": f"{type(error).__name__}: {error}"}
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
     try:
         infer(**whole)
         row["inference_whole_frame_s"] = min(infer(**whole) for _ in range(INFERENCE_REPEATS))
-    except torch.OutOfMemoryError as error:
+        row["inference_whole_frame_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+    except Exception as error:  # noqa: BLE001 — out of memory, or a kernel that refuses one 12 MP tile
         row["inference_whole_frame_s"] = None
-        row["inference_whole_frame_error"] = str(error).splitlines()[0]
-    row["inference_peak_memory_mb"] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+        row["inference_whole_frame_error"] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
     return row
 
 
@@ -304,8 +312,10 @@ def main() -> None:
             rows.append(row)
             print(describe(row, roof, args.budget), flush=True)
         # written after every model: a run cut off by a deadline keeps the models it measured
-        path = save(f"train-{device.replace(':', '')}", {
-            "benchmark": "train", "device": device, "precision": precision, "budget": args.budget,
+        kind = "inference" if args.inference_only else "train"
+        path = save(f"{kind}-{device.replace(':', '')}", {
+            "benchmark": kind, "device": device, "precision": precision,
+            **({} if args.inference_only else {"budget": args.budget}),
             "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": rows,
             "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:]),
         })

@@ -41,7 +41,8 @@ class IspModel(nn.Module):
 
     def compute_global(self, batch: Batch, tiler=None) -> dict[str, torch.Tensor] | None:
         """Whole-frame context (``None`` for purely local models). ``tiler(fn, x, scale, align)``
-        maps a local function over ``x`` in tiles with bounded memory; ``None`` runs it directly."""
+        maps a local function over ``x`` in tiles with bounded memory (``resolution=k`` for an ``x`` with k
+        times the model input's pixels, so that its tiles cover as much); ``None`` runs it directly."""
         return None
 
     def render_frame(self, batch: Batch, tiler) -> torch.Tensor | None:

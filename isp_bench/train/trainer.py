@@ -11,7 +11,8 @@ while training; at the end the record ``training.json`` is written, then the wei
 the checkpoint is deleted, each step atomic, so an interruption at any moment resumes or finds the
 run finished. A finished run is never trained or recorded again: :func:`train` returns its stored
 record. While training, ``progress.json`` says how far it is at its last validation point (stage, steps
-done of all, training seconds, the validation PSNR): a quiet or remote run is followed by reading it.
+done of all, training seconds, the validation PSNR): a quiet or remote run is followed by reading it. It is
+removed when training starts and when it ends (evaluation follows).
 
 Speed and scale (see :mod:`isp_bench.devices`, :mod:`isp_bench.distributed`): the forward pass and the
 loss run under autocast in the config's ``precision`` (fp16 with a gradient scaler); on CUDA the model
@@ -537,6 +538,8 @@ def train(
                                             threads=loader_threads)
     model.to(device, memory_format=memory_format(device))
     checkpoint = _restore(model, config, manifest, root, cache_dir, scheduler, run_dir / CHECKPOINT)
+    if main:  # an interrupted session's, until this one's first validation point
+        (run_dir / PROGRESS).unlink(missing_ok=True)
     session = _Session(
         model=model, config=config, device=device, checkpoint_path=run_dir / CHECKPOINT,
         stage_batches=lambda k, first: _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
