@@ -335,3 +335,28 @@ def test_reflection_padding_keeps_a_channels_last_layout_and_equals_torch_reflec
     (padded * weights).sum().backward()
     (expected * weights).sum().backward()
     assert torch.allclose(x.grad, reference.grad, rtol=0, atol=1e-6)
+
+
+def test_same_max_pooling_without_a_padded_copy_equals_padding_with_minus_infinity():
+    """max_pool_same(3, 2) pools with the layer's own padding and ceil mode instead of copying the input into a
+    -inf-padded tensor: the same values and gradients (ties included: integer inputs) for every size and layout."""
+    import torch.nn.functional as F
+
+    from isp_bench.models._common import max_pool_same
+
+    def padded(x):  # TensorFlow SAME: ceil(n / 2) outputs, the odd pixel of padding at the bottom/right
+        pads = [p for n in (x.shape[-1], x.shape[-2]) for p in ((n % 2), 1)]
+        return F.max_pool2d(F.pad(x, pads, value=float("-inf")), 3, 2)
+
+    torch.manual_seed(0)
+    for h in range(2, 12):
+        for w in range(2, 12):
+            for layout in (torch.contiguous_format, torch.channels_last):
+                x = torch.randint(0, 4, (2, 3, h, w)).float().contiguous(memory_format=layout).requires_grad_(True)
+                y = x.detach().clone().requires_grad_(True)
+                a, b = max_pool_same(x), padded(y)
+                assert a.shape[-2:] == (-(-h // 2), -(-w // 2)) and torch.equal(a, b), (h, w)
+                grad = torch.randn_like(a)
+                (a * grad).sum().backward()
+                (b * grad).sum().backward()
+                assert torch.equal(x.grad, y.grad), (h, w, layout)

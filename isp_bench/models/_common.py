@@ -120,6 +120,10 @@ def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Te
     """Max pooling with TensorFlow's ``SAME`` padding (output ceil(H/stride); extra pad bottom/right),
     as ``slim.max_pool2d`` in the TensorFlow reference code."""
     h, w = x.shape[-2:]
+    if (kernel, stride) == (3, 2) and min(h, w) >= 2:
+        # SAME pads an even side by (0, 1) and an odd one by (1, 1): pooling's own padding (1 for odd) and
+        # ceil mode (the last window reaches past an even side) give the same windows without a padded copy
+        return F.max_pool2d(x, 3, 2, padding=(h % 2, w % 2), ceil_mode=True)
     pads = []
     for n in (w, h):
         out = -(-n // stride)
