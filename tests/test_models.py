@@ -320,15 +320,17 @@ def test_djdd_missing_weights_is_clear():
         create_model("djdd", weights="/nonexistent/bayer.pth")
 
 
-@pytest.mark.parametrize("pads", [1, (2, 3, 0, 1), (0, 0, 2, 2)])
+@pytest.mark.parametrize("pads", [1, 2, 8, (2, 3, 0, 1), (0, 0, 2, 2), (1, 0, 0, 3)])
 def test_reflection_padding_keeps_a_channels_last_layout_and_equals_torch_reflection(pads):
-    """Channels-last tensors (CUDA training) are padded by mirrored concatenation: the same values and
-    gradients as F.pad(mode="reflect"), and the layout kept for the convolution after it."""
+    """Channels-last tensors (CUDA training) are copied once into a padded tensor whose borders are mirrored in
+    place: the same values and gradients as F.pad(mode="reflect"), and the layout kept for the convolution
+    after it."""
     from isp_bench.models._common import reflect_pad
 
     x = torch.rand(2, 8, 9, 11).contiguous(memory_format=torch.channels_last).requires_grad_()
     reference = x.detach().contiguous().requires_grad_()
     padded = reflect_pad(x, pads)
+    assert padded.grad_fn is not None
     expected = torch.nn.functional.pad(reference, (pads,) * 4 if isinstance(pads, int) else pads, mode="reflect")
     assert torch.equal(padded, expected) and padded.is_contiguous(memory_format=torch.channels_last)
     weights = torch.rand_like(expected)
@@ -360,3 +362,64 @@ def test_same_max_pooling_without_a_padded_copy_equals_padding_with_minus_infini
                 (a * grad).sum().backward()
                 (b * grad).sum().backward()
                 assert torch.equal(x.grad, y.grad), (h, w, layout)
+
+
+@pytest.mark.parametrize("name", ["cameranet", "deepisp", "crispnet", "pynet"])
+def test_a_channels_last_training_step_equals_the_default_layout(name):
+    """CUDA trains channels-last (reflection padding then takes its own path, forward and backward): in float64
+    the loss and every gradient equal the default layout's to rounding, for a batch of one too (where torch's
+    CPU batch- and instance-norm backward went wrong for CRISPnet's XCiT and PyNET: see the next test). Float64,
+    as PyNET's instance norms over 2×2 pixels amplify float32 rounding beyond any useful tolerance."""
+    from isp_bench.models import example_batch, model_card
+
+    torch.manual_seed(0)
+    model = create_model(name).double()
+    batch = {k: v.double() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+             for k, v in example_batch(model_card(name), (64, 64), seed=0).items()}
+    found = []
+    for layout in (torch.contiguous_format, torch.channels_last):
+        model = model.to(memory_format=layout)
+        model.zero_grad()
+        inputs = {k: v.contiguous(memory_format=layout) if isinstance(v, torch.Tensor) and v.ndim == 4 else v
+                  for k, v in batch.items()}
+        loss = model(inputs).square().mean()
+        loss.backward()
+        found.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (loss_a, grads_a), (loss_b, grads_b) = found
+    assert len(grads_a) == len(grads_b) > 0
+    torch.testing.assert_close(loss_a, loss_b, rtol=1e-12, atol=0)
+    scale = max(g.abs().max().item() for g in grads_a)  # gradients that are zero in theory (a bias before a
+    for a, b in zip(grads_a, grads_b):                   # norm) are rounding noise at ~1e-18
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10 * scale)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_normalisation_gradients_of_a_batch_of_one_match_finite_differences(layout):
+    """torch 2.14's CPU batch-norm backward (under CRISPnet's XCiT patch embedding, fed back through a
+    transposed token view) and instance-norm backward (PyNET, channels-last) return wrong gradients for a
+    batch of one; the models make those incoming gradients dense. Float64 directional derivatives of both
+    against central finite differences."""
+    from isp_bench.models.pynet import _ConvLayer
+
+    torch.manual_seed(0)
+    crispnet = create_model("crispnet").double().to(memory_format=layout)
+    layer = _ConvLayer(4, 8, 3, norm=True).double().to(memory_format=layout)
+    torch.nn.init.normal_(layer.norm.weight)
+    cases = [(crispnet.global_branch, torch.rand(1, 3, 368, 480, dtype=torch.float64), (1, 512)),
+             (layer, torch.rand(1, 4, 12, 13, dtype=torch.float64), (1, 8, 12, 13))]
+    for module, x, out_shape in cases:
+        x = x.contiguous(memory_format=layout)
+        weights = torch.rand(out_shape, dtype=torch.float64)
+        # the gradient coming back in either layout (what follows the module decides it)
+        for weights in [weights] + ([weights.contiguous(memory_format=torch.channels_last)] if weights.ndim == 4 else []):
+
+            def loss(t):
+                return (module(t) * weights).sum()
+
+            leaf = x.clone().requires_grad_(True)
+            loss(leaf).backward()
+            direction = torch.randn_like(x)
+            with torch.no_grad():
+                numeric = (loss(x + 1e-6 * direction) - loss(x - 1e-6 * direction)) / 2e-6
+            analytic = (leaf.grad * direction).sum()
+            assert analytic.item() == pytest.approx(numeric.item(), rel=1e-5, abs=1e-7), type(module).__name__

@@ -93,9 +93,9 @@ def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "reflect") -> tu
 
 def reflect_pad(x: torch.Tensor, p: int | tuple[int, int, int, int]) -> torch.Tensor:
     """Reflection padding (left, right, top, bottom) that falls back to replication for inputs smaller
-    than the pad. A channels-last input (training on CUDA) is padded by concatenating its mirrored
-    edges, which keeps the layout: CUDA's reflection-pad kernel works on a contiguous copy and returns
-    one, so every convolution after it would convert the layout back and forth."""
+    than the pad. A channels-last input (training on CUDA) is copied once into a channels-last tensor whose
+    borders are then filled from its mirrored edges: CUDA's reflection-pad kernel works on a contiguous
+    copy and returns one, so every convolution after it would convert the layout back and forth."""
     pads = (p, p, p, p) if isinstance(p, int) else p
     if max(pads) == 0:
         return x
@@ -103,17 +103,55 @@ def reflect_pad(x: torch.Tensor, p: int | tuple[int, int, int, int]) -> torch.Te
     if not (max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h):
         return F.pad(x, pads, mode="replicate")
     if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return _mirror_edges(_mirror_edges(x, pads[0], pads[1], dim=-1), pads[2], pads[3], dim=-2)
+        return _reflect_pad_channels_last(x, *pads)
     return F.pad(x, pads, mode="reflect")
 
 
-def _mirror_edges(x: torch.Tensor, before: int, after: int, dim: int) -> torch.Tensor:
-    """``x`` with its ``before`` first and ``after`` last entries along ``dim`` mirrored outside it (the
-    edge itself not repeated), by concatenation, which keeps ``x``'s memory layout."""
-    n = x.shape[dim]
-    parts = [x.narrow(dim, 1, before).flip(dim)] if before else []
-    parts += [x] + ([x.narrow(dim, n - 1 - after, after).flip(dim)] if after else [])
-    return torch.cat(parts, dim) if len(parts) > 1 else x
+def _reflect_pad_channels_last(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """``F.pad(x, (left, right, top, bottom), mode="reflect")`` made channels-last (see :class:`_ReflectPad`)."""
+    return _ReflectPad.apply(x, left, right, top, bottom)
+
+
+class _ReflectPad(torch.autograd.Function):
+    """Reflection padding into a channels-last tensor: ``x`` is copied once into the inside, the left and
+    right borders from ``x``'s mirrored columns, then the top and bottom rows (corners included) from the
+    padded rows (the edge itself is not repeated). The backward pass folds the borders back onto the pixels
+    they mirror: one copy of the gradient, where autograd's record of the in-place fills made several."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+        ctx.pads = left, right, top, bottom
+        b, c, h, w = x.shape
+        out = torch.empty((b, c, top + h + bottom, left + w + right), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
+        rows = slice(top, top + h)
+        out[:, :, rows, left:left + w] = x
+        if left:
+            out[:, :, rows, :left] = x[..., 1:left + 1].flip(-1)
+        if right:
+            out[:, :, rows, left + w:] = x[..., w - 1 - right:w - 1].flip(-1)
+        if top:
+            out[:, :, :top] = out[:, :, top + 1:2 * top + 1].flip(-2)
+        if bottom:
+            out[:, :, top + h:] = out[:, :, top + h - 1 - bottom:top + h - 1].flip(-2)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        left, right, top, bottom = ctx.pads
+        h, w = grad.shape[-2] - top - bottom, grad.shape[-1] - left - right
+        rows = grad[:, :, top:top + h].clone()  # the inside rows, at the padded width
+        if top:
+            rows[:, :, 1:top + 1] += grad[:, :, :top].flip(-2)
+        if bottom:
+            rows[:, :, h - 1 - bottom:h - 1] += grad[:, :, top + h:].flip(-2)
+        inside = rows[..., left:left + w]
+        if left:
+            inside[..., 1:left + 1] += rows[..., :left].flip(-1)
+        if right:
+            inside[..., w - 1 - right:w - 1] += rows[..., left + w:].flip(-1)
+        return inside, None, None, None, None
 
 
 def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:

@@ -57,6 +57,17 @@ class _ResBlock(nn.Module):
         return x + self.conv2(reflect_pad(y, 1))
 
 
+def _dense_gradient_into(module: nn.Module, inputs, output: torch.Tensor) -> None:
+    """Forward hook on XCiT's convolutional patch embedding: the gradient coming back into it is made dense
+    in the output's own layout. What timm's ``flatten(2).transpose(1, 2)`` sends back for a batch of one has
+    channels-last strides with a degenerate batch stride, and torch's CPU batch-norm backward then computes
+    a wrong gradient (torch 2.14; a batch of one in NCHW, as a CPU run with one patch per process trains:
+    the thumbnail's gradient had a largest value of 0.045 where finite differences give 8.66; tested)."""
+    if output.requires_grad and output.shape[0] == 1:  # larger batches get right gradients: left as they are
+        layout = torch.channels_last if not output.is_contiguous() else torch.contiguous_format
+        output.register_hook(lambda grad: grad.contiguous(memory_format=layout))
+
+
 class GlobalSemantics(nn.Module):
     """XCiT-tiny (depth 4) from timm's blocks on the thumbnail → B×``out_ch`` channel scales."""
 
@@ -67,6 +78,7 @@ class GlobalSemantics(nn.Module):
         # timm never downloads here: the class is built directly, no pretrained cfg involved.
         self.xcit = Xcit(img_size=THUMB_HW, patch_size=16, in_chans=3, num_classes=0, embed_dim=embed_dim,
                          depth=depth, num_heads=num_heads, eta=1.0, tokens_norm=True)
+        self.xcit.patch_embed.proj.register_forward_hook(_dense_gradient_into)
         self.proj = nn.Conv2d(embed_dim, out_ch, 1)
 
     def forward(self, thumb: torch.Tensor) -> torch.Tensor:
