@@ -287,24 +287,27 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
         for label, spec in legend.items():
             lines.append(f"- **{label}** (v{spec['version']}): {spec['reference']}; settings "
                          f"`{json.dumps(spec['settings'], sort_keys=True)}`")
-        unavailable = sorted({f"{m}: {why.split(';')[0]}" for r in group for m, why in r.get("unavailable_metrics", {}).items()})
+        unavailable: dict[str, str] = {}  # one reason per metric (runs on other machines word it differently)
+        for r in sorted(group, key=lambda r: r["run_id"]):
+            for m, why in r.get("unavailable_metrics", {}).items():
+                unavailable.setdefault(m, why.split(";")[0])
         if unavailable:
-            lines += ["", "Not scored: " + "; ".join(unavailable)]
+            lines += ["", "Not scored: " + "; ".join(f"{m}: {why}" for m, why in sorted(unavailable.items()))]
         plot = out_dir / f"{dataset}_{split}_{PLOT_METRIC}_vs_gflops.png"
         if _plot(group, plot):
             lines += ["", f"![{PLOT_METRIC} vs GFLOPs]({plot.name})"]
         previews = []
         for r in group:
             found = sorted(Path(r["_dir"]).glob("previews/*.png"))
-            if found:
-                dest = out_dir / "previews" / dataset / f"{r['model']}__{found[0].name}"
+            if found:  # named by run: a model's runs at several budgets each show their own
+                dest = out_dir / "previews" / dataset / f"{r['run_id']}__{found[0].name}"
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(found[0], dest)
                 shown.add(dest)
-                previews.append(f"| {r['model']} | ![{r['model']}](previews/{dataset}/{dest.name}) |")
+                previews.append(f"| {r['model']} | {_kind_label(r)} | ![{r['model']}](previews/{dataset}/{dest.name}) |")
         if previews:
-            lines += ["", "Previews (upper-left: output, lower-right: ground truth):", "", "| model | preview |",
-                      "|---|---|", *previews]
+            lines += ["", "Previews (upper-left: output, lower-right: ground truth):", "", "| model | kind | preview |",
+                      "|---|---|---|", *previews]
         lines.append("")
     if rep_rows:
         lines += ["## Reported by the papers", "",

@@ -228,10 +228,31 @@ def test_a_page_keeps_only_the_previews_it_shows(tmp_path):
         Image.new("RGB", (4, 4)).save(runs / run_id / "previews" / f"{frame}.png")
     build_leaderboard(runs, "synth", out)
     assert sorted(p.name for p in (out / "previews" / "synth").iterdir()) == [
-        "djdd__0001_old_scene__low_light.png", "unet__0001_old_scene__low_light.png"]
+        "synth-djdd-short-seed0-b__0001_old_scene__low_light.png", "synth-unet-short-seed0-a__0001_old_scene__low_light.png"]
     (runs / "synth-djdd-short-seed0-b" / "result.json").unlink()
     for old in (runs / "synth-unet-short-seed0-a" / "previews").iterdir():
         old.rename(old.with_name("0002_new_scene__low_light.png"))
     page = build_leaderboard(runs, "synth", out).read_text()
-    assert sorted(p.name for p in (out / "previews" / "synth").iterdir()) == ["unet__0002_new_scene__low_light.png"]
-    assert "previews/synth/unet__0002_new_scene__low_light.png" in page
+    assert sorted(p.name for p in (out / "previews" / "synth").iterdir()) == [
+        "synth-unet-short-seed0-a__0002_new_scene__low_light.png"]
+    assert "previews/synth/synth-unet-short-seed0-a__0002_new_scene__low_light.png" in page
+
+
+def test_a_model_run_at_two_budgets_shows_each_preview_and_each_missing_metric_once(tmp_path):
+    """A model's short and standard runs keep their own preview (they were one file, the later overwriting the
+    earlier), each row labelled with its budget; a metric that no run could score is named once, with the
+    first run's reason (runs made on other machines word the same failure differently)."""
+    from PIL import Image
+
+    runs, out = tmp_path / "runs", tmp_path / "boards"
+    for run_id, budget, shade, why in (("synth-unet-short-seed0-a", "short", 10, "no weights; offline"),
+                                       ("synth-unet-standard-seed0-b", "standard", 200, "no weights here; dns")):
+        run = _write_result(runs, run_id, model="unet", budget=budget, unavailable_metrics={"lpips": why})
+        (run / "previews").mkdir()
+        Image.new("RGB", (4, 4), (shade,) * 3).save(run / "previews" / "0001_scene__low_light.png")
+    page = build_leaderboard(runs, "synth", out).read_text()
+    copies = sorted((out / "previews" / "synth").iterdir())
+    assert [Image.open(p).getpixel((0, 0))[0] for p in copies] == [10, 200]
+    assert "| unet | measured (short) | ![unet](previews/synth/synth-unet-short-seed0-a__0001_scene__low_light.png) |" in page
+    assert "| unet | measured (standard) |" in page
+    assert page.count("lpips: ") == 1 and "lpips: no weights" in page
