@@ -441,7 +441,8 @@ def test_committed_runs_keep_their_config_hash():
     for path in runs:
         stored = json.loads(path.read_text())
         config = resolve_recipe(stored.get("recipe", stored["model"]), budget=stored["budget"],
-                                dataset=stored["dataset"], seed=stored["seed"])
+                                dataset=stored["dataset"], seed=stored["seed"],
+                                precision=stored.get("precision", "fp32"))  # the GPU's runs: bf16
         config["manifest_content_hash"] = stored["manifest_content_hash"]
         assert path.parent.name.endswith("-" + config_hash(config)), path
 
