@@ -21,16 +21,16 @@ results ends inside the call's 600 s):
 3. generates the embedded synthetic set where ``isp-bench run`` keeps it (``work/synth``);
 4. with ``--benchmark``, ``benchmarks/train.py --budget standard``: per model, training patches/s with
    the real loader and on-device, share of the matmul roof, peak memory, seconds per 12 MP frame (the
-   inference targets: CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s); ~4 minutes, so off by default: the first
-   GPU session measured it (:data:`MEASURED_PATCHES_PER_S`);
-   With ``--inference-benchmark`` instead, ``benchmarks/train.py --inference-only`` for CameraNet and DeepISP:
-   12 MP inference as the evaluation tiles it and as one tile, and the heaviest GPU kernels (~1.5 minutes);
+   inference targets: CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s); ~5 minutes, so off by default (the rates of
+   :data:`MEASURED_PATCHES_PER_S` are the standard runs' own). With ``--inference-benchmark`` instead,
+   ``benchmarks/train.py --inference-only`` for CameraNet and DeepISP: 12 MP inference as the evaluation tiles
+   it and as one tile, and the heaviest GPU kernels (48 s on the H200);
 5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute);
 6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
    committed ``standard`` run yet (``--rerun`` runs them anyway), all at once (``--concurrent``): alone each
-   uses 1–4 % of the GPU's matmul roof, so side by side they share it. The host's cores are shared among
-   their loaders. Every few seconds the session reads each run's ``progress.json``; when one would not end
+   uses 1–4 % of the GPU's matmul roof, so side by side they share it (four at once cost the UNet 12 % of its
+   rate alone on the H200). The host's cores are shared among their loaders. Every few seconds the session reads each run's ``progress.json``; when one would not end
    before the deadline at its rate since the last change, the least wanted run still training is stopped
    (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
