@@ -137,11 +137,12 @@ def main() -> None:
                              (image.float() - reference[1]).abs().max().item())
             rows.append({"variant": name, "seconds": seconds, "max_abs_difference_from_cat": difference})
             print(f"{name:14s} {seconds * 1e3:8.1f} ms   max |Δ| from cat {difference:.3g}", flush=True)
-    path = save(f"deepisp-inference-{device.replace(':', '')}", {
-        "benchmark": "deepisp-inference", "device": device, "precision": precision, "frame": [height, width],
-        "layers": len(stage.layers), "repeats": REPEATS, "variants": rows,
-        "provenance": provenance(("isp-bench", "torch"), device=device, argv=sys.argv[1:]),
-    })
+            # written after every variant: a run cut off (compiling, say) keeps what it measured
+            path = save(f"deepisp-inference-{device.replace(':', '')}", {
+                "benchmark": "deepisp-inference", "device": device, "precision": precision,
+                "frame": [height, width], "layers": len(stage.layers), "repeats": REPEATS, "variants": rows,
+                "provenance": provenance(("isp-bench", "torch"), device=device, argv=sys.argv[1:]),
+            })
     print(f"wrote {path}")
 
 

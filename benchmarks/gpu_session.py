@@ -33,6 +33,8 @@ results ends inside the call's 600 s):
    rate alone on the H200). The host's cores are shared among their loaders. Every few seconds the session reads each run's ``progress.json``; when one would not end
    before the deadline at its rate since the last change, the least wanted run still training is stopped
    (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
+   With :data:`SPARE_S` seconds or more left once they have ended, ``benchmarks/deepisp_inference.py
+   --compile`` (``deepisp-inference-cuda0.json``), until the deadline;
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -42,8 +44,8 @@ results ends inside the call's 600 s):
 8. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
 Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,
-environment.json, train-cuda0.json or inference-cuda0.json, dataloader.json, standard-summary.json,
-standard-runs.tgz (the runs without weights, and each run's log), synth.md. Unpack the runs here with
+environment.json, train-cuda0.json or inference-cuda0.json, dataloader.json, deepisp-inference-cuda0.json,
+standard-summary.json, standard-runs.tgz (the runs without weights, and each run's log), synth.md. Unpack the runs here with
 ``tar xzf standard-runs.tgz runs`` in the repository root (``tar xzf standard-runs.tgz -C /tmp logs`` for the
 logs), then ``isp-bench leaderboard``.
 """
@@ -104,6 +106,8 @@ print(json.dumps(plan))
 """
 """Run in the suite's environment: makes the embedded set and its preprocessing cache, and prints, per model, the run id `isp-bench run`
 will use and the budget's training patches."""
+SPARE_S = 90
+"""Seconds left after the runs that are worth DeepISP's inference variants (about a minute on the H200)."""
 INFERENCE_MODELS = "cameranet,deepisp"
 """The models with the issue's 12 MP inference targets (CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s on an H200 in bf16)."""
 TRAIN_BENCHMARK_STEPS = 40
@@ -250,6 +254,16 @@ class Session:
         if todo:
             rows.update(Concurrent(self, todo, plan, min(concurrent, len(todo))).run())
         return [rows[model] for model in models]
+
+    def spare_time(self) -> None:
+        """With :data:`SPARE_S` or more left once the runs have ended, ``benchmarks/deepisp_inference.py
+        --compile`` (DeepISP's inference variants: the one inference target still missed) until the deadline."""
+        if self.left() < SPARE_S:
+            return
+        self.call([sys.executable, "benchmarks/deepisp_inference.py"] + ([] if self.rehearse else ["--compile"]))
+        for result in (REPO / "benchmarks" / "results").glob("deepisp-inference-*.json"):
+            if result.stat().st_mtime >= self.started:
+                shutil.copy(result, self.out / result.name)
 
     def pack(self) -> None:
         """The runs without weights, the children's logs and the leaderboard (regenerated once all have
@@ -497,6 +511,7 @@ def main() -> None:
     plan = session.plan(models)
     session.benchmarks(models, args.benchmark, args.inference_benchmark, args.loader_benchmark)
     rows = session.standard_runs(models, plan, args.rerun, args.concurrent or len(models))
+    session.spare_time()
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         test, classic = row.get("test", {}), row.get("classic", {})
