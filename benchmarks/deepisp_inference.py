@@ -14,8 +14,8 @@ kernel: 52 ms the ReLU written into the padded buffer's strided view, 49 ms the 
 convolution, 12 ms bf16 copies, 6 ms tanh. The floor: 12.9 TFLOP (≈ 16 ms at the bf16 matmul roof) and one read
 and one write of 64 channels per layer (≈ 40 GB, ≈ 8 ms at 4.8 TB/s). Variants:
 
-- ``cat``: the training path (reflection pad, conv, ReLU of the 61 feature channels, tanh of the 3 residual
-  ones, concatenation of [image, features]);
+- ``cat``: the training path (:meth:`LowLevelStage._forward_concatenated`: reflection pad, conv, ReLU of the
+  61 feature channels, tanh of the 3 residual ones, concatenation of [image, features]);
 - ``padded_buffer``: the model's inference path (:meth:`LowLevelStage._forward_in_padded_buffers`);
 - ``zero_pad``: convolutions with cuDNN's own zero padding (no padded copy), the 1-pixel border ring recomputed
   from reflection-padded strips; the ReLU in place on all 64 channels (contiguous, vectorised) after the
@@ -44,15 +44,6 @@ from _common import sync
 FULL_FRAME = (3024, 4032)
 CPU_FRAME = (256, 384)
 REPEATS = 5
-
-
-def cat_path(stage, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training path of :class:`~isp_bench.models.deepisp.LowLevelStage` (whatever autograd's state)."""
-    image, x = rgb, rgb
-    for layer in stage.layers:
-        feats, image = layer(x, image)
-        x = torch.cat([image.to(feats.dtype), feats], dim=1)
-    return feats, image
 
 
 def _conv_reflect_border(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -116,14 +107,18 @@ def main() -> None:
         torch.nn.init.normal_(layer.conv.weight, std=0.05)
     stage = model.low_level
     rgb = torch.rand(1, 3, height, width, device=device).contiguous(memory_format=memory_format(device))
-    variants: dict[str, Callable] = {"cat": cat_path, "padded_buffer": stage._forward_in_padded_buffers,
-                                     "zero_pad": zero_pad_path}
+    variants: dict[str, Callable] = {"cat": stage._forward_concatenated,
+                                     "padded_buffer": stage._forward_in_padded_buffers,
+                                     "zero_pad": lambda x: zero_pad_path(stage, x)}
     if args.compile:
-        variants["compiled"] = torch.compile(lambda s, x: cat_path(s, x))
-    rows, reference = [], None
+        variants["compiled"] = torch.compile(stage._forward_concatenated)
+    payload = {"benchmark": "deepisp-inference", "device": device, "precision": precision, "frame": [height, width],
+               "layers": len(stage.layers), "repeats": REPEATS, "variants": [],
+               "provenance": provenance(("isp-bench", "torch"), device=device, argv=sys.argv[1:])}
+    rows, reference = payload["variants"], None
     with torch.no_grad(), autocast(device, precision):
         for name, fn in variants.items():
-            call = (lambda fn=fn: fn(rgb)) if name == "padded_buffer" else (lambda fn=fn: fn(stage, rgb))
+            call = lambda fn=fn: fn(rgb)  # noqa: E731
             try:
                 seconds = time_variant(call, device)
                 feats, image = call()
@@ -138,11 +133,7 @@ def main() -> None:
             rows.append({"variant": name, "seconds": seconds, "max_abs_difference_from_cat": difference})
             print(f"{name:14s} {seconds * 1e3:8.1f} ms   max |Δ| from cat {difference:.3g}", flush=True)
             # written after every variant: a run cut off (compiling, say) keeps what it measured
-            path = save(f"deepisp-inference-{device.replace(':', '')}", {
-                "benchmark": "deepisp-inference", "device": device, "precision": precision,
-                "frame": [height, width], "layers": len(stage.layers), "repeats": REPEATS, "variants": rows,
-                "provenance": provenance(("isp-bench", "torch"), device=device, argv=sys.argv[1:]),
-            })
+            path = save(f"deepisp-inference-{device.replace(':', '')}", payload)
     print(f"wrote {path}")
 
 

@@ -91,21 +91,25 @@ PLAN = """
 import json, sys
 from isp_bench.data.cache import PreprocessCache
 from isp_bench.devices import resolve_device, resolve_precision
-from isp_bench.runs import resolve_dataset, run_id_on
+from pathlib import Path
+from isp_bench.runs import resolve_dataset, results_dir, run_id_on
 from isp_bench.train.recipe import default_recipe, resolve_recipe
-budget, models = sys.argv[1], sys.argv[2:]
+budget, runs, models = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
 manifest, root = resolve_dataset("synth", progress=False)  # generated where `isp-bench run` keeps it
 PreprocessCache(root).build(list(manifest.rows()), progress=False)  # once, not by each concurrent run
 precision = resolve_precision("auto", resolve_device("auto"))
 plan = {}
 for model in models:
     config = resolve_recipe(default_recipe(model), budget=budget, precision=precision)
-    plan[model] = {"run_id": run_id_on(config, manifest),
+    run_id = run_id_on(config, manifest)
+    plan[model] = {"run_id": run_id, "recorded": (runs / run_id / "result.json").exists(),
+                   "folder": str(results_dir(runs / run_id)),
                    "patches": sum(s["steps"] * s["batch_size"] for s in config["stages"])}
 print(json.dumps(plan))
 """
-"""Run in the suite's environment: makes the embedded set and its preprocessing cache, and prints, per model, the run id `isp-bench run`
-will use and the budget's training patches."""
+"""Run in the suite's environment: makes the embedded set and its preprocessing cache, and prints, per model, the run id
+`isp-bench run` will use, whether it is recorded under the runs folder, the folder the run writes to and the budget's
+training patches."""
 SPARE_S = 90
 """Seconds left after the runs that are worth DeepISP's inference variants (about a minute on the H200)."""
 INFERENCE_MODELS = "cameranet,deepisp"
@@ -202,7 +206,7 @@ class Session:
         self.say("$ (plan) generate the synthetic set, resolve the recipes")
         failed = "could not resolve the recipes or generate the synthetic set (see session.log)"
         try:
-            found = subprocess.run([sys.executable, "-c", PLAN, self.budget, *models], cwd=REPO, env=self.env,
+            found = subprocess.run([sys.executable, "-c", PLAN, self.budget, str(self.runs), *models], cwd=REPO, env=self.env,
                                    capture_output=True, text=True, timeout=max(1.0, self.left()))
         except subprocess.TimeoutExpired:
             self.say("planning ran out of time")
@@ -226,8 +230,12 @@ class Session:
         if loader:
             samples = "400" if self.rehearse else "4000"
             self.call([sys.executable, "benchmarks/dataloader.py", "--repeats", "2", "--samples", samples], timeout=120)
+        self.collect("train-", "inference-", "dataloader")
+
+    def collect(self, *prefixes: str) -> None:
+        """benchmarks/results files written in this session whose names start with ``prefixes``, into --out."""
         for result in (REPO / "benchmarks" / "results").glob("*.json"):
-            if result.name.startswith(("train-", "inference-", "dataloader")) and result.stat().st_mtime >= self.started:
+            if result.name.startswith(prefixes) and result.stat().st_mtime >= self.started:
                 shutil.copy(result, self.out / result.name)
 
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
@@ -245,10 +253,9 @@ class Session:
         rows: dict[str, dict] = {}
         todo = []
         for model in models:
-            recorded = self.runs / plan[model]["run_id"] / "result.json"
-            if recorded.exists() and not rerun:
-                self.say(f"{model}: {recorded.parent.name} is already recorded (--rerun runs it again)")
-                rows[model] = {"model": model, "status": "recorded before", "run": recorded.parent.name}
+            if plan[model]["recorded"] and not rerun:
+                self.say(f"{model}: {plan[model]['run_id']} is already recorded (--rerun runs it again)")
+                rows[model] = {"model": model, "status": "recorded before", "run": plan[model]["run_id"]}
             else:
                 todo.append(model)
         if todo:
@@ -261,9 +268,7 @@ class Session:
         if self.left() < SPARE_S:
             return
         self.call([sys.executable, "benchmarks/deepisp_inference.py"] + ([] if self.rehearse else ["--compile"]))
-        for result in (REPO / "benchmarks" / "results").glob("deepisp-inference-*.json"):
-            if result.stat().st_mtime >= self.started:
-                shutil.copy(result, self.out / result.name)
+        self.collect("deepisp-inference-")
 
     def pack(self) -> None:
         """The runs without weights, the children's logs and the leaderboard (regenerated once all have
@@ -358,8 +363,6 @@ class Concurrent:
 
     def start(self, model: str) -> Child:
         session = self.session
-        recorded = session.runs / self.plan[model]["run_id"]
-        folder = recorded / "reproduction" if (recorded / "result.json").exists() else recorded  # as runs.py does
         argv = [sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", session.budget, "--runs",
                 str(session.runs), "--leaderboards", str(session.boards), "--no-save-predictions", "--quiet",
                 "--loader-workers", str(self.loader_workers)]
@@ -368,7 +371,7 @@ class Concurrent:
             process = subprocess.Popen(argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)  # its own process group: loader workers go with it
         self.changed = time.time()
-        return Child(model, process, folder, time.time())
+        return Child(model, process, Path(self.plan[model]["folder"]), time.time())
 
     def end(self, child: Child, why_stopped: str) -> None:
         """Records ``child``'s row: its exit, or ``why_stopped`` if it is still running (it is then stopped)."""
@@ -382,9 +385,12 @@ class Concurrent:
             summary = summarise(child.folder)
         except Exception as error:  # noqa: BLE001 — a bad record must not lose the other rows
             summary = {"summary_error": f"{type(error).__name__}: {error}"}
-        self.rows[child.model] = {"model": child.model, "status": status, "wall_s": round(seconds),
-                                  "expected_training_s_alone": self.expected.get(child.model), **reached, **summary}
+        self.row(child.model, status, wall_s=round(seconds), **reached, **summary)
         self.changed = time.time()
+
+    def row(self, model: str, status: str, **figures) -> None:
+        self.rows[model] = {"model": model, "status": status, "expected_training_s_alone": self.expected.get(model),
+                            **figures}
 
     def to_stop(self, running: list[Child]) -> tuple[Child, str] | None:
         """The run to stop now and why, if any (see the class)."""
@@ -418,8 +424,7 @@ class Concurrent:
                     model = queue.pop(0)
                     need = self.expected.get(model, 0.0) + RUN_OVERHEAD_S
                     if need > session.left():
-                        self.rows[model] = {"model": model, "status": f"not started: needs ~{need:.0f} s",
-                                            "expected_training_s_alone": self.expected.get(model)}
+                        self.row(model, f"not started: needs ~{need:.0f} s")
                         session.say(f"{model}: not started (needs ~{need:.0f} s alone, {session.left():.0f} s left)")
                         continue
                     running.append(self.start(model))
@@ -439,8 +444,7 @@ class Concurrent:
             for child in running:  # the deadline, or an error here: no run outlives the session
                 self.end(child, "cut off at the deadline")
             for model in queue:
-                self.rows[model] = {"model": model, "status": "not started: the deadline came",
-                                    "expected_training_s_alone": self.expected.get(model)}
+                self.row(model, "not started: the deadline came")
         return self.rows
 
 

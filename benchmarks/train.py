@@ -164,8 +164,6 @@ def measure_training(model, config: dict[str, Any], manifest, root_path: Path, d
     real_s = seconds_per_step(lambda: to_device(next(loader), device, memory_format(device)), steps)
     synthetic_s = min(seconds_per_step(lambda: first, 1) for _ in range(steps))
     macs = count_macs(model, first).total
-    for p in model.parameters():
-        p.requires_grad_(True)
     patches = stage["batch_size"]
     return {
         "recipe_stage": stage["name"], "batch_size": patches, "patch": stage["patch"],
@@ -298,7 +296,12 @@ def main() -> None:
     # that a run after the benchmark finds it and its preprocessing cache
     os.chdir(Path(__file__).resolve().parents[1])
     manifest, root = resolve_dataset("synth", progress=False)
-    rows = []
+    kind = "inference" if args.inference_only else "train"
+    payload = {"benchmark": kind, "device": device, "precision": precision,
+               **({} if args.inference_only else {"budget": args.budget}),
+               "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": [],
+               "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:])}
+    rows = payload["models"]
     context = multiprocessing.get_context("spawn")
     for name in args.models.split(","):
         try:
@@ -312,13 +315,7 @@ def main() -> None:
             rows.append(row)
             print(describe(row, roof, args.budget), flush=True)
         # written after every model: a run cut off by a deadline keeps the models it measured
-        kind = "inference" if args.inference_only else "train"
-        path = save(f"{kind}-{device.replace(':', '')}", {
-            "benchmark": kind, "device": device, "precision": precision,
-            **({} if args.inference_only else {"budget": args.budget}),
-            "threads": torch.get_num_threads(), "matmul_roof_gflop_per_s": roof, "models": rows,
-            "provenance": provenance(("isp-bench", "torch", "numpy"), device=device, argv=sys.argv[1:]),
-        })
+        path = save(f"{kind}-{device.replace(':', '')}", payload)
     print(f"wrote {path}")
 
 

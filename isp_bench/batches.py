@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from isp_bench.raw import demosaic_bilinear, unpack_rggb
-from isp_bench.raw.cfa import BILINEAR_KERNELS
+from isp_bench.raw.cfa import BILINEAR_KERNELS, cfa_masks
 
 THUMB_HW = (368, 480)
 """(height, width) of the whole-frame thumbnail CRISPnet's global branch sees."""
@@ -92,7 +92,7 @@ def bilinear_rgb_torch(raw: torch.Tensor) -> torch.Tensor:
     samples kept (equal to the scipy version to float32 rounding; tested)."""
     mosaic = F.pixel_shuffle(raw, 2)  # B×1×2h×2w; channels R, Gr, Gb, B land at (0,0), (0,1), (1,0), (1,1)
     height, width = mosaic.shape[-2:]
-    tile = torch.tensor([[[1, 0], [0, 0]], [[0, 1], [1, 0]], [[0, 0], [0, 1]]], dtype=raw.dtype, device=raw.device)
+    tile = torch.from_numpy(cfa_masks((2, 2), "RGGB")).permute(2, 0, 1).to(raw)
     masks = tile.repeat(1, height // 2, width // 2)[None]  # 1×3×H×W: where R, G, B are sampled
     kernels = torch.from_numpy(BILINEAR_KERNELS[:, None]).to(raw)
     weights = F.conv2d(masks, kernels, padding=1, groups=3)

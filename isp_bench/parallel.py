@@ -114,8 +114,9 @@ class _Feed:
             return [] if in_flight else [(self.suspects.popleft(), True)]
         due = []
         while in_flight + len(due) < window:
-            item = self._again.popleft() if self._again else _END if self._exhausted else next(self._queue, _END)
-            if item is _END:
+            if self._again:
+                item = self._again.popleft()
+            elif self._exhausted or (item := next(self._queue, _END)) is _END:
                 self._exhausted = True
                 break
             due.append((item, False))
@@ -155,12 +156,13 @@ class LocalPoolExecutor(Executor):
             while True:
                 pool = self._fresh_pool()
                 due = feed.due(len(pending), window)
+                submitted = 0
                 try:
-                    while due:
-                        pending[pool.submit(fn, due[0][0])] = due[0][0]
-                        due.pop(0)
+                    for item, _ in due:
+                        pending[pool.submit(fn, item)] = item
+                        submitted += 1
                 except BrokenProcessPool:  # a worker died since the last wait: nothing more is accepted
-                    feed.put_back(due)
+                    feed.put_back(due[submitted:])
                     yield from self._after_death(pending, feed.suspects, deaths)
                     continue
                 if not pending:

@@ -162,7 +162,7 @@ def run_benchmark(
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
             raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
                            f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
-        out_dir = reproduction_dir(run_dir) if (run_dir / "result.json").exists() else run_dir
+        out_dir = results_dir(run_dir)
         _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, device=device, compile=compile,
                             loader_workers=loader_workers, loader_threads=loader_threads, metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, scheduler=scheduler,
                             progress=progress, on_step=on_step, started=started, wall_start=wall_start)
@@ -171,6 +171,12 @@ def run_benchmark(
 
 REPRODUCTION = "reproduction"
 """Sub-folder of a recorded run where running it again writes (see :func:`reproduction_dir`)."""
+
+
+def results_dir(run_dir: Path) -> Path:
+    """Where running ``run_dir``'s config writes its results: the run folder, or its :func:`reproduction_dir`
+    once the run is recorded."""
+    return reproduction_dir(run_dir) if (run_dir / "result.json").exists() else run_dir
 
 
 def reproduction_dir(run_dir: Path) -> Path:

@@ -327,6 +327,7 @@ def test_reflection_padding_keeps_a_channels_last_layout_and_equals_torch_reflec
     after it."""
     from isp_bench.models._common import reflect_pad
 
+    torch.manual_seed(0)
     x = torch.rand(2, 8, 9, 11).contiguous(memory_format=torch.channels_last).requires_grad_()
     reference = x.detach().contiguous().requires_grad_()
     padded = reflect_pad(x, pads)
@@ -336,7 +337,8 @@ def test_reflection_padding_keeps_a_channels_last_layout_and_equals_torch_reflec
     weights = torch.rand_like(expected)
     (padded * weights).sum().backward()
     (expected * weights).sum().backward()
-    assert torch.allclose(x.grad, reference.grad, rtol=0, atol=1e-6)
+    # float32 rounding: a pixel mirrored by wide pads sums several weights in another order than F.pad's
+    assert torch.allclose(x.grad, reference.grad, rtol=1e-6, atol=1e-6)
 
 
 def test_same_max_pooling_without_a_padded_copy_equals_padding_with_minus_infinity():
@@ -409,9 +411,9 @@ def test_normalisation_gradients_of_a_batch_of_one_match_finite_differences(layo
              (layer, torch.rand(1, 4, 12, 13, dtype=torch.float64), (1, 8, 12, 13))]
     for module, x, out_shape in cases:
         x = x.contiguous(memory_format=layout)
-        weights = torch.rand(out_shape, dtype=torch.float64)
+        drawn = torch.rand(out_shape, dtype=torch.float64)
         # the gradient coming back in either layout (what follows the module decides it)
-        for weights in [weights] + ([weights.contiguous(memory_format=torch.channels_last)] if weights.ndim == 4 else []):
+        for weights in [drawn] + ([drawn.contiguous(memory_format=torch.channels_last)] if drawn.ndim == 4 else []):
 
             def loss(t):
                 return (module(t) * weights).sum()

@@ -103,17 +103,29 @@ def reflect_pad(x: torch.Tensor, p: int | tuple[int, int, int, int]) -> torch.Te
     if not (max(pads[0], pads[1]) < w and max(pads[2], pads[3]) < h):
         return F.pad(x, pads, mode="replicate")
     if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        return _reflect_pad_channels_last(x, *pads)
+        return _ReflectPad.apply(x, *pads)
     return F.pad(x, pads, mode="reflect")
 
 
-def _reflect_pad_channels_last(x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
-    """``F.pad(x, (left, right, top, bottom), mode="reflect")`` made channels-last (see :class:`_ReflectPad`)."""
-    return _ReflectPad.apply(x, left, right, top, bottom)
+def mirror_border(padded: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
+    """Fills, in place, the border of ``padded`` whose inside holds an image, by reflection (the edge itself
+    not repeated): the left and right columns of the inside rows first, then the top and bottom rows, corners
+    included. Returns ``padded``."""
+    h, w = padded.shape[-2] - top - bottom, padded.shape[-1] - left - right
+    rows, inside = slice(top, top + h), padded[:, :, top:top + h, left:left + w]
+    if left:
+        padded[:, :, rows, :left] = inside[..., 1:left + 1].flip(-1)
+    if right:
+        padded[:, :, rows, left + w:] = inside[..., w - 1 - right:w - 1].flip(-1)
+    if top:
+        padded[:, :, :top] = padded[:, :, top + 1:2 * top + 1].flip(-2)
+    if bottom:
+        padded[:, :, top + h:] = padded[:, :, top + h - 1 - bottom:top + h - 1].flip(-2)
+    return padded
 
 
 class _ReflectPad(torch.autograd.Function):
-    """Reflection padding into a channels-last tensor: ``x`` is copied once into the inside, the left and
+    """``F.pad(x, (left, right, top, bottom), mode="reflect")`` into a channels-last tensor: ``x`` is copied once into the inside, the left and
     right borders from ``x``'s mirrored columns, then the top and bottom rows (corners included) from the
     padded rows (the edge itself is not repeated). The backward pass folds the borders back onto the pixels
     they mirror: one copy of the gradient, where autograd's record of the in-place fills made several."""
@@ -124,17 +136,8 @@ class _ReflectPad(torch.autograd.Function):
         b, c, h, w = x.shape
         out = torch.empty((b, c, top + h + bottom, left + w + right), dtype=x.dtype, device=x.device,
                           memory_format=torch.channels_last)
-        rows = slice(top, top + h)
-        out[:, :, rows, left:left + w] = x
-        if left:
-            out[:, :, rows, :left] = x[..., 1:left + 1].flip(-1)
-        if right:
-            out[:, :, rows, left + w:] = x[..., w - 1 - right:w - 1].flip(-1)
-        if top:
-            out[:, :, :top] = out[:, :, top + 1:2 * top + 1].flip(-2)
-        if bottom:
-            out[:, :, top + h:] = out[:, :, top + h - 1 - bottom:top + h - 1].flip(-2)
-        return out
+        out[:, :, top:top + h, left:left + w] = x
+        return mirror_border(out, left, right, top, bottom)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

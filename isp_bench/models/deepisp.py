@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from isp_bench.models._common import IspModel, reflect_pad, run_local
+from isp_bench.models._common import IspModel, mirror_border, reflect_pad, run_local
 from isp_bench.models._registry import ModelCard, register_model
 
 _PAPER = ("E. Schwartz, R. Giryes, A. M. Bronstein, \"DeepISP: Toward Learning an End-to-End Image "
@@ -64,6 +64,10 @@ class LowLevelStage(nn.Module):
     def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not torch.is_grad_enabled() and min(rgb.shape[-2:]) >= 2 and len(self.layers) > 1:
             return self._forward_in_padded_buffers(rgb)
+        return self._forward_concatenated(rgb)
+
+    def _forward_concatenated(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training path: each layer's input is ``[image, features]`` concatenated, padded by the layer."""
         image, x = rgb, rgb
         feats = rgb
         for layer in self.layers:
@@ -91,11 +95,7 @@ class LowLevelStage(nn.Module):
         for layer in rest:
             inside[:, :r] = image
             torch.clamp_min(y[:, :-r], 0, out=inside[:, r:])
-            padded[:, :, 0, 1:-1] = padded[:, :, 2, 1:-1]  # reflection: row -1 mirrors row 1, and so on
-            padded[:, :, -1, 1:-1] = padded[:, :, -3, 1:-1]
-            padded[..., 0] = padded[..., 2]
-            padded[..., -1] = padded[..., -3]
-            y = layer.conv(padded)
+            y = layer.conv(mirror_border(padded, 1, 1, 1, 1))
             image = image + torch.tanh(y[:, -layer.residual:])
         return F.relu(y[:, :-r]), image
 

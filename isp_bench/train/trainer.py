@@ -100,6 +100,16 @@ def build_optimizer(params: list[torch.nn.Parameter], optimizer: dict[str, Any],
     return cls(params, lr=lr, **kwargs)
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """A checkpoint's optimiser state into ``optimizer``, keeping ``optimizer``'s own ``fused``/``foreach``
+    (:func:`build_optimizer` chose them for this device, whatever the checkpoint's device was)."""
+    for saved_group, group in zip(saved["param_groups"], optimizer.param_groups):
+        for key in ("fused", "foreach"):
+            if key in group:
+                saved_group[key] = group[key]
+    optimizer.load_state_dict(saved)
+
+
 class StepLoss(torch.nn.Module):
     """The model and a stage's objective as one module whose forward is the loss: what DistributedDataParallel
     and :func:`torch.compile` wrap, so that objectives may call any of the model's methods (not only its
@@ -269,7 +279,6 @@ def _load_finished(model: torch.nn.Module, run_dir: Path, main: bool) -> dict[st
     if main:
         # left by an interruption between writing model.pt and deleting the checkpoint
         (run_dir / CHECKPOINT).unlink(missing_ok=True)
-        (run_dir / PROGRESS).unlink(missing_ok=True)
     path = run_dir / RECORD
     if path.exists():
         return json.loads(path.read_text())
@@ -338,12 +347,7 @@ class _Session:
                                     stage["lr"])
         scaler = grad_scaler(self.device, self.precision)
         if checkpoint is not None and checkpoint["optimizer"] is not None:
-            saved = checkpoint["optimizer"]
-            for saved_group, group in zip(saved["param_groups"], optimizer.param_groups):
-                for key in ("fused", "foreach"):  # how to update is this device's choice, not the checkpoint's
-                    if key in group:
-                        saved_group[key] = group[key]
-            optimizer.load_state_dict(saved)
+            load_optimizer_state(optimizer, checkpoint["optimizer"])
             if checkpoint.get("scaler") is not None:
                 scaler.load_state_dict(checkpoint["scaler"])
         loader = self.stage_batches(k, first)
@@ -404,7 +408,7 @@ class _Session:
         atomic_write_text(self.checkpoint_path.with_name(PROGRESS), json.dumps({
             "stage": stage["name"], "stage_index": k, "step": done, "stage_steps": stage["steps"],
             "steps_done": sum(steps[:k]) + done, "steps_total": sum(steps),
-            "seconds": self.progress_so_far()["seconds"], "validation_psnr": value}) + "\n")
+            "seconds": self.record["seconds"] + time.perf_counter() - self.started, "validation_psnr": value}) + "\n")
         return value
 
     def checkpoint_if_due(self, k: int, done: int, optimizer: torch.optim.Optimizer,
@@ -489,11 +493,11 @@ def plateaus(points: list[dict[str, Any]], stages: list[dict[str, Any]]) -> list
 
 def _finish(run_dir: Path, model: torch.nn.Module, record: dict[str, Any]) -> None:
     """Record, then weights, then drop the checkpoint: each step atomic, so any interruption resumes."""
+    (run_dir / PROGRESS).unlink(missing_ok=True)  # training is over (before model.pt: a finished run has none)
     atomic_write_text(run_dir / RECORD, json.dumps(record, indent=1) + "\n")
     with atomic_path(run_dir / FINAL, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
     (run_dir / CHECKPOINT).unlink(missing_ok=True)  # optimiser state only while training: one weights file
-    (run_dir / PROGRESS).unlink(missing_ok=True)
 
 
 def train(
