@@ -22,6 +22,12 @@ and one write of 64 channels per layer (≈ 40 GB, ≈ 8 ms at 4.8 TB/s). Varian
   residual channels' tanh is taken, then the image written over the 3 residual channels, so that the next
   layer's input is the convolution's output itself, its channels [features, image] (the next weights permuted
   to match);
+- ``fused`` (CUDA): ``zero_pad`` with the feature channels' convolution, bias and ReLU in one cuDNN call
+  (``torch.cudnn_convolution_relu``, cuDNN's runtime-fused conv-bias-activation: no separate bias add and no
+  ReLU pass over 64 channels) and the 3 residual channels from a convolution of their own (3 output channels:
+  one more read of the input, ~1/20 of the compute); the fused call's 3 extra output channels have zero weights
+  and bias, so ReLU leaves them zero and the image is written there. On the CPU the fused call is a convolution
+  and a ReLU (a check of everything around it);
 - ``compiled`` (``--compile``): ``torch.compile`` of the training path, which may fuse the element-wise work.
 
 Each variant's output is compared with ``cat``'s (max |difference|; the same bits are not expected where the
@@ -46,15 +52,22 @@ CPU_FRAME = (256, 384)
 REPEATS = 5
 
 
+def _border_strips(x: torch.Tensor):
+    """(rows, columns) of the 1-pixel border ring of a 3×3 convolution's output on ``x`` (rows 0 and H−1, then
+    columns 0 and W−1, corners included), each with the reflection-padded strip of ``x`` that gives it."""
+    every = slice(None)
+    return (((slice(0, 1), every), F.pad(x[:, :, :2], (1, 1, 1, 0), mode="reflect")),
+            ((slice(-1, None), every), F.pad(x[:, :, -2:], (1, 1, 0, 1), mode="reflect")),
+            ((every, slice(0, 1)), F.pad(x[..., :2], (1, 0, 1, 1), mode="reflect")),
+            ((every, slice(-1, None)), F.pad(x[..., -2:], (0, 1, 1, 1), mode="reflect")))
+
+
 def _conv_reflect_border(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """A 3×3 convolution with reflection padding 1, as cuDNN's zero-padded convolution with its border ring
-    recomputed from reflection-padded strips (rows 0 and H−1, then columns 0 and W−1, corners included)."""
+    recomputed from reflection-padded strips."""
     out = F.conv2d(x, weight, bias, padding=1)
-    strip = lambda t, pads: F.conv2d(F.pad(t, pads, mode="reflect"), weight, bias)  # noqa: E731
-    out[:, :, :1] = strip(x[:, :, :2], (1, 1, 1, 0))
-    out[:, :, -1:] = strip(x[:, :, -2:], (1, 1, 0, 1))
-    out[..., :1] = strip(x[..., :2], (1, 0, 1, 1))
-    out[..., -1:] = strip(x[..., -2:], (0, 1, 1, 1))
+    for (rows, cols), strip in _border_strips(x):
+        out[:, :, rows, cols] = F.conv2d(strip, weight, bias)
     return out
 
 
@@ -71,6 +84,37 @@ def zero_pad_path(stage, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
         y = _conv_reflect_border(y, weight, layer.conv.bias)
         image = image + torch.tanh(y[:, -r:])
     return F.relu(y[:, :-r]), image
+
+
+def _conv_relu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """relu(conv2d(x, weight, bias, padding=1)): one cuDNN call on CUDA, two operations elsewhere."""
+    if x.is_cuda:
+        return torch.cudnn_convolution_relu(x, weight, bias, (1, 1), (1, 1), (1, 1), 1)
+    return F.relu(F.conv2d(x, weight, bias, padding=1))
+
+
+def fused_path(stage, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """See the module notes: ``zero_pad`` with conv + bias + ReLU fused, the residual channels convolved apart."""
+    first, *rest = stage.layers
+    r = first.residual
+    y = _conv_reflect_border(rgb, first.conv.weight, first.conv.bias)
+    image = rgb + torch.tanh(y[:, -r:])
+    y.relu_()
+    for layer in rest:
+        y[:, -r:] = image  # the input, channels [features, image]
+        weight = torch.cat([layer.conv.weight[:, r:], layer.conv.weight[:, :r]], dim=1).to(y.dtype)
+        bias = layer.conv.bias.to(y.dtype)
+        # the fused call's last r output channels: zero weights and bias, so ReLU leaves zeros for the image
+        features_weight = torch.cat([weight[:-r], torch.zeros_like(weight[-r:])])
+        features_bias = torch.cat([bias[:-r], torch.zeros_like(bias[-r:])])
+        x, y = y, _conv_relu(y, features_weight, features_bias)
+        residual = F.conv2d(x, weight[-r:], bias[-r:], padding=1)
+        for (rows, cols), strip in _border_strips(x):  # the border ring, from reflection-padded strips
+            border = F.conv2d(strip, weight, bias)
+            y[:, :-r, rows, cols] = F.relu(border[:, :-r])
+            residual[:, :, rows, cols] = border[:, -r:]
+        image = image + torch.tanh(residual)
+    return y[:, :-r], image
 
 
 def time_variant(run: Callable[[], object], device: str) -> float:
@@ -109,7 +153,8 @@ def main() -> None:
     rgb = torch.rand(1, 3, height, width, device=device).contiguous(memory_format=memory_format(device))
     variants: dict[str, Callable] = {"cat": stage._forward_concatenated,
                                      "padded_buffer": stage._forward_in_padded_buffers,
-                                     "zero_pad": lambda x: zero_pad_path(stage, x)}
+                                     "zero_pad": lambda x: zero_pad_path(stage, x),
+                                     "fused": lambda x: fused_path(stage, x)}
     if args.compile:
         variants["compiled"] = torch.compile(stage._forward_concatenated)
     payload = {"benchmark": "deepisp-inference", "device": device, "precision": precision, "frame": [height, width],

@@ -39,7 +39,8 @@ results ends inside the call's 600 s):
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
    training loss and its step beside the median (a spike of 100× the median is a schedule that is not
-   stable: CRISPnet's short one reached 7 064 against 0.015 before its Adam β2 was lowered), and
+   stable: CRISPnet's short one reached 7 064 against 0.015 before its Adam β2 was lowered), the largest
+   gradient norm before clipping and its step beside the median (does a spike start with the gradient?), and
    test-split PSNR / ΔE76 beside the classic pipeline's committed run;
 8. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
@@ -69,7 +70,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 """Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
-MODELS = "crispnet,unet,unet-resbottleneck,cameranet,deepisp"
+MODELS = "crispnet,deepisp,unet-resbottleneck,unet,cameranet"
+"""Most wanted first: the models with no ``standard`` run yet, then those whose run is to be made again."""
 MEASURED_PATCHES_PER_S = {"crispnet": 199.0, "deepisp": 362.0, "unet": 422.0, "unet-resbottleneck": 421.0,
                           "cameranet": 312.0}
 """Training patches/s of each model's ``standard`` run on an H200 in bf16, validation included (2026-11-29,
@@ -466,6 +468,10 @@ def summarise(run: Path) -> dict:
         if losses:
             worst = max(range(len(losses)), key=losses.__getitem__)
             row.update(max_loss=losses[worst], max_loss_step=worst, median_loss=statistics.median(losses))
+        norms = [(norm, step) for step, norm in enumerate(record.get("grad_norms") or []) if norm is not None]
+        if norms:  # a spike that starts with a gradient far above the usual is numerical, not the schedule's
+            norm, step = max(norms)
+            row.update(max_grad_norm=norm, max_grad_norm_step=step, median_grad_norm=statistics.median(n for n, _ in norms))
     elif (run / "checkpoint.pt").exists():
         row["note"] = "cut off during training (checkpoint only)"
     result = run / "result.json"

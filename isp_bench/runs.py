@@ -259,7 +259,7 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
                      "pairs_in_split": int(len(frame))},
         "metrics": summarize_metrics(frame, scored),
         "unavailable_metrics": unavailable,
-        "training": {k: v for k, v in training.items() if k not in ("losses", "validation_psnr")},
+        "training": {k: v for k, v in training.items() if k not in ("losses", "grad_norms", "validation_psnr")},
         "evaluation": {"seconds": eval_seconds, "frames": int(len(frame)),
                        # the median: the first frame also pays for cuDNN's autotuning of its tile shapes
                        "s_per_frame": float(frame["seconds"].median()) if len(frame) else None,

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -43,7 +45,8 @@ def test_optimizer_step_bounds_the_gradient_norm():
             weight.zero_()
         optimizer = torch.optim.SGD([weight], lr=1.0)
         optimizer.zero_grad()
-        optimizer_step(-(weight * target).sum(), optimizer, grad_clip_norm=clip)
+        norm = optimizer_step(-(weight * target).sum(), optimizer, grad_clip_norm=clip)
+        assert norm == pytest.approx(5.0)  # the norm before clipping, whatever the bound
         assert float(weight.detach().norm()) == pytest.approx(moved)
         assert torch.allclose(weight / weight.norm(), target / 5)  # clipping rescales, never turns
 
@@ -60,6 +63,8 @@ def test_the_trainer_honours_warmup_and_clipping(tmp_path):
     after = torch.load(run_dir / "model.pt", weights_only=True)
     moved = torch.sqrt(sum(((after[k] - p.detach()) ** 2).sum() for k, p in before.items()))
     assert float(moved) == pytest.approx(1.0 / 4 * 0.01, rel=1e-3)  # lr of step 0 of a 4-step warm-up x bound
+    record = json.loads((run_dir / "training.json").read_text())  # each step's gradient norm, before clipping
+    assert len(record["grad_norms"]) == record["steps"] and min(record["grad_norms"]) > 0.01
 
 
 def test_budget_stage_settings_resolve_and_are_checked(tmp_path):

@@ -124,31 +124,33 @@ class StepLoss(torch.nn.Module):
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None,
-                   grad_clip_norm: float | None = None) -> None:
-    """Backward pass and parameter update. With fp16 the loss is scaled before the backward pass and the
+                   grad_clip_norm: float | None = None) -> float | None:
+    """Backward pass and parameter update; returns the gradient norm before clipping (:func:`apply_gradients`). With fp16 the loss is scaled before the backward pass and the
     gradients unscaled before the update (a step with non-finite gradients is skipped and the scale
     lowered); otherwise ``scaler`` passes through. With ``grad_clip_norm`` the (unscaled) gradients of
     the optimiser's parameters are rescaled so that their joint L2 norm is at most that value
     (:func:`torch.nn.utils.clip_grad_norm_`)."""
     scaler = scaler if scaler is not None else torch.amp.GradScaler(enabled=False)
     scaler.scale(loss).backward()
-    apply_gradients(optimizer, scaler, grad_clip_norm)
+    return apply_gradients(optimizer, scaler, grad_clip_norm)
 
 
 def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                    grad_clip_norm: float | None = None) -> None:
-    """The update of :func:`optimizer_step` once the backward pass has run."""
+                    grad_clip_norm: float | None = None) -> float | None:
+    """The update of :func:`optimizer_step` once the backward pass has run. Returns the gradients' joint L2
+    norm before clipping (unscaled; ``None`` where it is not finite): a training spike's first sign."""
     scaler.unscale_(optimizer)
-    if grad_clip_norm is not None:
-        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                       grad_clip_norm)
+    # without a bound the gradients are scaled by exactly 1: the same update, and the norm comes from one call
+    norm = torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
+                                          math.inf if grad_clip_norm is None else grad_clip_norm).item()
     scaler.step(optimizer)
     scaler.update()
+    return norm if math.isfinite(norm) else None
 
 
 def save_checkpoint(path: Path, model, optimizer, stage: int, step: int, progress: dict[str, Any],
                     scaler: torch.amp.GradScaler | None = None) -> None:
-    """``progress``: the record so far (``losses``, ``validation_psnr``, ``seconds``); ``scaler``: fp16's
+    """``progress``: the record so far (``losses``, ``grad_norms``, ``validation_psnr``, ``seconds``); ``scaler``: fp16's
     gradient scaler, whose scale is part of the position."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
              "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
@@ -300,12 +302,12 @@ def _restore(model: torch.nn.Module, config: dict[str, Any], manifest: Manifest,
 
 
 def _record_so_far(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
-    """The record a session continues: ``losses`` (one per step), ``validation_psnr`` points and ``seconds``
-    of earlier sessions, from the checkpoint (empty without one)."""
+    """The record a session continues: ``losses`` and ``grad_norms`` (one per step), ``validation_psnr`` points
+    and ``seconds`` of earlier sessions, from the checkpoint (empty without one)."""
     if checkpoint is None:
-        return {"losses": [], "validation_psnr": [], "seconds": 0.0}
-    return {"losses": list(checkpoint["losses"]), "validation_psnr": list(checkpoint.get("validation_psnr", [])),
-            "seconds": float(checkpoint.get("seconds", 0.0))}
+        return {"losses": [], "grad_norms": [], "validation_psnr": [], "seconds": 0.0}
+    return {"losses": list(checkpoint["losses"]), "grad_norms": list(checkpoint.get("grad_norms", [])),
+            "validation_psnr": list(checkpoint.get("validation_psnr", [])), "seconds": float(checkpoint.get("seconds", 0.0))}
 
 
 @dataclass
@@ -361,8 +363,9 @@ class _Session:
                    disable=not self.show_progress)
         postfix: dict[str, str] = {}
         for step, batch in enumerate(loader, start=first):
-            loss = self.train_step(step_loss, optimizer, scaler, stage, step, batch)
+            loss, grad_norm = self.train_step(step_loss, optimizer, scaler, stage, step, batch)
             self.record["losses"].append(loss)
+            self.record["grad_norms"].append(grad_norm)
             self.samples_seen += stage["batch_size"]
             done = step + 1
             postfix["loss"] = f"{loss:.4g}"
@@ -378,11 +381,11 @@ class _Session:
         self.loader_threads = self.loader_threads or loader.threads  # worker processes may have become threads
 
     def train_step(self, step_loss: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                   stage: dict[str, Any], step: int, batch: dict[str, Any]) -> float:
+                   stage: dict[str, Any], step: int, batch: dict[str, Any]) -> tuple[float, float | None]:
         """One update at 0-based ``step`` of ``stage``: learning rate :func:`lr_at`, forward pass and loss
         under autocast, the backward pass, then :func:`apply_gradients` with the stage's ``grad_clip_norm``.
         Returns the loss averaged over the ranks (every rank gets the same value, so all stop together on
-        a non-finite one, before the update)."""
+        a non-finite one, before the update) and the gradients' norm before clipping (:func:`apply_gradients`)."""
         batch = to_device(batch, self.device, memory_format(self.device))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(stage, step)
@@ -393,8 +396,7 @@ class _Session:
         global_loss = distributed.mean(loss.item())
         if not math.isfinite(global_loss):
             raise FloatingPointError(f"{self.config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
-        apply_gradients(optimizer, scaler, stage.get("grad_clip_norm"))
-        return global_loss
+        return global_loss, apply_gradients(optimizer, scaler, stage.get("grad_clip_norm"))
 
     def validate_if_due(self, k: int, done: int) -> float | None:
         """After ``done`` steps of stage ``k``: the validation PSNR (dB), recorded and written to
@@ -434,6 +436,7 @@ class _Session:
         losses, points = self.record["losses"], self.record["validation_psnr"]
         return {
             "resumed_from": resumed_from, "steps": sum(s["steps"] for s in self.config["stages"]), "losses": losses,
+            "grad_norms": self.record["grad_norms"],
             "final_loss": losses[-1] if losses else None, "seconds": self.record["seconds"] + session,
             "samples_per_s": self.samples_seen / session if session > 0 and self.samples_seen else None,
             "loss_mean_last_10": float(np.mean(losses[-10:])) if losses else None,
@@ -519,7 +522,8 @@ def train(
     """Train ``model`` through the config's stages, resuming from ``run_dir/checkpoint.pt``.
 
     Returns the training record, also written to ``run_dir/training.json`` (by rank 0): steps, losses
-    (one per step, the mean over the global batch), validation PSNR points, ``seconds`` (training time
+    (one per step, the mean over the global batch), ``grad_norms`` (one per step: the gradients' L2 norm before
+    clipping, ``None`` where not finite; older records lack it), validation PSNR points, ``seconds`` (training time
     over every session), samples/s (global, this session), ``plateaus`` (:func:`plateaus`: has each stage
     converged), ``precision``, ``loader_workers``, ``loader_threads``, ``compile`` and ``distributed``
     (``world_size`` and each stage's ``per_rank_batch`` in this session). A finished run
