@@ -28,7 +28,8 @@ results ends inside the call's 600 s):
 5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute);
 6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
-   committed ``standard`` run yet (``--rerun`` runs them anyway), all at once (``--concurrent``): alone each
+   committed ``standard`` run yet (``--rerun [MODELS]`` runs those again, as reproductions), all at once
+   (``--concurrent``): alone each
    uses 1–4 % of the GPU's matmul roof, so side by side they share it (four at once cost the UNet 12 % of its
    rate alone on the H200). The host's cores are shared among their loaders. Every few seconds the session reads each run's ``progress.json``; when one would not end
    before the deadline at its rate since the last change, the least wanted run still training is stopped
@@ -250,13 +251,14 @@ class Session:
                              if "budget_train_s" in row})
         return expected
 
-    def standard_runs(self, models: list[str], plan: dict[str, dict], rerun: bool, concurrent: int) -> list[dict]:
-        """The models' runs, ``concurrent`` at a time on the one GPU (see :class:`Concurrent`)."""
+    def standard_runs(self, models: list[str], plan: dict[str, dict], rerun: set[str], concurrent: int) -> list[dict]:
+        """The models' runs, ``concurrent`` at a time on the one GPU (see :class:`Concurrent`); a recorded one
+        only when it is in ``rerun``."""
         rows: dict[str, dict] = {}
         todo = []
         for model in models:
-            if plan[model]["recorded"] and not rerun:
-                self.say(f"{model}: {plan[model]['run_id']} is already recorded (--rerun runs it again)")
+            if plan[model]["recorded"] and model not in rerun:
+                self.say(f"{model}: {plan[model]['run_id']} is already recorded (--rerun {model} runs it again)")
                 rows[model] = {"model": model, "status": "recorded before", "run": plan[model]["run_id"]}
             else:
                 todo.append(model)
@@ -387,7 +389,7 @@ class Concurrent:
             summary = summarise(child.folder)
         except Exception as error:  # noqa: BLE001 — a bad record must not lose the other rows
             summary = {"summary_error": f"{type(error).__name__}: {error}"}
-        self.row(child.model, status, wall_s=round(seconds), **reached, **summary)
+        self.row(child.model, status, wall_s=round(seconds), **{**reached, **summary})  # the record, where there is one
         self.changed = time.time()
 
     def row(self, model: str, status: str, **figures) -> None:
@@ -454,7 +456,7 @@ def summarise(run: Path) -> dict:
     """Training and test figures of the run in folder ``run``."""
     if not run.is_dir():
         return {}
-    row: dict = {"run": run.name}
+    row: dict = {"run": f"{run.parent.name}/{run.name}" if run.name == "reproduction" else run.name}
     training = run / "training.json"
     if training.exists():
         record = json.loads(training.read_text())
@@ -497,7 +499,9 @@ def main() -> None:
     parser.add_argument("--inference-benchmark", action="store_true", help="also time 12 MP inference of "
                         f"{INFERENCE_MODELS} (benchmarks/train.py --inference-only, ~1.5 minutes)")
     parser.add_argument("--loader-benchmark", action="store_true", help="also run benchmarks/dataloader.py")
-    parser.add_argument("--rerun", action="store_true", help="run models whose standard run is already recorded")
+    parser.add_argument("--rerun", nargs="?", const="all", default="", metavar="MODELS",
+                        help="run again these of --models (comma-separated; all without a value) whose standard run "
+                             "is already recorded: a reproduction in the run's reproduction/ folder")
     parser.add_argument("--concurrent", type=int, help="runs at a time on the GPU (default: all)")
     parser.add_argument("--rehearse", action="store_true", help="smoke budgets on whatever device there is")
     parser.add_argument("--budget", help="the runs' budget (default: standard, smoke with --rehearse)")
@@ -520,7 +524,8 @@ def main() -> None:
     session.environment(args.commit)
     plan = session.plan(models)
     session.benchmarks(models, args.benchmark, args.inference_benchmark, args.loader_benchmark)
-    rows = session.standard_runs(models, plan, args.rerun, args.concurrent or len(models))
+    rerun = set(models) if args.rerun == "all" else set(filter(None, args.rerun.split(",")))
+    rows = session.standard_runs(models, plan, rerun, args.concurrent or len(models))
     session.spare_time()
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
@@ -532,7 +537,9 @@ def main() -> None:
                     f"dB in the 20 % before its lr decay); test PSNR {test.get('psnr', nan):.2f} "
                     f"ΔE76 {test.get('delta_e76', nan):.2f} (classic {classic.get('psnr', nan):.2f} / "
                     f"{classic.get('delta_e76', nan):.2f}); max loss {row.get('max_loss', nan):.3g} at step "
-                    f"{row.get('max_loss_step')} (median {row.get('median_loss', nan):.3g})")
+                    f"{row.get('max_loss_step')} (median {row.get('median_loss', nan):.3g}); max gradient norm "
+                    f"{row.get('max_grad_norm', nan):.3g} at step {row.get('max_grad_norm_step')} "
+                    f"(median {row.get('median_grad_norm', nan):.3g})")
     session.pack()
     session.say("packed")
 
