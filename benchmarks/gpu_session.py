@@ -473,7 +473,8 @@ def summarise(run: Path) -> dict:
         norms = [(norm, step) for step, norm in enumerate(record.get("grad_norms") or []) if norm is not None]
         if norms:  # a spike that starts with a gradient far above the usual is numerical, not the schedule's
             norm, step = max(norms)
-            row.update(max_grad_norm=norm, max_grad_norm_step=step, median_grad_norm=statistics.median(n for n, _ in norms))
+            row.update(max_grad_norm=norm, max_grad_norm_step=step,
+                       median_grad_norm=statistics.median(n for n, _ in norms))
     elif (run / "checkpoint.pt").exists():
         row["note"] = "cut off during training (checkpoint only)"
     result = run / "result.json"

@@ -125,11 +125,11 @@ class StepLoss(torch.nn.Module):
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None,
                    grad_clip_norm: float | None = None) -> float | None:
-    """Backward pass and parameter update; returns the gradient norm before clipping (:func:`apply_gradients`). With fp16 the loss is scaled before the backward pass and the
-    gradients unscaled before the update (a step with non-finite gradients is skipped and the scale
-    lowered); otherwise ``scaler`` passes through. With ``grad_clip_norm`` the (unscaled) gradients of
-    the optimiser's parameters are rescaled so that their joint L2 norm is at most that value
-    (:func:`torch.nn.utils.clip_grad_norm_`)."""
+    """Backward pass and parameter update; returns the gradient norm before clipping (:func:`apply_gradients`).
+    With fp16 the loss is scaled before the backward pass and the gradients unscaled before the update (a
+    step with non-finite gradients is skipped and the scale lowered); otherwise ``scaler`` passes through.
+    With ``grad_clip_norm`` the (unscaled) gradients of the optimiser's parameters are rescaled so that their
+    joint L2 norm is at most that value (:func:`torch.nn.utils.clip_grad_norm_`)."""
     scaler = scaler if scaler is not None else torch.amp.GradScaler(enabled=False)
     scaler.scale(loss).backward()
     return apply_gradients(optimizer, scaler, grad_clip_norm)
@@ -150,8 +150,8 @@ def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScal
 
 def save_checkpoint(path: Path, model, optimizer, stage: int, step: int, progress: dict[str, Any],
                     scaler: torch.amp.GradScaler | None = None) -> None:
-    """``progress``: the record so far (``losses``, ``grad_norms``, ``validation_psnr``, ``seconds``); ``scaler``: fp16's
-    gradient scaler, whose scale is part of the position."""
+    """``progress``: the record so far (``losses``, ``grad_norms``, ``validation_psnr``, ``seconds``);
+    ``scaler``: fp16's gradient scaler, whose scale is part of the position."""
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict() if optimizer else None,
              "scaler": scaler.state_dict() if scaler is not None and scaler.is_enabled() else None,
              "stage": stage, "step": step, **progress}
@@ -307,7 +307,8 @@ def _record_so_far(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
     if checkpoint is None:
         return {"losses": [], "grad_norms": [], "validation_psnr": [], "seconds": 0.0}
     return {"losses": list(checkpoint["losses"]), "grad_norms": list(checkpoint.get("grad_norms", [])),
-            "validation_psnr": list(checkpoint.get("validation_psnr", [])), "seconds": float(checkpoint.get("seconds", 0.0))}
+            "validation_psnr": list(checkpoint.get("validation_psnr", [])),
+            "seconds": float(checkpoint.get("seconds", 0.0))}
 
 
 @dataclass
