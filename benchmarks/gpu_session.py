@@ -35,7 +35,9 @@ results ends inside the call's 600 s):
    before the deadline at its rate since the last change, the least wanted run still training is stopped
    (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
    With :data:`SPARE_S` seconds or more left once they have ended, ``benchmarks/deepisp_inference.py
-   --compile`` (``deepisp-inference-cuda0.json``), until the deadline;
+   --compile`` (``deepisp-inference-cuda0.json``); then, with :data:`GRADIENT_CHECK_S` or more,
+   ``benchmarks/gradient_check.py`` (``gradient-check-cuda0.json``: this GPU's training gradients against float64
+   ones on the CPU), each until the deadline;
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -45,9 +47,10 @@ results ends inside the call's 600 s):
    test-split PSNR / ΔE76 beside the classic pipeline's committed run;
 8. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
-Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log,
-environment.json, train-cuda0.json or inference-cuda0.json, dataloader.json, deepisp-inference-cuda0.json,
-standard-summary.json, standard-runs.tgz (the runs without weights, and each run's log), synth.md. Unpack the runs here with
+Everything lands in ``--out`` (the device tool returns at most 8 files: with ``--loader-benchmark`` and one of
+the others, a file is left out): session.log, environment.json, train-cuda0.json or inference-cuda0.json,
+dataloader.json, deepisp-inference-cuda0.json, gradient-check-cuda0.json, standard-summary.json,
+standard-runs.tgz (the runs without weights, and each run's log), synth.md. Unpack the runs here with
 ``tar xzf standard-runs.tgz runs`` in the repository root (``tar xzf standard-runs.tgz -C /tmp logs`` for the
 logs), then ``isp-bench leaderboard``.
 """
@@ -115,6 +118,8 @@ print(json.dumps(plan))
 training patches."""
 SPARE_S = 90
 """Seconds left after the runs that are worth DeepISP's inference variants (about a minute on the H200)."""
+GRADIENT_CHECK_S = 60
+"""Seconds left after those that are worth the gradient check (its float64 reference runs on the host's cores)."""
 INFERENCE_MODELS = "cameranet,deepisp"
 """The models with the issue's 12 MP inference targets (CameraNet ≤ 0.05 s, DeepISP ≤ 0.10 s on an H200 in bf16)."""
 TRAIN_BENCHMARK_STEPS = 40
@@ -268,11 +273,14 @@ class Session:
 
     def spare_time(self) -> None:
         """With :data:`SPARE_S` or more left once the runs have ended, ``benchmarks/deepisp_inference.py
-        --compile`` (DeepISP's inference variants: the one inference target still missed) until the deadline."""
-        if self.left() < SPARE_S:
-            return
-        self.call([sys.executable, "benchmarks/deepisp_inference.py"] + ([] if self.rehearse else ["--compile"]))
-        self.collect("deepisp-inference-")
+        --compile`` (DeepISP's inference variants: the one inference target still missed); then, with
+        :data:`GRADIENT_CHECK_S` or more, ``benchmarks/gradient_check.py``; each until the deadline."""
+        if self.left() >= SPARE_S:
+            self.call([sys.executable, "benchmarks/deepisp_inference.py"] + ([] if self.rehearse else ["--compile"]))
+            self.collect("deepisp-inference-")
+        if self.left() >= GRADIENT_CHECK_S:
+            self.call([sys.executable, "benchmarks/gradient_check.py", "--budget", self.budget])
+            self.collect("gradient-check-")
 
     def pack(self) -> None:
         """The runs without weights, the children's logs and the leaderboard (regenerated once all have

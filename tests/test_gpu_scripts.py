@@ -1,5 +1,6 @@
-"""benchmarks/gpu_session.py's bookkeeping of side-by-side runs: the rows a GPU session brings back. Its whole
-sequence is rehearsed on the CPU with ``python benchmarks/gpu_session.py --out DIR --rehearse`` (a minute)."""
+"""The GPU session's scripts, on the CPU: gpu_session.py's bookkeeping of side-by-side runs (the rows a GPU
+session brings back; its whole sequence is rehearsed with ``python benchmarks/gpu_session.py --out DIR
+--rehearse``, a minute) and gradient_check.py's comparison with a float64 reference."""
 
 from __future__ import annotations
 
@@ -10,18 +11,22 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _gpu_session():
-    spec = importlib.util.spec_from_file_location("gpu_session", REPO / "benchmarks" / "gpu_session.py")
+def _load(script: str):
+    """A benchmark script as a module."""
+    spec = importlib.util.spec_from_file_location(script, REPO / "benchmarks" / f"{script}.py")
     module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up there
     spec.loader.exec_module(module)
     return module
 
 
 def test_an_ended_run_gets_one_row_from_its_record_and_its_progress(tmp_path):
-    gpu_session = _gpu_session()
+    gpu_session = _load("gpu_session")
     session = gpu_session.Session(tmp_path, deadline_s=60, rehearse=True)
     folder = tmp_path / "runs" / "synth-unet-smoke-seed0-00000000" / "reproduction"
     folder.mkdir(parents=True)
@@ -44,3 +49,23 @@ def test_an_ended_run_gets_one_row_from_its_record_and_its_progress(tmp_path):
     (folder / "training.json").unlink()  # cut off: only the progress says how far it got
     runs.end(child, "stopped")
     assert (runs.rows["unet"]["steps_reached"], runs.rows["unet"]["steps"]) == (2, 4)
+
+
+def test_the_gradient_check_passes_float32_and_flags_a_gradient_that_turned(tmp_path):
+    from isp_bench.ingest import ingest
+    from isp_bench.synth import SynthConfig, generate
+
+    root = generate(tmp_path / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
+    manifest = ingest("synth", root, tmp_path / "synth.parquet", workers=1, progress=False).manifest
+    gradient_check = _load("gradient_check")
+    [row] = gradient_check.check_model("unet", "smoke", "cpu", ["fp32", "bf16"], manifest, root)
+    fp32, bf16 = row["precisions"]["fp32"], row["precisions"]["bf16"]
+    assert fp32["loss"] == pytest.approx(row["reference_loss"], rel=1e-5)
+    assert fp32["cosine"] > 1 - 1e-9 and fp32["norm_ratio"] == pytest.approx(1, abs=1e-5)
+    assert 0.99 < bf16["cosine"] < 1 - 1e-9 and not bf16["suspect"]  # rounded, not wrong
+
+    reference = {"a": torch.tensor([3.0, 4.0]), "b": torch.tensor([1e-12, 0.0])}
+    turned = {"a": torch.tensor([4.0, -3.0]), "b": torch.tensor([0.0, 1e-12])}  # orthogonal: cosine 0
+    verdict = gradient_check.compare(turned, reference)
+    assert (verdict["cosine"], verdict["norm_ratio"], verdict["suspect"]) == (pytest.approx(0), pytest.approx(1), True)
+    assert verdict["worst_parameter"] == "a"  # b's reference gradient is negligible: no cosine of its own
