@@ -24,6 +24,9 @@ to step 168 and then went on falling: the same weights and batch gave the GPU an
 large inputs since cuDNN 9.10.2). At the first step the weights are not those of step 168, so a clean result here
 does not clear the GPU, but a bad one convicts it.
 
+Measured on 2 CPU cores (torch 2.14, ``--precisions bf16,fp32``, the standard budget's batches, 2026-11-29): fp32
+cosine 1.00000 for every model and stage; bf16 autocast 0.99995–0.99999 (norm ratio 0.997–1.003).
+
 Writes benchmarks/results/gradient-check-<device>.json.
 """
 
