@@ -16,7 +16,8 @@ and one write of 64 channels per layer (≈ 40 GB, ≈ 8 ms at 4.8 TB/s). Varian
 
 - ``cat``: the training path (:meth:`LowLevelStage._forward_concatenated`: reflection pad, conv, ReLU of the
   61 feature channels, tanh of the 3 residual ones, concatenation of [image, features]);
-- ``padded_buffer``: the model's inference path (:meth:`LowLevelStage._forward_in_padded_buffers`);
+- ``padded_buffer``: the model's inference path (:meth:`LowLevelStage._forward_in_padded_buffers`; since the
+  profile above, its ReLU is one pass over whole pixels instead of the strided one over 61 of 64 channels);
 - ``zero_pad``: convolutions with cuDNN's own zero padding (no padded copy), the 1-pixel border ring recomputed
   from reflection-padded strips; the ReLU in place on all 64 channels (contiguous, vectorised) after the
   residual channels' tanh is taken, then the image written over the 3 residual channels, so that the next

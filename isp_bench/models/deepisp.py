@@ -83,21 +83,32 @@ class LowLevelStage(nn.Module):
         mirrored in place (the next layer's output is a new tensor, so the buffer is free again once the
         convolution has read it). The convolutions read the same padded input; what goes is a padded copy
         and a concatenated copy of 64 full-resolution channels per layer, the memory traffic that
-        dominates a 12 MP frame."""
+        dominates a 12 MP frame. Each convolution emits its channels as ``[residual, features]`` (its weight's
+        and bias's rows reordered: every output channel is the same sum as before), so that the ReLU of its
+        whole output goes into the inside in one pass over whole pixels, channels in place, and the image then
+        takes the residual channels' place: a ReLU of the 61 feature channels alone, into the inside's 61 after
+        the image, was a strided pass that PyTorch's element-wise kernel does not vectorise (52 ms of a tiled
+        12 MP frame's GPU kernels on an H200, ``benchmarks/train.py --inference-only``)."""
+        r = self.layers[0].residual
+
+        def conv(layer: _LowLevelLayer, x: torch.Tensor) -> torch.Tensor:
+            """The layer's convolution module with its rows reordered (its hooks, the MAC counter's, still run)."""
+            reordered = {name: torch.cat([p[-r:], p[:-r]]) for name, p in layer.conv.named_parameters()}
+            return torch.func.functional_call(layer.conv, reordered, (x,))
+
         first, *rest = self.layers
-        y = first.conv(reflect_pad(rgb, 1))
-        image = rgb + torch.tanh(y[:, -first.residual:])
-        r = image.shape[1]
+        y = conv(first, reflect_pad(rgb, 1))
+        image = rgb + torch.tanh(y[:, :r])
         b, c, h, w = y.shape
         layout = torch.channels_last if y.is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
         padded = torch.empty(b, c, h + 2, w + 2, dtype=y.dtype, device=y.device, memory_format=layout)
         inside = padded[:, :, 1:-1, 1:-1]
         for layer in rest:
-            inside[:, :r] = image
-            torch.clamp_min(y[:, :-r], 0, out=inside[:, r:])
-            y = layer.conv(mirror_border(padded, 1, 1, 1, 1))
-            image = image + torch.tanh(y[:, -layer.residual:])
-        return F.relu(y[:, :-r]), image
+            torch.clamp_min(y, 0, out=inside)
+            inside[:, :r] = image  # over the residual channels' ReLU: the input [image, features]
+            y = conv(layer, mirror_border(padded, 1, 1, 1, 1))
+            image = image + torch.tanh(y[:, :r])
+        return F.relu(y[:, r:]), image
 
 
 class QuadraticColorTransform(nn.Module):
