@@ -36,8 +36,8 @@ results ends inside the call's 600 s):
    (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
    With :data:`SPARE_S` seconds or more left once they have ended, ``benchmarks/deepisp_inference.py
    --compile`` (``deepisp-inference-cuda0.json``); then, with :data:`GRADIENT_CHECK_S` or more,
-   ``benchmarks/gradient_check.py`` (``gradient-check-cuda0.json``: this GPU's training gradients against float64
-   ones on the CPU), each until the deadline;
+   ``benchmarks/gradient_check.py`` (this GPU's training gradients against float64 ones on the CPU; its
+   figures in session.log, its ``gradient-check-cuda0.json`` in the tarball's ``logs/``), each until the deadline;
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -47,10 +47,9 @@ results ends inside the call's 600 s):
    test-split PSNR / ΔE76 beside the classic pipeline's committed run;
 8. packs the runs without weights (``standard-runs.tgz``) and the regenerated ``leaderboards/synth.md``.
 
-Everything lands in ``--out`` (the device tool returns at most 8 files: with ``--loader-benchmark`` and one of
-the others, a file is left out): session.log, environment.json, train-cuda0.json or inference-cuda0.json,
-dataloader.json, deepisp-inference-cuda0.json, gradient-check-cuda0.json, standard-summary.json,
-standard-runs.tgz (the runs without weights, and each run's log), synth.md. Unpack the runs here with
+Everything lands in ``--out`` (at most 8 files, as the device tool returns): session.log, environment.json,
+train-cuda0.json or inference-cuda0.json, dataloader.json, deepisp-inference-cuda0.json, standard-summary.json,
+standard-runs.tgz (the runs without weights, each run's log, the gradient check), synth.md. Unpack the runs with
 ``tar xzf standard-runs.tgz runs`` in the repository root (``tar xzf standard-runs.tgz -C /tmp logs`` for the
 logs), then ``isp-bench leaderboard``.
 """
@@ -240,11 +239,12 @@ class Session:
             self.call([sys.executable, "benchmarks/dataloader.py", "--repeats", "2", "--samples", samples], timeout=120)
         self.collect("train-", "inference-", "dataloader")
 
-    def collect(self, *prefixes: str) -> None:
-        """benchmarks/results files written in this session whose names start with ``prefixes``, into --out."""
+    def collect(self, *prefixes: str, into: Path | None = None) -> None:
+        """benchmarks/results files written in this session whose names start with ``prefixes``, into ``into``
+        (default: --out)."""
         for result in (REPO / "benchmarks" / "results").glob("*.json"):
             if result.name.startswith(prefixes) and result.stat().st_mtime >= self.started:
-                shutil.copy(result, self.out / result.name)
+                shutil.copy(result, (into or self.out) / result.name)
 
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
         """Per model, the budget's training time at the real rate benchmarks/train.py measured in this session,
@@ -280,11 +280,11 @@ class Session:
             self.collect("deepisp-inference-")
         if self.left() >= GRADIENT_CHECK_S:
             self.call([sys.executable, "benchmarks/gradient_check.py", "--budget", self.budget])
-            self.collect("gradient-check-")
+            self.collect("gradient-check-", into=self.logs)  # packed with the logs: --out may hold 8 files
 
     def pack(self) -> None:
-        """The runs without weights, the children's logs and the leaderboard (regenerated once all have
-        ended: runs finishing together each wrote one without the other)."""
+        """The runs without weights, the children's logs (and the gradient check) and the leaderboard
+        (regenerated once all have ended: runs finishing together each wrote one without the other)."""
         try:
             board = subprocess.run([sys.executable, "-m", "isp_bench", "leaderboard", "--runs", str(self.runs),
                                     "--out", str(self.boards)], cwd=REPO, env=self.env, capture_output=True,
@@ -296,7 +296,7 @@ class Session:
         with tarfile.open(self.out / "standard-runs.tgz", "w:gz") as tar:
             for run in sorted(self.runs.glob(f"*-{self.budget}-*")):
                 tar.add(run, arcname=f"runs/{run.name}", filter=transient)
-            for log in sorted(self.logs.glob("*.log")):
+            for log in sorted(self.logs.iterdir()):  # the runs' logs, the gradient check
                 tar.add(log, arcname=f"logs/{log.name}")
         board = self.boards / "synth.md"
         if board.exists():
@@ -478,11 +478,12 @@ def summarise(run: Path) -> dict:
         if losses:
             worst = max(range(len(losses)), key=losses.__getitem__)
             row.update(max_loss=losses[worst], max_loss_step=worst, median_loss=statistics.median(losses))
-        norms = [(norm, step) for step, norm in enumerate(record.get("grad_norms") or []) if norm is not None]
-        if norms:  # a spike that starts with a gradient far above the usual is numerical, not the schedule's
-            norm, step = max(norms)
-            row.update(max_grad_norm=norm, max_grad_norm_step=step,
-                       median_grad_norm=statistics.median(n for n, _ in norms))
+        norms = record.get("grad_norms") or []
+        steps = [step for step, norm in enumerate(norms) if norm is not None]
+        if steps:  # a spike that starts with a gradient far above the usual is numerical, not the schedule's
+            worst = max(steps, key=norms.__getitem__)
+            row.update(max_grad_norm=norms[worst], max_grad_norm_step=worst,
+                       median_grad_norm=statistics.median(norms[step] for step in steps))
     elif (run / "checkpoint.pt").exists():
         row["note"] = "cut off during training (checkpoint only)"
     result = run / "result.json"
@@ -524,16 +525,18 @@ def main() -> None:
         return
     if args.out is None:
         parser.error("--out is required")
+    models = args.models.split(",")
+    rerun = set(models) if args.rerun == "all" else set(filter(None, args.rerun.split(",")))
+    if rerun - set(models):
+        parser.error(f"--rerun names {', '.join(sorted(rerun - set(models)))}, not among --models ({args.models})")
     args.out.mkdir(parents=True, exist_ok=True)
     session = Session(args.out, args.deadline, args.rehearse, args.budget)
     if args.commit:  # the runs' provenance names it (the copied tree has no .git)
         session.env["ISP_BENCH_GIT_COMMIT"] = args.commit
-    models = args.models.split(",")
     session.install_wheels()
     session.environment(args.commit)
     plan = session.plan(models)
     session.benchmarks(models, args.benchmark, args.inference_benchmark, args.loader_benchmark)
-    rerun = set(models) if args.rerun == "all" else set(filter(None, args.rerun.split(",")))
     rows = session.standard_runs(models, plan, rerun, args.concurrent or len(models))
     session.spare_time()
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -53,7 +53,7 @@ def _stage_gradient(model: torch.nn.Module, stage: dict[str, Any], batch: dict[s
                     precision: str | None) -> tuple[float, dict[str, torch.Tensor]]:
     """The loss and the trainable parameters' gradients (float64, CPU) of one pass of ``stage``'s objective on a
     copy of ``model``: as training computes it on ``device`` in ``precision``, or in float64 on the CPU (``None``)."""
-    from isp_bench.devices import autocast, memory_format, to_device
+    from isp_bench.devices import autocast, grad_scaler, memory_format, to_device
     from isp_bench.train.losses import get_objective
     from isp_bench.train.trainer import _set_trainable
 
@@ -69,8 +69,11 @@ def _stage_gradient(model: torch.nn.Module, stage: dict[str, Any], batch: dict[s
     model.train()
     with autocast(device, precision):
         loss = get_objective(stage["objective"])(model, batch, **stage["objective_args"])
-    loss.backward()
-    grads = {name: p.grad.detach().double().cpu() for name, p in model.named_parameters() if p.grad is not None}
+    scaler = grad_scaler(device, precision)  # fp16 trains with its loss scaled (else small gradients underflow)
+    scaler.scale(loss).backward()
+    scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+    grads = {name: p.grad.detach().double().cpu() / scale for name, p in model.named_parameters()
+             if p.grad is not None}
     return float(loss.detach()), grads
 
 

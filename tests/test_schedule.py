@@ -13,7 +13,7 @@ from isp_bench.models import create_model
 from isp_bench.runs import run_benchmark
 from isp_bench.synth import SynthConfig, generate
 from isp_bench.train.recipe import BUDGETS, RecipeError, list_recipes, load_recipe, resolve_recipe
-from isp_bench.train.trainer import lr_at, optimizer_step
+from isp_bench.train.trainer import _record_so_far, apply_gradients, lr_at, optimizer_step
 
 RECIPE = """model: unet
 paper: plain SGD, so that one step moves the weights by exactly lr x the (clipped) gradient
@@ -49,6 +49,18 @@ def test_optimizer_step_bounds_the_gradient_norm():
         assert norm == pytest.approx(5.0)  # the norm before clipping, whatever the bound
         assert float(weight.detach().norm()) == pytest.approx(moved)
         assert torch.allclose(weight / weight.norm(), target / 5)  # clipping rescales, never turns
+
+
+def test_a_gradient_that_is_not_finite_leaves_the_other_parameters_alone_without_a_bound():
+    finite, broken = torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2))
+    finite.grad, broken.grad = torch.tensor([1.0, 2.0]), torch.tensor([float("inf"), 0.0])
+    norm = apply_gradients(torch.optim.SGD([finite, broken], lr=1.0), torch.amp.GradScaler(enabled=False))
+    assert torch.isinf(norm) and torch.equal(finite.detach(), torch.tensor([-1.0, -2.0]))  # measured, not rescaled
+
+
+def test_a_checkpoint_from_before_gradient_norms_resumes_step_for_step():
+    record = _record_so_far({"losses": [0.3, 0.2], "validation_psnr": [], "seconds": 1.0})
+    assert record["grad_norms"] == [None, None]  # the next step's norm lands at its own index
 
 
 def test_the_trainer_honours_warmup_and_clipping(tmp_path):

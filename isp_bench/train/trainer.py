@@ -124,7 +124,7 @@ class StepLoss(torch.nn.Module):
 
 
 def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None = None,
-                   grad_clip_norm: float | None = None) -> float | None:
+                   grad_clip_norm: float | None = None) -> torch.Tensor:
     """Backward pass and parameter update; returns the gradient norm before clipping (:func:`apply_gradients`).
     With fp16 the loss is scaled before the backward pass and the gradients unscaled before the update (a
     step with non-finite gradients is skipped and the scale lowered); otherwise ``scaler`` passes through.
@@ -136,16 +136,21 @@ def optimizer_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler:
 
 
 def apply_gradients(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                    grad_clip_norm: float | None = None) -> float | None:
+                    grad_clip_norm: float | None = None) -> torch.Tensor:
     """The update of :func:`optimizer_step` once the backward pass has run. Returns the gradients' joint L2
-    norm before clipping (unscaled; ``None`` where it is not finite): a training spike's first sign."""
+    norm before clipping (unscaled; a 0-d tensor on their device, so that nothing waits for it unless read):
+    a training spike's first sign."""
     scaler.unscale_(optimizer)
-    # without a bound the gradients are scaled by exactly 1: the same update, and the norm comes from one call
-    norm = torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]],
-                                          math.inf if grad_clip_norm is None else grad_clip_norm).item()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    if grad_clip_norm is not None:
+        norm = torch.nn.utils.clip_grad_norm_(params, grad_clip_norm)
+    else:  # measured, the gradients untouched (a bound of inf would turn them all to NaN when one is not finite)
+        grads = [p.grad for p in params if p.grad is not None]
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])) if grads \
+            else torch.zeros(())
     scaler.step(optimizer)
     scaler.update()
-    return norm if math.isfinite(norm) else None
+    return norm
 
 
 def save_checkpoint(path: Path, model, optimizer, stage: int, step: int, progress: dict[str, Any],
@@ -306,7 +311,8 @@ def _record_so_far(checkpoint: dict[str, Any] | None) -> dict[str, Any]:
     and ``seconds`` of earlier sessions, from the checkpoint (empty without one)."""
     if checkpoint is None:
         return {"losses": [], "grad_norms": [], "validation_psnr": [], "seconds": 0.0}
-    return {"losses": list(checkpoint["losses"]), "grad_norms": list(checkpoint.get("grad_norms", [])),
+    losses = list(checkpoint["losses"])  # a checkpoint from before gradient norms were kept: unknown, step for step
+    return {"losses": losses, "grad_norms": list(checkpoint.get("grad_norms", [None] * len(losses))),
             "validation_psnr": list(checkpoint.get("validation_psnr", [])),
             "seconds": float(checkpoint.get("seconds", 0.0))}
 
@@ -397,7 +403,8 @@ class _Session:
         global_loss = distributed.mean(loss.item())
         if not math.isfinite(global_loss):
             raise FloatingPointError(f"{self.config['model']} stage {stage['name']} step {step}: loss is {global_loss}")
-        return global_loss, apply_gradients(optimizer, scaler, stage.get("grad_clip_norm"))
+        norm = float(apply_gradients(optimizer, scaler, stage.get("grad_clip_norm")))
+        return global_loss, norm if math.isfinite(norm) else None
 
     def validate_if_due(self, k: int, done: int) -> float | None:
         """After ``done`` steps of stage ``k``: the validation PSNR (dB), recorded and written to
