@@ -19,8 +19,8 @@ cosine. 16-bit autocast rounds activations, so its gradient is not the reference
 
 Why: the UNet-resbottleneck's standard run on an H200 (bf16) leapt from a loss of 0.015 to 0.24 at step 169 and to
 106 soon after, while the same steps on a CPU (fp32 or bf16, the same data) followed its losses to 3 decimals up
-to step 168 and then went on falling: the same weights and batch gave the GPU an update the CPU did not
-(pytorch/pytorch#150700 reports cuDNN gradients on H100 far from the CPU's; #163539 wrong bf16 convolutions for
+to step 168 and then went on falling: nearly the same weights and the same batch gave the GPU an update the CPU
+did not (pytorch/pytorch#150700 reports cuDNN gradients on H100 far from the CPU's; #163539 wrong bf16 convolutions for
 large inputs since cuDNN 9.10.2). At the first step the weights are not those of step 168, so a clean result here
 does not clear the GPU, but a bad one convicts it.
 
