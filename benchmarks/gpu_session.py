@@ -29,9 +29,9 @@ results ends inside the call's 600 s):
    with cores to spare (a minute);
 6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
    committed ``standard`` run yet (``--rerun [MODELS]`` runs those again, as reproductions), all at once
-   (``--concurrent``): alone each
-   uses 1–4 % of the GPU's matmul roof, so side by side they share it (four at once cost the UNet 12 % of its
-   rate alone on the H200). The host's cores are shared among their loaders. Every few seconds the session reads each run's ``progress.json``; when one would not end
+   (``--concurrent``): alone each uses 1–4 % of the GPU's matmul roof, so side by side they share it (four at
+   once cost the UNet 12 % of its rate alone on the H200). The host's cores are shared among their loaders.
+   Every few seconds the session reads each run's ``progress.json``; when one would not end
    before the deadline at its rate since the last change, the least wanted run still training is stopped
    (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
    With :data:`SPARE_S` seconds or more left once they have ended, ``benchmarks/deepisp_inference.py
@@ -213,8 +213,8 @@ class Session:
         self.say("$ (plan) generate the synthetic set, resolve the recipes")
         failed = "could not resolve the recipes or generate the synthetic set (see session.log)"
         try:
-            found = subprocess.run([sys.executable, "-c", PLAN, self.budget, str(self.runs), *models], cwd=REPO, env=self.env,
-                                   capture_output=True, text=True, timeout=max(1.0, self.left()))
+            found = subprocess.run([sys.executable, "-c", PLAN, self.budget, str(self.runs), *models], cwd=REPO,
+                                   env=self.env, capture_output=True, text=True, timeout=max(1.0, self.left()))
         except subprocess.TimeoutExpired:
             self.say("planning ran out of time")
             raise SystemExit(failed) from None
@@ -460,6 +460,18 @@ class Concurrent:
         return self.rows
 
 
+def extremes(name: str, per_step: list[float | None] | None) -> dict:
+    """``max_NAME`` (the first of equal largest), ``max_NAME_step`` and ``median_NAME`` of a per-step series,
+    steps without a value (``None``) left out; nothing for an empty or missing series."""
+    values = per_step or []
+    steps = [step for step, value in enumerate(values) if value is not None]
+    if not steps:
+        return {}
+    worst = max(steps, key=values.__getitem__)
+    return {f"max_{name}": values[worst], f"max_{name}_step": worst,
+            f"median_{name}": statistics.median(values[step] for step in steps)}
+
+
 def summarise(run: Path) -> dict:
     """Training and test figures of the run in folder ``run``."""
     if not run.is_dir():
@@ -474,16 +486,8 @@ def summarise(run: Path) -> dict:
                    validation_psnr=record.get("validation_psnr"), plateaus=record.get("plateaus"),
                    plateau=last.get("plateau"), gain_db=last.get("gain_db"),
                    gain_before_decay_db=last.get("before_decay", {}).get("gain_db"))
-        losses = record.get("losses") or []
-        if losses:
-            worst = max(range(len(losses)), key=losses.__getitem__)
-            row.update(max_loss=losses[worst], max_loss_step=worst, median_loss=statistics.median(losses))
-        norms = record.get("grad_norms") or []
-        steps = [step for step, norm in enumerate(norms) if norm is not None]
-        if steps:  # a spike that starts with a gradient far above the usual is numerical, not the schedule's
-            worst = max(steps, key=norms.__getitem__)
-            row.update(max_grad_norm=norms[worst], max_grad_norm_step=worst,
-                       median_grad_norm=statistics.median(norms[step] for step in steps))
+        # a spike of the loss that starts with a gradient far above the usual is numerical, not the schedule's
+        row.update(extremes("loss", record.get("losses")), **extremes("grad_norm", record.get("grad_norms")))
     elif (run / "checkpoint.pt").exists():
         row["note"] = "cut off during training (checkpoint only)"
     result = run / "result.json"

@@ -304,7 +304,8 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(found[0], dest)
                 shown.add(dest)
-                previews.append(f"| {r['model']} | {_kind_label(r)} | ![{r['model']}](previews/{dataset}/{dest.name}) |")
+                image = f"![{r['model']}](previews/{dataset}/{dest.name})"
+                previews.append(f"| {r['model']} | {_kind_label(r)} | {image} |")
         if previews:
             lines += ["", "Previews (upper-left: output, lower-right: ground truth):", "", "| model | kind | preview |",
                       "|---|---|---|", *previews]

@@ -418,7 +418,7 @@ class _Session:
         atomic_write_text(self.checkpoint_path.with_name(PROGRESS), json.dumps({
             "stage": stage["name"], "stage_index": k, "step": done, "stage_steps": stage["steps"],
             "steps_done": sum(steps[:k]) + done, "steps_total": sum(steps),
-            "seconds": self.record["seconds"] + time.perf_counter() - self.started, "validation_psnr": value}) + "\n")
+            "seconds": self.seconds_so_far(), "validation_psnr": value}) + "\n")
         return value
 
     def checkpoint_if_due(self, k: int, done: int, optimizer: torch.optim.Optimizer,
@@ -434,9 +434,13 @@ class _Session:
         else:
             save_checkpoint(self.checkpoint_path, self.model, optimizer, k, done, self.progress_so_far(), scaler)
 
+    def seconds_so_far(self) -> float:
+        """Training seconds of every session, this one up to now."""
+        return self.record["seconds"] + time.perf_counter() - self.started
+
     def progress_so_far(self) -> dict[str, Any]:
         """The record with ``seconds`` brought up to now."""
-        return {**self.record, "seconds": self.record["seconds"] + time.perf_counter() - self.started}
+        return {**self.record, "seconds": self.seconds_so_far()}
 
     def summary(self, resumed_from: dict[str, int] | None) -> dict[str, Any]:
         """The training record (see :func:`train`)."""
