@@ -4,7 +4,9 @@
 evaluated by isp-bench; ``submitted``: an outside model's predictions scored by ``isp-bench submit``),
 one row per (model, budget, seed, precision, dataset, split), the newest result by its provenance's
 finished time. A metric column is keyed by the metric's full spec (name, version, settings,
-reference): results whose specs differ go to separate columns and are never merged. Below, the
+reference): results whose specs differ go to separate columns and are never merged. A split of several
+subsets (the synthetic set's monitor and real-world pairs) also gets each run's means per subset
+(:func:`subset_table`). Below, the
 papers' rows for the dataset (:mod:`isp_bench.models.papers`) in a table of their own: method as
 printed, paper, table, protocol and one column per reported metric as
 :data:`~isp_bench.models.papers.METRIC_COLUMNS` maps it (a paper's metric whose definition differs from
@@ -32,6 +34,8 @@ from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.models.papers import ReportedResult, reported_datasets, reported_for, reported_results
 
 PLOT_METRIC = "psnr"
+SUBSET_METRICS = ("psnr", "delta_e76")
+"""The metrics broken down by subset: the two a learned model is held to against the classic pipeline."""
 SEED_PAPERS = ("DeepISP", "CameraNet", "CRISPnet")
 """The papers whose tables the scoreboard (``leaderboards/README.md``) follows."""
 
@@ -129,6 +133,55 @@ def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str]
         rows.append(cells)
     legend = {labels[k]: spec for k, spec in columns.items()}
     return header, rows, legend
+
+
+def subset_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str], list[list[str]]] | None:
+    """Header and rows of one split's :data:`SUBSET_METRICS` means per subset (``monitor``, ``real``, ...), from
+    each run's ``per_image.parquet``; None when the split has fewer than two subsets.
+
+    The papers score such subsets as separate test sets (CRISPnet's Table 2 the monitor pairs after training on
+    monitor data, its Table 1 the real-world pairs after fine-tuning on them), and a model whose last stage
+    trains on one subset (CRISPnet's recipe) shows here what that costs the other. Columns are keyed by the
+    metric's spec, as in :func:`build_table`."""
+    import pandas as pd
+
+    frames = {}
+    for r in results:
+        path = Path(r["_dir"]) / "per_image.parquet"
+        if path.is_file():
+            frame = pd.read_parquet(path)
+            if "subset" in frame.columns:
+                frames[r["run_id"]] = frame
+    counts: dict[str, int] = {}
+    for frame in frames.values():
+        for subset, n in frame["subset"].dropna().value_counts().items():
+            counts[subset] = max(counts.get(subset, 0), int(n))
+    if len(counts) < 2:
+        return None
+    columns: dict[tuple[str, str], dict] = {}
+    for r in results:
+        for name in SUBSET_METRICS:
+            if r["run_id"] in frames and name in r["metrics"] and name in frames[r["run_id"]].columns:
+                columns.setdefault((name, spec_key(r["metrics"][name]["spec"])), r["metrics"][name]["spec"])
+    names = [n for n, _ in columns]
+    header, keys = ["model", "kind"], []
+    for key, spec in columns.items():
+        label = key[0] if names.count(key[0]) == 1 else f"{key[0]} [{key[1]}]"
+        for subset in sorted(counts):
+            header.append(f"{label} {'↑' if spec['higher_is_better'] else '↓'} {subset} ({counts[subset]})")
+            keys.append((key, subset))
+    rows = []
+    for r in results:
+        frame = frames.get(r["run_id"])
+        if frame is None:
+            continue
+        means = frame.groupby("subset")[[n for n in set(names) if n in frame.columns]].mean()
+        cells = [r["model"], _kind_label(r)]
+        for (name, key), subset in keys:
+            matches = name in r["metrics"] and spec_key(r["metrics"][name]["spec"]) == key
+            cells.append(_fmt(means.at[subset, name]) if matches and subset in means.index else "")
+        rows.append(cells + [_run_link(r, out_dir)])
+    return header + ["run"], rows
 
 
 def _runnable_models() -> set[str]:
@@ -283,6 +336,11 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
     for split, group in sorted(by_split.items()):
         header, rows, legend = build_table(group, out_dir)
         lines += [f"## {split} split ({group[0]['manifest']['pairs_in_split']} pairs)", "", _markdown_table(header, rows), ""]
+        by_subset = subset_table(group, out_dir)
+        if by_subset:
+            lines += ["By subset (means over each subset's pairs, their number in parentheses; the papers score such "
+                      "subsets as separate test sets, and a model whose last training stage sees one subset shows "
+                      "here what that costs the other):", "", _markdown_table(*by_subset), ""]
         lines += ["Metric specs:", ""]
         for label, spec in legend.items():
             lines.append(f"- **{label}** (v{spec['version']}): {spec['reference']}; settings "

@@ -256,3 +256,32 @@ def test_a_model_run_at_two_budgets_shows_each_preview_and_each_missing_metric_o
     assert "| unet | measured (short) | ![unet](previews/synth/synth-unet-short-seed0-a__0001_scene__low_light.png) |" in page
     assert "| unet | measured (standard) |" in page
     assert page.count("lpips: ") == 1 and "lpips: no weights" in page
+
+
+def test_each_subset_of_a_split_gets_its_own_means(tmp_path):
+    """The synthetic test split holds monitor and real-world pairs (the CRISPnet paper's two test sets): the page
+    gives each run's PSNR and ΔE76 means per subset from its per_image.parquet, a run without one has no row
+    there, and a split of one subset gets no such table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    runs, out = tmp_path / "runs", tmp_path / "boards"
+    scores = pq.read_table(TEMPLATE.parent / "per_image.parquet")
+    pq.write_table(scores, _write_result(runs, "synth-cameranet-short-seed0-a") / "per_image.parquet")
+    _write_result(runs, "synth-unet-short-seed0-b", model="unet")  # no per-image scores
+    lines = build_leaderboard(runs, "synth", out).read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| model | kind | psnr ↑ monitor"))
+    assert header == ("| model | kind | psnr ↑ monitor (4) | psnr ↑ real (4) | delta_e76 ↓ monitor (4) | "
+                      "delta_e76 ↓ real (4) | run |")
+    table = lines[lines.index(header) + 2:]
+    row = table[0].split(" | ")
+    expected = [pc.mean(scores.filter(pc.equal(scores["subset"], subset))[name]).as_py()
+                for name in ("psnr", "delta_e76") for subset in ("monitor", "real")]
+    assert row[:2] == ["| cameranet", "measured (short)"] and [float(v) for v in row[2:6]] == pytest.approx(expected, 1e-3)
+    assert abs(expected[0] - expected[1]) > 1  # the subsets differ: the split's mean alone would hide it
+    assert not table[1].startswith("| unet")
+
+    one_subset = scores.set_column(scores.schema.get_field_index("subset"), "subset", pa.array(["real"] * len(scores)))
+    pq.write_table(one_subset, runs / "synth-cameranet-short-seed0-a" / "per_image.parquet")
+    assert "psnr ↑ monitor" not in build_leaderboard(runs, "synth", out).read_text()
