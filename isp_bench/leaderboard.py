@@ -3,12 +3,11 @@
 ``leaderboards/<dataset>.md``: per split, one table of the runs scored here (``measured``: trained and
 evaluated by isp-bench; ``submitted``: an outside model's predictions scored by ``isp-bench submit``),
 one row per (model, budget, seed, precision, dataset, split), the newest result by its provenance's
-finished time. A metric column is keyed by the metric's full spec (name, version, settings,
-reference): results whose specs differ go to separate columns and are never merged. A split of several
-subsets (the synthetic set's monitor and real-world pairs) also gets each run's means per subset
-(:func:`subset_table`). Below, the
-papers' rows for the dataset (:mod:`isp_bench.models.papers`) in a table of their own: method as
-printed, paper, table, protocol and one column per reported metric as
+finished time. A metric column is keyed by the metric's full spec (name, version, settings, reference):
+results whose specs differ go to separate columns and are never merged. A split of several subsets (the
+synthetic set's monitor and real-world pairs) also gets each run's means per subset
+(:func:`subset_table`). Below, the papers' rows for the dataset (:mod:`isp_bench.models.papers`) in a
+table of their own: method as printed, paper, table, protocol and one column per reported metric as
 :data:`~isp_bench.models.papers.METRIC_COLUMNS` maps it (a paper's metric whose definition differs from
 ours has a column of its own). A dataset with reported rows and no runs still gets its page.
 
