@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -106,15 +108,9 @@ def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str]
     Complexity columns: measured parameters and GMACs at 4032×3024 beside the papers' (from the CSV,
     GMACs = printed GFLOPs / the paper's FLOPs per MAC).
     """
-    columns: dict[tuple[str, str], dict] = {}
-    for r in results:
-        for name, m in r["metrics"].items():
-            columns.setdefault((name, spec_key(m["spec"])), m["spec"])
-    names = [n for n, _ in columns]
-    labels = {key: key[0] if names.count(key[0]) == 1 else f"{key[0]} [{key[1]}]" for key in columns}
-    arrows = {key: "↑" if spec["higher_is_better"] else "↓" for key, spec in columns.items()}
+    columns = _metric_columns(results)
     header = (["model", "kind", "params M", "params M (paper)", "GMACs @12MP", "GMACs (paper)"]
-              + [f"{labels[k]} {arrows[k]}" for k in columns] + ["run"])
+              + [f"{label} {_arrow(spec)}" for label, spec in columns.values()] + ["run"])
     rows = []
     for r in results:
         card = r.get("model_card") or {}
@@ -125,13 +121,35 @@ def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str]
                  _fmt(None if rep is None or rep.params is None else rep.params / 1e6),
                  _fmt(None if macs is None else macs / 1e9, 5),
                  _fmt(None if rep is None or rep.macs is None else rep.macs / 1e9, 5)]
-        for key in columns:
-            m = r["metrics"].get(key[0])
-            cells.append(_fmt(m["mean"]) if m and spec_key(m["spec"]) == key[1] else "")
+        cells += [_fmt(r["metrics"][key[0]]["mean"]) if _scored_with(r, key) else "" for key in columns]
         cells.append(_run_link(r, out_dir))
         rows.append(cells)
-    legend = {labels[k]: spec for k, spec in columns.items()}
+    legend = dict(columns.values())
     return header, rows, legend
+
+
+def _metric_columns(results: list[dict[str, Any]],
+                    names: Sequence[str] | None = None) -> dict[tuple[str, str], tuple[str, dict]]:
+    """The metric columns of ``results`` (``names`` only, in that order, when given), keyed by (metric, spec key)
+    in the order first met, each with its label and spec: the metric's name, or ``name [spec key]`` where the
+    results' specs of that metric differ (such columns are never merged)."""
+    specs: dict[tuple[str, str], dict] = {}
+    for r in results:
+        for name in r["metrics"] if names is None else names:
+            if name in r["metrics"]:
+                specs.setdefault((name, spec_key(r["metrics"][name]["spec"])), r["metrics"][name]["spec"])
+    counts = Counter(name for name, _ in specs)
+    return {key: (key[0] if counts[key[0]] == 1 else f"{key[0]} [{key[1]}]", spec) for key, spec in specs.items()}
+
+
+def _arrow(spec: dict[str, Any]) -> str:
+    return "↑" if spec["higher_is_better"] else "↓"
+
+
+def _scored_with(result: dict[str, Any], key: tuple[str, str]) -> bool:
+    """Whether ``result`` has the metric of column ``key`` (metric, spec key) under that spec."""
+    m = result["metrics"].get(key[0])
+    return m is not None and spec_key(m["spec"]) == key[1]
 
 
 def subset_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str], list[list[str]]] | None:
@@ -144,43 +162,31 @@ def subset_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str
     metric's spec, as in :func:`build_table`."""
     import pandas as pd
 
-    frames = {}
+    means, sizes = {}, {}  # per run: the subsets' metric means, the subsets' sizes
     for r in results:
         path = Path(r["_dir"]) / "per_image.parquet"
         if path.is_file():
             frame = pd.read_parquet(path)
             if "subset" in frame.columns:
-                frames[r["run_id"]] = frame
-    counts: dict[str, int] = {}
-    for frame in frames.values():
-        for subset, n in frame["subset"].dropna().value_counts().items():
-            counts[subset] = max(counts.get(subset, 0), int(n))
-    if len(counts) < 2:
+                by_subset = frame.groupby("subset")
+                means[r["run_id"]] = by_subset[[n for n in SUBSET_METRICS if n in frame.columns]].mean()
+                sizes[r["run_id"]] = by_subset.size()
+    subsets = sorted({subset for size in sizes.values() for subset in size.index})
+    if len(subsets) < 2:
         return None
-    columns: dict[tuple[str, str], dict] = {}
-    for r in results:
-        for name in SUBSET_METRICS:
-            if r["run_id"] in frames and name in r["metrics"] and name in frames[r["run_id"]].columns:
-                columns.setdefault((name, spec_key(r["metrics"][name]["spec"])), r["metrics"][name]["spec"])
-    names = [n for n, _ in columns]
-    header, keys = ["model", "kind"], []
-    for key, spec in columns.items():
-        label = key[0] if names.count(key[0]) == 1 else f"{key[0]} [{key[1]}]"
-        for subset in sorted(counts):
-            header.append(f"{label} {'↑' if spec['higher_is_better'] else '↓'} {subset} ({counts[subset]})")
-            keys.append((key, subset))
+    counts = {subset: max(int(size.get(subset, 0)) for size in sizes.values()) for subset in subsets}
+    scored = [r for r in results if r["run_id"] in means]
+    columns = _metric_columns(scored, SUBSET_METRICS)
+    header = ["model", "kind"] + [f"{label} {_arrow(spec)} {subset} ({counts[subset]})"
+                                  for label, spec in columns.values() for subset in subsets] + ["run"]
     rows = []
-    for r in results:
-        frame = frames.get(r["run_id"])
-        if frame is None:
-            continue
-        means = frame.groupby("subset")[[n for n in set(names) if n in frame.columns]].mean()
-        cells = [r["model"], _kind_label(r)]
-        for (name, key), subset in keys:
-            matches = name in r["metrics"] and spec_key(r["metrics"][name]["spec"]) == key
-            cells.append(_fmt(means.at[subset, name]) if matches and subset in means.index else "")
-        rows.append(cells + [_run_link(r, out_dir)])
-    return header + ["run"], rows
+    for r in scored:
+        table = means[r["run_id"]]
+        rows.append([r["model"], _kind_label(r)]
+                    + [_fmt(table.at[subset, key[0]]) if _scored_with(r, key) and subset in table.index else ""
+                       for key in columns for subset in subsets]
+                    + [_run_link(r, out_dir)])
+    return header, rows
 
 
 def _runnable_models() -> set[str]:

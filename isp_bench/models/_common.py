@@ -127,8 +127,9 @@ def mirror_border(padded: torch.Tensor, left: int, right: int, top: int, bottom:
 class _ReflectPad(torch.autograd.Function):
     """``F.pad(x, (left, right, top, bottom), mode="reflect")`` into a channels-last tensor: ``x`` is copied once
     into the inside, the left and right borders from ``x``'s mirrored columns, then the top and bottom rows
-    (corners included) from the padded rows (the edge itself is not repeated). The backward pass folds the borders back onto the pixels
-    they mirror: one copy of the gradient, where autograd's record of the in-place fills made several."""
+    (corners included) from the padded rows (the edge itself is not repeated). The backward pass folds the
+    borders back onto the pixels they mirror: one copy of the gradient, where autograd's record of the in-place
+    fills made several."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, left: int, right: int, top: int, bottom: int) -> torch.Tensor:
