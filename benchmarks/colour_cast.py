@@ -1,0 +1,181 @@
+"""How much of a trained run's ΔE76 is a global colour cast, and what do its global inputs do?
+
+Rerun (each RUN a trained run folder holding its ``model.pt``, e.g. after ``isp-bench run``; seconds per run)::
+
+    python benchmarks/colour_cast.py runs/synth-crispnet-standard-seed0-a733cf05 \\
+        runs/synth-unet-resbottleneck-standard-seed0-338cf3e6 runs/synth-classic-short-seed0-03cb8581
+
+Per run, its test split rendered as ``isp-bench evaluate`` renders it (the run's precision, tiled, full
+resolution), then per frame and on average, in CIE 1976 L*a*b* (colour-science, sRGB, D65):
+
+- ΔE76 as scored, and ΔE76 once the prediction is corrected in linear light by the least-squares per-channel gain
+  (a white-balance error) and by the least-squares 3×3 matrix (any global colour transform); what remains after
+  them is not global;
+- the mean offset ΔL*, Δa*, Δb* (the direction of the cast) and mean chroma C* against the target's.
+
+For models with global inputs (:attr:`IspModel.metadata`):
+
+- ``wb``: test PSNR with every frame given, in turn, each as-shot white balance of the training split (a model
+  that uses its WB input moves; one that ignores it does not);
+- a global branch (``compute_global``): its output replaced by its mean over the training frames, on the train
+  and test splits (how much the model relies on it), and each frame's distance from that mean (relative L2).
+
+Measured on 2 CPU cores (2026-11-30, commit after 443d9e8): CRISPnet standard ΔE76 9.31 -> 5.77 with per-channel
+gains (UNet-resbottleneck 6.92 -> 5.68, classic 7.49 -> 6.44); CRISPnet's test PSNR moves 26.60-26.94 dB over
+the six training lights' WB (it ignores its WB input), its global branch set to the training mean costs 2.3 dB on
+the train split and 3.1 on test, and every frame sits 0.8-1.4 (relative) from that mean.
+
+Writes benchmarks/results/colour-cast.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import colour
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import provenance, save  # noqa: E402
+
+from isp_bench.data.cache import preprocess_row  # noqa: E402
+from isp_bench.data.dataset import PairDataset  # noqa: E402
+from isp_bench.evaluate.scoring import evaluate_model, prediction_path  # noqa: E402
+from isp_bench.images import read_image  # noqa: E402
+from isp_bench.models import create_model  # noqa: E402
+from isp_bench.runs import resolve_dataset  # noqa: E402
+from isp_bench.train.trainer import FINAL  # noqa: E402
+
+_SRGB = colour.RGB_COLOURSPACES["sRGB"]
+_D65 = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]
+
+
+def lab(linear_rgb: np.ndarray) -> np.ndarray:
+    return colour.XYZ_to_Lab(linear_rgb @ _SRGB.matrix_RGB_to_XYZ.T, illuminant=_D65)
+
+
+def mean_delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(((a - b) ** 2).sum(-1)).mean())
+
+
+def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
+    """The figures of one frame (both H×W×3 display sRGB in [0, 1])."""
+    pred_lin, target_lin = colour.models.eotf_sRGB(prediction), colour.models.eotf_sRGB(target)
+    pred_lab, target_lab = lab(pred_lin), lab(target_lin)
+    x, y = pred_lin.reshape(-1, 3), target_lin.reshape(-1, 3)
+    gains = (x * y).sum(0) / (x * x).sum(0)
+    matrix = np.linalg.lstsq(x, y, rcond=None)[0]
+    chroma = lambda v: float(np.hypot(v[..., 1], v[..., 2]).mean())  # noqa: E731
+    return {
+        "delta_e76": mean_delta_e(pred_lab, target_lab),
+        "delta_e76_after_channel_gains": mean_delta_e(lab(np.clip(pred_lin * gains, 0, 1)), target_lab),
+        "delta_e76_after_3x3": mean_delta_e(lab(np.clip(x @ matrix, 0, 1)).reshape(target_lab.shape), target_lab),
+        "channel_gains": gains.round(4).tolist(),
+        "mean_delta_lab": (pred_lab - target_lab).reshape(-1, 3).mean(0).round(3).tolist(),
+        "chroma": chroma(pred_lab), "target_chroma": chroma(target_lab),
+    }
+
+
+def load_run(run_dir: Path):
+    config = json.loads((run_dir / "config.json").read_text())
+    model = create_model(config["model"])
+    if (run_dir / FINAL).exists():
+        model.load_state_dict(torch.load(run_dir / FINAL, map_location="cpu", weights_only=True))
+    elif config["stages"]:
+        raise SystemExit(f"{run_dir}: no {FINAL}; train it first (`isp-bench run --recipe {config['recipe']} "
+                         f"--budget {config['budget']} --precision {config['precision']}`)")
+    return config, model.eval()
+
+
+def mean_psnr(model, manifest, root, split: str, precision: str) -> float:
+    frame, _ = evaluate_model(model, manifest, root, split=split, metrics=("psnr",), precision=precision,
+                              n_previews=0, progress=False)
+    return round(float(frame["psnr"].mean()), 3)
+
+
+def probe_inputs(model, manifest, root, precision: str) -> dict:
+    """Test PSNR under each training light's as-shot WB; the global branch replaced by its training mean."""
+    out: dict = {}
+    train_rows = [r for r in manifest.rows() if r["split"] == "train"]
+    render, metadata = model.render, getattr(model, "metadata", ())
+    if "wb" in metadata:
+        lights = sorted({tuple(r["wb_as_shot"]) for r in train_rows})
+        out["test_psnr_by_forced_wb"] = {}
+        for r, g, b in lights:
+            forced = torch.tensor([[r, g, g, b]])
+            model.render = lambda batch, forced=forced: render({**batch, "wb": forced.to(batch["wb"].dtype)})
+            out["test_psnr_by_forced_wb"][f"{r:.3f},{g:.3f},{b:.3f}"] = mean_psnr(model, manifest, root, "test",
+                                                                                   precision)
+        model.render = render
+    if "thumb" in metadata and hasattr(model, "compute_global"):
+        def global_of(split):
+            dataset = PairDataset(manifest, root, split, progress=False)
+            values = {}
+            for i in range(len(dataset)):
+                sample = dataset[i]
+                batch = {k: v[None] for k, v in sample.items() if isinstance(v, torch.Tensor)
+                         and k not in ("target", "linear_target")}
+                with torch.no_grad():
+                    values[sample["pair_id"]] = {k: v.float() for k, v in model.compute_global(batch).items()}
+            return values
+        train, test = global_of("train"), global_of("test")
+        mean = {k: torch.stack([v[k] for v in train.values()]).mean(0) for k in next(iter(train.values()))}
+        distance = lambda v: round(float(sum((v[k] - mean[k]).norm() ** 2 for k in mean) ** 0.5  # noqa: E731
+                                         / sum(m.norm() ** 2 for m in mean.values()) ** 0.5), 3)
+        out["global_distance_from_train_mean"] = {pid: distance(v) for pid, v in {**train, **test}.items()}
+        compute_global = model.compute_global
+        model.compute_global = lambda batch, tiler=None: {k: v.to(batch["raw"].dtype) for k, v in mean.items()}
+        out["psnr_with_global_at_train_mean"] = {s: mean_psnr(model, manifest, root, s, precision)
+                                                 for s in ("train", "test")}
+        model.compute_global = compute_global
+        out["psnr"] = {s: mean_psnr(model, manifest, root, s, precision) for s in ("train", "test")}
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="trained run folders (with model.pt)")
+    args = parser.parse_args(argv)
+    report = {"provenance": provenance(("isp-bench", "torch", "colour-science")), "runs": {}}
+    for run_dir in args.runs:
+        config, model = load_run(run_dir)
+        manifest, root = resolve_dataset(config["dataset"], progress=False)
+        with tempfile.TemporaryDirectory() as tmp:
+            evaluate_model(model, manifest, root, split=config["eval"]["split"], metrics=("psnr",),
+                           precision=config["precision"], predictions_dir=Path(tmp), n_previews=0, progress=False)
+            frames = {}
+            for row in manifest.rows():
+                if row["split"] != config["eval"]["split"]:
+                    continue
+                prediction = read_image(prediction_path(Path(tmp), row["pair_id"])).astype(np.float64) / 65535
+                target = preprocess_row(root, row)["target"].transpose(1, 2, 0).astype(np.float64) / 65535
+                frames[row["pair_id"]] = cast(prediction, target)
+        keys = ("delta_e76", "delta_e76_after_channel_gains", "delta_e76_after_3x3")
+        mean = {k: round(float(np.mean([f[k] for f in frames.values()])), 3) for k in keys}
+        mean["mean_delta_lab"] = np.mean([f["mean_delta_lab"] for f in frames.values()], 0).round(3).tolist()
+        entry = {"config": {k: config[k] for k in ("model", "recipe", "budget", "precision", "seed")},
+                 "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"])}
+        report["runs"][run_dir.name] = entry
+        print(f"{run_dir.name}: dE76 {mean['delta_e76']:.2f}, after per-channel gains "
+              f"{mean['delta_e76_after_channel_gains']:.2f}, after a 3x3 {mean['delta_e76_after_3x3']:.2f}")
+        for pair_id, f in frames.items():
+            print(f"  {pair_id:44s} dE76 {f['delta_e76']:5.2f} -> {f['delta_e76_after_channel_gains']:5.2f} "
+                  f"(gains {f['channel_gains']}) -> {f['delta_e76_after_3x3']:5.2f}; mean dL*, da*, db* "
+                  f"{f['mean_delta_lab']}")
+        for key in ("test_psnr_by_forced_wb", "psnr", "psnr_with_global_at_train_mean"):
+            if key in entry:
+                print(f"  {key}: {entry[key]}")
+        if "global_distance_from_train_mean" in entry:
+            d = entry["global_distance_from_train_mean"].values()
+            print(f"  global branch, distance of a frame's output from the training mean: {min(d):.2f}-{max(d):.2f}")
+    print(f"wrote {save('colour-cast', report)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
