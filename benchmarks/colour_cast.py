@@ -6,7 +6,7 @@ Rerun (each RUN a trained run folder holding its ``model.pt``, e.g. after ``isp-
         runs/synth-unet-resbottleneck-standard-seed0-338cf3e6 runs/synth-classic-short-seed0-03cb8581
 
 Per run, its test split rendered as ``isp-bench evaluate`` renders it (the run's precision, tiled, full
-resolution), then per frame and on average, in CIE 1976 L*a*b* (colour-science, sRGB, D65):
+resolution), then per frame and on average, in CIE 1976 L*a*b* (the ``delta_e76`` metric's pipeline):
 
 - ΔE76 as scored, and ΔE76 once the prediction is corrected in linear light by the least-squares per-channel gain
   (a white-balance error) and by the least-squares 3×3 matrix (any global colour transform); what remains after
@@ -36,45 +36,35 @@ import sys
 import tempfile
 from pathlib import Path
 
-import colour
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import provenance, save  # noqa: E402
 
+from isp_bench.colorimetry import srgb_decode, srgb_encode  # noqa: E402
 from isp_bench.data.cache import preprocess_row  # noqa: E402
 from isp_bench.data.dataset import PairDataset  # noqa: E402
 from isp_bench.evaluate.scoring import evaluate_model, prediction_path  # noqa: E402
 from isp_bench.images import read_image  # noqa: E402
+from isp_bench.metrics.color import delta_e76, srgb_to_lab  # noqa: E402
 from isp_bench.models import create_model  # noqa: E402
 from isp_bench.runs import resolve_dataset  # noqa: E402
 from isp_bench.train.trainer import FINAL  # noqa: E402
 
-_SRGB = colour.RGB_COLOURSPACES["sRGB"]
-_D65 = colour.CCS_ILLUMINANTS["CIE 1931 2 Degree Standard Observer"]["D65"]
-
-
-def lab(linear_rgb: np.ndarray) -> np.ndarray:
-    return colour.XYZ_to_Lab(linear_rgb @ _SRGB.matrix_RGB_to_XYZ.T, illuminant=_D65)
-
-
-def mean_delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(((a - b) ** 2).sum(-1)).mean())
-
-
 def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
-    """The figures of one frame (both H×W×3 display sRGB in [0, 1])."""
-    pred_lin, target_lin = colour.models.eotf_sRGB(prediction), colour.models.eotf_sRGB(target)
-    pred_lab, target_lab = lab(pred_lin), lab(target_lin)
+    """The figures of one frame (both H×W×3 display sRGB in [0, 1]), through the metric's own pipeline."""
+    pred_lin, target_lin = srgb_decode(prediction), srgb_decode(target)
     x, y = pred_lin.reshape(-1, 3), target_lin.reshape(-1, 3)
     gains = (x * y).sum(0) / (x * x).sum(0)
     matrix = np.linalg.lstsq(x, y, rcond=None)[0]
-    chroma = lambda v: float(np.hypot(v[..., 1], v[..., 2]).mean())  # noqa: E731
+    corrected = lambda linear: srgb_encode(np.clip(linear, 0, 1).reshape(target.shape))  # noqa: E731
+    pred_lab, target_lab = srgb_to_lab(prediction), srgb_to_lab(target)
+    chroma = lambda lab: float(np.hypot(lab[..., 1], lab[..., 2]).mean())  # noqa: E731
     return {
-        "delta_e76": mean_delta_e(pred_lab, target_lab),
-        "delta_e76_after_channel_gains": mean_delta_e(lab(np.clip(pred_lin * gains, 0, 1)), target_lab),
-        "delta_e76_after_3x3": mean_delta_e(lab(np.clip(x @ matrix, 0, 1)).reshape(target_lab.shape), target_lab),
+        "delta_e76": delta_e76(prediction, target),
+        "delta_e76_after_channel_gains": delta_e76(corrected(x * gains), target),
+        "delta_e76_after_3x3": delta_e76(corrected(x @ matrix), target),
         "channel_gains": gains.round(4).tolist(),
         "mean_delta_lab": (pred_lab - target_lab).reshape(-1, 3).mean(0).round(3).tolist(),
         "chroma": chroma(pred_lab), "target_chroma": chroma(target_lab),

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,23 @@ def test_the_gradient_check_passes_float32_and_flags_a_gradient_that_turned(tmp_
     verdict = gradient_check.compare(turned, reference)
     assert (verdict["cosine"], verdict["norm_ratio"], verdict["suspect"]) == (pytest.approx(0), pytest.approx(1), True)
     assert verdict["worst_parameter"] == "a"  # b's reference gradient is negligible: no cosine of its own
+
+
+def test_colour_cast_separates_a_white_balance_error_from_the_rest():
+    """benchmarks/colour_cast.py: a prediction that is the target with its linear channels scaled is a pure
+    white-balance cast: the per-channel gains found undo the scaling, and nothing is left after them; a cast
+    that mixes channels is left by the gains and removed by the 3×3 matrix; the ΔE76 is the metric's."""
+    from isp_bench.colorimetry import srgb_decode, srgb_encode
+    from isp_bench.metrics import get_metric
+
+    colour_cast = _load("colour_cast")
+    target = np.random.default_rng(0).uniform(0.05, 0.95, (32, 48, 3))
+    scaled = srgb_encode(srgb_decode(target) * [0.8, 1.0, 0.9])
+    figures = colour_cast.cast(scaled, target)
+    np.testing.assert_allclose(figures["channel_gains"], [1.25, 1.0, 1 / 0.9], atol=1e-4)
+    assert figures["delta_e76"] == pytest.approx(get_metric("delta_e76")(scaled, target))
+    assert figures["delta_e76"] > 2 and figures["delta_e76_after_channel_gains"] < 1e-3
+    mixing = np.array([[0.9, 0.1, 0.0], [0.05, 0.9, 0.05], [0.0, 0.1, 0.8]])
+    mixed = srgb_encode(srgb_decode(target) @ mixing.T)
+    figures = colour_cast.cast(mixed, target)
+    assert figures["delta_e76_after_channel_gains"] > 1 and figures["delta_e76_after_3x3"] < 1e-3
