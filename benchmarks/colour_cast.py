@@ -40,17 +40,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import provenance, save  # noqa: E402
+from _common import provenance, save
 
-from isp_bench.colorimetry import srgb_decode, srgb_encode  # noqa: E402
-from isp_bench.data.cache import preprocess_row  # noqa: E402
-from isp_bench.data.dataset import PairDataset  # noqa: E402
-from isp_bench.evaluate.scoring import evaluate_model, prediction_path  # noqa: E402
-from isp_bench.images import read_image  # noqa: E402
-from isp_bench.metrics.color import delta_e76, srgb_to_lab  # noqa: E402
-from isp_bench.models import create_model  # noqa: E402
-from isp_bench.runs import resolve_dataset  # noqa: E402
-from isp_bench.train.trainer import FINAL  # noqa: E402
+from isp_bench.colorimetry import srgb_decode, srgb_encode
+from isp_bench.data.cache import preprocess_row
+from isp_bench.data.dataset import PairDataset
+from isp_bench.evaluate.scoring import evaluate_model, prediction_path
+from isp_bench.images import read_image
+from isp_bench.metrics.color import delta_e76, srgb_to_lab
+from isp_bench.models import create_model
+from isp_bench.runs import resolve_dataset
+from isp_bench.train.trainer import FINAL
+
 
 def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
     """The figures of one frame (both H×W×3 display sRGB in [0, 1]), through the metric's own pipeline."""
@@ -58,9 +59,9 @@ def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
     x, y = pred_lin.reshape(-1, 3), target_lin.reshape(-1, 3)
     gains = (x * y).sum(0) / (x * x).sum(0)
     matrix = np.linalg.lstsq(x, y, rcond=None)[0]
-    corrected = lambda linear: srgb_encode(np.clip(linear, 0, 1).reshape(target.shape))  # noqa: E731
+    corrected = lambda linear: srgb_encode(np.clip(linear, 0, 1).reshape(target.shape))
     pred_lab, target_lab = srgb_to_lab(prediction), srgb_to_lab(target)
-    chroma = lambda lab: float(np.hypot(lab[..., 1], lab[..., 2]).mean())  # noqa: E731
+    chroma = lambda lab: float(np.hypot(lab[..., 1], lab[..., 2]).mean())
     return {
         "delta_e76": delta_e76(prediction, target),
         "delta_e76_after_channel_gains": delta_e76(corrected(x * gains), target),
@@ -115,7 +116,7 @@ def probe_inputs(model, manifest, root, precision: str) -> dict:
             return values
         train, test = global_of("train"), global_of("test")
         mean = {k: torch.stack([v[k] for v in train.values()]).mean(0) for k in next(iter(train.values()))}
-        distance = lambda v: round(float(sum((v[k] - mean[k]).norm() ** 2 for k in mean) ** 0.5  # noqa: E731
+        distance = lambda v: round(float(sum((v[k] - mean[k]).norm() ** 2 for k in mean) ** 0.5
                                          / sum(m.norm() ** 2 for m in mean.values()) ** 0.5), 3)
         out["global_distance_from_train_mean"] = {pid: distance(v) for pid, v in {**train, **test}.items()}
         compute_global = model.compute_global
@@ -148,7 +149,8 @@ def main(argv=None) -> int:
         keys = ("delta_e76", "delta_e76_after_channel_gains", "delta_e76_after_3x3")
         mean = {k: round(float(np.mean([f[k] for f in frames.values()])), 3) for k in keys}
         mean["mean_delta_lab"] = np.mean([f["mean_delta_lab"] for f in frames.values()], 0).round(3).tolist()
-        entry = {"config": {k: config[k] for k in ("model", "recipe", "budget", "precision", "seed")},
+        recorded = ("model", "recipe", "budget", "precision", "seed", "manifest_content_hash")
+        entry = {"config": {k: config[k] for k in recorded},
                  "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"])}
         report["runs"][run_dir.name] = entry
         print(f"{run_dir.name}: dE76 {mean['delta_e76']:.2f}, after per-channel gains "
