@@ -20,10 +20,10 @@ For models with global inputs (:attr:`IspModel.metadata`):
 - a global branch (``compute_global``): its output replaced by its mean over the training frames, on the train
   and test splits (how much the model relies on it), and each frame's distance from that mean (relative L2).
 
-Measured on 2 CPU cores (2026-11-30, commit after 443d9e8): CRISPnet standard ΔE76 9.31 -> 5.77 with per-channel
-gains (UNet-resbottleneck 6.92 -> 5.68, classic 7.49 -> 6.44); CRISPnet's test PSNR moves 26.60-26.94 dB over
-the six training lights' WB (it ignores its WB input), its global branch set to the training mean costs 2.3 dB on
-the train split and 3.1 on test, and every frame sits 0.8-1.4 (relative) from that mean.
+Measured on 2 CPU cores (2026-11-30, commit 98d2a6b, the three runs above): CRISPnet standard ΔE76 9.31 -> 5.77 with
+per-channel gains (UNet-resbottleneck 6.92 -> 5.68, classic 7.49 -> 6.44); CRISPnet's test PSNR moves 26.60-26.94 dB
+over the six training lights' WB (it all but ignores its WB input), its global branch set to the training mean costs
+2.3 dB on the train split and 3.1 on test, and every frame sits 0.8-1.4 (relative) from that mean.
 
 Writes benchmarks/results/colour-cast.json.
 """
