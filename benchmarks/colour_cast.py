@@ -43,9 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import provenance, save
 
 from isp_bench.colorimetry import srgb_decode, srgb_encode
-from isp_bench.data.cache import preprocess_row
 from isp_bench.data.dataset import PairDataset
-from isp_bench.evaluate.scoring import evaluate_model, prediction_path
+from isp_bench.evaluate.scoring import evaluate_model, pair_truth, prediction_path
 from isp_bench.images import read_image
 from isp_bench.metrics.color import delta_e76, srgb_to_lab
 from isp_bench.models import create_model
@@ -89,13 +88,13 @@ def mean_psnr(model, manifest, root, split: str, precision: str) -> float:
     return round(float(frame["psnr"].mean()), 3)
 
 
-def probe_inputs(model, manifest, root, precision: str) -> dict:
-    """Test PSNR under each training light's as-shot WB; the global branch replaced by its training mean."""
+def probe_inputs(model, manifest, root, precision: str, test_psnr: float) -> dict:
+    """Test PSNR under each training light's as-shot WB; the global branch replaced by its training mean
+    (``test_psnr``: the model's own, already measured)."""
     out: dict = {}
-    train_rows = [r for r in manifest.rows() if r["split"] == "train"]
     render, metadata = model.render, getattr(model, "metadata", ())
     if "wb" in metadata:
-        lights = sorted({tuple(r["wb_as_shot"]) for r in train_rows})
+        lights = sorted({tuple(r["wb_as_shot"]) for r in manifest.rows() if r["split"] == "train"})
         out["test_psnr_by_forced_wb"] = {}
         for r, g, b in lights:
             forced = torch.tensor([[r, g, g, b]])
@@ -124,7 +123,7 @@ def probe_inputs(model, manifest, root, precision: str) -> dict:
         out["psnr_with_global_at_train_mean"] = {s: mean_psnr(model, manifest, root, s, precision)
                                                  for s in ("train", "test")}
         model.compute_global = compute_global
-        out["psnr"] = {s: mean_psnr(model, manifest, root, s, precision) for s in ("train", "test")}
+        out["psnr"] = {"train": mean_psnr(model, manifest, root, "train", precision), "test": test_psnr}
     return out
 
 
@@ -136,22 +135,23 @@ def main(argv=None) -> int:
     for run_dir in args.runs:
         config, model = load_run(run_dir)
         manifest, root = resolve_dataset(config["dataset"], progress=False)
+        if config["eval"]["split"] != "test":
+            raise SystemExit(f"{run_dir}: evaluated on {config['eval']['split']!r}; this script reads test runs")
         with tempfile.TemporaryDirectory() as tmp:
-            evaluate_model(model, manifest, root, split=config["eval"]["split"], metrics=("psnr",),
-                           precision=config["precision"], predictions_dir=Path(tmp), n_previews=0, progress=False)
-            frames = {}
-            for row in manifest.rows():
-                if row["split"] != config["eval"]["split"]:
-                    continue
-                prediction = read_image(prediction_path(Path(tmp), row["pair_id"])).astype(np.float64) / 65535
-                target = preprocess_row(root, row)["target"].transpose(1, 2, 0).astype(np.float64) / 65535
-                frames[row["pair_id"]] = cast(prediction, target)
+            scored, _ = evaluate_model(model, manifest, root, split="test", metrics=("psnr",),
+                                       precision=config["precision"], predictions_dir=Path(tmp), n_previews=0,
+                                       progress=False)
+            test = PairDataset(manifest, root, "test", progress=False)  # the cache evaluate_model built: the truth
+            frames = {row["pair_id"]: cast(read_image(prediction_path(Path(tmp), row["pair_id"])) / 65535,
+                                           pair_truth(test.cache, row, "target"))
+                      for row in test.rows}
         keys = ("delta_e76", "delta_e76_after_channel_gains", "delta_e76_after_3x3")
         mean = {k: round(float(np.mean([f[k] for f in frames.values()])), 3) for k in keys}
         mean["mean_delta_lab"] = np.mean([f["mean_delta_lab"] for f in frames.values()], 0).round(3).tolist()
         recorded = ("model", "recipe", "budget", "precision", "seed", "manifest_content_hash")
         entry = {"config": {k: config[k] for k in recorded},
-                 "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"])}
+                 "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"],
+                                                                  round(float(scored["psnr"].mean()), 3))}
         report["runs"][run_dir.name] = entry
         print(f"{run_dir.name}: dE76 {mean['delta_e76']:.2f}, after per-channel gains "
               f"{mean['delta_e76_after_channel_gains']:.2f}, after a 3x3 {mean['delta_e76_after_3x3']:.2f}")
