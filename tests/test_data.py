@@ -18,6 +18,7 @@ from isp_bench.batches import NEUTRAL_METADATA, frame_batch, metadata_tensors
 from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, patch_views
 from isp_bench.data.augment import pattern_after
 from isp_bench.data.cache import classic_linear_target
+from isp_bench.errors import IspBenchError
 from isp_bench.ingest import ingest
 from isp_bench.raw import RawCapture, pack_rggb, unpack_rggb
 from isp_bench.synth import SynthConfig, generate
@@ -76,6 +77,26 @@ def test_a_batch_is_its_samples_stacked(data):
     assert batch["raw"].shape == (8, 4, 16, 24) and batch["target"].shape == (8, 3, 32, 48)
     # every item a pure function of (seed, epoch, item), whichever batch it is asked in
     assert torch.equal(ds[[17]]["raw"][0], batch["raw"][2]) and torch.equal(ds[40]["target"], batch["target"][3])
+
+
+def test_illuminant_gains_recolour_the_raw_and_the_white_balance_undoes_them(data):
+    kwargs = dict(cache_dir=data["cache"], patch=(32, 48), augment=True, inputs=("raw", "rgb", "thumb"),
+                  samples_per_epoch=64, seed=11, progress=False)
+    plain = PairDataset(data["manifest"], data["root"], "train", **kwargs)
+    lit = PairDataset(data["manifest"], data["root"], "train", illuminant_gains=(0.67, 1.5), **kwargs)
+    items = list(range(64))
+    a, b = plain[items], lit[items]
+    gains = a["wb"] / b["wb"]  # the white balance is divided by the gains
+    assert torch.equal(gains[:, 1:3], torch.ones(64, 2))
+    assert 0.67 <= gains.min() and gains.max() <= 1.5 and gains[:, [0, 3]].std() > 0.1  # spread over the range
+    assert torch.allclose(b["raw"], (a["raw"] * gains[:, :, None, None]).clamp(max=1), rtol=1e-6)
+    assert (b["raw"] * b["wb"][:, :, None, None] - a["raw"] * a["wb"][:, :, None, None])[b["raw"] < 1].abs().max() < 1e-5
+    assert torch.allclose(b["thumb"], (a["thumb"] * gains[:, [0, 1, 3], None, None]).clamp(max=1), rtol=1e-6)
+    assert torch.allclose(b["rgb"][:, 1], a["rgb"][:, 1]) and not torch.allclose(b["rgb"][:, 0], a["rgb"][:, 0])
+    assert torch.equal(b["target"], a["target"])  # the scene, hence its rendering, is the same
+    assert torch.equal(lit[[5, 9]]["wb"], b["wb"][[5, 9]])  # a pure function of (seed, epoch, item)
+    with pytest.raises(IspBenchError, match="0 < lo <= 1 <= hi"):
+        PairDataset(data["manifest"], data["root"], "train", illuminant_gains=(1.2, 1.5), **kwargs)
 
 
 def test_batch_loader_gives_the_same_batches_with_worker_processes_or_threads(data):

@@ -514,6 +514,8 @@ def test_a_recipe_with_a_base_is_the_base_with_its_own_keys_over_it(tmp_path):
     (("short: {steps: 10", "short: {epochs: 3, steps: 10"), "'epochs'"),
     (("short: {steps: 10", "short: {optimizer: {betas: [0.9, 0.99]}, steps: 10"), "budgets.short.optimizer.*'betas'"),
     (("  paper: {steps: 100, batch_size: 1, patch: [64, 64]}\n", "  fast: {steps: 1}\n"), "fast"),
+    # illuminant gains recolour the raw: only a model that reads the white balance can undo them (unet does not)
+    (("lr_decay: 0.5", "lr_decay: 0.5\n    illuminant_gains: [0.8, 1.25]"), "illuminant_gains needs a model"),
 ])
 def test_recipe_keys_the_suite_does_not_honour_are_rejected(tmp_path, edit, key):
     path = tmp_path / "bad.yaml"

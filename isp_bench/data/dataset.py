@@ -52,6 +52,11 @@ class PairDataset(Dataset):
     With ``patch`` (full-resolution height, width; even) every item is a random patch with a random
     flip/rotation when ``augment`` is set (CFA-exact, see :mod:`isp_bench.data.augment`);
     ``samples_per_epoch`` sets the length. Without ``patch`` items are whole frames in manifest order.
+    ``illuminant_gains`` (lo, hi) multiplies each patch's red and blue raw channels by their own gain, drawn
+    log-uniformly in [lo, hi] (green kept), as if its scene were lit by another light: the raw is clipped at 1
+    (the sensor saturates), ``thumb`` (and ``rgb``) take the same gains, ``wb`` is divided by them, so that
+    white-balancing (``wb`` × raw) gives what it gave before and the target stays right. A model that reads
+    the white balance must then use it; one that does not cannot know the light.
     Randomness comes from ``seed``, the epoch (:meth:`set_epoch`) and the index only, so runs are
     reproducible with any number of loader workers.
 
@@ -80,6 +85,7 @@ class PairDataset(Dataset):
         cache_dir: str | os.PathLike | None = None,
         patch: tuple[int, int] | None = None,
         augment: bool = False,
+        illuminant_gains: tuple[float, float] | None = None,
         inputs: Sequence[str] = ("raw",),
         targets: Sequence[str] = TARGETS,
         roles: Sequence[str] | None = None,
@@ -108,6 +114,10 @@ class PairDataset(Dataset):
         self.rows = rows
         self.patch = tuple(patch) if patch is not None else None
         self.augment = augment
+        if illuminant_gains is not None and (patch is None or not 0 < illuminant_gains[0] <= 1 <= illuminant_gains[1]):
+            raise IspBenchError(f"illuminant_gains {illuminant_gains} must be (lo, hi) with 0 < lo <= 1 <= hi, for "
+                                "patches (a patch size is needed)")
+        self.illuminant_gains = tuple(illuminant_gains) if illuminant_gains is not None else None
         self.inputs = tuple(inputs)
         self.targets = tuple(targets)
         self.samples_per_epoch = samples_per_epoch
@@ -189,6 +199,12 @@ class PairDataset(Dataset):
         left = 2 * int(rng.integers(0, (full_w - rw) // 2 + 1))
         return top, left, op
 
+    def _gains(self, item: int) -> np.ndarray:
+        """Item ``item``'s illuminant gains (R, Gr, Gb, B; greens 1): a pure function of seed, epoch and item."""
+        lo, hi = np.log(self.illuminant_gains)
+        red, blue = np.exp(np.random.default_rng([self.seed, self.epoch, item, 1]).uniform(lo, hi, 2))
+        return np.array([red, 1.0, 1.0, blue], np.float32)
+
     def __getitem__(self, item: int | Sequence[int] | SlotRequest) -> dict[str, Any]:
         if isinstance(item, SlotRequest):
             return self.slots.fill(item, self.batch)
@@ -239,14 +255,21 @@ class PairDataset(Dataset):
                 for name, region in zip(names, views.regions):
                     _write_target(views, region, targets[name][k])
             amplify(raw_k, self.rows[index], out=raw_k)  # the same view: no copy when the ratio is 1
+        gains = torch.from_numpy(np.stack([self._gains(item) for item in items])) if self.illuminant_gains else None
+        if gains is not None:
+            raw_tensor.mul_(gains[:, :, None, None]).clamp_(max=1.0)
         batch: dict[str, Any] = {"pair_id": [self.rows[i]["pair_id"] for i in indices], "raw": raw_tensor,
                                  **target_tensors}
         if "rgb" in self.inputs:
             batch["rgb"] = bilinear_rgb(batch["raw"])
         if "thumb" in self.inputs:
             batch["thumb"] = torch.stack([self._thumb(i, self._entry(i).raw) for i in indices])
+            if gains is not None:  # the thumbnail's channels: R, mean of the greens, B
+                batch["thumb"] = (batch["thumb"] * gains[:, [0, 1, 3], None, None]).clamp_(max=1.0)
         metadata = [self._metadata_of(i) for i in indices]
         batch.update({key: torch.stack([m[key] for m in metadata]) for key in metadata[0]})
+        if gains is not None:
+            batch["wb"] = batch["wb"] / gains
         return batch
 
 

@@ -52,7 +52,7 @@ DEFAULT_LR_DECAY = 0.1
 RECIPE_KEYS = {"model", "paper", "note", "inputs", "optimizer", "init", "stages", "dataset_overrides", "budgets",
                "validation", "eval"}
 STAGE_KEYS = {"name", "objective", "objective_args", "trainable", "subsets", "roles", "lr", "lr_decay_at", "lr_decay",
-              "warmup_steps", "grad_clip_norm"}
+              "warmup_steps", "grad_clip_norm", "illuminant_gains"}
 BUDGET_KEYS = {"steps", "batch_size", "patch", "validation", "stages", "optimizer"}
 """``stages``: per-stage settings of this budget only (``{stage name: {lr: ..., warmup_steps: ...}}``),
 merged over the recipe's stages, and ``optimizer``: settings merged over the recipe's optimizer (``{betas:
@@ -194,7 +194,9 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
     dataset overrides + budget (its size, then its ``stages`` and ``optimizer`` settings) + overrides.
 
     Every stage gets ``steps``, ``batch_size``, ``patch``, ``lr``, ``lr_decay``, ``warmup_steps`` (linear
-    warm-up length, 0: none), ``grad_clip_norm`` (gradient L2-norm bound, ``None``: none) and
+    warm-up length, 0: none), ``grad_clip_norm`` (gradient L2-norm bound, ``None``: none), ``illuminant_gains``
+    only when set (``[lo, hi]``: the red and blue gains of :class:`isp_bench.data.PairDataset`'s illuminant
+    augmentation) and
     ``objective_args`` explicitly; ``validation`` (``None`` without stages) gets ``every`` (steps), ``frames`` and ``crop``
     (full-resolution pixels; default: the budget's training patch), from the recipe's ``validation``,
     the budget's ``validation``, else the budget's defaults in :data:`BUDGETS`. ``precision`` is the
@@ -222,6 +224,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         "steps": stage.get("steps", size["steps"]),
         "batch_size": stage.get("batch_size", size["batch_size"]),
         "patch": stage.get("patch", size["patch"]),
+        # only when set: a key every stage carried would change the id of every run recorded before it
+        **({"illuminant_gains": stage["illuminant_gains"]} if stage.get("illuminant_gains") else {}),
     } for stage in stages]
     validation = _merge(recipe.get("validation", {}), size.get("validation", {}))
     per_stage = BUDGETS[budget]["validations_per_stage"]

@@ -191,6 +191,16 @@ def _check_objective_args(config: dict[str, Any]) -> None:
                               f"{stage['objective']}: {error}") from None
 
 
+def _check_illuminant_gains(config: dict[str, Any], model: torch.nn.Module) -> None:
+    """Illuminant gains recolour the raw and divide the white balance by the same gains: only a model that
+    reads ``wb`` can know the light (any other would be taught to guess it)."""
+    for stage in config["stages"]:
+        if stage.get("illuminant_gains") and "wb" not in getattr(getattr(model, "card", None), "metadata", ()):
+            raise RecipeError(f"recipe {config.get('recipe', config['model'])!r}, stage {stage['name']!r}: "
+                              f"illuminant_gains needs a model that reads the white balance (`wb`); "
+                              f"{config['model']} does not: remove illuminant_gains from the recipe")
+
+
 def stage_needs(stage: dict[str, Any]) -> set[str]:
     """The batch targets beyond ``target`` a resolved stage trains against: its objective's ``needs``
     and any target its arguments name, given in ``objective_args`` or by default (e.g.
@@ -268,6 +278,7 @@ def _stage_loader(config: dict[str, Any], k: int, first: int, manifest: Manifest
     stage = config["stages"][k]
     dataset = PairDataset(
         manifest, root, "train", cache_dir=cache_dir, patch=tuple(stage["patch"]), augment=True,
+        illuminant_gains=stage.get("illuminant_gains"),
         inputs=tuple(set(config["inputs"])), targets=("target", *sorted(stage_needs(stage))),
         roles=stage["roles"], subsets=stage["subsets"],
         samples_per_epoch=stage["steps"] * stage["batch_size"], seed=config["seed"], build_scheduler=scheduler,
@@ -552,6 +563,7 @@ def train(
     if (run_dir / FINAL).exists():
         return _load_finished(model, run_dir, main)
     _check_objective_args(config)
+    _check_illuminant_gains(config, model)
     started = time.perf_counter()
     configure_for_speed(device)
     loader_workers = resolve_loader_workers(loader_workers, device, distributed.local_world_size(),
