@@ -2,7 +2,7 @@
 
 ``leaderboards/<dataset>.md``: per split, one table of the runs scored here (``measured``: trained and
 evaluated by isp-bench; ``submitted``: an outside model's predictions scored by ``isp-bench submit``),
-one row per (model, budget, seed, precision, dataset, split), the newest result by its provenance's
+one row per (model, recipe, budget, seed, precision, dataset, split), the newest result by its provenance's
 finished time. A metric column is keyed by the metric's full spec (name, version, settings, reference):
 results whose specs differ go to separate columns and are never merged. A split of several subsets (the
 synthetic set's monitor and real-world pairs) also gets each run's means per subset
@@ -57,9 +57,12 @@ def result_kind(result: dict[str, Any]) -> str:
 
 
 def result_key(result: dict[str, Any]) -> tuple:
-    """What one leaderboard row stands for: (model, budget, seed, precision, dataset, split)."""
-    precision = result.get("config", {}).get("precision", "fp32")
-    return (result["model"], result.get("budget"), result.get("seed"), precision, result["dataset"], result["split"])
+    """What one leaderboard row stands for: (model, recipe, budget, seed, precision, dataset, split); the
+    recipe is ``None`` for the model's own (``--model MODEL``), so a second recipe of a model gets its own rows."""
+    config = result.get("config", {})
+    recipe = config.get("recipe")
+    return (result["model"], None if recipe in (None, result["model"]) else recipe, result.get("budget"),
+            result.get("seed"), config.get("precision", "fp32"), result["dataset"], result["split"])
 
 
 def _finished(result: dict[str, Any]) -> datetime:
@@ -98,8 +101,9 @@ def _run_link(result: dict[str, Any], out_dir: Path) -> str:
 def _kind_label(result: dict[str, Any]) -> str:
     if result_kind(result) == "submitted":
         return "submitted"
-    precision = result_key(result)[3]
-    return f"measured ({result.get('budget')}" + ("" if precision == "fp32" else f", {precision}") + ")"
+    _, recipe, budget, _, precision, *_ = result_key(result)
+    return (f"measured ({budget}" + ("" if precision == "fp32" else f", {precision}")
+            + ("" if recipe is None else f", recipe {recipe}") + ")")
 
 
 def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str], list[list[str]], dict[str, dict]]:
@@ -321,7 +325,7 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
     if results:
         contents.append("the runs scored by isp-bench (\"measured (budget)\": trained and evaluated here with that "
                         "training budget; \"submitted\": an outside model's predictions scored here), the newest "
-                        "result per model, budget, seed and precision, each run id linking its result.json")
+                        "result per model, recipe, budget, seed and precision, each run id linking its result.json")
     if rep_rows:
         contents.append("the papers' own numbers in a table of their own (\"Reported by the papers\")")
     lines = [f"# Leaderboard: {dataset}", "",

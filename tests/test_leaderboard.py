@@ -32,6 +32,8 @@ def _write_result(runs: Path, run_id: str, **changes) -> Path:
     """A result.json in the real format (the committed CameraNet run's), with ``changes`` applied."""
     result = json.loads(TEMPLATE.read_text())
     result.update(run_id=run_id, **changes)
+    if "model" in changes and "config" not in changes:  # trained with that model's own recipe
+        result["config"] = {**result["config"], "model": result["model"], "recipe": result["model"]}
     (runs / run_id).mkdir(parents=True)
     (runs / run_id / "result.json").write_text(json.dumps(result))
     return runs / run_id
@@ -156,11 +158,16 @@ def test_one_row_per_key_the_newest(tmp_path):
     _write_result(runs, "synth-cameranet-short-seed1-x", provenance=old, seed=1)  # another key: kept
     fp16 = {**result["config"], "precision": "fp16"}
     _write_result(runs, "synth-cameranet-short-seed0-fp16", provenance=old, config=fp16)  # another key: kept
+    other_recipe = {**result["config"], "recipe": "cameranet-sgd"}  # another key: kept
+    _write_result(runs, "synth-cameranet-short-seed0-sgd", provenance=old, config=other_recipe)
+    own_recipe = {**result["config"], "recipe": "cameranet"}  # `--model cameranet`: the same key as no recipe
+    _write_result(runs, "synth-cameranet-short-seed0-own", provenance=old, config=own_recipe)
     page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
     rows = [line for line in page.splitlines() if line.startswith("| cameranet |")]
-    assert len(rows) == 3, page
-    assert "seed0-new" in page and "seed0-old" not in page
+    assert len(rows) == 4, page
+    assert "seed0-new" in page and "seed0-old" not in page and "seed0-own" not in page
     assert sum("measured (short, fp16)" in r for r in rows) == 1
+    assert sum("measured (short, recipe cameranet-sgd)" in r for r in rows) == 1
 
 
 def test_submitted_results_are_shown_as_submitted(tmp_path):
