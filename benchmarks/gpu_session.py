@@ -27,7 +27,8 @@ results ends inside the call's 600 s):
    it and as one tile, and the heaviest GPU kernels (48 s on the H200);
 5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute);
-6. ``isp-bench run --model M --budget standard`` for each of ``--models`` (most wanted first) that has no
+6. ``isp-bench run --recipe M --budget standard`` for each of ``--models`` (recipes: a model's name is its own;
+   most wanted first) that has no
    committed ``standard`` run yet (``--rerun [MODELS]`` runs those again, as reproductions), all at once
    (``--concurrent``): alone each uses 1–4 % of the GPU's matmul roof, so side by side they share it (four at
    once cost the UNet 12 % of its rate alone on the H200). The host's cores are shared among their loaders.
@@ -108,7 +109,7 @@ plan = {}
 for model in models:
     config = resolve_recipe(default_recipe(model), budget=budget, precision=precision)
     run_id = run_id_on(config, manifest)
-    plan[model] = {"run_id": run_id, "recorded": (runs / run_id / "result.json").exists(),
+    plan[model] = {"run_id": run_id, "model": config["model"], "recorded": (runs / run_id / "result.json").exists(),
                    "folder": str(results_dir(runs / run_id)),
                    "patches": sum(s["steps"] * s["batch_size"] for s in config["stages"])}
 print(json.dumps(plan))
@@ -250,8 +251,8 @@ class Session:
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
         """Per model, the budget's training time at the real rate benchmarks/train.py measured in this session,
         else (on a GPU) at :data:`MEASURED_PATCHES_PER_S`."""
-        expected = {} if self.rehearse else {model: step["patches"] / MEASURED_PATCHES_PER_S[model]
-                                              for model, step in plan.items() if model in MEASURED_PATCHES_PER_S}
+        expected = {} if self.rehearse else {model: step["patches"] / MEASURED_PATCHES_PER_S[step["model"]]
+                                              for model, step in plan.items() if step["model"] in MEASURED_PATCHES_PER_S}
         for found in sorted(self.out.glob("train-*.json"))[-1:]:
             expected.update({row["model"]: row["budget_train_s"] for row in json.loads(found.read_text())["models"]
                              if "budget_train_s" in row})
@@ -376,7 +377,7 @@ class Concurrent:
 
     def start(self, model: str) -> Child:
         session = self.session
-        argv = [sys.executable, "-m", "isp_bench", "run", "--model", model, "--budget", session.budget, "--runs",
+        argv = [sys.executable, "-m", "isp_bench", "run", "--recipe", model, "--budget", session.budget, "--runs",
                 str(session.runs), "--leaderboards", str(session.boards), "--no-save-predictions", "--quiet",
                 "--loader-workers", str(self.loader_workers)]
         session.say(f"{model}: $ {' '.join(argv[1:])}   (OMP_NUM_THREADS={self.env['OMP_NUM_THREADS']})")
@@ -505,7 +506,8 @@ def summarise(run: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="folder for the results (the device tool's $OUT)")
-    parser.add_argument("--models", default=MODELS, help="learned models, in the order run (default: %(default)s)")
+    parser.add_argument("--models", default=MODELS, help="recipes to run at standard (a model's name is its own recipe), "
+                        "in the order run (default: %(default)s)")
     parser.add_argument("--deadline", type=float, default=570, help="seconds until packing (default: %(default)s)")
     parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git): recorded "
                         "in environment.json and, as declared, in the runs' provenance (ISP_BENCH_GIT_COMMIT)")

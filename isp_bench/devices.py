@@ -21,6 +21,7 @@ import platform
 import re
 import subprocess
 import sys
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -100,7 +101,9 @@ def resolve_precision(name: str, device: str) -> str:
     ``auto`` → ``bf16`` on a CUDA GPU that supports it (:func:`torch.cuda.is_bf16_supported`: compute
     capability 8.0 and later), ``fp16`` on older CUDA GPUs, ``fp32`` on the CPU and on MPS. ``fp32``,
     ``bf16`` and ``fp16`` are returned as given (autocast runs both 16-bit types on the CPU too), except
-    ``bf16`` on a CUDA GPU without it.
+    ``bf16`` on a CUDA GPU without it. ``bf16`` or ``fp16`` on a Linux CPU without native 16-bit float
+    instructions (:func:`cpu_float16_flags`) warns that it is emulated: on a 2-core AVX-512 Xeon without them
+    CRISPnet's standard step took 8.2 s in bf16 against 2.7 s in fp32.
 
     Raises
     ------
@@ -124,7 +127,26 @@ def resolve_precision(name: str, device: str) -> str:
     if wanted == "bf16" and not bf16_ok:
         raise DeviceError(f"precision bf16 is not supported by {device} ({torch.cuda.get_device_name(device)}); "
                           "use --precision fp16 (or auto, which picks it)")
+    if wanted in ("bf16", "fp16") and torch.device(device).type == "cpu" and cpu_float16_flags() == set():
+        warnings.warn(f"precision {wanted} on this CPU ({cpu_name()}) is emulated: it has no AMX or AVX-512 "
+                      f"16-bit float instructions, so {wanted} runs slower than fp32 here (--precision fp32, or auto, "
+                      "is faster)", stacklevel=2)
     return wanted
+
+
+@lru_cache(maxsize=1)
+def cpu_float16_flags() -> set[str] | None:
+    """The CPU's native 16-bit float instruction sets (``amx_bf16``, ``amx_fp16``, ``avx512_bf16``,
+    ``avx512_fp16``) from /proc/cpuinfo's flags: an empty set when it has none, ``None`` where they cannot be
+    read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split()) & {"amx_bf16", "amx_fp16", "avx512_bf16", "avx512_fp16"}
+    except OSError:
+        pass
+    return None
 
 
 def autocast(device: str, precision: str):

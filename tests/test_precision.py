@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import pytest
 import torch
@@ -48,6 +49,20 @@ def test_precision_resolves_per_device():
     if torch.cuda.is_available():
         expected = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         assert resolve_precision("auto", "cuda:0") == expected
+
+
+def test_16_bit_precision_on_a_cpu_without_its_instructions_warns_that_it_is_emulated(monkeypatch):
+    import isp_bench.devices as devices
+
+    flags = devices.cpu_float16_flags()
+    assert flags is None or flags <= {"amx_bf16", "amx_fp16", "avx512_bf16", "avx512_fp16"}  # this machine's
+    monkeypatch.setattr(devices, "cpu_float16_flags", lambda: set())
+    with pytest.warns(UserWarning, match="precision bf16 on this CPU .* is emulated"):
+        assert resolve_precision("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(devices, "cpu_float16_flags", lambda: {"amx_bf16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("bf16", "cpu") == "bf16" and resolve_precision("fp32", "cpu") == "fp32"
 
 
 def test_every_trainable_model_is_covered():
