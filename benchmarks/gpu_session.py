@@ -252,8 +252,9 @@ class Session:
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
         """Per model, the budget's training time at the real rate benchmarks/train.py measured in this session,
         else (on a GPU) at :data:`MEASURED_PATCHES_PER_S`."""
-        expected = {} if self.rehearse else {model: step["patches"] / MEASURED_PATCHES_PER_S[step["model"]]
-                                              for model, step in plan.items() if step["model"] in MEASURED_PATCHES_PER_S}
+        rates = MEASURED_PATCHES_PER_S
+        expected = {} if self.rehearse else {model: step["patches"] / rates[step["model"]]
+                                              for model, step in plan.items() if step["model"] in rates}
         for found in sorted(self.out.glob("train-*.json"))[-1:]:
             expected.update({row["model"]: row["budget_train_s"] for row in json.loads(found.read_text())["models"]
                              if "budget_train_s" in row})
@@ -507,8 +508,8 @@ def summarise(run: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="folder for the results (the device tool's $OUT)")
-    parser.add_argument("--models", default=MODELS, help="recipes to run at standard (a model's name is its own recipe), "
-                        "in the order run (default: %(default)s)")
+    parser.add_argument("--models", default=MODELS, help="recipes to run at standard (a model's name is its own "
+                        "recipe), in the order run (default: %(default)s)")
     parser.add_argument("--deadline", type=float, default=570, help="seconds until packing (default: %(default)s)")
     parser.add_argument("--commit", help="the commit the tree was copied from (a copied tree has no .git): recorded "
                         "in environment.json and, as declared, in the runs' provenance (ISP_BENCH_GIT_COMMIT)")

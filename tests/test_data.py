@@ -90,7 +90,8 @@ def test_illuminant_gains_recolour_the_raw_and_the_white_balance_undoes_them(dat
     assert torch.equal(gains[:, 1:3], torch.ones(64, 2))
     assert 0.67 <= gains.min() and gains.max() <= 1.5 and gains[:, [0, 3]].std() > 0.1  # spread over the range
     assert torch.allclose(b["raw"], (a["raw"] * gains[:, :, None, None]).clamp(max=1), rtol=1e-6)
-    assert (b["raw"] * b["wb"][:, :, None, None] - a["raw"] * a["wb"][:, :, None, None])[b["raw"] < 1].abs().max() < 1e-5
+    balanced, balanced_before = b["raw"] * b["wb"][:, :, None, None], a["raw"] * a["wb"][:, :, None, None]
+    assert (balanced - balanced_before)[b["raw"] < 1].abs().max() < 1e-5  # white-balanced, unclipped: unchanged
     assert torch.allclose(b["thumb"], (a["thumb"] * gains[:, [0, 1, 3], None, None]).clamp(max=1), rtol=1e-6)
     assert torch.allclose(b["rgb"][:, 1], a["rgb"][:, 1]) and not torch.allclose(b["rgb"][:, 0], a["rgb"][:, 0])
     assert torch.equal(b["target"], a["target"])  # the scene, hence its rendering, is the same
