@@ -199,6 +199,11 @@ def _cmd_run(args, argv=None) -> int:
               + ("every metric identical" if reproduces["identical"] else
                  "differs: " + ", ".join(f"{k} recorded {a:.4f}, now {b:.4f}"
                                          for k, (a, b) in reproduces["differences"].items())))
+        elsewhere = reproduces.get("environment_differences")
+        if elsewhere and not reproduces["identical"]:
+            print("  recorded with " + ", ".join(f"{k} {a}" for k, (a, _) in elsewhere.items()) + "; now "
+                  + ", ".join(f"{k} {b}" for k, (_, b) in elsewhere.items()) + ": other floating-point kernels round "
+                  "differently and training amplifies it; the same bits need the same processor, torch and threads")
     if args.command == "run":
         out = _leaderboards_dir(args.runs, args.leaderboards)
         for board in (build_leaderboard(args.runs, args.dataset, out), build_scoreboard(args.runs, out)):

@@ -190,14 +190,27 @@ def reproduction_dir(run_dir: Path) -> Path:
     return run_dir / REPRODUCTION
 
 
+def _numerics(result: dict[str, Any]) -> dict[str, Any]:
+    """The facts of a run's provenance that decide its floating-point rounding: processor or GPU, torch, threads
+    and processes."""
+    prov = result.get("provenance", {})
+    device = prov.get("device") or {}
+    return {"device": device.get("name"), "torch": device.get("torch"), "torch_threads": prov.get("torch_threads"),
+            "processes": prov.get("processes")}
+
+
 def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """How a reproduction's metric means compare with the recorded ones: ``identical`` (every metric
-    both have is equal to the last bit) and the ``differences`` (metric → [recorded, reproduced])."""
+    both have is equal to the last bit), the ``differences`` (metric → [recorded, reproduced]) and
+    ``environment_differences`` (:func:`_numerics` fact → [recorded, now]): another processor, torch or thread count
+    picks other floating-point kernels, whose rounding training amplifies, so only the same ones promise the same bits."""
     shared = sorted(set(record["metrics"]) & set(result["metrics"]))
     differences = {name: [record["metrics"][name]["mean"], result["metrics"][name]["mean"]] for name in shared
                    if record["metrics"][name]["mean"] != result["metrics"][name]["mean"]}
+    was, now = _numerics(record), _numerics(result)
     return {"run_id": record["run_id"], "identical": not differences and bool(shared), "metrics_compared": shared,
-            "differences": differences}
+            "differences": differences,
+            "environment_differences": {k: [was[k], now[k]] for k in was if was[k] is not None and was[k] != now[k]}}
 
 
 def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
