@@ -27,11 +27,11 @@ results ends inside the call's 600 s):
    it and as one tile, and the heaviest GPU kernels (48 s on the H200);
 5. with ``--loader-benchmark``, ``benchmarks/dataloader.py``: the loader with 2 workers on a machine
    with cores to spare (a minute);
-6. ``isp-bench run --recipe M --budget standard`` for each of ``--models`` (recipes: a model's name is its own;
-   most wanted first) that has no
-   committed ``standard`` run yet (``--rerun [MODELS]`` runs those again, as reproductions), all at once
-   (``--concurrent``): alone each uses 1–4 % of the GPU's matmul roof, so side by side they share it (four at
-   once cost the UNet 12 % of its rate alone on the H200). The host's cores are shared among their loaders.
+6. ``isp-bench run --recipe M --budget standard`` for each of ``--models`` (recipes: a model's name is its own; most
+   wanted first) that has no committed ``standard`` run yet (``--rerun [MODELS]`` runs those again, as
+   reproductions), all at once (``--concurrent``): alone each uses 1–4 % of the GPU's matmul roof, so side by side
+   they share it (four at once cost the UNet 12 % of its rate alone on the H200). The host's cores are shared among
+   their loaders.
    Every few seconds the session reads each run's ``progress.json``; when one would not end
    before the deadline at its rate since the last change, the least wanted run still training is stopped
    (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
@@ -252,9 +252,9 @@ class Session:
     def expected_training_s(self, plan: dict[str, dict]) -> dict[str, float]:
         """Per model, the budget's training time at the real rate benchmarks/train.py measured in this session,
         else (on a GPU) at :data:`MEASURED_PATCHES_PER_S`."""
-        rates = MEASURED_PATCHES_PER_S
-        expected = {} if self.rehearse else {model: step["patches"] / rates[step["model"]]
-                                              for model, step in plan.items() if step["model"] in rates}
+        expected = {} if self.rehearse else {
+            model: step["patches"] / MEASURED_PATCHES_PER_S[step["model"]]
+            for model, step in plan.items() if step["model"] in MEASURED_PATCHES_PER_S}
         for found in sorted(self.out.glob("train-*.json"))[-1:]:
             expected.update({row["model"]: row["budget_train_s"] for row in json.loads(found.read_text())["models"]
                              if "budget_train_s" in row})

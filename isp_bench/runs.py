@@ -202,8 +202,9 @@ def _numerics(result: dict[str, Any]) -> dict[str, Any]:
 def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """How a reproduction's metric means compare with the recorded ones: ``identical`` (every metric
     both have is equal to the last bit), the ``differences`` (metric → [recorded, reproduced]) and
-    ``environment_differences`` (:func:`_numerics` fact → [recorded, now]): another processor, torch or thread count
-    picks other floating-point kernels, whose rounding training amplifies, so only the same ones promise the same bits."""
+    ``environment_differences`` (:func:`_numerics` fact → [recorded, now]): another processor, torch or thread
+    count picks other floating-point kernels, whose rounding training amplifies, so only the same ones promise the
+    same bits."""
     shared = sorted(set(record["metrics"]) & set(result["metrics"]))
     differences = {name: [record["metrics"][name]["mean"], result["metrics"][name]["mean"]] for name in shared
                    if record["metrics"][name]["mean"] != result["metrics"][name]["mean"]}
