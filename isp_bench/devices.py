@@ -134,19 +134,26 @@ def resolve_precision(name: str, device: str) -> str:
     return wanted
 
 
+def _cpuinfo(*fields: str) -> str | None:
+    """The value of the first /proc/cpuinfo line that starts with one of ``fields`` (``None``: no such line, or no
+    /proc/cpuinfo: not Linux)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith(fields):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
 @lru_cache(maxsize=1)
 def cpu_float16_flags() -> set[str] | None:
     """The CPU's native 16-bit float instruction sets (``amx_bf16``, ``amx_fp16``, ``avx512_bf16``,
     ``avx512_fp16``) from /proc/cpuinfo's flags: an empty set when it has none, ``None`` where they cannot be
     read (not Linux)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split()) & {"amx_bf16", "amx_fp16", "avx512_bf16", "avx512_fp16"}
-    except OSError:
-        pass
-    return None
+    flags = _cpuinfo("flags")
+    return None if flags is None else set(flags.split()) & {"amx_bf16", "amx_fp16", "avx512_bf16", "avx512_fp16"}
 
 
 def autocast(device: str, precision: str):
@@ -233,10 +240,9 @@ def cpu_name() -> str | None:
     """The CPU's model name: /proc/cpuinfo on Linux, sysctl on macOS, else :func:`platform.processor`."""
     try:
         if sys.platform.startswith("linux"):
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                for line in f:
-                    if line.startswith(("model name", "Model", "cpu model")):
-                        return line.split(":", 1)[1].strip() or None
+            name = _cpuinfo("model name", "Model", "cpu model")
+            if name is not None:
+                return name or None
         elif sys.platform == "darwin":
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
                                  timeout=5)
