@@ -1,6 +1,7 @@
 """How much of a trained run's ΔE76 is a global colour cast, and what do its global inputs do?
 
-Rerun (each RUN a trained run folder holding its ``model.pt``, e.g. after ``isp-bench run``; seconds per run)::
+Rerun (each RUN a trained run folder holding its ``model.pt``, e.g. after ``isp-bench run``, or its ``reproduction/``
+folder; a minute or two per run on 2 CPU cores, seconds on a GPU: ``--device auto`` is the default)::
 
     python benchmarks/colour_cast.py runs/synth-crispnet-standard-seed0-a733cf05 \\
         runs/synth-unet-resbottleneck-standard-seed0-338cf3e6 runs/synth-classic-short-seed0-03cb8581
@@ -44,6 +45,7 @@ from _common import provenance, save
 
 from isp_bench.colorimetry import srgb_decode, srgb_encode
 from isp_bench.data.dataset import PairDataset
+from isp_bench.devices import resolve_device
 from isp_bench.evaluate.scoring import evaluate_model, pair_truth, prediction_path
 from isp_bench.images import read_image
 from isp_bench.metrics.color import delta_e76, srgb_to_lab
@@ -72,23 +74,27 @@ def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
 
 
 def load_run(run_dir: Path):
-    config = json.loads((run_dir / "config.json").read_text())
+    """The run's resolved config and its trained model; ``run_dir`` may be a run's ``reproduction/`` folder (the
+    config is its run's; the weights its own, or the run's when the reproduction reused them)."""
+    reproduction = run_dir.name == "reproduction"
+    config = json.loads(((run_dir.parent if reproduction else run_dir) / "config.json").read_text())
     model = create_model(config["model"])
-    if (run_dir / FINAL).exists():
-        model.load_state_dict(torch.load(run_dir / FINAL, map_location="cpu", weights_only=True))
+    weights = [run_dir / FINAL] + ([run_dir.parent / FINAL] if reproduction else [])
+    if found := next((path for path in weights if path.exists()), None):
+        model.load_state_dict(torch.load(found, map_location="cpu", weights_only=True))
     elif config["stages"]:
         raise SystemExit(f"{run_dir}: no {FINAL}; train it first (`isp-bench run --recipe {config['recipe']} "
                          f"--budget {config['budget']} --precision {config['precision']}`)")
     return config, model.eval()
 
 
-def mean_psnr(model, manifest, root, split: str, precision: str) -> float:
-    frame, _ = evaluate_model(model, manifest, root, split=split, metrics=("psnr",), precision=precision,
-                              n_previews=0, progress=False)
+def mean_psnr(model, manifest, root, split: str, precision: str, device: str) -> float:
+    frame, _ = evaluate_model(model, manifest, root, split=split, metrics=("psnr",), device=device,
+                              precision=precision, n_previews=0, progress=False)
     return round(float(frame["psnr"].mean()), 3)
 
 
-def probe_inputs(model, manifest, root, precision: str, test_psnr: float) -> dict:
+def probe_inputs(model, manifest, root, precision: str, device: str, test_psnr: float) -> dict:
     """Test PSNR under each training light's as-shot WB; the global branch replaced by its training mean
     (``test_psnr``: the model's own, already measured)."""
     out: dict = {}
@@ -98,9 +104,9 @@ def probe_inputs(model, manifest, root, precision: str, test_psnr: float) -> dic
         out["test_psnr_by_forced_wb"] = {}
         for r, g, b in lights:
             forced = torch.tensor([[r, g, g, b]])
-            model.render = lambda batch, forced=forced: render({**batch, "wb": forced.to(batch["wb"].dtype)})
+            model.render = lambda batch, forced=forced: render({**batch, "wb": forced.to(batch["wb"])})
             out["test_psnr_by_forced_wb"][f"{r:.3f},{g:.3f},{b:.3f}"] = mean_psnr(model, manifest, root, "test",
-                                                                                   precision)
+                                                                                   precision, device)
         model.render = render
     if "thumb" in metadata and hasattr(model, "compute_global"):
         def global_of(split):
@@ -108,7 +114,7 @@ def probe_inputs(model, manifest, root, precision: str, test_psnr: float) -> dic
             values = {}
             for i in range(len(dataset)):
                 sample = dataset[i]
-                batch = {k: v[None] for k, v in sample.items() if isinstance(v, torch.Tensor)
+                batch = {k: v[None].to(device) for k, v in sample.items() if isinstance(v, torch.Tensor)
                          and k not in ("target", "linear_target")}
                 with torch.no_grad():
                     values[sample["pair_id"]] = {k: v.float() for k, v in model.compute_global(batch).items()}
@@ -119,26 +125,28 @@ def probe_inputs(model, manifest, root, precision: str, test_psnr: float) -> dic
                                          / sum(m.norm() ** 2 for m in mean.values()) ** 0.5), 3)
         out["global_distance_from_train_mean"] = {pid: distance(v) for pid, v in {**train, **test}.items()}
         compute_global = model.compute_global
-        model.compute_global = lambda batch, tiler=None: {k: v.to(batch["raw"].dtype) for k, v in mean.items()}
-        out["psnr_with_global_at_train_mean"] = {s: mean_psnr(model, manifest, root, s, precision)
+        model.compute_global = lambda batch, tiler=None: {k: v.to(batch["raw"]) for k, v in mean.items()}
+        out["psnr_with_global_at_train_mean"] = {s: mean_psnr(model, manifest, root, s, precision, device)
                                                  for s in ("train", "test")}
         model.compute_global = compute_global
-        out["psnr"] = {"train": mean_psnr(model, manifest, root, "train", precision), "test": test_psnr}
+        out["psnr"] = {"train": mean_psnr(model, manifest, root, "train", precision, device), "test": test_psnr}
     return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="trained run folders (with model.pt)")
+    parser.add_argument("--device", default="auto", help="where to render (default: %(default)s)")
     args = parser.parse_args(argv)
-    report = {"provenance": provenance(("isp-bench", "torch", "colour-science")), "runs": {}}
+    device = resolve_device(args.device)
+    report = {"provenance": provenance(("isp-bench", "torch", "colour-science")), "device": device, "runs": {}}
     for run_dir in args.runs:
         config, model = load_run(run_dir)
         manifest, root = resolve_dataset(config["dataset"], progress=False)
         if config["eval"]["split"] != "test":
             raise SystemExit(f"{run_dir}: evaluated on {config['eval']['split']!r}; this script reads test runs")
         with tempfile.TemporaryDirectory() as tmp:
-            scored, _ = evaluate_model(model, manifest, root, split="test", metrics=("psnr",),
+            scored, _ = evaluate_model(model, manifest, root, split="test", metrics=("psnr",), device=device,
                                        precision=config["precision"], predictions_dir=Path(tmp), n_previews=0,
                                        progress=False)
             test = PairDataset(manifest, root, "test", progress=False)  # the cache evaluate_model built: the truth
@@ -150,10 +158,11 @@ def main(argv=None) -> int:
         mean["mean_delta_lab"] = np.mean([f["mean_delta_lab"] for f in frames.values()], 0).round(3).tolist()
         recorded = ("model", "recipe", "budget", "precision", "seed", "manifest_content_hash")
         entry = {"config": {k: config[k] for k in recorded},
-                 "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"],
+                 "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"], device,
                                                                   round(float(scored["psnr"].mean()), 3))}
-        report["runs"][run_dir.name] = entry
-        print(f"{run_dir.name}: dE76 {mean['delta_e76']:.2f}, after per-channel gains "
+        name = f"{run_dir.parent.name}/reproduction" if run_dir.name == "reproduction" else run_dir.name
+        report["runs"][name] = entry
+        print(f"{name}: dE76 {mean['delta_e76']:.2f}, after per-channel gains "
               f"{mean['delta_e76_after_channel_gains']:.2f}, after a 3x3 {mean['delta_e76_after_3x3']:.2f}")
         for pair_id, f in frames.items():
             print(f"  {pair_id:44s} dE76 {f['delta_e76']:5.2f} -> {f['delta_e76_after_channel_gains']:5.2f} "

@@ -34,11 +34,14 @@ results ends inside the call's 600 s):
    their loaders.
    Every few seconds the session reads each run's ``progress.json``; when one would not end
    before the deadline at its rate since the last change, the least wanted run still training is stopped
-   (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got);
-   With :data:`SPARE_S` seconds or more left once they have ended, ``benchmarks/deepisp_inference.py
-   --compile`` (``deepisp-inference-cuda0.json``); then, with :data:`GRADIENT_CHECK_S` or more,
-   ``benchmarks/gradient_check.py`` (this GPU's training gradients against float64 ones on the CPU; its
-   figures in session.log, its ``gradient-check-cuda0.json`` in the tarball's ``logs/``), each until the deadline;
+   (it keeps its checkpoint there, but the machine goes back bare: its summary row says how far it got).
+   With :data:`COLOUR_CAST_S` seconds or more left once they have ended, ``benchmarks/colour_cast.py`` on the
+   finished runs (how much of each one's ΔE76 is a colour cast; it needs the weights, which stay on the machine;
+   its figures in session.log, ``colour-cast.json`` in the tarball's ``logs/``); with :data:`SPARE_S` or more,
+   ``benchmarks/deepisp_inference.py --compile`` (``deepisp-inference-cuda0.json``); then, with
+   :data:`GRADIENT_CHECK_S` or more, ``benchmarks/gradient_check.py`` (this GPU's training gradients against
+   float64 ones on the CPU; its figures in session.log, its ``gradient-check-cuda0.json`` in the tarball's
+   ``logs/``), each until the deadline;
 7. ``standard-summary.json``: per run, seconds, samples/s, validation PSNR against step, the plateau
    test of each stage (training.json's ``plateaus``: < 0.1 dB gained over the last 20 % of its steps,
    and the gain over the 20 % before its lr decay, which says whether more steps would pay), the largest
@@ -118,6 +121,9 @@ print(json.dumps(plan))
 """Run in the suite's environment: makes the embedded set and its preprocessing cache, and prints, per model, the run id
 `isp-bench run` will use, whether it is recorded under the runs folder, the folder the run writes to and the budget's
 training patches."""
+COLOUR_CAST_S = 60
+"""Seconds left after the runs that are worth benchmarks/colour_cast.py on those that finished (seconds a run on
+the GPU; the tarball holds no weights, so this is the one chance to look at a GPU run's colour)."""
 SPARE_S = 90
 """Seconds left after the runs that are worth DeepISP's inference variants (about a minute on the H200)."""
 GRADIENT_CHECK_S = 60
@@ -275,10 +281,16 @@ class Session:
             rows.update(Concurrent(self, todo, plan, min(concurrent, len(todo))).run())
         return [rows[model] for model in models]
 
-    def spare_time(self) -> None:
-        """With :data:`SPARE_S` or more left once the runs have ended, ``benchmarks/deepisp_inference.py
-        --compile`` (DeepISP's inference variants: the one inference target still missed); then, with
-        :data:`GRADIENT_CHECK_S` or more, ``benchmarks/gradient_check.py``; each until the deadline."""
+    def spare_time(self, rows: list[dict], plan: dict[str, dict]) -> None:
+        """With :data:`COLOUR_CAST_S` or more left once the runs have ended, ``benchmarks/colour_cast.py`` on the
+        runs of ``rows`` that finished (their weights are here, not in the tarball); then, with :data:`SPARE_S` or
+        more, ``benchmarks/deepisp_inference.py --compile`` (DeepISP's inference variants: the one inference target
+        still missed); then, with :data:`GRADIENT_CHECK_S` or more, ``benchmarks/gradient_check.py``; each until the
+        deadline."""
+        trained = [plan[row["model"]]["folder"] for row in rows if row["status"] == "finished"]
+        if trained and self.left() >= COLOUR_CAST_S:
+            self.call([sys.executable, "benchmarks/colour_cast.py", *trained])
+            self.collect("colour-cast", into=self.logs)
         if self.left() >= SPARE_S:
             self.call([sys.executable, "benchmarks/deepisp_inference.py"] + ([] if self.rehearse else ["--compile"]))
             self.collect("deepisp-inference-")
@@ -547,7 +559,7 @@ def main() -> None:
     plan = session.plan(models)
     session.benchmarks(models, args.benchmark, args.inference_benchmark, args.loader_benchmark)
     rows = session.standard_runs(models, plan, rerun, args.concurrent or len(models))
-    session.spare_time()
+    session.spare_time(rows, plan)
     (args.out / "standard-summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         test, classic = row.get("test", {}), row.get("classic", {})

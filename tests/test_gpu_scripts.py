@@ -90,3 +90,28 @@ def test_colour_cast_separates_a_white_balance_error_from_the_rest():
     mixed = srgb_encode(srgb_decode(target) @ mixing.T)
     figures = colour_cast.cast(mixed, target)
     assert figures["delta_e76_after_channel_gains"] > 1 and figures["delta_e76_after_3x3"] < 1e-3
+
+
+def test_colour_cast_loads_a_reproduction_with_its_runs_config(tmp_path):
+    """benchmarks/colour_cast.py reads a recorded run's ``reproduction/`` folder (where a GPU session's rerun keeps its
+    weights): the config is the run's, the weights the reproduction's; a folder without weights names the fix."""
+    from isp_bench.models import create_model
+    from isp_bench.train.trainer import FINAL
+
+    colour_cast = _load("colour_cast")
+    run = tmp_path / "synth-unet-standard-seed0-0000"
+    (run / "reproduction").mkdir(parents=True)
+    config = {"model": "unet", "recipe": "unet", "budget": "standard", "precision": "fp32", "stages": [{}]}
+    (run / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(1)
+    trained = create_model("unet")
+    torch.save(trained.state_dict(), run / "reproduction" / FINAL)
+    loaded_config, model = colour_cast.load_run(run / "reproduction")
+    assert loaded_config == config and not model.training
+    for name, value in trained.state_dict().items():
+        assert torch.equal(model.state_dict()[name], value), name
+    with pytest.raises(SystemExit, match="isp-bench run --recipe unet --budget standard --precision fp32"):
+        colour_cast.load_run(run)
+    (run / "reproduction" / FINAL).rename(run / FINAL)  # a reproduction that reused the run's weights
+    _, model = colour_cast.load_run(run / "reproduction")
+    assert torch.equal(model.state_dict()["net.head.weight"], trained.state_dict()["net.head.weight"])
