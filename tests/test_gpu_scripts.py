@@ -115,3 +115,30 @@ def test_colour_cast_loads_a_reproduction_with_its_runs_config(tmp_path):
     (run / "reproduction" / FINAL).rename(run / FINAL)  # a reproduction that reused the run's weights
     _, model = colour_cast.load_run(run / "reproduction")
     assert torch.equal(model.state_dict()["net.head.weight"], trained.state_dict()["net.head.weight"])
+
+
+def test_spike_probe_replays_a_run_bit_for_bit_and_measures_its_updates(tmp_path):
+    """benchmarks/spike_probe.py trains a recorded run's config again: on the same machine its losses are the
+    record's to the last bit, and what it reports per step is what the step did (the update's norm is the change of
+    the weights; the modules' outputs were seen)."""
+    from isp_bench.models import create_model
+    from isp_bench.runs import resolve_dataset
+    from isp_bench.train.recipe import resolve_recipe
+    from isp_bench.train.trainer import train
+
+    spike_probe = _load("spike_probe")
+    config = resolve_recipe("unet", budget="smoke", dataset="synth", seed=0, precision="fp32")
+    config["stages"] = [dict(config["stages"][0], steps=3)]
+    manifest, root = resolve_dataset("synth", progress=False)
+    torch.manual_seed(0)
+    model = create_model("unet")
+    head = [model.net.head.weight.detach().clone()]
+    record = train(model, config, manifest, root, tmp_path / "run", progress=False,
+                   on_step=lambda stage, step, loss: head.append(model.net.head.weight.detach().clone()))
+    found = spike_probe.probe(config, 1, 2)
+    assert found["losses"] == record["losses"]
+    assert set(found["update_norm"]["net.head.weight"]) == {1, 2}
+    for step in (1, 2):
+        assert found["update_norm"]["net.head.weight"][step] == float((head[step + 1] - head[step]).norm())
+        assert found["weight_norm"]["net.head.weight"][step] == float(head[step + 1].norm())
+    assert set(found["activation_max"]["net.head"]) == {1, 2} and found["activation_max"]["net.head"][1] > 0
