@@ -16,14 +16,14 @@ record (on another machine or a GPU record they differ early, and the spike may 
 - per parameter, the norm of that step's update beside the weight's norm (its relative size: Adam moves every weight
   by about the learning rate whatever the gradient's size, so a wide layer with small weights is moved most).
 
-Measured (2 CPU cores, fp32, 2026-11-30, commit f1f2bc2; crispnet-noglobal on the standard schedule at 4 x 128^2,
+Measured (2 CPU cores, fp32, 2026-11-30, commit 695ba74; crispnet-noglobal on the standard schedule at 4 x 128^2,
 ``benchmarks/recipes/crispnet-noglobal-cpu.yaml --seed 1``, whose loss reached 4.1e5 at step 1 091 against a
-median of 0.003): bit-exact replay. Ten steps before the spike, with the loss still normal, the four residual blocks
-of the 512-channel bottleneck already amplify the signal 5-10 times each (largest activation 0.06 into the first,
-28 out of the last); at lr 5e-4 every step changes each of their 3x3 convolutions by 0.4-0.6 in norm, 9 % of the
-residual branches' last convolutions (norm 6) and 2 % of their first (norm 32). The loss jumped to 705 at step 1 083
-(bottleneck output 358) and to 4.1e5 at 1 091 (9.5e4): a bottleneck without normalisation that Adam's lr-sized steps
-drive into amplification, not a bad batch or a rounding error.
+median of 0.003): replayed bit for bit. Ten steps before the spike, with the loss still normal, the four residual
+blocks of the 512-channel bottleneck already amplify the signal 5-10 times each (largest activation 0.04 into the
+first, 30 out of the last); at lr 5e-4 every step changes the last convolution of each residual branch by 5-9 % of
+its norm and the first by 1-2 % (the encoder's: 0.1-1.3 %). The loss jumped to 705 at step 1 083 (bottleneck
+output 358) and to 4.1e5 at 1 091 (9.5e4): a bottleneck without normalisation that Adam's lr-sized steps drive into
+amplification, not a bad batch or a rounding error.
 
 Writes benchmarks/results/spike-probe.json.
 """
