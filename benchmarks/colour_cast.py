@@ -50,7 +50,7 @@ from isp_bench.evaluate.scoring import evaluate_model, pair_truth, prediction_pa
 from isp_bench.images import read_image
 from isp_bench.metrics.color import delta_e76, srgb_to_lab
 from isp_bench.models import create_model
-from isp_bench.runs import resolve_dataset
+from isp_bench.runs import REPRODUCTION, resolve_dataset
 from isp_bench.train.trainer import FINAL
 
 
@@ -76,7 +76,7 @@ def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
 def load_run(run_dir: Path):
     """The run's resolved config and its trained model; ``run_dir`` may be a run's ``reproduction/`` folder (the
     config is its run's; the weights its own, or the run's when the reproduction reused them)."""
-    reproduction = run_dir.name == "reproduction"
+    reproduction = run_dir.name == REPRODUCTION
     config = json.loads(((run_dir.parent if reproduction else run_dir) / "config.json").read_text())
     model = create_model(config["model"])
     weights = [run_dir / FINAL] + ([run_dir.parent / FINAL] if reproduction else [])
@@ -160,7 +160,7 @@ def main(argv=None) -> int:
         entry = {"config": {k: config[k] for k in recorded},
                  "mean": mean, "frames": frames, **probe_inputs(model, manifest, root, config["precision"], device,
                                                                   round(float(scored["psnr"].mean()), 3))}
-        name = f"{run_dir.parent.name}/reproduction" if run_dir.name == "reproduction" else run_dir.name
+        name = f"{run_dir.parent.name}/{REPRODUCTION}" if run_dir.name == REPRODUCTION else run_dir.name
         report["runs"][name] = entry
         print(f"{name}: dE76 {mean['delta_e76']:.2f}, after per-channel gains "
               f"{mean['delta_e76_after_channel_gains']:.2f}, after a 3x3 {mean['delta_e76_after_3x3']:.2f}")
