@@ -17,6 +17,9 @@ average around it: on a shared machine, rerun on a quiet one.
   share two cores; ``cpu_us_per_patch`` splits the CPU time per patch between the workers and the
   consumer, against one process's: the workers' extra cost is what the cores' shared memory
   bandwidth and the switching between three processes take.
+- ``one_process_ring``: one process writing its batches in turn into the ring of shared-memory slots that 2
+  workers write into (:func:`isp_bench.data.dataset.ring_slots`), nothing sent anywhere: what the ring alone
+  costs against the one process's own two alternating buffers, which stay in the core's caches.
 - ``threads_2``: the same loader with 2 threads of this process (``BatchLoader(threads=True)``): no
   transport and no third process; numpy releases the GIL while it cuts and converts a patch.
 - ``independent_2``: two processes each running the one-process loader, started together at a barrier and
@@ -45,6 +48,7 @@ import torch
 
 from _common import add_synth_options, provenance, save
 from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, patch_views, preprocess_row
+from isp_bench.data.dataset import SharedSlots, ring_slots
 from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate
 
@@ -137,6 +141,17 @@ def main() -> None:
 
         load(0)()  # map the cache pages once
         one, one_cpu, loads_one = _best_rate(args.samples, load(0), args.repeats)
+        slots = ring_slots(2, 2)
+        ring = SharedSlots(dataset.batch(items[: args.batch]), slots)
+        slot_views = [{name: tensor[slot] for name, tensor in ring.tensors.items()} for slot in range(slots)]
+
+        def into_ring():
+            for k, start in enumerate(range(0, args.samples, args.batch)):
+                batch = items[start : start + args.batch]
+                slot = slot_views[k % slots]
+                dataset.batch(batch, out={name: view[: len(batch)] for name, view in slot.items()})
+
+        one_ring, _, _ = _best_rate(args.samples, into_ring, args.repeats)
         runs = [_workers_run(dataset, items, args.batch, 2) for _ in range(args.repeats)]
         two = max(run["patches_per_s"] for run in runs)
         steady = max(runs, key=lambda run: run["steady_patches_per_s"])
@@ -177,6 +192,8 @@ def main() -> None:
         "cache_build_s": build_s,
         "one_process_patches_per_s": one,
         "one_process_cpu_patches_per_cpu_s": one_cpu,
+        "one_process_ring_patches_per_s": one_ring,
+        "one_process_ring_ratio": one_ring / one,
         "workers_2_patches_per_s": two,
         "workers_2_ratio": two / one,
         "workers_2_steady_patches_per_s": steady["steady_patches_per_s"],
@@ -199,6 +216,8 @@ def main() -> None:
           f"batch {args.batch}, cache built in {build_s:.1f} s; best of {args.repeats}")
     print(f"one process (1 core):       {one:8.1f} patches/s   ({one_cpu:.1f} per CPU-second; target ≥ 1000)  "
           f"load {min(loads_one):.1f}–{max(loads_one):.1f}")
+    print(f"one process into the ring:  {one_ring:8.1f} patches/s   ({one_ring / one:.2f}×: the {slots} "
+          "shared slots 2 workers write into, in turn)")
     print(f"DataLoader, 2 workers:      {two:8.1f} patches/s   ({two / one:.2f}× one process; target ≥ 1.8×)  "
           f"load {min(loads_two):.1f}–{max(loads_two):.1f}")
     print(f"  after the first batch:    {steady['steady_patches_per_s']:8.1f} patches/s   "

@@ -360,8 +360,8 @@ class SharedSlots:
     A slot is free when no batch for it is in flight and nothing refers to the batch handed out from it
     (no tensor, view or storage: its tensors are lent, :func:`lend`, and counted back). A consumer that
     keeps batches therefore never sees them overwritten; when
-    every slot is taken the batch travels the ordinary way. With ``count`` = workers × prefetch + 3
-    (:class:`BatchLoader`) a consumer that keeps at most the previous batch never runs out.
+    every slot is taken the batch travels the ordinary way. With :func:`ring_slots` slots (:class:`BatchLoader`)
+    a consumer that keeps at most the previous batch never runs out.
     """
 
     def __init__(self, example: dict[str, Any], count: int):
@@ -459,7 +459,7 @@ class BatchLoader:
             return
         example = self.dataset.batch(next(iter(self._batches())))
         prefetch = self.loader_options.get("prefetch_factor") or 2
-        count = self.workers * prefetch + 3
+        count = ring_slots(self.workers, prefetch)
         ring = count * sum(v.nbytes for v in example.values() if isinstance(v, torch.Tensor))
         free = shared_memory_free()
         if free is not None and ring * SHM_MARGIN > free:
@@ -513,6 +513,13 @@ def shared_memory_free() -> int | None:
     """Bytes free in :data:`SHM_DIR`, where torch's worker processes share memory (``None`` where there is
     no such folder). Writing past it kills a worker with SIGBUS, hence the check before the ring is made."""
     return shutil.disk_usage(SHM_DIR).free if os.path.isdir(SHM_DIR) else None
+
+
+def ring_slots(workers: int, prefetch: int) -> int:
+    """Slots of :class:`SharedSlots` for ``workers`` × ``prefetch`` batches in flight: those, the batch the
+    consumer is handed, the one before it (a ``for batch in loader`` loop holds it while the next one comes) and
+    one spare."""
+    return workers * prefetch + 3
 
 
 class _Requests:
