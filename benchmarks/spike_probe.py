@@ -99,21 +99,29 @@ def probe(config: dict, first: int, last: int) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("run", type=Path, help="a run folder (config.json, training.json)")
+    parser.add_argument("run", type=Path, help="a run folder (config.json, and training.json unless --step is given)")
     parser.add_argument("--step", type=int, help="the global step to look at (default: the record's largest loss)")
     parser.add_argument("--before", type=int, default=10, help="steps before it to look at (default: %(default)s)")
     args = parser.parse_args(argv)
     config = json.loads((args.run / "config.json").read_text())
-    recorded = json.loads((args.run / "training.json").read_text())["losses"]
+    record = args.run / "training.json"
+    if not record.exists() and args.step is None:
+        parser.error(f"{record} not found (a run still training has none yet): give --step N")
+    recorded = json.loads(record.read_text())["losses"] if record.exists() else None
     step = args.step if args.step is not None else max(range(len(recorded)), key=lambda s: recorded[s] or 0.0)
-    last = min(step + 2, len(recorded) - 1)
+    last = step + 2 if recorded is None else min(step + 2, len(recorded) - 1)
     first = max(0, step - args.before)
     found = probe(config, first, last)
-    differs = next((s for s, (a, b) in enumerate(zip(found["losses"], recorded)) if a != b), None)
-    print(f"{args.run.name}: step {step}, recorded loss {recorded[step]:.4g}; replayed "
-          + ("bit for bit" if differs is None else f"differently from step {differs} "
-             f"({found['losses'][differs]:.9g} against {recorded[differs]:.9g})")
-          + f"; loss at step {step} now {found['losses'][step]:.4g}")
+    if recorded is None:
+        differs = None
+        print(f"{args.run.name}: step {step}, no record to compare with (no training.json); "
+              f"loss at step {step} in the replay {found['losses'][step]:.4g}")
+    else:
+        differs = next((s for s, (a, b) in enumerate(zip(found["losses"], recorded)) if a != b), None)
+        print(f"{args.run.name}: step {step}, recorded loss {recorded[step]:.4g}; replayed "
+              + ("bit for bit" if differs is None else f"differently from step {differs} "
+                 f"({found['losses'][differs]:.9g} against {recorded[differs]:.9g})")
+              + f"; loss at step {step} now {found['losses'][step]:.4g}")
     steps = range(first, last + 1)
     print(f"{'largest |output|':32s}" + "".join(f"{s:>9d}" for s in steps))
     for name, values in found["activation_max"].items():
@@ -124,7 +132,8 @@ def main(argv=None) -> int:
             weight = found["weight_norm"][name]
             print(f"{name:32s}" + "".join(f"{updates[s] / weight[s]:9.2%}" for s in steps))
     report = {"provenance": provenance(("isp-bench", "torch")), "run": args.run.name, "config": config,
-              "step": step, "replay_differs_from_step": differs, "recorded_losses": recorded[: last + 1], **found}
+              "step": step, "replay_differs_from_step": differs,
+              "recorded_losses": recorded[: last + 1] if recorded is not None else None, **found}
     print(f"wrote {save('spike-probe', report)}")
     return 0
 
