@@ -1,7 +1,8 @@
 """Where does a training run's loss spike come from? Replays the run on the CPU up to its largest loss and looks inside.
 
-Rerun (RUN a run folder with its ``config.json`` and ``training.json``; minutes: the replay trains every step up to
-the spike, about 5 minutes for step 1 091 of crispnet-noglobal at 4 x 128^2 on 2 CPU cores)::
+Rerun (RUN a run folder with its ``config.json`` and ``training.json``, or, for a run still training, which has no
+``training.json`` yet, with ``--step``; minutes: the replay trains every step up to the spike, about 5 minutes for
+step 1 091 of crispnet-noglobal at 4 x 128^2 on 2 CPU cores, 12 for step 185 of a 16 x 256^2 CRISPnet)::
 
     python benchmarks/spike_probe.py RUN [--step N] [--before 10]
 
@@ -109,7 +110,7 @@ def main(argv=None) -> int:
         parser.error(f"{record} not found (a run still training has none yet): give --step N")
     recorded = json.loads(record.read_text())["losses"] if record.exists() else None
     step = args.step if args.step is not None else max(range(len(recorded)), key=lambda s: recorded[s] or 0.0)
-    last = step + 2 if recorded is None else min(step + 2, len(recorded) - 1)
+    last = min(step + 2, sum(stage["steps"] for stage in config["stages"]) - 1)
     first = max(0, step - args.before)
     found = probe(config, first, last)
     if recorded is None:

@@ -142,3 +142,24 @@ def test_spike_probe_replays_a_run_bit_for_bit_and_measures_its_updates(tmp_path
         assert found["update_norm"]["net.head.weight"][step] == float((head[step + 1] - head[step]).norm())
         assert found["weight_norm"]["net.head.weight"][step] == float(head[step + 1].norm())
     assert set(found["activation_max"]["net.head"]) == {1, 2} and found["activation_max"]["net.head"][1] > 0
+
+
+def test_spike_probe_probes_a_run_still_training_at_a_given_step(tmp_path, monkeypatch, capsys):
+    """A run still training has no training.json yet: without --step spike_probe.py says so and exits 2; with it,
+    the replay runs to that step (and two after, within the schedule) with no record to compare against."""
+    from isp_bench.train.recipe import resolve_recipe
+
+    spike_probe = _load("spike_probe")
+    config = resolve_recipe("unet", budget="smoke", dataset="synth", seed=0, precision="fp32")
+    config["stages"] = [dict(config["stages"][0], steps=3)]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(config))
+    with pytest.raises(SystemExit) as stopped:
+        spike_probe.main([str(run)])
+    assert stopped.value.code == 2 and "give --step N" in capsys.readouterr().err
+    monkeypatch.setattr(sys.modules["_common"], "RESULTS", tmp_path / "results")
+    assert spike_probe.main([str(run), "--step", "1", "--before", "1"]) == 0
+    report = json.loads((tmp_path / "results" / "spike-probe.json").read_text())
+    assert report["recorded_losses"] is None and report["replay_differs_from_step"] is None
+    assert len(report["losses"]) == 3 and sorted(report["activation_max"]["net.head"]) == ["0", "1", "2"]
