@@ -48,7 +48,7 @@ import torch
 
 from _common import add_synth_options, provenance, save
 from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, patch_views, preprocess_row
-from isp_bench.data.dataset import SharedSlots, ring_slots
+from isp_bench.data.dataset import SharedSlots, SlotRequest, ring_slots
 from isp_bench.ingest import ingest
 from isp_bench.synth import SynthConfig, generate
 
@@ -143,13 +143,10 @@ def main() -> None:
         one, one_cpu, loads_one = _best_rate(args.samples, load(0), args.repeats)
         slots = ring_slots(2, 2)
         ring = SharedSlots(dataset.batch(items[: args.batch]), slots)
-        slot_views = [{name: tensor[slot] for name, tensor in ring.tensors.items()} for slot in range(slots)]
 
-        def into_ring():
+        def into_ring():  # the workers' own write path (SharedSlots.fill), in this process
             for k, start in enumerate(range(0, args.samples, args.batch)):
-                batch = items[start : start + args.batch]
-                slot = slot_views[k % slots]
-                dataset.batch(batch, out={name: view[: len(batch)] for name, view in slot.items()})
+                ring.fill(SlotRequest(tuple(items[start : start + args.batch]), k % slots), dataset.batch)
 
         one_ring, _, _ = _best_rate(args.samples, into_ring, args.repeats)
         runs = [_workers_run(dataset, items, args.batch, 2) for _ in range(args.repeats)]

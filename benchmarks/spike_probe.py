@@ -106,23 +106,22 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     config = json.loads((args.run / "config.json").read_text())
     record = args.run / "training.json"
-    if not record.exists() and args.step is None:
-        parser.error(f"{record} not found (a run still training has none yet): give --step N")
     recorded = json.loads(record.read_text())["losses"] if record.exists() else None
+    if recorded is None and args.step is None:
+        parser.error(f"{record} not found (a run still training has none yet): give --step N")
     step = args.step if args.step is not None else max(range(len(recorded)), key=lambda s: recorded[s] or 0.0)
     last = min(step + 2, sum(stage["steps"] for stage in config["stages"]) - 1)
     first = max(0, step - args.before)
     found = probe(config, first, last)
+    differs = None if recorded is None else next(
+        (s for s, (a, b) in enumerate(zip(found["losses"], recorded)) if a != b), None)
     if recorded is None:
-        differs = None
-        print(f"{args.run.name}: step {step}, no record to compare with (no training.json); "
-              f"loss at step {step} in the replay {found['losses'][step]:.4g}")
+        against = "no record to compare with (no training.json)"
     else:
-        differs = next((s for s, (a, b) in enumerate(zip(found["losses"], recorded)) if a != b), None)
-        print(f"{args.run.name}: step {step}, recorded loss {recorded[step]:.4g}; replayed "
-              + ("bit for bit" if differs is None else f"differently from step {differs} "
-                 f"({found['losses'][differs]:.9g} against {recorded[differs]:.9g})")
-              + f"; loss at step {step} now {found['losses'][step]:.4g}")
+        against = f"recorded loss {recorded[step]:.4g}; replayed " + (
+            "bit for bit" if differs is None else
+            f"differently from step {differs} ({found['losses'][differs]:.9g} against {recorded[differs]:.9g})")
+    print(f"{args.run.name}: step {step}, {against}; loss at step {step} now {found['losses'][step]:.4g}")
     steps = range(first, last + 1)
     print(f"{'largest |output|':32s}" + "".join(f"{s:>9d}" for s in steps))
     for name, values in found["activation_max"].items():
@@ -134,7 +133,7 @@ def main(argv=None) -> int:
             print(f"{name:32s}" + "".join(f"{updates[s] / weight[s]:9.2%}" for s in steps))
     report = {"provenance": provenance(("isp-bench", "torch")), "run": args.run.name, "config": config,
               "step": step, "replay_differs_from_step": differs,
-              "recorded_losses": recorded[: last + 1] if recorded is not None else None, **found}
+              "recorded_losses": recorded and recorded[: last + 1], **found}
     print(f"wrote {save('spike-probe', report)}")
     return 0
 
