@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -28,6 +29,14 @@ budgets:
   standard: {steps: 10, batch_size: 1, patch: [64, 64]}
   paper: {steps: 100, batch_size: 1, patch: [64, 64]}
 """
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory):
+    """Four small synthetic scenes and their manifest: (root, manifest path)."""
+    where = tmp_path_factory.mktemp("tiny-synth")
+    root = generate(where / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
+    return root, ingest("synth", root, where / "synth.parquet", workers=1, progress=False).manifest.path
 
 
 def test_warmup_ramps_linearly_then_the_step_decay_applies():
@@ -63,9 +72,8 @@ def test_a_checkpoint_from_before_gradient_norms_resumes_step_for_step():
     assert record["grad_norms"] == [None, None]  # the next step's norm lands at its own index
 
 
-def test_the_trainer_honours_warmup_and_clipping(tmp_path):
-    root = generate(tmp_path / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
-    manifest = ingest("synth", root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+def test_the_trainer_honours_warmup_and_clipping(tmp_path, tiny_synth):
+    root, manifest = tiny_synth
     recipe = tmp_path / "unet-sgd.yaml"
     recipe.write_text(RECIPE)
     run_dir = run_benchmark(recipe=str(recipe), budget="smoke", runs_dir=tmp_path / "runs", manifest=manifest,
@@ -77,6 +85,20 @@ def test_the_trainer_honours_warmup_and_clipping(tmp_path):
     assert float(moved) == pytest.approx(1.0 / 4 * 0.01, rel=1e-3)  # lr of step 0 of a 4-step warm-up x bound
     record = json.loads((run_dir / "training.json").read_text())  # each step's gradient norm, before clipping
     assert len(record["grad_norms"]) == record["steps"] and min(record["grad_norms"]) > 0.01
+
+
+def test_each_progress_line_shows_the_loss_of_the_steps_it_counts(tmp_path, tiny_synth, capsys, monkeypatch):
+    monkeypatch.setenv("TQDM_MININTERVAL", "0")  # tqdm draws every update, so a line with a stale loss would show
+    root, manifest = tiny_synth
+    recipe = tmp_path / "unet-sgd.yaml"
+    recipe.write_text(RECIPE.replace("lr: 1.0", "lr: 0.01"))
+    capsys.readouterr()
+    run_dir = run_benchmark(recipe=str(recipe), budget="short", runs_dir=tmp_path / "runs", manifest=manifest,
+                            root=root, evaluate=False, progress=True)
+    losses = json.loads((run_dir / "training.json").read_text())["losses"]
+    shown = re.findall(r"unet train:.*?(\d+)/10 .*?loss=([-+.\de]+)", capsys.readouterr().err.replace("\r", "\n"))
+    assert [int(n) for n, _ in shown] == sorted(int(n) for n, _ in shown) and int(shown[-1][0]) == 10
+    assert all(loss == f"{losses[int(n) - 1]:.4g}" for n, loss in shown)  # after n steps, step n's loss
 
 
 def test_budget_stage_settings_resolve_and_are_checked(tmp_path):

@@ -390,8 +390,8 @@ class _Session:
             psnr = self.validate_if_due(k, done)
             if psnr is not None:
                 postfix["val_psnr"] = f"{psnr:.2f}"
+            bar.set_postfix(postfix, refresh=False)  # shown by update(): each line pairs a step with its own loss
             bar.update()
-            bar.set_postfix(postfix)
             self.checkpoint_if_due(k, done, optimizer, scaler)
             if self.on_step is not None:
                 self.on_step(k, step, loss)
