@@ -87,7 +87,7 @@ def test_the_trainer_honours_warmup_and_clipping(tmp_path, tiny_synth):
     assert len(record["grad_norms"]) == record["steps"] and min(record["grad_norms"]) > 0.01
 
 
-def test_each_progress_line_shows_the_loss_of_the_steps_it_counts(tmp_path, tiny_synth, capsys, monkeypatch):
+def test_each_progress_line_shows_the_loss_of_its_last_step(tmp_path, tiny_synth, capsys, monkeypatch):
     monkeypatch.setenv("TQDM_MININTERVAL", "0")  # tqdm draws every update, so a line with a stale loss would show
     root, manifest = tiny_synth
     recipe = tmp_path / "unet-sgd.yaml"
