@@ -113,11 +113,11 @@ def main(argv=None) -> int:
     last = min(step + 2, sum(stage["steps"] for stage in config["stages"]) - 1)
     first = max(0, step - args.before)
     found = probe(config, first, last)
-    differs = None if recorded is None else next(
-        (s for s, (a, b) in enumerate(zip(found["losses"], recorded)) if a != b), None)
+    differs = None
     if recorded is None:
         against = "no record to compare with (no training.json)"
     else:
+        differs = next((s for s, (a, b) in enumerate(zip(found["losses"], recorded)) if a != b), None)
         against = f"recorded loss {recorded[step]:.4g}; replayed " + (
             "bit for bit" if differs is None else
             f"differently from step {differs} ({found['losses'][differs]:.9g} against {recorded[differs]:.9g})")

@@ -12,7 +12,6 @@ import torch
 from isp_bench.ingest import ingest
 from isp_bench.models import create_model
 from isp_bench.runs import run_benchmark
-from isp_bench.synth import SynthConfig, generate
 from isp_bench.train.recipe import BUDGETS, RecipeError, list_recipes, load_recipe, resolve_recipe
 from isp_bench.train.trainer import _record_so_far, apply_gradients, lr_at, optimizer_step
 
@@ -32,11 +31,10 @@ budgets:
 
 
 @pytest.fixture(scope="module")
-def tiny_synth(tmp_path_factory):
-    """Four small synthetic scenes and their manifest: (root, manifest path)."""
-    where = tmp_path_factory.mktemp("tiny-synth")
-    root = generate(where / "synth", SynthConfig(scenes=4, height=96, width=128), workers=1, progress=False)
-    return root, ingest("synth", root, where / "synth.parquet", workers=1, progress=False).manifest.path
+def tiny_synth(synth_root, tmp_path_factory):
+    """The session's small synthetic set (conftest's ``synth_root``) and its manifest: (root, manifest path)."""
+    manifest = tmp_path_factory.mktemp("tiny-synth") / "synth.parquet"
+    return synth_root, ingest("synth", synth_root, manifest, workers=1, progress=False).manifest.path
 
 
 def test_warmup_ramps_linearly_then_the_step_decay_applies():
@@ -91,7 +89,8 @@ def test_each_progress_line_shows_the_loss_of_its_last_step(tmp_path, tiny_synth
     monkeypatch.setenv("TQDM_MININTERVAL", "0")  # tqdm draws every update, so a line with a stale loss would show
     root, manifest = tiny_synth
     recipe = tmp_path / "unet-sgd.yaml"
-    recipe.write_text(RECIPE.replace("lr: 1.0", "lr: 0.01"))
+    recipe.write_text(RECIPE.replace("lr: 1.0", "lr: 0.01").replace("steps: 10, batch_size: 1, patch: [64, 64]",
+                                     "steps: 10, batch_size: 1, patch: [32, 32]"))  # fits synth_root's 64 x 96
     capsys.readouterr()
     run_dir = run_benchmark(recipe=str(recipe), budget="short", runs_dir=tmp_path / "runs", manifest=manifest,
                             root=root, evaluate=False, progress=True)
