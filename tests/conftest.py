@@ -48,7 +48,18 @@ SMALL_SYNTH = dict(scenes=6, height=64, width=96)
 
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
-    """A small synthetic dataset written once per test session (read-only for tests)."""
+    """A small synthetic dataset written once per test session, read-only for tests: a test that trains or scores
+    on it copies it first (a run writes its cache into the dataset root). The session fails at teardown if a test
+    added, removed or rewrote a file in it, whatever order the tests ran in."""
     from isp_bench.synth import SynthConfig, generate
 
-    return generate(tmp_path_factory.mktemp("synth") / "data", SynthConfig(**SMALL_SYNTH), workers=1, progress=False)
+    root = generate(tmp_path_factory.mktemp("synth") / "data", SynthConfig(**SMALL_SYNTH), workers=1, progress=False)
+    written = _stat_tree(root)
+    yield root
+    changed = sorted(set(written.items()) ^ set(_stat_tree(root).items()))
+    assert not changed, f"tests changed the session's synth_root (copy it before writing): {changed[:5]}"
+
+
+def _stat_tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file()}

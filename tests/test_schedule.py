@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -32,9 +33,11 @@ budgets:
 
 @pytest.fixture(scope="module")
 def tiny_synth(synth_root, tmp_path_factory):
-    """The session's small synthetic set (conftest's ``synth_root``) and its manifest: (root, manifest path)."""
-    manifest = tmp_path_factory.mktemp("tiny-synth") / "synth.parquet"
-    return synth_root, ingest("synth", synth_root, manifest, workers=1, progress=False).manifest.path
+    """A copy of the session's small synthetic set (conftest's ``synth_root``) and its manifest: (root, manifest
+    path). A copy, because a run writes its cache into the dataset root and ``synth_root`` is read-only."""
+    base = tmp_path_factory.mktemp("tiny-synth")
+    root = shutil.copytree(synth_root, base / "synth")
+    return root, ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
 
 
 def test_warmup_ramps_linearly_then_the_step_decay_applies():
