@@ -24,7 +24,11 @@ For models with global inputs (:attr:`IspModel.metadata`):
 Measured on 2 CPU cores (2026-11-30, commit 98d2a6b, the three runs above): CRISPnet standard ΔE76 9.31 -> 5.77 with
 per-channel gains (UNet-resbottleneck 6.92 -> 5.68, classic 7.49 -> 6.44); CRISPnet's test PSNR moves 26.60-26.94 dB
 over the six training lights' WB (it all but ignores its WB input), its global branch set to the training mean costs
-2.3 dB on the train split and 3.1 on test, and every frame sits 0.8-1.4 (relative) from that mean.
+2.3 dB on the train split and 3.1 on test, and every frame sits 0.8-1.4 (relative) from that mean. Trained with
+illuminant gains (2026-11-30, commit 980e964, run synth-crispnet-illuminant-standard-seed0-7a4b0cc2 with its
+weights, in the git-ignored work/cpu-standard/, where it trained): ΔE76 5.33 -> 5.28 with per-channel gains, test
+PSNR 14.0-27.7 dB over the training lights' WB, the global branch at its training mean < 0.01 dB, every frame
+0.01-0.08 from that mean.
 
 Writes benchmarks/results/colour-cast.json.
 """
@@ -60,9 +64,11 @@ def cast(prediction: np.ndarray, target: np.ndarray) -> dict:
     x, y = pred_lin.reshape(-1, 3), target_lin.reshape(-1, 3)
     gains = (x * y).sum(0) / (x * x).sum(0)
     matrix = np.linalg.lstsq(x, y, rcond=None)[0]
-    corrected = lambda linear: srgb_encode(np.clip(linear, 0, 1).reshape(target.shape))
+    def corrected(linear):
+        return srgb_encode(np.clip(linear, 0, 1).reshape(target.shape))
     pred_lab, target_lab = srgb_to_lab(prediction), srgb_to_lab(target)
-    chroma = lambda lab: float(np.hypot(lab[..., 1], lab[..., 2]).mean())
+    def chroma(lab):
+        return float(np.hypot(lab[..., 1], lab[..., 2]).mean())
     return {
         "delta_e76": delta_e76(prediction, target),
         "delta_e76_after_channel_gains": delta_e76(corrected(x * gains), target),
@@ -121,8 +127,9 @@ def probe_inputs(model, manifest, root, precision: str, device: str, test_psnr: 
             return values
         train, test = global_of("train"), global_of("test")
         mean = {k: torch.stack([v[k] for v in train.values()]).mean(0) for k in next(iter(train.values()))}
-        distance = lambda v: round(float(sum((v[k] - mean[k]).norm() ** 2 for k in mean) ** 0.5
-                                         / sum(m.norm() ** 2 for m in mean.values()) ** 0.5), 3)
+        def distance(v):
+            return round(float(sum((v[k] - mean[k]).norm() ** 2 for k in mean) ** 0.5
+                               / sum(m.norm() ** 2 for m in mean.values()) ** 0.5), 3)
         out["global_distance_from_train_mean"] = {pid: distance(v) for pid, v in {**train, **test}.items()}
         compute_global = model.compute_global
         model.compute_global = lambda batch, tiler=None: {k: v.to(batch["raw"]) for k, v in mean.items()}

