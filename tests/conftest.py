@@ -11,6 +11,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ SMALL_SYNTH = dict(scenes=6, height=64, width=96)
 
 
 @pytest.fixture(scope="session")
-def synth_root(tmp_path_factory) -> Path:
+def synth_root(tmp_path_factory) -> Iterator[Path]:
     """A small synthetic dataset written once per test session, read-only for tests: a test that trains or scores
     on it copies it first (a run writes its cache into the dataset root). The session fails at teardown if a test
     added, removed or rewrote a file in it, whatever order the tests ran in."""

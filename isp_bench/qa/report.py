@@ -58,6 +58,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "pair"
 
 
+def _cell(value: float | None, decimals: int = 2) -> str:
+    """A table cell: the value to ``decimals`` places, empty when not measured."""
+    return "" if value is None else f"{value:.{decimals}f}"
+
+
 def write_report(folder: str | Path, rows: list[dict[str, Any]], images: dict[str, np.ndarray],
                  *, thresholds, worst: int = 6) -> Path:
     """Write ``<folder>/<session>.md`` per session (and ``index.md``) with images under ``images/``;
@@ -92,10 +97,9 @@ def write_report(folder: str | Path, rows: list[dict[str, Any]], images: dict[st
             sharp = q.get("sharpness_vs_other_frame") or mon.get("sharpness_vs_session")
             e = q.get("exposure") or {}
             stops = e.get("exif_vs_intended_stops")
-            def fmt(v, p=2):
-                return "" if v is None else f"{v:.{p}f}"
-            lines.append(f"| `{row['pair_id']}` | {' '.join(f'`{f}`' for f in q['flags'])} | {fmt(mis)} | "
-                         f"{fmt(lm.get('max_px'))} | {fmt(q.get('clipped_raw'), 4)} | {fmt(sharp)} | {fmt(stops)} | "
+            lines.append(f"| `{row['pair_id']}` | {' '.join(f'`{f}`' for f in q['flags'])} | {_cell(mis)} | "
+                         f"{_cell(lm.get('max_px'))} | {_cell(q.get('clipped_raw'), 4)} | {_cell(sharp)} | "
+                         f"{_cell(stops)} | "
                          f"{badness(q, thresholds):.2f} |")
         shown = [(r, e) for r, e in ranked if r["pair_id"] in images][:worst]
         if shown:
