@@ -98,6 +98,7 @@ def compare(grads: dict[str, torch.Tensor], reference: dict[str, torch.Tensor]) 
 
 def check_model(name: str, budget: str, device: str, precisions: list[str], manifest, root: Path) -> list[dict]:
     """One row per stage of ``name``'s default recipe (see the module notes)."""
+    from isp_bench.data.cache import cache_folder
     from isp_bench.devices import configure_for_speed
     from isp_bench.models import create_model
     from isp_bench.train.recipe import default_recipe, resolve_recipe
@@ -107,7 +108,7 @@ def check_model(name: str, budget: str, device: str, precisions: list[str], mani
     configure_for_speed(device)
     torch.manual_seed(config["seed"])
     model = create_model(name)
-    cache = root / ".isp-bench-cache"
+    cache = cache_folder(root)
     if config.get("init"):
         _init_from_data(model, config, manifest, root, cache, "local")
     rows = []

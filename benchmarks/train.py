@@ -147,7 +147,7 @@ def measure_training(model, config: dict[str, Any], manifest, root_path: Path, d
         optimizer_step(loss, optimizer, scaler, stage["grad_clip_norm"])
 
     workers = loader_workers(None, device)
-    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, root_path / ".isp-bench-cache", workers=workers))
+    loader = iter(_stage_loader(config, 0, 0, manifest, root_path, None, workers=workers))
     first = to_device(next(loader), device, memory_format(device))
     step(first)  # warm-up (allocator, cuDNN algorithm choice)
 
@@ -187,8 +187,7 @@ def measure_inference(model, config: dict[str, Any], manifest, root_path: Path, 
     from isp_bench.data import PairDataset
     from isp_bench.evaluate.tiled import infer_full
 
-    frame = PairDataset(manifest, root_path, "test", cache_dir=root_path / ".isp-bench-cache",
-                        inputs=tuple(config["inputs"]), progress=False)[0]
+    frame = PairDataset(manifest, root_path, "test", inputs=tuple(config["inputs"]), progress=False)[0]
     cuda = device.startswith("cuda")
     height, width = FULL_FRAME if cuda else CPU_FRAME
     raw = frame["raw"][None]

@@ -143,7 +143,8 @@ def _run_kwargs(args) -> dict:
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
     return dict(dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
                 compile=args.compile, loader_workers=args.loader_workers, loader_threads=args.loader_threads, seed=args.seed, runs_dir=args.runs,
-                manifest=args.manifest, root=args.root, **({"metrics": metrics} if metrics else {}),
+                manifest=args.manifest, root=args.root, cache_dir=args.cache_dir,
+                **({"metrics": metrics} if metrics else {}),
                 save_predictions=args.save_predictions, scheduler=args.scheduler, progress=not args.quiet)
 
 
@@ -265,6 +266,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
+    add_cache_option(p)
     p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the standard suite)")
     p.add_argument("--save-predictions", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the 16-bit PNG predictions in RUN/predictions for `isp-bench rescore` (default: for a "
@@ -272,6 +274,13 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     add_scheduler_option(p, "the preprocessing cache build (every backend writes the same cache, so the "
                          "scheduler is not part of the run config or id)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
+
+
+def add_cache_option(p: argparse.ArgumentParser) -> None:
+    """Add ``--cache-dir`` to a command that reads a dataset through its preprocessing cache."""
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="preprocessing cache folder, needed when the dataset root cannot be written; one folder "
+                        "serves every dataset (default: $ISP_BENCH_CACHE, else ROOT/.isp-bench-cache)")
 
 
 def _add_seed_option(p: argparse.ArgumentParser) -> None:

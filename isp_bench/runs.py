@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from isp_bench import distributed
+from isp_bench.data.cache import PreprocessCache
 from isp_bench.devices import loader_workers as resolve_loader_workers
 from isp_bench.devices import resolve_device, resolve_precision
 from isp_bench.errors import DatasetError, IspBenchError
@@ -103,6 +104,7 @@ def run_benchmark(
     runs_dir: str | os.PathLike = "runs",
     manifest: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     overrides: dict[str, Any] | None = None,
     evaluate: bool = True,
@@ -126,10 +128,11 @@ def run_benchmark(
     processes, or threads with ``loader_threads`` (default :func:`isp_bench.devices.loader_workers`; not part
     of the run id, the batches are the same with any number of either). ``scheduler``: where the preprocessing cache
     is built (:func:`isp_bench.parallel.executor`); not part of the run id, as every backend writes the
-    same bytes.
+    same bytes. ``cache_dir``: the preprocessing cache folder (:func:`isp_bench.data.cache.cache_folder`; default
+    ``$ISP_BENCH_CACHE``, else ``<root>/.isp-bench-cache``); not part of the run id.
 
-    Every argument is checked (seed, scheduler, device, model and its recipe, budget, metrics, manifest and
-    dataset root) before anything is written: a bad one raises an :class:`IspBenchError` and leaves
+    Every argument is checked (seed, scheduler, device, model and its recipe, budget, metrics, manifest,
+    dataset root and a cache folder that can be written when pairs are missing from it) before anything is written: a bad one raises an :class:`IspBenchError` and leaves
     no run folder behind.
 
     The device is not part of the run id: the same model, recipe, seed and data on ``cpu`` and on
@@ -158,12 +161,15 @@ def run_benchmark(
         with distributed.main_first():  # the embedded dataset is generated once, not by every rank at once
             manifest_obj, root_path = resolve_dataset(dataset, manifest, root,
                                                       progress=progress and distributed.is_main())
+            cache = PreprocessCache(root_path, cache_dir)
+            cache.missing(manifest_obj.rows())  # an unwritable cache folder fails here, naming the fix
         run_dir = Path(runs_dir) / run_id_on(config, manifest_obj)
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
             raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
                            f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
         out_dir = results_dir(run_dir)
-        _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, device=device, compile=compile,
+        _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, cache.dir, device=device,
+                            compile=compile,
                             loader_workers=loader_workers, loader_threads=loader_threads, metrics=metrics, evaluate=evaluate, save_predictions=save_predictions, scheduler=scheduler,
                             progress=progress, on_step=on_step, started=started, wall_start=wall_start)
     return out_dir
@@ -214,7 +220,8 @@ def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[
             "environment_differences": {k: [was[k], now[k]] for k in was if was[k] is not None and was[k] != now[k]}}
 
 
-def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path, *,
+def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path,
+                        cache_dir: Path, *,
                         device: str, compile: bool, loader_workers: int | None, loader_threads: bool,
                         metrics: Sequence[str], evaluate: bool,
                         save_predictions: bool | None, scheduler: str, progress: bool, on_step, started: str,
@@ -226,7 +233,6 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
     run_dir.mkdir(parents=True, exist_ok=True)
     if main:
         atomic_write_text(run_dir / "config.json", json.dumps(config, indent=1, sort_keys=True) + "\n")
-    cache_dir = root_path / ".isp-bench-cache"
 
     torch.manual_seed(seed)
     model = create_model(model_name)

@@ -20,6 +20,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # Tests never download: weights with a published location are fetched on first use only online.
 os.environ.setdefault("ISP_BENCH_OFFLINE", "1")
+# Preprocessing caches go where each test puts them, not into a folder the user set for real runs.
+os.environ.pop("ISP_BENCH_CACHE", None)
 
 # The ingest read path's test-only crash hook (isp_bench.ingest): one folder for the whole session, in the
 # environment before any worker process starts, removed at exit.

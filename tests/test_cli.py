@@ -144,6 +144,21 @@ def test_an_unavailable_device_names_the_devices_present(tmp_path, monkeypatch, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["run", "evaluate"])
+def test_an_unwritable_cache_folder_is_a_one_line_error_naming_the_fix_before_anything_is_written(
+        synth_root, tmp_path, capsys, command):
+    manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    (tmp_path / "a-file").write_bytes(b"")
+    code = main([command, "--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root",
+                 str(synth_root), "--cache-dir", str(tmp_path / "a-file" / "cache"), "--runs", str(tmp_path / "runs"),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"isp-bench: error: {tmp_path / 'a-file' / 'cache'}: cannot write the preprocessing cache")
+    assert "Fix: put the cache on writable storage with --cache-dir DIR or ISP_BENCH_CACHE=DIR" in err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_evaluating_an_untrained_run_leaves_no_run_folder(synth_root, tmp_path, capsys):
     manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
     code = main(["evaluate", "--model", "unet", "--budget", "smoke", "--manifest", str(manifest), "--root",
@@ -213,13 +228,13 @@ def test_the_device_is_described_for_provenance():
 
 
 def test_a_run_records_its_device_and_the_device_does_not_split_runs(synth_root, tmp_path, capsys):
-    root = shutil.copytree(synth_root, tmp_path / "synth")  # a run writes its cache into the dataset root
-    manifest = ingest("synth", root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
-    common = ["--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root", str(root),
-              "--runs", str(tmp_path / "runs"), "--metrics", "psnr", "--quiet"]
+    manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    common = ["--model", "classic", "--budget", "smoke", "--manifest", str(manifest), "--root", str(synth_root),
+              "--cache-dir", str(tmp_path / "cache"), "--runs", str(tmp_path / "runs"), "--metrics", "psnr", "--quiet"]
     assert main(["evaluate", *common]) == 0  # --device auto
     assert main(["evaluate", *common, "--device", "cpu"]) == 0
     capsys.readouterr()
     (run_dir,) = (tmp_path / "runs").iterdir()  # auto and cpu: one run, as documented in run_benchmark
+    assert list((tmp_path / "cache").glob("*.raw.npy"))  # the cache went to --cache-dir, the root is unchanged
     recorded = json.loads((run_dir / "result.json").read_text())["provenance"]["device"]
     assert recorded == describe_device("cpu")

@@ -4,6 +4,7 @@ data stage that imports no model."""
 from __future__ import annotations
 
 import ast
+import os
 import pickle
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from torch.utils.data import default_collate
 from isp_bench.batches import NEUTRAL_METADATA, frame_batch, metadata_tensors
 from isp_bench.data import DIHEDRAL, BatchLoader, PairDataset, patch_views
 from isp_bench.data.augment import pattern_after
-from isp_bench.data.cache import classic_linear_target
+from isp_bench.data.cache import CacheError, cache_folder, classic_linear_target
 from isp_bench.errors import IspBenchError
 from isp_bench.ingest import ingest
 from isp_bench.raw import RawCapture, pack_rggb, unpack_rggb
@@ -32,6 +33,35 @@ def data(tmp_path_factory):
     root = generate(base / "synth", SynthConfig(scenes=8, height=96, width=128), workers=1, progress=False)
     manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
     return {"root": root, "manifest": manifest, "cache": base / "cache"}
+
+
+def test_the_cache_folder_is_the_one_given_else_the_environments_else_in_the_root(tmp_path, monkeypatch):
+    monkeypatch.delenv("ISP_BENCH_CACHE", raising=False)
+    assert cache_folder(tmp_path / "root") == tmp_path / "root" / ".isp-bench-cache"
+    monkeypatch.setenv("ISP_BENCH_CACHE", str(tmp_path / "shared-cache"))
+    assert cache_folder(tmp_path / "root") == tmp_path / "shared-cache"
+    assert cache_folder(tmp_path / "root", tmp_path / "given") == tmp_path / "given"
+
+
+def test_an_unwritable_cache_folder_is_one_error_naming_the_fix_and_a_built_one_is_only_read(data, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_bytes(b"")
+    unwritable = [blocker / "cache"]  # a file where a folder must go: fails for root too
+    if os.geteuid() != 0:  # a read-only folder (root may write anyway)
+        unwritable.append(tmp_path / "read-only" / "cache")
+        unwritable[-1].parent.mkdir()
+        unwritable[-1].parent.chmod(0o555)
+    for folder in unwritable:
+        with pytest.raises(CacheError) as error:
+            PairDataset(data["manifest"], data["root"], "test", cache_dir=folder, progress=False)
+        message = str(error.value)
+        assert message.startswith(f"{folder}: cannot write the preprocessing cache there")
+        assert "--cache-dir DIR or ISP_BENCH_CACHE=DIR" in message and f"pair(s) of {data['root']}" in message
+    built = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
+    before = {p.name: p.stat().st_mtime_ns for p in data["cache"].iterdir()}
+    again = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
+    assert torch.equal(again[0]["raw"], built[0]["raw"])
+    assert {p.name: p.stat().st_mtime_ns for p in data["cache"].iterdir()} == before  # nothing written
 
 
 def _pixel_level_patch(raw, targets, top, left, size, op):

@@ -3,7 +3,9 @@
 Each manifest row becomes one cache entry, keyed by the sha256 of its files, the levels and CFA the
 manifest gives (which may be dataset-level constants), the target rotation and
 :data:`PREPROCESS_VERSION`. Entries are written atomically, so a crashed build leaves no half entry and
-a rebuild only does what is missing.
+a rebuild only does what is missing. The cache lives in :func:`cache_folder`: ``<root>/.isp-bench-cache`` unless
+``--cache-dir`` or ``$ISP_BENCH_CACHE`` names another folder (a read-only dataset root needs one). Entries are keyed
+by content, not by root, so one folder serves every dataset and every copy of one.
 
 Entry contents:
 - ``raw``: float32 4×h×w, ``(mosaic − black) / (white − black)`` packed R, Gr, Gb, B (not clipped).
@@ -23,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -36,10 +39,21 @@ from isp_bench.manifest import check_manifest_path
 from isp_bench.raw import normalize, pack_rggb, read_raw
 
 PREPROCESS_VERSION = 2  # 2: classic-pipeline linear targets for pairs without one
+CACHE_ENV = "ISP_BENCH_CACHE"
 
 
 class CacheError(IspBenchError):
     """A manifest row that cannot be preprocessed (X-Trans, unaligned target, …)."""
+
+
+def cache_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """The preprocessing cache folder of dataset ``root``: ``cache_dir`` when given, else ``$ISP_BENCH_CACHE``
+    when set, else ``<root>/.isp-bench-cache``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    return Path(root) / ".isp-bench-cache"
 
 
 def derives_linear_target(row: dict[str, Any]) -> bool:
@@ -129,11 +143,11 @@ class CacheEntry:
 
 
 class PreprocessCache:
-    """Preprocessed pairs of one dataset root under ``cache_dir`` (default ``<root>/.isp-bench-cache``)."""
+    """Preprocessed pairs of one dataset root in :func:`cache_folder` ``(root, cache_dir)``."""
 
     def __init__(self, root: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
         self.root = Path(root)
-        self.dir = Path(cache_dir) if cache_dir is not None else self.root / ".isp-bench-cache"
+        self.dir = cache_folder(root, cache_dir)
 
     def _paths(self, key: str) -> dict[str, Path]:
         return {name: self.dir / f"{key}.{name}.npy" for name in ("raw", "target", "linear_target")} | {
@@ -164,10 +178,9 @@ class PreprocessCache:
 
         from isp_bench.parallel import TaskLost, executor
 
-        todo = [r for r in rows if not self.has(r)]
+        todo = self.missing(rows)
         if not todo:
             return
-        self.dir.mkdir(parents=True, exist_ok=True)
         if workers is None and scheduler == "local" and len(todo) < 16:
             workers = 1
         with tqdm(total=len(rows), initial=len(rows) - len(todo), desc="preprocess cache", unit="pair",
@@ -176,6 +189,23 @@ class PreprocessCache:
                 if isinstance(outcome, TaskLost):
                     raise CacheError(f"pair {row['pair_id']} ({row['input_path']}): {outcome}")
                 bar.update()
+
+    def missing(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows not cached yet. When there are any, the cache folder is made, and a folder that cannot be
+        written (a read-only dataset root, say) fails here with the fix, before any work."""
+        todo = [r for r in rows if not self.has(r)]
+        if not todo:
+            return todo
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.dir).close()
+        except OSError as error:
+            raise CacheError(
+                f"{self.dir}: cannot write the preprocessing cache there ({error.strerror or error}), and {len(todo)} "
+                f"pair(s) of {self.root} are not preprocessed yet. Fix: put the cache on writable storage with "
+                f"--cache-dir DIR or {CACHE_ENV}=DIR (entries are keyed by content, so one folder serves every "
+                "dataset), or build it once where the dataset root is writable") from error
+        return todo
 
     def load(self, row: dict[str, Any]) -> CacheEntry:
         """Memory-mapped arrays of a cached row (build it first), as plain read-only ndarrays: slicing an

@@ -43,12 +43,14 @@ def add_commands(subparsers) -> None:
 
 
 def _add_scoring_options(p: argparse.ArgumentParser) -> None:
-    from isp_bench.parallel import add_scheduler_option  # standard library only, like this module
+    from isp_bench.cli import add_cache_option  # light modules only, like this one
+    from isp_bench.parallel import add_scheduler_option
 
     p.add_argument("--workers", type=int, default=None,
                    help="processes scoring pairs (default: local: 1 = in-process; dask: all CPUs)")
     add_scheduler_option(p, "the scoring of the pairs (workers read the predictions and the dataset's "
                          "preprocessing cache)")
+    add_cache_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: show them)")
 
 
@@ -59,7 +61,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     run_dir = submit_predictions(args.pred, dataset=args.dataset, split=args.split, name=args.name, paper=args.paper,
                                  runs_dir=args.runs, manifest=args.manifest, root=args.root,
-                                 metrics=_metric_list(args.metrics), workers=args.workers,
+                                 cache_dir=args.cache_dir, metrics=_metric_list(args.metrics), workers=args.workers,
                                  scheduler=args.scheduler, progress=not args.quiet)
     result = json.loads((run_dir / "result.json").read_text())
     print(f"submitted run: {run_dir}")
@@ -72,7 +74,8 @@ def _cmd_rescore(args: argparse.Namespace) -> int:
     from isp_bench.evaluate.submission import rescore_run
 
     report = rescore_run(args.run, _metric_list(args.metrics), manifest=args.manifest, root=args.root,
-                         workers=args.workers, scheduler=args.scheduler, progress=not args.quiet)
+                         cache_dir=args.cache_dir, workers=args.workers, scheduler=args.scheduler,
+                         progress=not args.quiet)
     for name, m in report["added"].items():
         print(f"  added {name:<14} {m['mean']:.4f}")
     if report["checked"]:

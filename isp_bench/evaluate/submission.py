@@ -109,13 +109,12 @@ def score_predictions(files: dict[str, Path], dataset, *, metrics: Sequence[str]
                        progress=progress)
 
 
-def _split_dataset(dataset: str, split: str, manifest, root, progress: bool):
+def _split_dataset(dataset: str, split: str, manifest, root, cache_dir, progress: bool):
     from isp_bench.data import PairDataset
     from isp_bench.runs import resolve_dataset
 
     manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
-    return manifest_obj, PairDataset(manifest_obj, root_path, split, cache_dir=root_path / ".isp-bench-cache",
-                                     progress=progress)
+    return manifest_obj, PairDataset(manifest_obj, root_path, split, cache_dir=cache_dir, progress=progress)
 
 
 def submission_run_id(dataset: str, split: str, name: str, hashes: dict[str, str], manifest_hash: str) -> str:
@@ -134,6 +133,7 @@ def submit_predictions(
     runs_dir: str | os.PathLike = "runs",
     manifest: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
     metrics: Sequence[str] | None = None,
     n_previews: int = 4,
     workers: int | None = None,
@@ -142,7 +142,8 @@ def submit_predictions(
 ) -> Path:
     """Score an outside model's predictions for ``split`` of ``dataset`` and record them as a run
     of kind ``submitted``; returns the run folder. ``metrics`` defaults to the suite ``run`` uses;
-    ``workers`` and ``scheduler`` say where the pairs are scored (:func:`score_predictions`)."""
+    ``workers`` and ``scheduler`` say where the pairs are scored (:func:`score_predictions`); ``cache_dir``: the
+    dataset's preprocessing cache (:func:`isp_bench.data.cache.cache_folder`)."""
     from isp_bench.evaluate.scoring import DEFAULT_METRICS, summarize_metrics, write_per_image
     from isp_bench.files import atomic_path, atomic_write_text, sha256_file
     from isp_bench.provenance import environment
@@ -154,7 +155,7 @@ def submit_predictions(
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     pred_dir = Path(pred_dir).resolve()
-    manifest_obj, pairs = _split_dataset(dataset, split, manifest, root, progress)
+    manifest_obj, pairs = _split_dataset(dataset, split, manifest, root, cache_dir, progress)
     files = check_predictions(pred_dir, pairs)  # fail on a bad folder before hashing or scoring
     relative = {pair_id: path.relative_to(pred_dir).as_posix() for pair_id, path in files.items()}
     hashes = {relative[pair_id]: sha256_file(path) for pair_id, path in files.items()}
@@ -202,6 +203,7 @@ def rescore_run(
     *,
     manifest: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
     workers: int | None = None,
     scheduler: str = "local",
     progress: bool = True,
@@ -210,8 +212,8 @@ def rescore_run(
     the new ones to its ``result.json`` and ``per_image.parquet`` (each rewritten atomically); the
     model is never loaded. Metrics the run already has are recomputed and must equal the stored
     values, which stay untouched. ``workers`` and ``scheduler``: where the pairs are scored
-    (:func:`score_predictions`). Returns ``{"added": {metric: summary}, "checked": [...],
-    "unavailable": {...}}``.
+    (:func:`score_predictions`); ``cache_dir``: as for :func:`submit_predictions`. Returns
+    ``{"added": {metric: summary}, "checked": [...], "unavailable": {...}}``.
     """
     import pandas as pd
 
@@ -230,7 +232,8 @@ def rescore_run(
                               "evaluate it again with --save-predictions")
     result = json.loads(result_path.read_text())
     manifest_obj, pairs = _split_dataset(result["dataset"], result["split"],
-                                         manifest or result["manifest"]["path"], root, progress)
+                                         manifest or result["manifest"]["path"], root, cache_dir,
+                                         progress)
     if manifest_obj.content_hash != result["manifest"]["content_hash"]:
         raise SubmissionError(f"{manifest_obj.path}: content hash {manifest_obj.content_hash[:16]}… is not the run's "
                               f"{result['manifest']['content_hash'][:16]}…; pass the run's manifest with --manifest")
