@@ -6,7 +6,9 @@ one row per (model, recipe, budget, seed, precision, dataset, split), the newest
 finished time. A metric column is keyed by the metric's full spec (name, version, settings, reference):
 results whose specs differ go to separate columns and are never merged. A split of several subsets (the
 synthetic set's monitor and real-world pairs) also gets each run's means per subset
-(:func:`subset_table`). Below, the papers' rows for the dataset (:mod:`isp_bench.models.papers`) in a
+(:func:`subset_table`). A model trained with several seeds (same recipe, budget and precision) has each
+row labelled with its seed and a row of its mean ± standard deviation over them (:func:`seed_table`). Below,
+the papers' rows for the dataset (:mod:`isp_bench.models.papers`) in a
 table of their own: method as printed, paper, table, protocol and one column per reported metric as
 :data:`~isp_bench.models.papers.METRIC_COLUMNS` maps it (a paper's metric whose definition differs from
 ours has a column of its own). A dataset with reported rows and no runs still gets its page.
@@ -85,7 +87,20 @@ def load_results(runs_dir: str | os.PathLike, dataset: str | None = None) -> lis
         key = result_key(result)
         if key not in newest or _finished(result) > _finished(newest[key]):
             newest[key] = result
+    for group in _seed_groups(newest.values()):
+        for result in group:
+            result["_one_of_seeds"] = True  # its label names its seed
     return sorted(newest.values(), key=lambda r: (r["model"], str(r.get("budget")), str(r.get("seed"))))
+
+
+def _seed_groups(results) -> list[list[dict[str, Any]]]:
+    """The measured results that differ only by seed, in groups of more than one."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in results:
+        if result_kind(r) == "measured":
+            model, recipe, budget, _, *rest = result_key(r)
+            groups.setdefault((model, recipe, budget, *rest), []).append(r)
+    return [sorted(g, key=lambda r: r["seed"]) for g in groups.values() if len(g) > 1]
 
 
 def _fmt(value: float | None, digits: int = 4) -> str:
@@ -101,9 +116,10 @@ def _run_link(result: dict[str, Any], out_dir: Path) -> str:
 def _kind_label(result: dict[str, Any]) -> str:
     if result_kind(result) == "submitted":
         return "submitted"
-    _, recipe, budget, _, precision, *_ = result_key(result)
+    _, recipe, budget, seed, precision, *_ = result_key(result)
     return (f"measured ({budget}" + ("" if precision == "fp32" else f", {precision}")
-            + ("" if recipe is None else f", recipe {recipe}") + ")")
+            + ("" if recipe is None else f", recipe {recipe}")
+            + (f", seed {seed}" if result.get("_one_of_seeds") else "") + ")")
 
 
 def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str], list[list[str]], dict[str, dict]]:
@@ -130,6 +146,29 @@ def build_table(results: list[dict[str, Any]], out_dir: Path) -> tuple[list[str]
         rows.append(cells)
     legend = dict(columns.values())
     return header, rows, legend
+
+
+def seed_table(results: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]] | None:
+    """Header and rows of one split's runs that differ only by seed: per group, each metric's mean over the seeds
+    ± its sample standard deviation (n − 1), of the metrics every seed has under one spec; None when no model
+    has several seeds."""
+    import numpy as np
+
+    groups = _seed_groups(results)
+    if not groups:
+        return None
+    columns = _metric_columns([r for g in groups for r in g])
+    header = ["model", "kind", "seeds"] + [f"{label} {_arrow(spec)}" for label, spec in columns.values()]
+    rows = []
+    for group in groups:
+        cells = []
+        for key in columns:
+            values = [r["metrics"][key[0]]["mean"] for r in group if _scored_with(r, key)]
+            cells.append(f"{_fmt(np.mean(values))} ± {_fmt(np.std(values, ddof=1), 2)}" if len(values) == len(group)
+                         else "")
+        label = _kind_label({**group[0], "_one_of_seeds": False})
+        rows.append([group[0]["model"], label, ", ".join(str(r["seed"]) for r in group), *cells])
+    return header, rows
 
 
 def _metric_columns(results: list[dict[str, Any]],
@@ -345,6 +384,10 @@ def build_leaderboard(runs_dir: str | os.PathLike = "runs", dataset: str = "synt
     for split, group in sorted(by_split.items()):
         header, rows, legend = build_table(group, out_dir)
         lines += [f"## {split} split ({group[0]['manifest']['pairs_in_split']} pairs)", "", _markdown_table(header, rows), ""]
+        by_seed = seed_table(group)
+        if by_seed:
+            lines += [f"Across seeds (mean ± sample standard deviation of the seeds' means on the {split} split; the "
+                      "spread says how far one seed's row can be trusted):", "", _markdown_table(*by_seed), ""]
         by_subset = subset_table(group, out_dir)
         if by_subset:
             lines += ["By subset (means over each subset's pairs, their number in parentheses; the papers score such "

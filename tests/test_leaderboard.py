@@ -163,11 +163,34 @@ def test_one_row_per_key_the_newest(tmp_path):
     own_recipe = {**result["config"], "recipe": "cameranet"}  # `--model cameranet`: the same key as no recipe
     _write_result(runs, "synth-cameranet-short-seed0-own", provenance=old, config=own_recipe)
     page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
-    rows = [line for line in page.splitlines() if line.startswith("| cameranet |")]
+    main_table = page.split("Across seeds")[0]  # below it: seed 0 and seed 1's mean and spread
+    rows = [line for line in main_table.splitlines() if line.startswith("| cameranet |")]
     assert len(rows) == 4, page
     assert "seed0-new" in page and "seed0-old" not in page and "seed0-own" not in page
+    assert sum("measured (short, seed 0)" in r or "measured (short, seed 1)" in r for r in rows) == 2
     assert sum("measured (short, fp16)" in r for r in rows) == 1
     assert sum("measured (short, recipe cameranet-sgd)" in r for r in rows) == 1
+
+
+def test_a_model_trained_with_several_seeds_shows_each_seed_and_their_mean_and_spread(tmp_path):
+    runs = tmp_path / "runs"
+    result = json.loads(TEMPLATE.read_text())
+    psnr, delta_e = result["metrics"]["psnr"], result["metrics"]["delta_e76"]
+    for seed, (p, e) in enumerate([(28.0, 6.0), (30.0, 5.0), (29.0, 7.0)]):
+        _write_result(runs, f"synth-cameranet-short-seed{seed}-x", seed=seed,
+                      metrics={**result["metrics"], "psnr": {**psnr, "mean": p}, "delta_e76": {**delta_e, "mean": e}})
+    _write_result(runs, "synth-cameranet-standard-seed0-x", budget="standard")  # one seed: no seed, no spread
+    page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
+    labels = [line.split(" | ")[1] for line in page.split("Across seeds")[0].splitlines()
+              if line.startswith("| cameranet |")]
+    assert labels == ["measured (short, seed 0)", "measured (short, seed 1)", "measured (short, seed 2)",
+                      "measured (standard)"]
+    table = page.split("Across seeds")[1].split("\n\n")[1].splitlines()
+    header, rows = table[0].split(" | "), table[2:]
+    (row,) = rows
+    cells = dict(zip(header, row.split(" | ")))
+    assert cells["kind"] == "measured (short)" and cells["seeds"] == "0, 1, 2"
+    assert cells["psnr ↑"] == "29 ± 1" and cells["delta_e76 ↓"] == "6 ± 1"  # sample standard deviations
 
 
 def test_submitted_results_are_shown_as_submitted(tmp_path):
