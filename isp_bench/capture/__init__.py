@@ -10,7 +10,7 @@ _EXPORTS = {
     **dict.fromkeys(("FRAME_TYPES", "DisplayLayout", "render_frame"), ".frames"),
     **dict.fromkeys(("CaptureError", "LogEntry", "Pacing", "match_captures_by_time", "plan_sequence", "read_log",
                      "run_session"), ".session"),
-    "ingest_session": ".session_ingest",
+    **dict.fromkeys(("CALIBRATION_SPLIT", "ingest_session"), ".session_ingest"),
 }
 __all__ = sorted(_EXPORTS)
 lazy_package(__name__, _EXPORTS)

@@ -154,12 +154,16 @@ def run_plan(args: argparse.Namespace) -> int:
 
 
 def run_session_ingest(args: argparse.Namespace) -> int:
+    from collections import Counter
+
     from isp_bench.capture.session_ingest import ingest_session
 
     manifest = ingest_session(args.session, args.out, clock_offset_s=args.clock_offset, workers=args.workers)
     rows = manifest.rows()
     calib = sum("calibration_frame" in r["flags"] for r in rows)
     unlogged = sum("unlogged" in r["flags"] for r in rows)
-    print(f"wrote {manifest.path}: {len(rows)} rows ({calib} calibration frames, {unlogged} unlogged raws)")
+    splits = Counter(r["split"] for r in rows)
+    print(f"wrote {manifest.path}: {len(rows)} rows ({calib} calibration frames, {unlogged} unlogged raws); "
+          "per split: " + ", ".join(f"{s} {n}" for s, n in sorted(splits.items())))
     print(f"next: isp-bench qa {manifest.path} --root {args.session}")
     return 0

@@ -6,8 +6,11 @@ sizes, hashes and raw metadata come from the one ingest engine); then each row i
 session log and gets:
 
 - ``scene``: ``<session>/<image id or bracket scene>`` and a split hashed from it (the ``pairs``
-  salt), so every frame of one scene — a monitor image and its fiducial frame, the two frames of a
-  bracket — lands in the same split;
+  salt), so the frames of one scene — the two frames of a bracket — land in the same split;
+  calibration frames get the split :data:`CALIBRATION_SPLIT` (``calibration``) instead: they stay in
+  the manifest (capture metadata, QA) but are in none of train/val/test, which every consumer
+  selects by name. The hash depends on the scene alone, so a real pair's split does not depend on
+  which calibration frames the session holds;
 - ``subset``: the session kind (``monitor`` or ``brackets``);
 - ``extra["capture"]``: session name and kind, the log row (frame type, image id, shown_at, the
   source image shown), the pair id of the frame registering it (monitor: ``fiducials``) or its
@@ -39,6 +42,8 @@ from isp_bench.datasets.pairs import SPLIT_FRACTIONS, SPLIT_SALT
 from isp_bench.manifest import Manifest, read_manifest, write_manifest
 
 CALIBRATION_FLAG = "calibration_frame"
+# the split of calibration frames: kept in the manifest, never in train / val / test
+CALIBRATION_SPLIT = "calibration"
 UNLOGGED_FLAG = "unlogged"
 
 
@@ -143,7 +148,8 @@ def ingest_session(folder: str | Path, out: str | Path | None = None, *, clock_o
                 cap["intended_ratio"] = intended
                 scene = f"{name}/{e.image_id}"
         row["scene"] = scene
-        row["split"] = hash_split(scene, SPLIT_SALT, SPLIT_FRACTIONS)
+        row["split"] = (CALIBRATION_SPLIT if CALIBRATION_FLAG in row["flags"]
+                        else hash_split(scene, SPLIT_SALT, SPLIT_FRACTIONS))
         extra["capture"] = cap
         row["extra"] = extra
         new_rows.append(row)
