@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -42,6 +43,14 @@ def _print_ingest(result) -> None:
               f"report: {result.errors_path}")
         for error in result.errors[:10]:
             print(f"  {error['error']}: {error['message']}")
+    layout = result.layout
+    if layout is not None and not layout.complete:
+        short = [f"{key}: {layout.found.get(key, 0)} of {n}" for key, n in layout.expected.items()
+                 if layout.found.get(key, 0) < n]
+        print(f"warning: {layout.root} is incomplete against the published {layout.source} layout ("
+              + ", ".join(short[:4] or [f"{len(layout.missing)} files missing"]) + (", …" if len(short) > 4 else "")
+              + f"); the manifest holds what is there. `isp-bench datasets {layout.source} --root {layout.root}` "
+              "lists what is missing", file=sys.stderr)
 
 
 def _cmd_ingest(args) -> int:
@@ -226,6 +235,9 @@ def _cmd_leaderboard(args) -> int:
     from isp_bench.leaderboard import build_all, build_leaderboard
 
     out = _leaderboards_dir(args.runs, args.out)
+    if not args.runs.is_dir():
+        print(f"note: {args.runs}: no such folder of runs; the pages hold only the papers' reported rows",
+              file=sys.stderr)
     boards = [build_leaderboard(args.runs, args.dataset, out)] if args.dataset else build_all(args.runs, out)
     for board in boards:
         print(f"leaderboard: {board}")
@@ -385,6 +397,13 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args, argv) if args.func in (_cmd_run, _cmd_train) else args.func(args)
     except IspBenchError as exc:
         print(f"isp-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `isp-bench ... | head`: the reader has gone, and so does the rest of the output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:  # a path the user gave that cannot be used: one line naming it, not a traceback
+        where = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else str(exc)
+        print(f"isp-bench: error: {where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("isp-bench: interrupted; re-run the same command to resume", file=sys.stderr)

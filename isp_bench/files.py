@@ -45,6 +45,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def check_writable_folder(folder: str | os.PathLike) -> None:
+    """Make ``folder`` and write a temporary file in it: raises the OSError (permission, read-only file
+    system, a file in the way) before any work that would write there later."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryFile(dir=folder).close()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

@@ -23,9 +23,10 @@ from typing import Any
 from PIL import Image
 
 from isp_bench.datasets import get_source
+from isp_bench.datasets.base import LayoutReport
 from isp_bench.errors import DatasetError, IspBenchError
 from isp_bench.parallel import TaskLost, check_scheduler, executor
-from isp_bench.files import atomic_write_text, sha256_file
+from isp_bench.files import atomic_write_text, check_writable_folder, sha256_file
 from isp_bench.manifest import Manifest, write_manifest
 from isp_bench.raw import read_raw
 
@@ -126,6 +127,9 @@ class IngestResult:
     seconds: float
     errors_path: Path | None = None
     skipped_pairs: list[str] = field(default_factory=list)
+    layout: LayoutReport | None = None
+    """The root against the source's expected layout (None for a lists-only manifest): an incomplete download
+    ingests what is there, and this says what is missing."""
 
 
 def cache_path_for(out: Path) -> Path:
@@ -173,6 +177,13 @@ def ingest(
     options = {k: v for k, v in (options or {}).items() if v is not None}
     src = get_source(source, **options, **({"lists_only": True} if lists_only else {}))
     out = Path(out) if out is not None else Path("manifests") / f"{source}.parquet"
+    if out.is_dir():
+        raise DatasetError(f"{out}: is a folder; --out names the manifest file to write, e.g. {out / source}.parquet")
+    try:
+        check_writable_folder(out.parent)  # before the files are read, not after
+    except OSError as error:
+        raise DatasetError(f"{out}: cannot write the manifest there ({error.strerror or error}); pass --out PATH in "
+                           "a folder you can write") from None
     if lists_only:
         if not src.supports_lists_only:
             raise DatasetError(f"source {source!r} cannot build a manifest from lists alone (no shipped list "
@@ -191,7 +202,9 @@ def ingest(
         workers = 1  # starting a pool costs ~1 s: not worth it for a handful of files
     _inspect_files(todo, results, root, cache_file, scheduler=scheduler, workers=workers,
                    progress=progress, desc=f"ingest {source}")
-    return _write_outputs(src, records, results, out, options, files_inspected=len(todo), started=started)
+    result = _write_outputs(src, records, results, out, options, files_inspected=len(todo), started=started)
+    result.layout = src.check_layout(root)
+    return result
 
 
 def _wanted_files(src, records) -> dict[str, str]:
@@ -269,17 +282,19 @@ def _write_outputs(src, records, results: dict[str, dict[str, Any]], out: Path, 
             continue
         rows.append(_row(src, rec, results))
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    errors_path = out.with_suffix(".errors.json")
+    if errors:
+        atomic_write_text(errors_path, json.dumps({"dataset": src.name, "errors": errors,
+                                                   "skipped_pairs": skipped}, indent=1) + "\n")
+    if not rows:  # an empty manifest would only fail later, far from the cause; an older one is kept
+        raise DatasetError(f"{out}: not written: every one of the {len(records)} pairs found has a file that could "
+                           f"not be read ({len(errors)} files; report: {errors_path}; the first: {errors[0]['message']})")
     manifest = write_manifest(
         out, rows, dataset=src.name, errors=errors,
         source_meta={"source": src.name, "licence": src.licence, "pairs_found": len(records),
                      "pairs_skipped": len(skipped), **({"options": options} if options else {})},
     )
-    errors_path = out.with_suffix(".errors.json")
-    if errors:
-        atomic_write_text(errors_path, json.dumps({"dataset": src.name, "errors": errors,
-                                                   "skipped_pairs": skipped}, indent=1) + "\n")
-    elif errors_path.exists():
+    if not errors and errors_path.exists():
         errors_path.unlink()
     return IngestResult(manifest, errors, files_inspected=files_inspected,
                         files_reused=len(results) - files_inspected,

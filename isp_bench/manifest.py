@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from isp_bench import __version__
-from isp_bench.errors import ManifestError
+from isp_bench.errors import DatasetError, ManifestError
 from isp_bench.files import atomic_path, sha256_file
 
 SCHEMA_VERSION = 1
@@ -281,12 +281,26 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+def check_dataset_root(manifest: Manifest, root: str | os.PathLike) -> Path:
+    """``root`` as a Path; a :class:`DatasetError` naming the fix when it is not a folder or holds none of the
+    manifest's input files (the wrong folder, not a few missing files: those are each reported where read)."""
+    root = Path(root)
+    fix = f"pass --root the folder {manifest.path} was ingested from"
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset root not found; {fix}")
+    rows = manifest.rows()
+    if rows and not any((root / row["input_path"]).is_file() for row in rows):
+        raise DatasetError(f"{root}: holds none of the {len(rows)} input files the manifest lists (the first: "
+                           f"{rows[0]['input_path']}); {fix}")
+    return root
+
+
 def validate_manifest(path: str | os.PathLike, root: str | os.PathLike, *, progress: bool = False) -> ValidationReport:
     """Re-hash every file the manifest references under ``root``; report missing or changed ones."""
     from tqdm import tqdm
 
     manifest = read_manifest(path)
-    root = Path(root)
+    root = check_dataset_root(manifest, root)
     expected: dict[str, tuple[int, str]] = {}
     owners: dict[str, tuple[str, str]] = {}  # path → (pair_id, column) of a row that lists it
     for row in manifest.rows():

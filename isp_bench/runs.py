@@ -36,7 +36,7 @@ from isp_bench.errors import DatasetError, IspBenchError
 from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
                                           summarize_metrics, write_per_image)
 from isp_bench.files import atomic_write_text
-from isp_bench.manifest import Manifest, read_manifest
+from isp_bench.manifest import Manifest, check_dataset_root, read_manifest
 from isp_bench.models import create_model, model_card
 from isp_bench.parallel import check_scheduler
 from isp_bench.provenance import environment
@@ -52,9 +52,13 @@ class RunError(IspBenchError):
 def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: str | os.PathLike | None = None,
                     *, progress: bool = True) -> tuple[Manifest, Path]:
     """The manifest and dataset root of ``name``: ``manifests/<name>.parquet`` and ``work/<name>``
-    unless given. The embedded default (``synth``) is generated and ingested when absent."""
+    unless given. The embedded default (``synth``) is generated and ingested when absent. A given manifest of
+    another dataset is refused (never overwritten by the embedded one)."""
     manifest_path = Path(manifest) if manifest else Path("manifests") / f"{name}.parquet"
     root_path = Path(root) if root else Path("work") / name
+    if manifest_path.is_file() and (other := read_manifest(manifest_path).dataset) != name:
+        raise DatasetError(f"{manifest_path}: a manifest of dataset {other!r}, not {name!r}; pass --dataset {other} "
+                           f"(and its --root), or a manifest of {name!r}")
     if name == "synth" and root is None:
         import shutil
 
@@ -72,9 +76,8 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
     if not manifest_path.is_file():
         raise DatasetError(f"{manifest_path}: no manifest for dataset {name!r}; run `isp-bench ingest {name} --root DIR "
                            f"--out {manifest_path}` first")
-    if not root_path.is_dir():
-        raise DatasetError(f"{root_path}: dataset root of {name!r} not found; pass --root DIR (the folder ingested)")
-    return read_manifest(manifest_path), root_path
+    manifest_obj = read_manifest(manifest_path)
+    return manifest_obj, check_dataset_root(manifest_obj, root_path)
 
 
 def run_id_on(config: dict[str, Any], manifest: Manifest) -> str:

@@ -159,6 +159,27 @@ def test_an_unwritable_cache_folder_is_a_one_line_error_naming_the_fix_before_an
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_manifest_of_another_dataset_is_refused_and_left_as_it_was(synth_root, tmp_path, capsys):
+    manifest = ingest("synth", synth_root, tmp_path / "mine.parquet", workers=1, progress=False).manifest.path
+    before = manifest.read_bytes()
+    code = main(["run", "--model", "classic", "--dataset", "s7isp", "--budget", "smoke", "--manifest", str(manifest),
+                 "--runs", str(tmp_path / "runs"), "--quiet"])
+    assert code == 2 and capsys.readouterr().err == (
+        f"isp-bench: error: {manifest}: a manifest of dataset 'synth', not 's7isp'; pass --dataset synth (and its "
+        "--root), or a manifest of 's7isp'\n")
+    assert manifest.read_bytes() == before and not (tmp_path / "runs").exists()
+
+
+def test_paths_that_cannot_be_used_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "a-file").write_bytes(b"")
+    assert main(["demo", "--work", str(tmp_path / "a-file"), "--scenes", "1"]) == 2  # an OSError, named
+    assert capsys.readouterr().err == f"isp-bench: error: {tmp_path / 'a-file' / 'synth'}: Not a directory\n"
+    assert main(["synth", "--out", str(tmp_path / "s"), "--height", "0"]) == 2
+    assert capsys.readouterr().err == ("isp-bench: error: height 0: sensor sides are even (whole 2×2 colour-filter "
+                                       "tiles) and at least 32 pixels\n")
+    assert not (tmp_path / "s").exists()
+
+
 def test_evaluating_an_untrained_run_leaves_no_run_folder(synth_root, tmp_path, capsys):
     manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
     code = main(["evaluate", "--model", "unet", "--budget", "smoke", "--manifest", str(manifest), "--root",

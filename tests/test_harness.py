@@ -15,6 +15,7 @@ import torch
 
 from isp_bench.cli import main
 from isp_bench.data import DIHEDRAL, PairDataset, patch_views
+from isp_bench.errors import IspBenchError
 from isp_bench.ingest import ingest
 from isp_bench.leaderboard import build_leaderboard, load_results, spec_key
 from isp_bench.manifest import read_manifest
@@ -335,7 +336,7 @@ def test_a_run_never_resumes_on_other_data(data, tmp_path):
     hashes = [json.loads((d / "result.json").read_text())["manifest"]["content_hash"] for d in (first, second)]
     assert hashes[0] != hashes[1]
     assert json.loads((second / "config.json").read_text())["manifest_content_hash"] == hashes[1]
-    with pytest.raises(FileExistsError, match="generator version"):  # a folder of another generator version
+    with pytest.raises(IspBenchError, match="generator version"):  # a folder of another generator version
         meta = json.loads((other_root / "synth.json").read_text())
         (other_root / "synth.json").write_text(json.dumps({**meta, "generator_version": 1}))
         generate(other_root, SynthConfig(scenes=8, height=96, width=128, seed=1), workers=1, progress=False)
@@ -518,6 +519,18 @@ def test_a_recipe_with_a_base_is_the_base_with_its_own_keys_over_it(tmp_path):
     base.write_text(f"base: {child}\n" + RECIPE)
     with pytest.raises(RecipeError, match="leads back to this recipe"):
         resolve_recipe(str(child))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model: nope\nbase: unet\n", "unknown model 'nope'. Did you mean 'unet'?"),
+    ("model: [unet\nstages: x\n", r"not valid YAML \(line 2, column 7: expected ',' or '\]', but got ':'\)"),
+    ("- unet\n", r"a recipe is a YAML mapping \(model:, stages:, budgets:, ...\), not list"),
+])
+def test_a_broken_recipe_file_is_named_with_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=f"^{path}: {message}"):
+        resolve_recipe(str(path))
 
 
 @pytest.mark.parametrize("edit, key", [

@@ -95,6 +95,40 @@ def test_broken_file_in_the_middle_is_reported_not_fatal(tree, tmp_path):
     assert str(dng) in report["errors"][0]["message"]
 
 
+def test_a_dataset_whose_every_pair_is_broken_writes_no_manifest_and_keeps_the_old_one(tree, tmp_path):
+    out = tmp_path / "synth.parquet"
+    ingest("synth", tree, out, workers=1, progress=False)
+    before = out.read_bytes()
+    for dng in tree.glob("*/*.dng"):
+        dng.write_bytes(b"not a raw file")
+    with pytest.raises(DatasetError, match=r"synth.parquet: not written: every one of the 12 pairs found has a file "
+                                           r"that could not be read \(12 files; report: .*synth.errors.json"):
+        ingest("synth", tree, out, workers=1, progress=False)
+    assert out.read_bytes() == before
+    assert len(json.loads(out.with_suffix(".errors.json").read_text())["errors"]) == 12
+
+
+def test_an_incomplete_download_is_ingested_with_a_warning_naming_what_is_missing(tree, tmp_path, capsys):
+    gone = tree / "0004_monitor_coffee" / "medium_exposure_linear.png"
+    gone.unlink()
+    result = ingest("synth", tree, tmp_path / "synth.parquet", workers=1, progress=False)
+    assert len(result.manifest) == 10 and not result.layout.complete
+    assert "0004_monitor_coffee/medium_exposure_linear.png" in result.layout.missing
+    assert main(["ingest", "synth", "--root", str(tree), "--out", str(tmp_path / "synth.parquet"), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err == (f"warning: {tree} is incomplete against the published synth layout (files: 23 of 24); the "
+                   f"manifest holds what is there. `isp-bench datasets synth --root {tree}` lists what is missing\n")
+
+
+def test_an_unusable_manifest_path_fails_before_any_file_is_read(tree, tmp_path):
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(DatasetError, match="is a folder; --out names the manifest file to write"):
+        ingest("synth", tree, tmp_path, workers=1, progress=False)
+    with pytest.raises(DatasetError, match="a-file/synth.parquet: cannot write the manifest there"):
+        ingest("synth", tree, tmp_path / "a-file" / "synth.parquet", workers=1, progress=False)
+    assert not cache_path_for(tmp_path / "synth.parquet").exists()  # nothing was inspected
+
+
 def test_rotated_targets_are_flagged(tree, tmp_path):
     rows = ingest("synth", tree, tmp_path / "s.parquet", workers=1, progress=False).manifest.rows()
     meta = json.loads((tree / "synth.json").read_text())

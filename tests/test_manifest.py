@@ -7,7 +7,7 @@ import shutil
 import pyarrow.parquet as pq
 import pytest
 
-from isp_bench.errors import ManifestError
+from isp_bench.errors import DatasetError, ManifestError
 from isp_bench.ingest import ingest
 from isp_bench.manifest import SCHEMA, SCHEMA_VERSION, read_manifest, summarize, validate_manifest, write_manifest
 
@@ -62,6 +62,15 @@ def test_duplicate_pair_ids_are_refused(manifest_path, tmp_path):
     with pytest.raises(ManifestError, match="duplicate pair_id"):
         write_manifest(tmp_path / "dup.parquet", rows + rows[:1], dataset="synth")
     assert not (tmp_path / "dup.parquet").exists()
+
+
+@pytest.mark.parametrize("root, problem", [("missing", "dataset root not found"),
+                                           ("empty", "holds none of the 12 input files the manifest lists")])
+def test_validate_names_a_wrong_root_once_instead_of_every_file_missing(manifest_path, tmp_path, root, problem):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match=f"{tmp_path / root}: {problem}.*pass --root the folder .* was ingested "
+                                           "from"):
+        validate_manifest(manifest_path, tmp_path / root)
 
 
 def test_validate_catches_changed_and_missing_files(manifest_path, synth_root, tmp_path):

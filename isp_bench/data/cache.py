@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,7 +32,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from isp_bench.errors import IspBenchError
-from isp_bench.files import atomic_path, atomic_write_text
+from isp_bench.files import atomic_path, atomic_write_text, check_writable_folder
 from isp_bench.images import IMAGE_SUFFIXES, read_image
 from isp_bench.manifest import check_manifest_path
 from isp_bench.raw import normalize, pack_rggb, read_raw
@@ -100,6 +99,13 @@ def _as_uint16_chw(image: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
+def sensor_orientation(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
+    """A target image as its file holds it (H×W×C), turned back to the raw's (sensor) orientation by the
+    row's ``target_rot90`` (``np.rot90`` turns; 0 when unset). :func:`preprocess_row` then crops it to whole
+    RGGB tiles with the raw's crop (:func:`isp_bench.raw.pack_rggb`)."""
+    return np.rot90(image, row.get("target_rot90") or 0)
+
+
 def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
     """Decode one pair into the cache arrays (see the module docstring)."""
     if row["cfa"] not in ("RGGB", "GRBG", "GBRG", "BGGR"):
@@ -113,7 +119,7 @@ def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
         if rel is None:
             continue
         file = check_manifest_path(rel, pair_id=row["pair_id"], column=f"{key}_path", root=root)
-        image = np.rot90(read_image(file), row.get("target_rot90") or 0)
+        image = sensor_orientation(read_image(file), row)
         if image.shape[:2] != mosaic.shape:
             raise CacheError(
                 f"pair {row['pair_id']}: {rel} is {image.shape[1]}×{image.shape[0]} but the raw is "
@@ -197,8 +203,7 @@ class PreprocessCache:
         if not todo:
             return todo
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            tempfile.TemporaryFile(dir=self.dir).close()
+            check_writable_folder(self.dir)
         except OSError as error:
             raise CacheError(
                 f"{self.dir}: cannot write the preprocessing cache there ({error.strerror or error}), and {len(todo)} "

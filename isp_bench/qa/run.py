@@ -31,7 +31,7 @@ import numpy as np
 
 from isp_bench.capture.frames import DisplayLayout
 from isp_bench.images import read_image
-from isp_bench.manifest import Manifest, check_manifest_path, read_manifest, write_manifest
+from isp_bench.manifest import Manifest, check_dataset_root, check_manifest_path, read_manifest, write_manifest
 from isp_bench.qa import checks
 from isp_bench.qa.report import badness, panel, write_report
 from isp_bench.qa.registration import (
@@ -155,7 +155,7 @@ def qa_manifest(manifest_path: str | Path, root: str | Path, out: str | Path | N
     check_scheduler(scheduler)
     t0 = time.perf_counter()
     manifest = read_manifest(manifest_path)
-    root = Path(root)
+    root = check_dataset_root(manifest, root)
     rows = manifest.rows()
     extras = {r["pair_id"]: json.loads(r["extra"]) if r.get("extra") else {} for r in rows}
     by_id = {r["pair_id"]: r for r in rows}

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from isp_bench import __version__
+from isp_bench.errors import IspBenchError
 from isp_bench.parallel import process_pool
 from isp_bench.datasets.synth import FILES, LOW_LIGHT_RATIO
 from isp_bench.files import atomic_write_text
@@ -52,6 +53,7 @@ REAL_ILLUMINANTS = ("D65", "D50", "A", "FL2", "FL11", "D75")
 ISO_STOPS = (100, 200, 400, 800, 1600, 3200)
 EXPOSURE_CONSTANT = 2.5  # exposure_s · lux · ISO/100 for a correct exposure
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)  # train, val, test (see assign_splits)
+MIN_SIDE = 32  # the smallest sensor side generated (the tests' tiniest set is 32×48)
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,15 @@ class SynthConfig:
     width: int = 512
     sensor: SensorSpec = field(default_factory=SensorSpec)
     jpeg_quality: int = 95
+
+    def __post_init__(self):
+        if self.scenes < 1:
+            raise IspBenchError(f"scenes {self.scenes}: a synthetic dataset needs at least 1 scene (2 pairs each)")
+        for name in ("height", "width"):
+            size = getattr(self, name)
+            if size < MIN_SIDE or size % 2:
+                raise IspBenchError(f"{name} {size}: sensor sides are even (whole 2×2 colour-filter tiles) and at "
+                                    f"least {MIN_SIDE} pixels")
 
 
 def scene_plan(config: SynthConfig, index: int) -> dict:
@@ -200,13 +211,15 @@ def generate(out: str | os.PathLike, config: SynthConfig = SynthConfig(), *, wor
     from tqdm import tqdm
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise IspBenchError(f"{out}: is a file; give the folder to write the synthetic dataset to")
     out.mkdir(parents=True, exist_ok=True)
     meta_path = out / "synth.json"
     config_dict = _config_dict(config)
     if meta_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta.get("config") != config_dict or meta.get("generator_version") != GENERATOR_VERSION:
-            raise FileExistsError(f"{out} holds a synthetic dataset made with another config or generator version "
+            raise IspBenchError(f"{out} holds a synthetic dataset made with another config or generator version "
                                   f"({meta.get('generator_version')}, this is {GENERATOR_VERSION}); choose an empty "
                                   "folder or delete this one")
     color_matrix = spectral.fit_color_matrix(config.sensor.spectral_sensitivities, "D65")

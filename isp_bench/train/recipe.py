@@ -103,6 +103,11 @@ def validate_recipe(recipe: dict[str, Any], where: str) -> None:
     _reject_unknown(where, recipe, RECIPE_KEYS, "recipe")
     if not isinstance(recipe.get("model"), str):
         raise RecipeError(f"{where}: a recipe names the registered model it trains (`model: NAME`)")
+    from isp_bench.models import list_models
+
+    trainable = list_models(include_reported_only=False)
+    if recipe["model"] not in trainable:
+        raise RecipeError(f"{where}: {unknown_name_error('model', recipe['model'], trainable)}")
     stages = recipe.get("stages", [])
     for stage in stages:
         _reject_unknown(f"{where} (stage {stage.get('name')!r})", stage, STAGE_KEYS, "stage")
@@ -158,8 +163,16 @@ def load_recipe(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
     import yaml
 
     path = _recipe_path(name)
-    recipe = yaml.safe_load(path.read_text())
-    if isinstance(recipe, dict) and "base" in recipe:
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise RecipeError(f"{path}: not valid YAML ({where}{getattr(error, 'problem', None) or error})") from None
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping (model:, stages:, budgets:, ...), not "
+                          f"{type(recipe).__name__}")
+    if "base" in recipe:
         base = recipe.pop("base")
         if str(path) in _chain:
             raise RecipeError(f"{path}: `base: {base}` leads back to this recipe ({' -> '.join(_chain)}); "
