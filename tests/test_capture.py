@@ -171,9 +171,46 @@ def test_monitor_session_ingest_carries_the_session_facts(monitor_session, tmp_p
         cap = json.loads(r["extra"])["capture"]
         fid = by_id[cap["fiducials_pair"]]
         assert json.loads(fid["extra"])["capture"]["frame_type"] == "fiducials"
-        assert fid["scene"] == r["scene"] == f"session/{cap['image_id']}" and fid["split"] == r["split"]
+        assert fid["scene"] == r["scene"] == f"session/{cap['image_id']}" and fid["split"] == "calibration"
         assert cap["source"] == f"sources/{cap['image_id']}.png" and r["subset"] == "monitor"
         assert r["target_path"].endswith(".jpg") and r["role"] == "mimic_isp"
+
+
+def test_calibration_frames_are_in_no_split_and_leave_the_real_splits_alone(monitor_session, tmp_path):
+    from isp_bench.datasets._common import hash_split
+    from isp_bench.datasets.pairs import SPLIT_FRACTIONS, SPLIT_SALT
+
+    rows = ingest_session(monitor_session[0], tmp_path / "m.parquet").rows()
+    frame_type = {r["pair_id"]: json.loads(r["extra"])["capture"]["frame_type"] for r in rows}
+    calib = [r for r in rows if "calibration_frame" in r["flags"]]
+    real = [r for r in rows if "calibration_frame" not in r["flags"]]
+    # kept in the manifest, in a split of their own: no train/val/test selection can pick them up
+    assert sorted(frame_type[r["pair_id"]] for r in calib) == ["black"] * 2 + ["colorchecker"] * 2 + \
+        ["fiducials"] * 3 + ["white"] * 2
+    assert {r["split"] for r in calib} == {"calibration"}
+    for split in ("train", "val", "test"):
+        assert all(frame_type[r["pair_id"]] == "image" for r in rows if r["split"] == split)
+    # the real pairs keep the hash split of their scene, frozen
+    assert {r["scene"]: r["split"] for r in real} == {
+        s: hash_split(s, SPLIT_SALT, SPLIT_FRACTIONS) for s in ("session/astronaut", "session/coffee", "session/chelsea")}
+    assert {r["scene"]: r["split"] for r in real} == {
+        "session/astronaut": "train", "session/coffee": "val", "session/chelsea": "train"}
+    # the same session without its calibration frames (files and log rows gone): the same splits
+    folder = tmp_path / "no_calibration" / "session"
+    shutil.copytree(monitor_session[0], folder)
+    with open(folder / "log.csv", newline="") as f:
+        log_rows = list(csv.DictReader(f))
+    for row in log_rows:
+        if row["frame_type"] != "image":
+            for ext in (".dng", ".jpg"):
+                (folder / "captures" / f"{row['capture']}{ext}").unlink()
+    with open(folder / "log.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(log_rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(r for r in log_rows if r["frame_type"] == "image")
+    alone = ingest_session(folder).rows()
+    assert len(alone) == 3 and not any("calibration_frame" in r["flags"] for r in alone)
+    assert {r["pair_id"]: r["split"] for r in alone} == {r["pair_id"]: r["split"] for r in real}
 
 
 def test_bracket_plan_snaps_to_supported_times(tmp_path):
