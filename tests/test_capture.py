@@ -213,6 +213,18 @@ def test_calibration_frames_are_in_no_split_and_leave_the_real_splits_alone(moni
     assert {r["pair_id"]: r["split"] for r in alone} == {r["pair_id"]: r["split"] for r in real}
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--exposure", "0.01", "--times", "foo"], "--times 'foo': give thirds, halves, continuous or comma-separated"),
+    (["--exposure", "-1"], "--exposure -1.0: an exposure time is a positive number of seconds"),
+])
+def test_bracket_plan_arguments_are_checked_in_one_line(argv, message, capsys):
+    from isp_bench.cli import main
+
+    assert main(["capture", "plan", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"isp-bench: error: {message}") and err.count("\n") == 1
+
+
 def test_bracket_plan_snaps_to_supported_times(tmp_path):
     plan = brackets.plan_brackets({"exposure_s": 1 / 60, "iso": 200, "fnumber": 2.8, "make": "X", "model": "Y"})
     well, low = plan.shots

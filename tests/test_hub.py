@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from isp_bench.datasets import base as datasets_base
+from isp_bench.errors import DatasetError
 from isp_bench.datasets.synth import SynthSource
 from isp_bench.hub import (
     PublishError,
@@ -266,6 +267,13 @@ def test_refuses_foreign_folder_and_changed_files(manifest_path, synth_root, tmp
     target.write_bytes(target.read_bytes() + b"\0")
     with pytest.raises(PublishError, match="sha256 differs"):
         publish(manifest_path, root, tmp_path / "changed", progress=False)
+
+
+def test_a_wrong_root_is_refused_before_anything_is_written(manifest_path, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="empty: holds none of the 12 input files the manifest lists"):
+        publish(manifest_path, tmp_path / "empty", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_targets_pil_cannot_decode_stay_binary(manifest_path, synth_root, tmp_path, offline):

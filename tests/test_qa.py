@@ -235,3 +235,18 @@ def test_qa_rerun_is_idempotent_and_cli_runs(bracket_qa, tmp_path):
     again = {r["pair_id"]: r for r in read_manifest(tmp_path / "again.parquet").rows()}
     assert {k: r["flags"] for k, r in again.items()} == {k: r["flags"] for k, r in rows.items()}
     assert len(list((tmp_path / "again_qa" / "images").glob("*.png"))) == 2
+
+
+def test_negative_limits_are_refused_in_one_line(tmp_path, capsys):
+    from isp_bench.cli import main
+    from isp_bench.errors import IspBenchError
+    from isp_bench.qa.thresholds import Thresholds
+
+    with pytest.raises(IspBenchError, match=r"^--misaligned-px -1.0: a limit is 0 or more$"):
+        Thresholds(misaligned_px=-1.0)
+    with pytest.raises(IspBenchError, match=r"^--blur-ratio nan: a limit is 0 or more$"):
+        Thresholds(blur_ratio=float("nan"))
+    manifest = tmp_path / "m.parquet"
+    assert main(["qa", str(manifest), "--root", str(tmp_path), "--worst", "-2"]) == 2
+    assert capsys.readouterr().err == "isp-bench: error: --worst -2: give 0 (no images) or more\n"
+

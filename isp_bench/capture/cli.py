@@ -129,6 +129,8 @@ def run_plan(args: argparse.Namespace) -> int:
     from isp_bench.capture.session import CaptureError
     from isp_bench.files import atomic_write_text
 
+    if args.exposure is not None and not args.exposure > 0:
+        raise CaptureError(f"--exposure {args.exposure}: an exposure time is a positive number of seconds")
     if args.first_shot is not None:
         meta = first_shot_metadata(args.first_shot)
     elif args.exposure is not None:
@@ -138,8 +140,12 @@ def run_plan(args: argparse.Namespace) -> int:
     for key, value in (("exposure_s", args.exposure), ("iso", args.iso), ("fnumber", args.fnumber)):
         if value is not None:
             meta[key] = value
-    times = args.times if args.times in ("thirds", "halves", "continuous") else \
-        tuple(float(t) for t in args.times.split(","))
+    try:
+        times = args.times if args.times in ("thirds", "halves", "continuous") else \
+            tuple(float(t) for t in args.times.split(","))
+    except ValueError:
+        raise CaptureError(f"--times {args.times!r}: give thirds, halves, continuous or comma-separated seconds "
+                           "such as 0.0333,0.0167,0.0083") from None
     plan = plan_brackets(meta, ratio=args.ratio, times=times)
     print(json.dumps(plan.to_dict(), indent=1) if args.json else plan.to_markdown(), end="")
     if args.session is not None:

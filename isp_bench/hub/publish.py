@@ -53,7 +53,7 @@ from isp_bench.hub._format import (
     target_is_image,
     valid_split_name,
 )
-from isp_bench.manifest import Manifest, check_manifest_path, check_manifest_paths, read_manifest
+from isp_bench.manifest import Manifest, check_dataset_root, check_manifest_path, check_manifest_paths, read_manifest
 
 _ROW_OVERHEAD_BYTES = 4096  # metadata columns of one row, for shard planning
 _SMALL_JOB_BYTES = 256 << 20  # below this, a process pool costs more than it saves
@@ -397,11 +397,9 @@ def publish(
 def _check_inputs(source, rows: list[dict[str, Any]], root: Path, folder: Path, row_group_mb: float,
                   manifest: Manifest) -> None:
     """Refuse, before anything is written, what cannot be published: the licence, a root that is
-    not a folder, an output that is a file, a bad row-group size, manifest paths outside the root."""
+    not the manifest's (:func:`~isp_bench.manifest.check_dataset_root`), an output that is a file, a bad row-group size, manifest paths outside the root."""
     check_redistributable(source, (r["licence_class"] for r in rows))
-    if not root.is_dir():
-        raise PublishError(f"{root}: dataset root is not a folder; pass the folder the manifest was ingested from "
-                           "with --root")
+    check_dataset_root(manifest, root)
     if folder.exists() and not folder.is_dir():
         raise PublishError(f"{folder}: exists and is not a folder; choose another --out")
     if row_group_mb <= 0:

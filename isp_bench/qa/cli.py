@@ -42,6 +42,10 @@ def add_commands(subparsers) -> None:
 def run_qa(args: argparse.Namespace) -> int:
     from isp_bench.qa.run import QA_FLAGS, qa_manifest
 
+    from isp_bench.errors import IspBenchError
+
+    if args.worst < 0:
+        raise IspBenchError(f"--worst {args.worst}: give 0 (no images) or more")
     out = args.out or args.manifest
     report = args.report or out.parent / f"{out.stem}_qa"
     th = Thresholds(**{limit.name: getattr(args, limit.name) for limit in fields(Thresholds)})

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -20,3 +20,11 @@ class Thresholds:
                                                               "the scene's other frame (or the session's median)"})
     exposure_stops: float = field(default=0.25, metadata={"help": "flag `exposure_mismatch` when a bracket's "
                                                                   "exposure ratio is more than this many stops off"})
+
+    def __post_init__(self):
+        from isp_bench.errors import IspBenchError
+
+        for limit in fields(self):
+            value = getattr(self, limit.name)
+            if not value >= 0:  # NaN too
+                raise IspBenchError(f"--{limit.name.replace('_', '-')} {value}: a limit is 0 or more")
