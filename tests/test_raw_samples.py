@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -75,3 +78,14 @@ def test_broken_files_raise_the_right_error(shared, name):
     assert isinstance(info.value, RawFileError)
     assert str(path) in str(info.value)  # the message names the file
     assert "(" in str(info.value)  # …and what to do
+
+
+
+def test_a_file_exifread_cannot_parse_prints_nothing_on_stderr(tmp_path):
+    """exifread logs "File format not recognized." for such a file; with logging not set up (as in the CLI; under
+    pytest its log capture would hide it) Python would print it on stderr, through progress bars and --quiet."""
+    path = tmp_path / "notes.jpg"
+    path.write_bytes(b"these are not the bytes of an image file\n" * 20)
+    code = "import sys; from isp_bench.raw.read import read_exif; print(read_exif(sys.argv[1]))"
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stderr == ""

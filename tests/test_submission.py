@@ -34,15 +34,19 @@ def data(tmp_path_factory):
     root = generate(base / "synth", SynthConfig(scenes=8, height=96, width=128), workers=1, progress=False)
     manifest = ingest("synth", root, base / "synth.parquet", workers=1, progress=False).manifest.path
     test = PairDataset(manifest, root, "test", cache_dir=root / ".isp-bench-cache", progress=False)
+    # as scored: turned to the raw's orientation and cropped to whole CFA tiles (the cache's geometry)
     targets = {test[i]["pair_id"]: np.round(test[i]["target"].permute(1, 2, 0).numpy() * 65535).astype(np.uint16)
                for i in range(len(test))}
-    return {"root": root, "manifest": manifest, "targets": targets}
+    # as published (an outside method's output geometry): the target files, in 16-bit codes
+    files = {row["pair_id"]: read_image(root / row["target_path"]).astype(np.uint16) * 257 for row in test.rows}
+    turned = [row["pair_id"] for row in test.rows if row["target_rot90"]]
+    return {"root": root, "manifest": manifest, "targets": targets, "files": files, "turned": turned}
 
 
-def _offset_predictions(folder, targets):
-    """Each target with every value moved by exactly STEP codes (up, or down where up would clip)."""
-    for pair_id, target in targets.items():
-        moved = np.where(target <= 65535 - STEP, target + STEP, target - STEP).astype(np.uint16)
+def _offset_predictions(folder, images):
+    """Each image with every value moved by exactly STEP codes (up, or down where up would clip)."""
+    for pair_id, image in images.items():
+        moved = np.where(image <= 65535 - STEP, image + STEP, image - STEP).astype(np.uint16)
         write_png(prediction_path(folder, pair_id), moved)
 
 
@@ -54,7 +58,7 @@ def _submit(data, pred, runs, **kwargs):
 
 def test_submit_scores_a_complete_folder_with_a_known_psnr(data, tmp_path):
     assert len(data["targets"]) == 4 and all("/" in p for p in data["targets"])  # pair ids make sub-folders
-    _offset_predictions(tmp_path / "pred", data["targets"])
+    _offset_predictions(tmp_path / "pred", data["files"])
     run_dir = _submit(data, tmp_path / "pred", tmp_path / "runs")
     result = json.loads((run_dir / "result.json").read_text())
     # 34.151 dB; the target reaches the metric through float32 (PairDataset), hence 1e-5 dB
@@ -62,7 +66,8 @@ def test_submit_scores_a_complete_folder_with_a_known_psnr(data, tmp_path):
     assert result["kind"] == "submitted" and result["model"] == "offset-isp" and result["split"] == "test"
     files = {f"{p}.png": sha256_file(tmp_path / "pred" / f"{p}.png") for p in data["targets"]}
     assert result["submission"] == {"name": "offset-isp", "paper": "A. Author, An ISP, 2026",
-                                    "pred_dir": str((tmp_path / "pred").resolve()), "files": files}
+                                    "pred_dir": str((tmp_path / "pred").resolve()), "files": files,
+                                    "geometry": "target_file"}
     assert run_dir.name.startswith("synth-submitted-offset-isp-test-")
     assert result["manifest"]["pairs_in_split"] == 4 and result["metrics"]["ssim"]["spec"]["name"] == "ssim"
     # the run keeps byte-identical copies, and submitting the same files again finds the same run
@@ -70,28 +75,25 @@ def test_submit_scores_a_complete_folder_with_a_known_psnr(data, tmp_path):
     assert _submit(data, tmp_path / "pred", tmp_path / "runs") == run_dir
 
 
-def test_submission_matches_the_measured_run_of_the_same_images(data, tmp_path):
-    """Predictions saved by `evaluate` and submitted as an outside model score exactly as measured."""
-    measured = run_benchmark("classic", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
-                             root=data["root"], metrics=("psnr", "ssim", "delta_e76"), progress=False)
-    result = json.loads((measured / "result.json").read_text())
-    assert result["kind"] == "measured" and result["evaluation"]["predictions"] == "predictions"
-    saved = read_image(prediction_path(measured / "predictions", next(iter(data["targets"]))))
-    assert saved.dtype == np.uint16 and saved.shape == data["targets"][next(iter(data["targets"]))].shape
-    submitted = submit_predictions(measured / "predictions", dataset="synth", name="classic-again",
-                                   runs_dir=tmp_path / "runs", manifest=data["manifest"], root=data["root"],
-                                   metrics=("psnr", "ssim", "delta_e76"), progress=False)
-    again = json.loads((submitted / "result.json").read_text())
-    for name in ("psnr", "ssim", "delta_e76"):
-        assert again["metrics"][name]["mean"] == result["metrics"][name]["mean"], name
-    a = pd.read_parquet(measured / "per_image.parquet")
-    b = pd.read_parquet(submitted / "per_image.parquet")
-    assert list(a["pair_id"]) == list(b["pair_id"]) and a["psnr"].equals(b["psnr"])
+def test_the_target_files_submitted_score_as_the_targets_themselves(data, tmp_path):
+    """Predictions in the target files' geometry (one of them stored turned against the raw, all cropped to
+    whole CFA tiles when scored) are brought into the scoring geometry exactly as the targets are: submitting
+    the target files gives a perfect score, and rescoring the run reads its predictions the same way."""
+    assert data["turned"] and any(data["files"][p].shape != data["targets"][p].shape for p in data["files"])
+    for pair_id, image in data["files"].items():
+        write_png(prediction_path(tmp_path / "pred", pair_id), image)
+    run = submit_predictions(tmp_path / "pred", dataset="synth", name="the-targets", runs_dir=tmp_path / "runs",
+                             manifest=data["manifest"], root=data["root"], metrics=("psnr", "delta_e76"),
+                             progress=False)
+    per_image = pd.read_parquet(run / "per_image.parquet")
+    assert (per_image["psnr"] > 150).all() and (per_image["delta_e76"] < 1e-4).all()  # float32 truth: not inf
+    assert rescore_run(run, ["ssim"], manifest=data["manifest"], root=data["root"],
+                       progress=False)["added"]["ssim"]["mean"] == 1.0
 
 
 def test_submission_scored_by_two_workers_is_byte_identical(data, tmp_path):
     """The pairs scored in a 2-process pool give the bytes of the in-process scoring: rows in split order."""
-    _offset_predictions(tmp_path / "pred", data["targets"])
+    _offset_predictions(tmp_path / "pred", data["files"])
     runs = {workers: _submit(data, tmp_path / "pred", tmp_path / f"runs-{workers}", workers=workers, scheduler="local")
             for workers in (1, 2)}
     assert (runs[1] / "per_image.parquet").read_bytes() == (runs[2] / "per_image.parquet").read_bytes()
@@ -106,7 +108,7 @@ def test_submission_scored_by_two_workers_is_byte_identical(data, tmp_path):
 
 def test_submit_names_every_problem_in_one_error(data, tmp_path):
     pred = tmp_path / "pred"
-    _offset_predictions(pred, data["targets"])
+    _offset_predictions(pred, data["files"])
     missing_id, small_id = sorted(data["targets"])[:2]
     prediction_path(pred, missing_id).unlink()
     write_png(prediction_path(pred, small_id), np.zeros((10, 12, 3), np.uint16))
@@ -114,16 +116,24 @@ def test_submit_names_every_problem_in_one_error(data, tmp_path):
     with pytest.raises(SubmissionError) as info:
         _submit(data, pred, tmp_path / "runs")
     message = str(info.value)
-    h, w = data["targets"][small_id].shape[:2]
-    assert "3 problem(s)" in message
+    h, w = data["files"][small_id].shape[:2]
+    assert "3 problem(s)" in message and "save each prediction in the orientation and size of its pair's " \
+        "target file, as stored" in message
     assert f"missing: {prediction_path(pred, missing_id)}" in message
     assert f"extra: {pred / 'no-such-scene' / 'well_lit.png'}" in message
-    assert f"wrong size: {prediction_path(pred, small_id)} is 12×10 (width×height), its target is {w}×{h}" in message
+    target_file = f"{small_id.split('/')[0]}/medium_exposure.jpg"
+    assert (f"wrong size: {prediction_path(pred, small_id)} is 12×10 (width×height), its target file {target_file} "
+            f"is {w}×{h}") in message
+    (turned,) = data["turned"][:1]  # the size the user reported: turned and cropped, as the truth is scored
+    write_png(prediction_path(pred, turned), data["targets"][turned])
+    with pytest.raises(SubmissionError, match=f"{data['targets'][turned].shape[1]}×{data['targets'][turned].shape[0]} "
+                       rf"\(width×height\), its target file .* is {data['files'][turned].shape[1]}×"):
+        _submit(data, pred, tmp_path / "runs")
     assert not (tmp_path / "runs").exists()  # nothing is recorded for a rejected folder
 
 
 def test_submit_cli(data, tmp_path, capsys):
-    _offset_predictions(tmp_path / "pred", data["targets"])
+    _offset_predictions(tmp_path / "pred", data["files"])
     code = main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "offset-isp",
                  "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--runs", str(tmp_path / "runs"),
                  "--metrics", "psnr", "--workers", "2", "--scheduler", "local", "--quiet"])

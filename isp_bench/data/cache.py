@@ -35,7 +35,7 @@ from isp_bench.errors import IspBenchError
 from isp_bench.files import atomic_path, atomic_write_text, check_writable_folder
 from isp_bench.images import IMAGE_SUFFIXES, read_image
 from isp_bench.manifest import check_manifest_path
-from isp_bench.raw import normalize, pack_rggb, read_raw
+from isp_bench.raw import normalize, pack_rggb, read_raw, rggb_crop
 
 PREPROCESS_VERSION = 2  # 2: classic-pipeline linear targets for pairs without one
 CACHE_ENV = "ISP_BENCH_CACHE"
@@ -104,6 +104,14 @@ def sensor_orientation(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
     row's ``target_rot90`` (``np.rot90`` turns; 0 when unset). :func:`preprocess_row` then crops it to whole
     RGGB tiles with the raw's crop (:func:`isp_bench.raw.pack_rggb`)."""
     return np.rot90(image, row.get("target_rot90") or 0)
+
+
+def cache_geometry(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
+    """An image in the geometry of its pair's target file (H×W×C, as stored) brought into the cache's, as
+    :func:`preprocess_row` brings the target: turned to the sensor's orientation, then cropped to whole RGGB
+    tiles (the crop :func:`isp_bench.raw.pack_rggb` takes off the raw, which has the turned image's size)."""
+    turned = sensor_orientation(image, row)
+    return rggb_crop(turned.shape[:2], row["cfa"]).apply(turned)
 
 
 def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -15,12 +15,15 @@ def add_commands(subparsers) -> None:
     """Add the ``submit`` and ``rescore`` subcommands to an argparse ``subparsers`` object."""
     p = subparsers.add_parser(
         "submit", help="score an outside model's predictions for a split and record them as a 'submitted' run",
-        description="Check that --pred holds exactly one RGB image per pair of the split (<pair_id>.png, the "
-        "size of its target), score them with the suite and pair handling of `run`, and write "
+        description="Check that --pred holds exactly one RGB image per pair of the split (<pair_id>.png, in the "
+        "orientation and size of the pair's target file, the one the manifest's target_path names, as stored), "
+        "score them with the suite and pair handling of `run` (each is turned to the raw's orientation and "
+        "cropped to whole 2×2 CFA tiles exactly as the target is), and write "
         "runs/<dataset>-submitted-<name>-<split>-<hash>/result.json with every file's sha256.")
     p.add_argument("--dataset", required=True, help="dataset name (its manifest: manifests/DATASET.parquet)")
     p.add_argument("--split", default="test", help="the manifest split the predictions cover (default: %(default)s)")
-    p.add_argument("--pred", type=Path, required=True, help="folder of predictions, one per pair: <pair_id>.png")
+    p.add_argument("--pred", type=Path, required=True,
+                   help="folder of predictions, one per pair: <pair_id>.png, oriented and sized like its target file")
     p.add_argument("--name", required=True, help="the method's name on the leaderboard (letters, digits, . _ + -)")
     p.add_argument("--paper", default=None, help="citation or URL of the method (default: none)")
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")

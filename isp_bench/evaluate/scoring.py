@@ -137,9 +137,12 @@ def score_files(
     scheduler: str = "local",
     progress: bool = True,
     desc: str = "score predictions",
+    target_file_geometry: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """:func:`score_split` for predictions already on disk: ``files[i]`` is the prediction of pair
-    ``i`` of ``dataset``. Each pair is a task on ``scheduler``'s backend
+    ``i`` of ``dataset``, in the cache's geometry (as :func:`evaluate_model` writes them), or with
+    ``target_file_geometry`` in that of the pair's target file, which is brought into the cache's first
+    (:func:`isp_bench.data.cache.cache_geometry`). Each pair is a task on ``scheduler``'s backend
     (:func:`isp_bench.parallel.executor`; ``local`` scores in this process unless ``workers`` > 1),
     which reads its file and its truth from the preprocessing cache (so the workers must see the
     files and the cache folder); the rows are put back in split order, so the frame is the same
@@ -154,7 +157,7 @@ def score_files(
     for name in metrics:
         get_metric(name)
     task = partial(_score_file, cache=dataset.cache, truth=truth, metrics=tuple(metrics),
-                   previews_dir=previews_dir)
+                   previews_dir=previews_dir, target_file_geometry=target_file_geometry)
     rows, unavailable = [], {}
     previewed = previewed_pairs(len(dataset.rows), n_previews)
     jobs = [(i, row, Path(path), i in previewed) for i, (row, path) in enumerate(zip(dataset.rows, files, strict=True))]
@@ -170,14 +173,18 @@ def score_files(
 
 
 def _score_file(job: tuple[int, dict[str, Any], Path, bool], *, cache, truth: str, metrics: tuple[str, ...],
-                previews_dir: Path | None) -> tuple[dict[str, Any], dict[str, str]]:
+                previews_dir: Path | None, target_file_geometry: bool) -> tuple[dict[str, Any], dict[str, str]]:
     """One task of :func:`score_files`: the row of pair ``index`` scored from its prediction file (and
     previewed if ``preview``), and the metrics it could not run."""
+    from isp_bench.data.cache import cache_geometry
     from isp_bench.metrics.score import read_srgb
 
     index, row, path, preview = job
     unavailable: dict[str, str] = {}
-    scored, _ = score_output(index, row, read_srgb(path), None, pair_truth(cache, row, truth), metrics=metrics,
+    output = read_srgb(path)
+    if target_file_geometry:
+        output = cache_geometry(output, row)
+    scored, _ = score_output(index, row, output, None, pair_truth(cache, row, truth), metrics=metrics,
                              unavailable=unavailable, previews_dir=previews_dir, preview=preview)
     return scored, unavailable
 

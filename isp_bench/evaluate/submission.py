@@ -3,15 +3,18 @@ metrics and pair handling, and add metrics to old runs without loading their mod
 
 A predictions folder holds exactly one RGB image per pair of a split, at ``<pair_id>.<ext>`` (a
 pair id's ``/`` makes sub-folders; 16-bit PNG is what ``evaluate`` writes, 8-bit PNG and TIFF are
-read too), each the size of the pair's target after the suite's pair handling (CFA-phase crop,
-target rotation): the layout of :func:`isp_bench.evaluate.scoring.prediction_path`. Each pair is
-scored by :func:`isp_bench.evaluate.scoring.score_output`, as ``evaluate`` scores its output, so a
-submission and a measured run of the same images get the same numbers; the pairs can be scored in
-parallel (``workers``, ``scheduler``: :func:`isp_bench.parallel.executor`) with the same result.
+read too): the layout of :func:`isp_bench.evaluate.scoring.prediction_path`. A submitted image is in the
+orientation and size of its pair's target file (the file the manifest's ``target_path`` names, as stored):
+what an outside method makes. It is scored as the target is, turned to the raw's orientation and cropped to
+whole 2×2 CFA tiles (:func:`isp_bench.data.cache.cache_geometry`), by
+:func:`isp_bench.evaluate.scoring.score_output`, as ``evaluate`` scores its output, so a submission and a
+measured run of the same images get the same numbers; the pairs can be scored in parallel (``workers``,
+``scheduler``: :func:`isp_bench.parallel.executor`) with the same result. (``evaluate --save-predictions``
+writes its predictions already turned and cropped, the cache's geometry, which ``rescore`` reads them in.)
 
 A submission is recorded like a measured run, in ``runs/<run_id>/`` (``result.json`` in the same
-format plus ``"kind": "submitted"`` and ``"submission"`` with every file's sha256, ``per_image.parquet``,
-``previews/`` and a copy of the files in ``predictions/``), with the run id
+format plus ``"kind": "submitted"`` and ``"submission"`` with every file's sha256 and their geometry,
+``per_image.parquet``, ``previews/`` and a copy of the files in ``predictions/``), with the run id
 ``<dataset>-submitted-<name>-<split>-<hash>``; ``hash`` is the first 8 hex digits of the sha256 of
 the files' hashes and the manifest's content hash, so other files or other data give another run.
 """
@@ -59,12 +62,34 @@ def prediction_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
     return files, problems
 
 
-def check_predictions(folder: Path, dataset, truth: str = "target") -> dict[str, Path]:
-    """The prediction file of every pair of ``dataset`` (a :class:`~isp_bench.data.PairDataset`).
+TARGET_FILE = "target_file"
+"""The geometry of submitted predictions (recorded in their run): that of each pair's target file."""
+ORIENTATION_RULE = "save each prediction in the orientation and size of its pair's target file, as stored"
+
+
+def target_file_size(row: dict[str, Any], root: Path) -> tuple[int, int]:
+    """(height, width) of the pair's display target file as stored: the manifest's ``target_height`` and
+    ``target_width``, else its header's."""
+    from PIL import Image
+
+    from isp_bench.manifest import check_manifest_path
+
+    if row.get("target_height") and row.get("target_width"):
+        return int(row["target_height"]), int(row["target_width"])
+    with Image.open(check_manifest_path(row["target_path"], pair_id=row["pair_id"], column="target_path",
+                                        root=root)) as image:
+        return image.size[1], image.size[0]
+
+
+def check_predictions(folder: Path, dataset, truth: str = "target", *,
+                      target_file_geometry: bool = True) -> dict[str, Path]:
+    """The prediction file of every pair of ``dataset`` (a :class:`~isp_bench.data.PairDataset`): each in
+    its target file's geometry (:func:`target_file_size`), or with ``target_file_geometry=False`` in the
+    cache's (the size of the cached ``truth``, as ``evaluate`` writes predictions).
 
     Raises one :class:`SubmissionError` listing every problem: a pair without a file (missing), a
     file that is no pair of the split (extra), two files for one pair, and a file that is not an RGB
-    image of its target's size (wrong size, unreadable).
+    image of the expected size (wrong size, unreadable).
     """
     from isp_bench.evaluate.scoring import prediction_path
     from isp_bench.metrics.score import ScoreError, read_srgb
@@ -76,37 +101,41 @@ def check_predictions(folder: Path, dataset, truth: str = "target") -> dict[str,
     problems += [f"extra: {files[pair_id]} (no pair {pair_id!r} in split {dataset.rows[0]['split']!r})"
                  for pair_id in sorted(set(files) - set(expected))]
     for pair_id in sorted(set(files) & set(expected)):
-        entry = dataset.cache.load(dataset.rows[expected[pair_id]])
-        height, width = getattr(entry, truth).shape[1:]
+        row = dataset.rows[expected[pair_id]]
+        if target_file_geometry:
+            (height, width), of = target_file_size(row, dataset.cache.root), f"its target file {row['target_path']}"
+        else:
+            (height, width), of = getattr(dataset.cache.load(row), truth).shape[1:], "its target"
         try:
             shape = read_srgb(files[pair_id]).shape
         except ScoreError as exc:
             problems.append(f"unreadable: {exc}")
             continue
         if shape[:2] != (height, width):
-            problems.append(f"wrong size: {files[pair_id]} is {shape[1]}×{shape[0]} (width×height), "
-                            f"its target is {width}×{height}")
+            problems.append(f"wrong size: {files[pair_id]} is {shape[1]}×{shape[0]} (width×height), {of} is "
+                            f"{width}×{height}")
     if problems:
         split = dataset.rows[0]["split"]
         raise SubmissionError(
             f"{folder}: {len(problems)} problem(s) with the predictions for {len(expected)} pairs of "
             f"{dataset.manifest.dataset} split {split!r} (one RGB image per pair, named <pair_id>.png, "
-            f"e.g. {prediction_path(folder, dataset.rows[0]['pair_id'])}, the size of its target):\n  "
+            f"e.g. {prediction_path(folder, dataset.rows[0]['pair_id'])}"
+            + (f"; {ORIENTATION_RULE}" if target_file_geometry else ", the size of its target") + "):\n  "
             + "\n  ".join(problems))
     return {pair_id: files[pair_id] for pair_id in expected}
 
 
 def score_predictions(files: dict[str, Path], dataset, *, metrics: Sequence[str], truth: str = "target",
-                      previews_dir: Path | None = None, n_previews: int = 4, workers: int | None = None,
-                      scheduler: str = "local", progress: bool = True):
-    """Score checked prediction files (:func:`check_predictions`) as ``evaluate`` scores its output
-    (:func:`~isp_bench.evaluate.scoring.score_files`, on ``scheduler``'s backend with ``workers``);
-    returns (per-image frame, unavailable metrics)."""
+                      target_file_geometry: bool = True, previews_dir: Path | None = None, n_previews: int = 4,
+                      workers: int | None = None, scheduler: str = "local", progress: bool = True):
+    """Score checked prediction files (:func:`check_predictions`, the same ``target_file_geometry``) as
+    ``evaluate`` scores its output (:func:`~isp_bench.evaluate.scoring.score_files`, on ``scheduler``'s backend
+    with ``workers``); returns (per-image frame, unavailable metrics)."""
     from isp_bench.evaluate.scoring import score_files
 
     return score_files([files[row["pair_id"]] for row in dataset.rows], dataset, metrics=metrics, truth=truth,
                        previews_dir=previews_dir, n_previews=n_previews, workers=workers, scheduler=scheduler,
-                       progress=progress)
+                       progress=progress, target_file_geometry=target_file_geometry)
 
 
 def _split_dataset(dataset: str, split: str, manifest, root, cache_dir, progress: bool):
@@ -188,7 +217,8 @@ def submit_predictions(
         "training": None,
         "evaluation": {"seconds": eval_seconds, "frames": int(len(frame)), "s_per_frame": None,
                        "tile": None, "overlap": None, "predictions": PREDICTIONS},
-        "submission": {"name": name, "paper": paper, "pred_dir": str(pred_dir), "files": hashes},
+        "submission": {"name": name, "paper": paper, "pred_dir": str(pred_dir), "files": hashes,
+                       "geometry": TARGET_FILE},
         "provenance": {**environment(), "started": started,
                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_s": time.perf_counter() - wall_start},
@@ -246,8 +276,11 @@ def rescore_run(
             raise SubmissionError(f"{run_dir}: the run's {name} was scored with spec {old['spec']}, which differs "
                                   f"from today's {get_metric(name).to_dict()}; nothing was written")
     truth = result["config"]["eval"].get("truth", "target")
-    files = check_predictions(run_dir / PREDICTIONS, pairs, truth)
-    fresh, unavailable = score_predictions(files, pairs, metrics=names, truth=truth, workers=workers,
+    # predictions as submitted, or as `evaluate` wrote them (and as submissions recorded before 2026-12 were made)
+    in_target_files = (result.get("submission") or {}).get("geometry") == TARGET_FILE
+    files = check_predictions(run_dir / PREDICTIONS, pairs, truth, target_file_geometry=in_target_files)
+    fresh, unavailable = score_predictions(files, pairs, metrics=names, truth=truth,
+                                           target_file_geometry=in_target_files, workers=workers,
                                            scheduler=scheduler, progress=progress)
     stored = pd.read_parquet(per_image_path)
     fresh = fresh.set_index("pair_id").loc[stored["pair_id"]].reset_index()

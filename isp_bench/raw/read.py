@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ from isp_bench.errors import (
 )
 from isp_bench.raw.capture import RawCapture, camera_name
 from isp_bench.raw.dng import read_dng_tags
+
+# exifread logs what it cannot parse ("File format not recognized.") and, with no logging set up, Python prints
+# that on stderr, through progress bars and --quiet; this module raises its own error naming the file and the fix.
+# An application that configures logging still gets exifread's messages.
+logging.getLogger("exifread").addHandler(logging.NullHandler())
 
 # A raw file stores at least this many bytes per sensor pixel. Lossless-compressed real sensor
 # data needs several bits per pixel even for a dark frame; metadata-only stubs have ~0.01.
