@@ -169,18 +169,26 @@ def test_ssim_family_data_range_means_what_it_means_in_skimage(tid_i03):
 
 @pytest.fixture
 def every_weight(tmp_path, monkeypatch):
-    """Weight files in the real formats for every learned metric, with random parameters."""
+    """Weight files in the real formats for every learned metric, with random parameters.
+
+    The AlexNet backbone is checked against its published hash before use; here the random one
+    stands in for it, so the hash it is checked against is its own."""
+    import dataclasses
+
     import torch
     import torchvision
 
     from isp_bench.metrics import perceptual
     from isp_bench.metrics.deepiqa import DeepIQA
     from isp_bench.metrics.natural_scene import BRISQUE_WEIGHTS
+    from isp_bench.metrics.weights import sha256
 
     torch.manual_seed(0)
     alexnet = tmp_path / "alexnet-owt-7be5be79.pth"
     torch.save(torchvision.models.alexnet().state_dict(), alexnet)
     monkeypatch.setenv("ISP_BENCH_ALEXNET_WEIGHTS", str(alexnet))
+    monkeypatch.setattr(perceptual, "ALEXNET_WEIGHTS",
+                        dataclasses.replace(perceptual.ALEXNET_WEIGHTS, sha256_prefix=sha256(alexnet)[:8]))
     for kind, fr in (("NR", False), ("FR", True)):
         path = tmp_path / f"{kind.lower()}_tid_weighted.model"
         _write_chainer_hdf5(path, DeepIQA(full_reference=fr))

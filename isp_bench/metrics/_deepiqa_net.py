@@ -13,9 +13,7 @@ import torch
 from torch import nn
 
 from ._registry import MetricError, MetricWeightsError
-from .deepiqa import DOWNLOAD_HINT
-
-_CHANNELS = (32, 32, 64, 64, 128, 128, 256, 256, 512, 512)
+from .deepiqa import _CHANNELS, DOWNLOAD_HINT, chainer_model_problem, chainer_root
 
 
 class DeepIQA(nn.Module):
@@ -73,34 +71,18 @@ def load_chainer_hdf5(path: str | os.PathLike, *, full_reference: bool | None = 
     p = Path(path)
     if not p.is_file():
         raise MetricWeightsError(f"{p}: DeepIQA weights not found; {DOWNLOAD_HINT}")
-    try:
-        fh = h5py.File(p, "r")
-    except OSError as exc:
-        raise MetricWeightsError(f"{p}: not an HDF5 file ({exc}); expected a Chainer .model from dmaniry/deepIQA") from exc
-    with fh:
-        root = fh
-        if "conv1" not in root:  # tolerate one wrapping group (e.g. 'predictor/')
-            groups = [k for k in fh if isinstance(fh[k], h5py.Group) and "conv1" in fh[k]]
-            if not groups:
-                raise MetricWeightsError(f"{p}: no 'conv1/W' dataset; not a deepIQA Chainer model")
-            root = fh[groups[0]]
-        fc1_in = root["fc1/W"].shape[1]
-        is_fr = fc1_in == 512 * 3
-        if full_reference is not None and full_reference != is_fr:
-            kind = "full-reference" if is_fr else "no-reference"
-            raise MetricWeightsError(f"{p}: this is a {kind} model (fc1 takes {fc1_in} inputs)")
-        top = "weighted" if "fc1_a" in root else "patchwise"
-        model = DeepIQA(full_reference=is_fr, top=top)
+    problem = chainer_model_problem(p, full_reference)
+    if problem is not None:
+        raise MetricWeightsError(f"{p}: wrong file for DeepIQA: {problem}. Fix: {DOWNLOAD_HINT}")
+    with h5py.File(p, "r") as fh:
+        root = chainer_root(fh)
+        is_fr = root["fc1/W"].shape[1] == 512 * 3
+        model = DeepIQA(full_reference=is_fr, top="weighted" if "fc1_a" in root else "patchwise")
         state = {}
-        for name, param in model.state_dict().items():
+        for name in model.state_dict():  # every dataset is there with its shape (checked above)
             link, kind = name.split(".")
-            key = f"{link}/{'W' if kind == 'weight' else 'b'}"
-            if key not in root:
-                raise MetricWeightsError(f"{p}: dataset {key!r} missing")
-            arr = np.asarray(root[key], dtype=np.float32)
-            if arr.shape != tuple(param.shape):
-                raise MetricWeightsError(f"{p}: {key} has shape {arr.shape}, expected {tuple(param.shape)}")
-            state[name] = torch.from_numpy(arr)
+            state[name] = torch.from_numpy(np.asarray(root[f"{link}/{'W' if kind == 'weight' else 'b'}"],
+                                                      dtype=np.float32))
     model.load_state_dict(state)
     return model.eval()
 

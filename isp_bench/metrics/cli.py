@@ -48,7 +48,8 @@ def add_commands(subparsers) -> None:
         "weights",
         help="list the trained weight files the metrics and models use; fetch one",
         description="List every trained weight file the suite can use: what reads it, where it is "
-        "looked up, whether it is present and its SHA-256. Files with a published location and hash "
+        "looked up, whether it is present (or the wrong file: not the published hash, or not readable "
+        "as that model) and its SHA-256. Files with a published location and hash "
         "are downloaded into the torch hub cache on first use unless offline (HF_HUB_OFFLINE=1 or "
         "ISP_BENCH_OFFLINE=1); --fetch downloads one now.",
     )
@@ -106,20 +107,20 @@ def run_weights(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=1))
         return 0
     for r in rows:
-        state = "present" if r["path"] else "MISSING"
+        state = {"present": "present", "missing": "MISSING", "wrong": "WRONG"}[r["status"]]
         print(f"{r['name']:<18} {state:<8} {r['used_by']}")
         print(f"{'':<18} file: {r['filename']}")
         for label, path in r["locations"]:
             print(f"{'':<18} looks in {label}: {path or '(not set)'}")
-        if r["problem"]:
-            print(f"{'':<18} problem: {r['problem']}")
-        elif r["path"]:
+        if r["path"]:
             check = {True: " (matches the published prefix)", False: " (DOES NOT match the published "
                      f"prefix {r['published_sha256_prefix']})", None: ""}[r["hash_ok"]]
             print(f"{'':<18} sha256: {r['sha256']}{check}")
-        elif r["fetchable"]:
+        if r["problem"]:  # a variable naming no file, or the wrong file: what is wrong and the fix
+            print(f"{'':<18} problem: {r['problem']}")
+        elif r["path"] is None and r["fetchable"]:
             print(f"{'':<18} fetched on first use, or now: isp-bench weights --fetch {r['name']} "
                   f"({r['url']}, sha256 {r['published_sha256_prefix']}…)")
-        else:
+        elif r["path"] is None:
             print(f"{'':<18} get it: {r['how_to_get']}")
     return 0

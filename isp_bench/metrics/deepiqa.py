@@ -11,7 +11,10 @@ patch scores (plain mean for "patchwise" models).
 
 Weights: the authors' trained Chainer HDF5 files ``models/{nr,fr}_{live,tid}_{patchwise,weighted}
 .model`` (repository dmaniry/deepIQA) are read from a path the user gives, via the ``weights``
-argument or ``ISP_BENCH_DEEPIQA_NR`` / ``ISP_BENCH_DEEPIQA_FR``. Nothing is downloaded.
+argument or ``ISP_BENCH_DEEPIQA_NR`` / ``ISP_BENCH_DEEPIQA_FR``. Nothing is downloaded. They have
+no published hash, so a file is checked by its layout (:func:`chainer_model_problem`): a file that
+is not such a model (not HDF5, missing or misshapen layers, the NR model where the FR one belongs)
+is one :class:`~isp_bench.metrics.MetricWeightsError` naming the file, what is wrong and the fix.
 
 DeepISP's [1, 5] scale
 ----------------------
@@ -35,6 +38,8 @@ from .weights import WeightFile, register_weight_file
 DEEPIQA_NR_ENV = "ISP_BENCH_DEEPIQA_NR"
 DEEPIQA_FR_ENV = "ISP_BENCH_DEEPIQA_FR"
 PATCH = 32
+#: Output channels of the ten convolutions.
+_CHANNELS = (32, 32, 64, 64, 128, 128, 256, 256, 512, 512)
 DOWNLOAD_HINT = (
     "download the authors' trained Chainer models from the dmaniry/deepIQA repository "
     "(models/{nr,fr}_{live,tid}_{patchwise,weighted}.model) and pass weights=PATH or set "
@@ -52,6 +57,62 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def chainer_shapes(full_reference: bool, top: str = "weighted") -> dict[str, tuple[int, ...]]:
+    """The datasets (``<link>/W``, ``<link>/b``) of the authors' Chainer model and their shapes."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    c_in = 3
+    for i, c in enumerate(_CHANNELS, start=1):
+        shapes[f"conv{i}/W"], shapes[f"conv{i}/b"] = (c, c_in, 3, 3), (c,)
+        c_in = c
+    n_in = 512 * 3 if full_reference else 512
+    for suffix in ("", "_a") if top == "weighted" else ("",):
+        shapes[f"fc1{suffix}/W"], shapes[f"fc1{suffix}/b"] = (512, n_in), (512,)
+        shapes[f"fc2{suffix}/W"], shapes[f"fc2{suffix}/b"] = (1, 512), (1,)
+    return shapes
+
+
+def chainer_root(fh):
+    """The HDF5 group holding the links (``conv1``, ...): the file, or one wrapping group (e.g.
+    ``predictor/``); ``None`` when there is none."""
+    import h5py
+
+    if isinstance(fh.get("conv1"), h5py.Group):
+        return fh
+    groups = [fh[k] for k in fh if isinstance(fh[k], h5py.Group) and isinstance(fh[k].get("conv1"), h5py.Group)]
+    return groups[0] if groups else None
+
+
+def chainer_model_problem(path: str | os.PathLike, full_reference: bool | None = None) -> str | None:
+    """What keeps ``path`` from being one of the authors' DeepIQA Chainer models (of the NR or FR
+    kind when ``full_reference`` says which), or ``None`` when it is one. Reads the layout only
+    (h5py, no torch)."""
+    import h5py
+
+    try:
+        fh = h5py.File(path, "r")
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError and others on a non-HDF5 file
+        return f"not an HDF5 file ({' '.join(str(exc).split())[:160]}), so not a Chainer .model from dmaniry/deepIQA"
+    with fh:
+        root = chainer_root(fh)
+        if root is None:
+            return "an HDF5 file without a 'conv1' group, not a Chainer .model from dmaniry/deepIQA"
+        fc1 = root.get("fc1/W")
+        if not isinstance(fc1, h5py.Dataset) or fc1.ndim != 2:
+            return "dataset 'fc1/W' missing, not a complete DeepIQA model"
+        is_fr = fc1.shape[1] == 512 * 3
+        if full_reference is not None and full_reference != is_fr:
+            kind, wanted = ("full-reference", "no-reference") if is_fr else ("no-reference", "full-reference")
+            return f"a {kind} model (fc1 takes {fc1.shape[1]} inputs) where a {wanted} one is needed"
+        top = "weighted" if "fc1_a" in root else "patchwise"
+        for key, shape in chainer_shapes(is_fr, top).items():
+            data = root.get(key)
+            if not isinstance(data, h5py.Dataset):
+                return f"dataset {key!r} missing, not a complete DeepIQA model"
+            if data.shape != shape:
+                return f"dataset {key!r} has shape {data.shape}, DeepIQA's is {shape}"
+    return None
+
+
 def _weight_file(kind: str, env: str) -> WeightFile:
     def locations() -> list[tuple[str, Path | None]]:
         value = os.environ.get(env)
@@ -63,6 +124,7 @@ def _weight_file(kind: str, env: str) -> WeightFile:
         filename=f"{kind.lower()}_{{live,tid}}_{{patchwise,weighted}}.model",
         locations=locations,
         how_to_get=DOWNLOAD_HINT + " (no published hash: isp-bench does not download it)",
+        check=lambda path: chainer_model_problem(path, full_reference=kind == "FR"),
     ))
 
 

