@@ -119,12 +119,12 @@ def test_submission_scored_on_dask_writes_the_local_bytes(cluster, tree, local_m
     from isp_bench.data import PairDataset
     from isp_bench.evaluate.scoring import as_16bit, prediction_path
     from isp_bench.evaluate.submission import submit_predictions
-    from isp_bench.images import write_png
+    from isp_bench.images import read_image, write_png
 
     test = PairDataset(local_manifest.path, tree, "test", cache_dir=tree / ".isp-bench-cache", progress=False)
-    for i in range(len(test)):  # a darker rendering of each target
-        write_png(prediction_path(tmp_path / "pred", test[i]["pair_id"]),
-                  as_16bit(0.8 * test[i]["target"].permute(1, 2, 0).numpy()))
+    for row in test.rows:  # a darker rendering of each target file
+        write_png(prediction_path(tmp_path / "pred", row["pair_id"]),
+                  as_16bit(0.8 * read_image(tree / row["target_path"]) / 255.0))
     runs = {name: submit_predictions(tmp_path / "pred", dataset="synth", name="darker", runs_dir=tmp_path / name,
                                      manifest=local_manifest.path, root=tree, metrics=("psnr", "ssim"),
                                      scheduler=scheduler, progress=False)

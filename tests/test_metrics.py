@@ -465,6 +465,9 @@ def test_score_without_pairs_is_a_clear_error(tmp_path):
         score_folders(tmp_path / "p", tmp_path / "t")
     with pytest.raises(ScoreError, match="not a folder"):
         score_folders(tmp_path / "missing", tmp_path / "t")
+    with pytest.raises(ScoreError, match="t: is a folder; --out names the Parquet file to write"):
+        score_folders(tmp_path / "p", tmp_path / "t", out=tmp_path / "t")
+    assert list((tmp_path / "t").iterdir()) == []  # no half-written file left
 
 
 # ---------------------------------------------------------------- shared work (score_pair) and fast kernels

@@ -149,6 +149,9 @@ def score_folders(
 
     from isp_bench.parallel import TaskLost, executor, in_process_by_default
 
+    if out is not None and Path(out).is_dir():  # before the scoring, not after
+        raise ScoreError(f"{out}: is a folder; --out names the Parquet file to write, e.g. "
+                         f"{Path(out) / 'scores.parquet'}")
     names = list(metrics) if metrics else list(default_suite())
     specs = [get_metric(n) for n in names]
     pairs, only_pred, only_target = pair_by_stem(pred_dir, target_dir)
@@ -195,16 +198,16 @@ def write_scores(df, out: str | os.PathLike) -> Path:
 
     from isp_bench import __version__
 
+    from isp_bench.files import atomic_path
+
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})
     meta[b"isp_bench.version"] = __version__.encode()
     meta[b"isp_bench.metric_specs"] = json.dumps(df.attrs.get("specs", {}), ensure_ascii=False).encode()
     table = table.replace_schema_metadata(meta)
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
     return out
 
 
