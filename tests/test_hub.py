@@ -351,6 +351,26 @@ def test_research_only_licence_is_carried(monkeypatch, manifest_path, synth_root
     assert set(load(result.folder).table.column("licence_class").to_pylist()) == {"research-only"}
 
 
+def test_your_own_captures_are_published_under_the_licence_you_declare(manifest_path, synth_root, tmp_path):
+    from fixtures_datasets import build_pairs
+
+    root = build_pairs(tmp_path / "mine")
+    manifest = ingest("pairs", root, tmp_path / "mine.parquet", workers=1, progress=False).manifest.path
+    with pytest.raises(RedistributionError, match="holds your own captures: declare the licence you publish them "
+                                                  "under with --licence ID"):
+        publish(manifest, root, tmp_path / "none", progress=False)
+    with pytest.raises(PublishError, match="give a Hugging Face licence identifier"):
+        publish(manifest, root, tmp_path / "bad", progress=False, licence="CC BY 4.0")
+    assert not (tmp_path / "none").exists() and not (tmp_path / "bad").exists()
+    result = publish(manifest, root, tmp_path / "mine-hf", progress=False, licence="cc-by-4.0")
+    header, body = read_card(result.folder)
+    assert header["license"] == "cc-by-4.0" and "extra_gated_prompt" not in header  # the publisher's terms
+    assert "cc-by-4.0, declared by the publisher of these captures" in body and "Access is gated" not in body
+    assert "cc-by-4.0, declared by the publisher" in (result.folder / "LICENSE.md").read_text()
+    with pytest.raises(PublishError, match="published under its own licence"):  # a public dataset keeps its own
+        publish(manifest_path, synth_root, tmp_path / "synth-hf", progress=False, licence="cc0-1.0")
+
+
 # --------------------------------------------------------------------------------------------- CLI
 
 

@@ -79,6 +79,12 @@ def license_text(source) -> str:
             "metadata columns are BSD-3-Clause.\n")
 
 
+def _gated(source) -> bool:
+    """Whether the Hub asks users to agree to the licence first: a restricted one (research-only, ...), not an
+    open one nor the licence a publisher declared for their own captures (class ``user``)."""
+    return source.licence_class not in ("open", "user")
+
+
 def card_yaml(manifest: Manifest, source, splits: list[str]) -> dict[str, Any]:
     """The card's YAML header as a dict."""
     header: dict[str, Any] = {}
@@ -94,7 +100,7 @@ def card_yaml(manifest: Manifest, source, splits: list[str]) -> dict[str, Any]:
         "tags": [*TAGS, source.name],
         "size_categories": [size_category(len(manifest))],
     })
-    if source.licence_class != "open":
+    if _gated(source):
         header["extra_gated_prompt"] = (f"{source.title} is distributed under a {source.licence_class} licence: "
                                         f"{source.licence}")
         header["extra_gated_fields"] = {f"I will use this dataset under its licence ({source.licence_class})": "checkbox"}
@@ -288,7 +294,7 @@ def usage_section(dataset: str, splits: list[str], target_ref: str, image_target
 def licence_section(source) -> list[str]:
     out = ["", "## Licence", "", f"{source.licence}", "",
            f"Licence class `{source.licence_class}`, carried in every row's `licence_class`."]
-    if source.licence_class != "open":
+    if _gated(source):
         out.append("Access is gated: users agree to these terms before downloading.")
     return out
 

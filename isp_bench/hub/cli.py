@@ -22,7 +22,7 @@ def add_commands(subparsers) -> None:
                     "data/<split>-NNNNN-of-MMMMM.parquet shards (every manifest column, the raw file's original "
                     "bytes, the target image) and a README.md dataset card. Loads with "
                     "datasets.load_dataset(FOLDER). An interrupted export resumes when re-run. Sources whose "
-                    "licence forbids redistribution are refused.",
+                    "licence forbids redistribution are refused; your own captures need --licence.",
     )
     p.add_argument("manifest", type=Path, help="manifest written by `isp-bench ingest`")
     p.add_argument("--root", type=Path, required=True, help="dataset root the manifest's paths are relative to")
@@ -30,6 +30,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--repo-id", default=None, metavar="ORG/NAME",
                    help="also upload the folder to this Hugging Face dataset repository (token: HF_TOKEN or "
                         "`hf auth login`); the only network use (default: none, nothing is uploaded)")
+    p.add_argument("--licence", default=None, metavar="ID",
+                   help="the licence you publish your own captures (`pairs`, `capture session-ingest`) under, a "
+                        "Hugging Face licence identifier such as cc-by-4.0; required for them, refused for public "
+                        "datasets, which keep their own (default: none)")
     p.add_argument("--private", action="store_true",
                    help="create the Hub repository as private (default: the Hub account's default visibility)")
     p.add_argument("--shard-mb", type=float, default=DEFAULT_SHARD_MB,
@@ -49,8 +53,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
     result = publish(args.manifest, args.root, args.out, repo_id=args.repo_id, shard_mb=args.shard_mb,
                      row_group_mb=args.row_group_mb, workers=args.workers, scheduler=args.scheduler,
-                     progress=not args.quiet,
-                     private=True if args.private else None)
+                     progress=not args.quiet, private=True if args.private else None, licence=args.licence)
     splits = ", ".join(f"{s} {n}" for s, n in sorted(result.splits.items()))
     print(f"published {result.dataset!r}: {result.rows} pairs ({splits}) in {len(result.shards)} shards, "
           f"{result.folder_bytes / 1e6:.1f} MB -> {result.folder}")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import resource
 import time
 from dataclasses import dataclass, field
@@ -95,6 +96,35 @@ def check_redistributable(source, licence_classes: Iterable[str | None] = ()) ->
             f"(licence: {source.licence}; class {source.licence_class!r}). Publishing would copy its files to "
             f"the Hub. Share the manifest instead (it holds metadata and splits, no pixels) and point users at "
             f"{source.url} to obtain the files themselves.")
+
+
+HUB_LICENCE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+
+
+def with_declared_licence(source, licence: str | None):
+    """``source`` as published. Your own captures (licence class ``user``) need the licence you publish them
+    under, ``licence``, a Hugging Face licence identifier (``cc-by-4.0``, ``cc0-1.0``, ``other``, ...): it goes
+    into the card and LICENSE.md; without one they are refused. Other sources carry their own licence, so
+    ``licence`` is refused for them."""
+    import copy
+
+    if source.licence_class != "user":
+        if licence is not None:
+            raise PublishError(f"--licence {licence}: {source.name!r} is published under its own licence "
+                               f"({source.licence}); --licence declares the licence of your own captures")
+        return source
+    if licence is None:
+        raise RedistributionError(
+            f"dataset {source.name!r} holds your own captures: declare the licence you publish them under with "
+            "--licence ID (a Hugging Face licence identifier such as cc-by-4.0 or cc0-1.0); nothing is published "
+            "without one")
+    if not HUB_LICENCE_ID.fullmatch(licence):
+        raise PublishError(f"--licence {licence!r}: give a Hugging Face licence identifier in lower case, such as "
+                           "cc-by-4.0, cc0-1.0, mit or other")
+    declared = copy.copy(source)
+    declared.licence = f"{licence}, declared by the publisher of these captures"
+    declared.hub_license, declared.redistributable = licence, True
+    return declared
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,6 +353,7 @@ def publish(
     private: bool | None = None,
     token: str | None = None,
     on_shard: Callable[[dict[str, Any]], None] | None = None,
+    licence: str | None = None,
 ) -> PublishResult:
     """Write ``manifest`` and the files under ``root`` as a Hub-ready dataset folder ``out``.
 
@@ -342,6 +373,8 @@ def publish(
         are byte-identical whichever runs them.
     on_shard : called in this process with each completed shard's facts (name, rows, bytes,
         sha256), after the resume state records it.
+    licence : the licence your own captures (the ``pairs`` source, licence class ``user``) are published
+        under, required for them: :func:`with_declared_licence`.
 
     Raises ``RedistributionError`` for sources whose licence forbids redistribution and
     ``PublishError`` for unusable folders, changed files or invalid split names.
@@ -354,7 +387,7 @@ def publish(
     started = time.perf_counter()
     if not isinstance(manifest, Manifest):
         manifest = read_manifest(manifest)
-    source = get_source(manifest.dataset)
+    source = with_declared_licence(get_source(manifest.dataset), licence)
     rows = manifest.rows()
     root, folder = Path(root).resolve(), Path(out).resolve()
     _check_inputs(source, rows, root, folder, row_group_mb, manifest)
