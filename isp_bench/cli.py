@@ -201,6 +201,7 @@ def _cmd_run(args, argv=None) -> int:
         return 0
     result = json.loads((run_dir / "result.json").read_text())
     print(f"run: {run_dir}")
+    print(f"  means over the {result['manifest']['pairs_in_split']} pairs of the {result['split']} split:")
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
     reproduces = result.get("reproduces")

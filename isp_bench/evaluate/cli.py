@@ -68,6 +68,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
                                  scheduler=args.scheduler, progress=not args.quiet)
     result = json.loads((run_dir / "result.json").read_text())
     print(f"submitted run: {run_dir}")
+    print(f"  means over the {result['manifest']['pairs_in_split']} pairs of the {result['split']} split:")
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
     return 0
