@@ -525,6 +525,7 @@ def test_a_recipe_with_a_base_is_the_base_with_its_own_keys_over_it(tmp_path):
     ("model: nope\nbase: unet\n", "unknown model 'nope'. Did you mean 'unet'?"),
     ("model: [unet\nstages: x\n", r"not valid YAML \(line 2, column 7: expected ',' or '\]', but got ':'\)"),
     ("- unet\n", r"a recipe is a YAML mapping \(model:, stages:, budgets:, ...\), not list"),
+    ("base: unte\nmodel: unet\n", r"`base: unte`: unknown training recipe 'unte'. Did you mean 'unet'"),
 ])
 def test_a_broken_recipe_file_is_named_with_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "mine.yaml"

@@ -177,7 +177,11 @@ def load_recipe(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
         if str(path) in _chain:
             raise RecipeError(f"{path}: `base: {base}` leads back to this recipe ({' -> '.join(_chain)}); "
                               "a recipe cannot be its own base")
-        recipe = _merge(load_recipe(base, (*_chain, str(path))), recipe)
+        try:
+            _recipe_path(str(base))
+        except IspBenchError as error:  # name the file that asked for it
+            raise RecipeError(f"{path}: `base: {base}`: {error}") from None
+        recipe = _merge(load_recipe(str(base), (*_chain, str(path))), recipe)
     validate_recipe(recipe, str(path))
     return recipe
 
