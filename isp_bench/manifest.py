@@ -232,6 +232,10 @@ def write_manifest(
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read a manifest, checking that its schema is exactly the pinned one for its version."""
     path = Path(path)
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.parquet"))[:3]
+        raise ManifestError(f"{path}: a folder, not a manifest file" + (f" (it holds {', '.join(found)})" if found
+                                                                         else "") + "; give the .parquet file")
     if not path.is_file():
         raise ManifestError(f"{path}: no such manifest; create one with `isp-bench ingest SOURCE --root DIR`")
     try:

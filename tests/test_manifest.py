@@ -55,6 +55,9 @@ def test_schema_and_hash_checks(manifest_path, tmp_path):
         read_manifest(tmp_path / "foreign.parquet")
     with pytest.raises(ManifestError, match="no such manifest"):
         read_manifest(tmp_path / "absent.parquet")
+    with pytest.raises(ManifestError, match=r"a folder, not a manifest file \(it holds dropped.parquet, edited.parquet, "
+                                            r"foreign.parquet\); give the .parquet file"):
+        read_manifest(tmp_path)
 
 
 def test_duplicate_pair_ids_are_refused(manifest_path, tmp_path):
