@@ -250,3 +250,31 @@ def test_negative_limits_are_refused_in_one_line(tmp_path, capsys):
     assert main(["qa", str(manifest), "--root", str(tmp_path), "--worst", "-2"]) == 2
     assert capsys.readouterr().err == "isp-bench: error: --worst -2: give 0 (no images) or more\n"
 
+
+
+def test_a_shift_measured_alike_in_every_quadrant_is_misaligned_one_the_quadrants_disagree_on_unverified():
+    """`misaligned` needs a measurement the frame's quadrants reproduce; where they disagree (here: structure in
+    one quadrant only, noise elsewhere; in the synthetic set, the smooth saturated colour wheel) it is
+    `unverified`."""
+    from isp_bench.qa.registration import global_alignment, quadrant_disagreement
+    from isp_bench.qa.run import _raw_vs_target
+    from isp_bench.qa.thresholds import Thresholds
+
+    rng = np.random.default_rng(0)
+    h, w = 192, 256
+    texture = cv2.GaussianBlur(rng.random((h + 8, w + 8)).astype(np.float32), (0, 0), 1.5)
+    moved = cv2.warpAffine(texture, np.float32([[1, 0, 1.5], [0, 1, -0.8]]), (w + 8, h + 8), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    fixed, moving = texture[4:-4, 4:-4], moved[4:-4, 4:-4]
+    one_quadrant = [np.full((h, w), 0.5, np.float32) for _ in range(2)]
+    for image, source in zip(one_quadrant, (fixed, moving)):
+        image[: h // 2, : w // 2] = source[: h // 2, : w // 2]
+        image += rng.normal(0, 0.01, image.shape).astype(np.float32)
+    for (target, render), flag, disagreement in [((fixed, moving), "misaligned", (0, 0.1)),
+                                                 (one_quadrant, "unverified", (5, np.inf))]:
+        alignment = global_alignment(target, render)
+        assert alignment.dx == pytest.approx(1.5, abs=0.1) and alignment.dy == pytest.approx(-0.8, abs=0.2)
+        assert disagreement[0] <= quadrant_disagreement(target, render, alignment) < disagreement[1]
+        pair_qa, flags = {}, set()
+        _raw_vs_target(np.dstack([render] * 3), np.dstack([target] * 3), Thresholds(), pair_qa, flags)
+        assert flags & {"misaligned", "unverified"} == {flag}

@@ -40,6 +40,7 @@ FLAG_MEANINGS = {
     "rotation_guessed": "rotated target whose raw carries no rotating EXIF Orientation: the turn direction is a guess",
     "size_mismatch": "target and raw sizes differ by more than a rotation (crop or resize in the target's pipeline)",
     "misaligned": "the target is not pixel-aligned with the raw (known scene misalignment)",
+    "unverified": "isp-bench qa could not verify the pair's alignment (too little unambiguous structure)",
 }
 
 ROLE_MEANINGS = {

@@ -19,8 +19,8 @@ def add_commands(subparsers) -> None:
         "qa", help="check raw/target pairs (registration, motion, exposure ratio, clipping, blur) and flag bad ones",
         description="Register each pair's raw (classic rendering) to its target, measure residual motion, the "
                     "exposure ratio against the intended one, clipped pixels and blur, and write the manifest back "
-                    "with the flags misaligned / motion / clipped / blurred / exposure_mismatch and a JSON "
-                    "extra['qa'] entry per pair (atomically). Monitor captures are also warped onto their source "
+                    "with the flags misaligned / unverified / motion / clipped / blurred / exposure_mismatch and a "
+                    "JSON extra['qa'] entry per pair (atomically). Monitor captures are also warped onto their source "
                     "image through the fiducial homography.")
     p.add_argument("manifest", type=Path, help="manifest to check (e.g. from `isp-bench capture session-ingest`)")
     p.add_argument("--root", type=Path, required=True, help="folder the manifest's paths are relative to")

@@ -7,6 +7,9 @@ Flags (:data:`QA_FLAGS`; a re-run replaces them, other flags are kept):
   frame corner more than ``misaligned_px`` (or registration failed); for monitor captures, the
   capture warped onto the source image by the fiducial homography is still off by more than that,
   or the fiducials were not found;
+- ``unverified``: the global warp would flag ``misaligned``, but the frame's quadrants measured alone
+  disagree with it by more than ``misaligned_px`` (:func:`~isp_bench.qa.registration.quadrant_disagreement`):
+  too little unambiguous structure to tell (a smooth saturated chart); inspect the pair by eye;
 - ``motion``: after the global warp, some textured tile still moves more than ``motion_px``
   (subject motion between the bracket frames, a shaken tripod);
 - ``clipped``: more than ``clipped_fraction`` of the raw photosites are at the white level;
@@ -39,13 +42,14 @@ from isp_bench.qa.registration import (
     global_alignment,
     local_motion,
     monitor_homography,
+    quadrant_disagreement,
     warp_moving,
     warp_to_source,
 )
 from isp_bench.qa.thresholds import Thresholds
 
 QA_VERSION = 1
-QA_FLAGS = ("misaligned", "motion", "clipped", "blurred", "exposure_mismatch")
+QA_FLAGS = ("misaligned", "unverified", "motion", "clipped", "blurred", "exposure_mismatch")
 
 
 @dataclass
@@ -307,7 +311,8 @@ def _check_pair(row: dict, frames: _Frames, ctx: _Context) -> tuple[dict[str, An
 def _raw_vs_target(render: np.ndarray, target: np.ndarray, thresholds: Thresholds, pair_qa: dict,
                    pair_flags: set[str]) -> tuple | None:
     """Raw rendering ↔ target (the camera's own JPEG; for derived low_light rows, the other frame's):
-    global registration (``misaligned``) and residual local motion (``motion``)."""
+    global registration (``misaligned``, or ``unverified`` when it cannot be trusted) and residual local motion
+    (``motion``)."""
     if target.shape[:2] != render.shape[:2]:
         pair_qa["registration"] = {"error": f"target {target.shape[1]}×{target.shape[0]} differs from the raw's "
                                             f"{render.shape[1]}×{render.shape[0]}"}
@@ -315,8 +320,12 @@ def _raw_vs_target(render: np.ndarray, target: np.ndarray, thresholds: Threshold
         return None
     alignment = global_alignment(target, render)
     pair_qa["registration"] = alignment.to_dict()
-    if not alignment.converged or alignment.max_displacement_px > thresholds.misaligned_px:
+    if not alignment.converged:
         pair_flags.add("misaligned")
+    elif alignment.max_displacement_px > thresholds.misaligned_px:  # measured, or only an unreliable measurement?
+        disagreement = quadrant_disagreement(target, render, alignment)
+        pair_qa["registration"]["quadrant_disagreement_px"] = _r(disagreement)
+        pair_flags.add("unverified" if disagreement > thresholds.misaligned_px else "misaligned")
     aligned = warp_moving(render, alignment.warp, target.shape[:2])
     valid = warp_moving(np.ones(render.shape[:2], np.float32), alignment.warp, target.shape[:2]) > 0.999
     motion = local_motion(target, aligned, threshold_px=thresholds.motion_px, valid=valid)
