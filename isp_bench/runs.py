@@ -56,9 +56,10 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
     another dataset is refused (never overwritten by the embedded one)."""
     manifest_path = Path(manifest) if manifest else Path("manifests") / f"{name}.parquet"
     root_path = Path(root) if root else Path("work") / name
-    if manifest_path.is_file() and (other := read_manifest(manifest_path).dataset) != name:
-        raise DatasetError(f"{manifest_path}: a manifest of dataset {other!r}, not {name!r}; pass --dataset {other} "
-                           f"(and its --root), or a manifest of {name!r}")
+    manifest_obj = read_manifest(manifest_path) if manifest_path.is_file() else None
+    if manifest_obj is not None and manifest_obj.dataset != name:
+        raise DatasetError(f"{manifest_path}: a manifest of dataset {manifest_obj.dataset!r}, not {name!r}; pass "
+                           f"--dataset {manifest_obj.dataset} (and its --root), or a manifest of {name!r}")
     if name == "synth" and root is None:
         import shutil
 
@@ -72,11 +73,10 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
             shutil.rmtree(root_path)
         if not meta.exists():
             generate(root_path, progress=progress)
-        ingest("synth", root_path, manifest_path, progress=progress)  # cached: instant when unchanged
-    if not manifest_path.is_file():
+        manifest_obj = ingest("synth", root_path, manifest_path, progress=progress).manifest  # cached: instant
+    if manifest_obj is None:
         raise DatasetError(f"{manifest_path}: no manifest for dataset {name!r}; run `isp-bench ingest {name} --root DIR "
                            f"--out {manifest_path}` first")
-    manifest_obj = read_manifest(manifest_path)
     return manifest_obj, check_dataset_root(manifest_obj, root_path)
 
 
