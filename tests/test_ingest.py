@@ -14,10 +14,11 @@ import pytest
 import isp_bench.ingest as ingest_module
 from isp_bench.cli import main
 from isp_bench.datasets import get_source, list_sources
-from isp_bench.errors import DatasetError, UnknownNameError
+from isp_bench.errors import DatasetError, TruncatedFileError, UnknownNameError
 from isp_bench.ingest import cache_path_for, ingest
 from isp_bench.manifest import read_manifest
 from isp_bench.parallel import DEFAULT_MAX_TRIES, LocalPoolExecutor, SchedulerError
+from isp_bench.raw import read_raw
 
 # Read by worker processes (inherited when the fork server starts, after collection): see
 # isp_bench.ingest._crash_for_tests. Inert until a test writes a marker there.
@@ -93,6 +94,15 @@ def test_broken_file_in_the_middle_is_reported_not_fatal(tree, tmp_path):
     assert len(manifest) == 9 and [e["path"] for e in manifest.errors] == [e["path"] for e in result.errors]
     report = json.loads(out.with_suffix(".errors.json").read_text())
     assert str(dng) in report["errors"][0]["message"]
+
+
+def test_libraw_diagnosis_goes_into_the_error_not_onto_stderr(tree, capfd):
+    dng = tree / "0002_monitor_chelsea" / "short_exposure.dng"
+    dng.write_bytes(dng.read_bytes()[: dng.stat().st_size // 2])
+    with pytest.raises(TruncatedFileError, match=r"Input/output error'; LibRaw: Unexpected end of file\)") as info:
+        read_raw(dng)
+    assert str(dng) in str(info.value)
+    assert capfd.readouterr().err == ""  # LibRaw's C code printed "<path>: Unexpected end of file" there
 
 
 def test_a_dataset_whose_every_pair_is_broken_writes_no_manifest_and_keeps_the_old_one(tree, tmp_path):

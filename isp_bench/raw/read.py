@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -169,12 +172,18 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         raise FileNotFoundError(f"{path}: no such raw file")
     exif = read_exif(path)
     raw = rawpy.RawPy()
-    try:
-        raw.open_file(str(path))
-        raw.unpack()  # rawpy unpacks lazily, on the first pixel access: decode here, where its errors are mapped
-    except rawpy.LibRawError as exc:
+    failure = None
+    with _c_stderr_captured() as said:
+        try:
+            raw.open_file(str(path))
+            raw.unpack()  # rawpy unpacks lazily, on the first pixel access: decode here, where its errors are mapped
+        except rawpy.LibRawError as exc:
+            failure = exc
+    if failure is not None:
         raw.close()
-        raise _libraw_error(path, exc, exif) from exc
+        raise _libraw_error(path, failure, exif, _libraw_diagnosis(said.text, path)) from failure
+    if said.text:  # LibRaw read the file after all, or someone else wrote: nothing is lost
+        sys.stderr.write(said.text)
 
     with raw:
         cfa = _cfa_string(raw, path)
@@ -243,19 +252,57 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     )
 
 
-def _libraw_error(path: Path, exc: Exception, exif: dict[str, Any]) -> RawFileError:
-    """The RawFileError for a LibRaw error raised while opening or unpacking ``path``."""
+class _Captured:
+    text = ""
+
+
+@contextlib.contextmanager
+def _c_stderr_captured():
+    """Collects what is written to the process's stderr (file descriptor 2) inside the block, in ``.text``.
+
+    LibRaw's C code prints its diagnosis of a broken file ("<path>: Unexpected end of file") straight to file
+    descriptor 2, past Python, progress bars and ``--quiet``, while rawpy raises a bare "Input/output error": the
+    block's text goes into the error instead. Descriptor 2 is the whole process's, so anything another thread
+    writes meanwhile is caught too; :func:`read_raw` passes the text on when no error takes it."""
+    captured = _Captured()
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 (a detached process): nothing to capture
+        yield captured
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.text = sink.read().decode("utf-8", "replace")
+
+
+def _libraw_diagnosis(text: str, path: Path) -> str:
+    """LibRaw's own message lines, without the file name it puts in front of them."""
+    lines = (line.removeprefix(f"{path}: ").strip() for line in text.splitlines())
+    return "; ".join(line for line in lines if line)
+
+
+def _libraw_error(path: Path, exc: Exception, exif: dict[str, Any], diagnosis: str = "") -> RawFileError:
+    """The RawFileError for a LibRaw error raised while opening or unpacking ``path`` (``diagnosis``: what LibRaw
+    printed meanwhile, if anything)."""
+    said = f"{exc}; LibRaw: {diagnosis}" if diagnosis else str(exc)
     if isinstance(exc, rawpy.LibRawFileUnsupportedError):
         camera = camera_name(exif["make"], exif["model"])[0]
         hint = f" although its EXIF names the camera {camera!r}" if camera else ""
         return UnsupportedFormatError(
-            path, f"LibRaw does not recognise it as a raw file{hint} ({exc}; {path.stat().st_size} bytes)",
+            path, f"LibRaw does not recognise it as a raw file{hint} ({said}; {path.stat().st_size} bytes)",
             "check that the file is a complete camera raw (DNG, CR2, NEF, ARW, RAF, …)")
     if isinstance(exc, (rawpy.LibRawIOError, rawpy.LibRawDataError, rawpy.LibRawTooBigError)):
         return TruncatedFileError(
-            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {exc}); "
+            path, f"LibRaw could not read its pixel data ({type(exc).__name__}: {said}); "
             "the file is truncated or its data is corrupt", "re-download or re-copy the complete file")
-    return UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {exc})")
+    return UnsupportedFormatError(path, f"LibRaw failed to open it ({type(exc).__name__}: {said})")
 
 
 def _inverse(xyz_to_cam: np.ndarray, name: str, path: Path) -> tuple[tuple[float, ...], ...]:
