@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import exifread
@@ -252,10 +253,6 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     )
 
 
-class _Captured:
-    text = ""
-
-
 @contextlib.contextmanager
 def _c_stderr_captured():
     """Collects what is written to the process's stderr (file descriptor 2) inside the block, in ``.text``.
@@ -264,7 +261,7 @@ def _c_stderr_captured():
     descriptor 2, past Python, progress bars and ``--quiet``, while rawpy raises a bare "Input/output error": the
     block's text goes into the error instead. Descriptor 2 is the whole process's, so anything another thread
     writes meanwhile is caught too; :func:`read_raw` passes the text on when no error takes it."""
-    captured = _Captured()
+    captured = SimpleNamespace(text="")
     try:
         sys.stderr.flush()
         saved = os.dup(2)
