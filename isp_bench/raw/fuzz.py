@@ -101,7 +101,7 @@ def _worker(conn, memory_mb: int) -> None:
     limit = memory_mb << 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)  # LibRaw prints its complaints on stderr
+    os.dup2(devnull, 2)  # what read_raw passes on (LibRaw's warnings on files it still reads) and crash noise
     import logging
 
     logging.disable(logging.CRITICAL)  # exifread logs every unrecognised file
