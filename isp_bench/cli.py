@@ -13,7 +13,7 @@ from pathlib import Path
 from isp_bench import __version__
 from isp_bench.devices import DEVICE_NAMES, PRECISIONS
 from isp_bench.errors import IspBenchError
-from isp_bench.parallel import add_scheduler_option
+from isp_bench.parallel import add_scheduler_option, process_count
 from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import BUDGETS
 
@@ -269,7 +269,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="make the loader workers threads of the training process instead of processes: faster "
                         "on hosts with few cores, where worker processes and the training process share them "
                         "(benchmarks/dataloader.py); the same batches (default: processes)")
-    p.add_argument("--nproc", type=int, default=1,
+    p.add_argument("--nproc", type=process_count, default=1,
                    help="processes on this machine, one per GPU: launches torchrun --standalone (for several "
                         "machines run `torchrun --nnodes ... -m isp_bench` yourself); the recipe's batch is "
                         "split over them (default: %(default)s)")
@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="manifest to write (default: %(default)s)")
     p.add_argument("--scenes", type=int, default=24, help="number of scenes, two pairs each (default: %(default)s)")
     _add_seed_option(p)
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
+    p.add_argument("--workers", type=process_count, default=None, help="processes (default: all CPUs; 1 = in-process)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("synth", help="write the physically based synthetic camera dataset (DNG + JPEG + PNG)")
@@ -325,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_seed_option(p)
     p.add_argument("--height", type=int, default=384, help="sensor height in pixels (default: %(default)s)")
     p.add_argument("--width", type=int, default=512, help="sensor width in pixels (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs; 1 = in-process)")
+    p.add_argument("--workers", type=process_count, default=None, help="processes (default: all CPUs; 1 = in-process)")
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("ingest", help="read a dataset folder in its published layout and write its manifest")
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "fivek: D700) (default: every camera)")
     p.add_argument("--results", default=None,
                    help="hdrplus: the results_<date> folder to use as targets (default: the latest results_*)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=process_count, default=None,
                    help="processes (default: all CPUs; local: 1 = in-process, and in-process under 64 files)")
     add_scheduler_option(p, "reading and hashing the files")
     p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")

@@ -24,6 +24,7 @@ An exception raised by the function itself ends the run.
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing
 import os
 from collections import deque
@@ -268,6 +269,13 @@ class DaskExecutor(Executor):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+
+def process_count(text: str) -> int:
+    """argparse type of ``--workers`` and ``--nproc``: a whole number of processes, at least 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of processes, 1 or more")
+    return int(text)
 
 
 def add_scheduler_option(parser, what: str) -> None:

@@ -97,6 +97,22 @@ def test_every_option_says_what_it_does_and_its_default():
             "qa"} <= commands  # the walk reached every command module
 
 
+def test_every_process_count_option_refuses_less_than_one_process(capsys):
+    """--workers and --nproc of every command: 0, -2 or a word is argparse's error naming the option (0 once
+    meant all CPUs for some commands and one process for others, silently)."""
+    parser = build_parser()
+    options = [(path, option) for path, action in _walk(parser) for option in action.option_strings
+               if option in ("--workers", "--nproc")]
+    assert len(options) >= 9, options  # synth, demo, ingest, score, evaluate, publish, qa, capture, run/train
+    for path, option in options:
+        for bad in ("0", "-2", "two"):
+            with pytest.raises(SystemExit) as stop:
+                parser.parse_args([*path[1:], option, bad])
+            err = capsys.readouterr().err
+            assert stop.value.code == 2
+            assert f"error: argument {option}: '{bad}': give a whole number of processes, 1 or more" in err, err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--seed", "-1"], "seed -1 is not an integer from 0 to 4294967295"),
     (["--seed", str(2**32)], "is not an integer from 0 to"),

@@ -9,6 +9,8 @@ import argparse
 import json
 from pathlib import Path
 
+from isp_bench.parallel import process_count
+
 
 def add_commands(subparsers) -> None:
     """Add the ``capture`` subcommand and its actions to an argparse ``subparsers`` object."""
@@ -67,7 +69,7 @@ def add_commands(subparsers) -> None:
     i.add_argument("--out", type=Path, default=None, help="manifest path (default: SESSION/manifest.parquet)")
     i.add_argument("--clock-offset", type=float, default=None,
                    help="camera clock minus computer clock in seconds (default: estimated from the files)")
-    i.add_argument("--workers", type=int, default=1,
+    i.add_argument("--workers", type=process_count, default=1,
                    help="processes reading the raws; 1 = in-process (default: %(default)s)")
     i.set_defaults(func=run_session_ingest)
 

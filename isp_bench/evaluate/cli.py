@@ -47,9 +47,9 @@ def add_commands(subparsers) -> None:
 
 def _add_scoring_options(p: argparse.ArgumentParser) -> None:
     from isp_bench.cli import add_cache_option  # light modules only, like this one
-    from isp_bench.parallel import add_scheduler_option
+    from isp_bench.parallel import add_scheduler_option, process_count
 
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=process_count, default=None,
                    help="processes scoring pairs (default: local: 1 = in-process; dask: all CPUs)")
     add_scheduler_option(p, "the scoring of the pairs (workers read the predictions and the dataset's "
                          "preprocessing cache)")

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from isp_bench.hub._format import DEFAULT_ROW_GROUP_MB, DEFAULT_SHARD_MB
-from isp_bench.parallel import add_scheduler_option
+from isp_bench.parallel import add_scheduler_option, process_count
 
 
 def add_commands(subparsers) -> None:
@@ -40,7 +40,7 @@ def add_commands(subparsers) -> None:
                    help="target Parquet shard size in MB (default: %(default)s, as push_to_hub)")
     p.add_argument("--row-group-mb", type=float, default=DEFAULT_ROW_GROUP_MB,
                    help="Parquet row-group size in MB; bounds each worker's memory (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=process_count, default=None,
                    help="processes writing shards (default: all CPUs; local: 1 = in-process, and in-process "
                         "under 256 MB)")
     add_scheduler_option(p, "the writing and hashing of the shards")

@@ -21,7 +21,7 @@ class _DefaultSuite:
 
 def add_commands(subparsers) -> None:
     """Add the ``score`` and ``weights`` subcommands to an argparse ``subparsers`` object."""
-    from isp_bench.parallel import add_scheduler_option  # standard library only, like this module
+    from isp_bench.parallel import add_scheduler_option, process_count  # standard library only, like this module
 
     p = subparsers.add_parser(
         "score",
@@ -39,7 +39,7 @@ def add_commands(subparsers) -> None:
         "see isp_bench.metrics.list_metrics()",
     )
     p.add_argument("--out", default="scores.parquet", help="per-image Parquet file (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=process_count, default=None,
                    help="processes scoring pairs (default: local: 1 = in-process; dask: all CPUs)")
     add_scheduler_option(p, "the scoring of the pairs")
     p.set_defaults(func=run_score)

@@ -9,7 +9,7 @@ import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from isp_bench.parallel import add_scheduler_option
+from isp_bench.parallel import add_scheduler_option, process_count
 from isp_bench.qa.thresholds import Thresholds
 
 
@@ -32,7 +32,7 @@ def add_commands(subparsers) -> None:
     for limit in fields(Thresholds):
         p.add_argument("--" + limit.name.replace("_", "-"), type=float, default=limit.default,
                        help=limit.metadata["help"] + " (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=process_count, default=None,
                    help="processes checking pairs (default: local: 1 = in-process; dask: all CPUs)")
     add_scheduler_option(p, "the pair checks")
     p.add_argument("--quiet", action="store_true", help="no progress bar (default: show it)")
