@@ -215,10 +215,10 @@ def build_crispnet(root: Path) -> Path:
 # --------------------------------------------------------------------------------------------- pairs
 def build_pairs(root: Path) -> Path:
     """a/IMG_0001 (JPEG stored rotated, raw Orientation 6), b/IMG_0002 (JPEG in sensor orientation with
-    EXIF Orientation 6, upper-case .JPG), IMG_0003 (raw without JPEG)."""
+    EXIF Orientation 6, upper-case .JPG; a Model that repeats the Make), IMG_0003 (raw without JPEG)."""
     dng(root / "a" / "IMG_0001.dng", make="Apple", model="iPhone 12", orientation=6, seed=1)
     jpeg(root / "a" / "IMG_0001.jpg", 48, 32, seed=1)
-    dng(root / "b" / "IMG_0002.dng", make="Apple", model="iPhone 12", seed=2)
+    dng(root / "b" / "IMG_0002.dng", make="Canon", model="Canon EOS R5", seed=2)
     jpeg(root / "b" / "IMG_0002.JPG", 32, 48, orientation=6, seed=2)
     dng(root / "IMG_0003.dng", make="Apple", model="iPhone 12", seed=3)
     return root

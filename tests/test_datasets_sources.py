@@ -169,6 +169,7 @@ def test_pairs_hash_split_and_rotation(built):
     assert "rotated_target" in a["flags"] and a["target_rot90"] == 1 and a["target_device"] == "Apple iPhone 12 JPEG"
     b = rows["b/IMG_0002"]
     assert b["target_path"] == "b/IMG_0002.JPG" and "target_exif_orientation" in b["flags"]
+    assert b["target_device"] == "Canon EOS R5 JPEG"  # the camera named once, not "Canon Canon EOS R5"
     assert rows["IMG_0003"]["target_path"] is None and rows["IMG_0003"]["flags"] == ["no_target"]
 
 

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 from isp_bench.datasets._common import RAW_EXTENSIONS, find_root, flag_exif_orientation, hash_split, rel
 from isp_bench.datasets.base import DatasetSource, LayoutReport, PairRecord, register_source
+from isp_bench.raw.capture import camera_name
 
 SPLIT_SALT = "isp-bench/pairs/v1"
 SPLIT_FRACTIONS = (("train", 0.8), ("val", 0.1), ("test", 0.1))
@@ -59,8 +60,8 @@ class PairsSource(DatasetSource):
         row = super().finish_row(row, target_info)
         flag_exif_orientation(row, target_info)
         if target_info is not None:
-            camera = " ".join(filter(None, [row.get("make"), row.get("model")])) or "camera"
-            row["target_device"] = f"{camera} JPEG"
+            camera, _ = camera_name(row.get("make"), row.get("model"), row.get("unique_camera_model"))
+            row["target_device"] = f"{camera or 'camera'} JPEG"
         return row
 
     def check_layout(self, root: Path) -> LayoutReport:
