@@ -367,6 +367,9 @@ def test_your_own_captures_are_published_under_the_licence_you_declare(manifest_
     assert header["license"] == "cc-by-4.0" and "extra_gated_prompt" not in header  # the publisher's terms
     assert "cc-by-4.0, declared by the publisher of these captures" in body and "Access is gated" not in body
     assert "cc-by-4.0, declared by the publisher" in (result.folder / "LICENSE.md").read_text()
+    # the card addresses its readers: the source's words to the isp-bench user ("your own captures") stay out
+    assert header["pretty_name"] == "Raw + camera JPEG pairs, captured by the publisher"
+    assert "your own" not in body.lower() and "cite this dataset's repository" in body
     with pytest.raises(PublishError, match="published under its own licence"):  # a public dataset keeps its own
         publish(manifest_path, synth_root, tmp_path / "synth-hf", progress=False, licence="cc0-1.0")
 

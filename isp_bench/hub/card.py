@@ -304,6 +304,8 @@ def citation_section(source) -> list[str]:
     out = ["", "## Citation", ""]
     if getattr(source, "citation", ""):
         out += ["```bibtex", source.citation.strip(), "```"]
+    elif source.licence_class == "user":
+        out.append("The publisher names no citation; cite this dataset's repository.")
     else:
         where = f" at {source.url}" if str(source.url).startswith("http") else ""
         out.append(f"The source names no citation; cite the original dataset{where}.")

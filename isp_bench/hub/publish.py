@@ -121,7 +121,8 @@ def with_declared_licence(source, licence: str | None):
     if not HUB_LICENCE_ID.fullmatch(licence):
         raise PublishError(f"--licence {licence!r}: give a Hugging Face licence identifier in lower case, such as "
                            "cc-by-4.0, cc0-1.0, mit or other")
-    declared = copy.copy(source)
+    declared = copy.copy(source)  # the card speaks to its readers, not to the isp-bench user the source addresses
+    declared.title, declared.url = "Raw + camera JPEG pairs, captured by the publisher", "the publisher's own captures"
     declared.licence = f"{licence}, declared by the publisher of these captures"
     declared.hub_license, declared.redistributable = licence, True
     return declared
