@@ -90,6 +90,69 @@ FILE_COLUMNS = (("input_path", "input_bytes", "input_sha256"),
                 ("target_path", "target_bytes", "target_sha256"),
                 ("linear_target_path", "linear_target_bytes", "linear_target_sha256"))
 PATH_COLUMNS = tuple(path_col for path_col, _, _ in FILE_COLUMNS)
+
+#: What each value of the ``role`` column means: every role a dataset source or a capture session ingest writes.
+ROLE_MEANINGS = {
+    "well_lit": "a normally exposed raw and its target",
+    "low_light": "an under-exposed raw (see `exposure_ratio`) and the well-exposed target",
+    "mimic_isp": "a raw and the camera's own processed image (learn to mimic its ISP)",
+    "demosaic": "a linear Bayer mosaic and its full-colour linear ground truth (demosaicing)",
+    "patch": "a raw patch and the target device's rendition of the same patch",
+    "full": "a whole raw frame and the target device's rendition of it",
+    "merged": "a burst's merged raw and the burst's final rendering",
+    "reference_frame": "one raw, the burst's reference frame, and the whole burst's final rendering",
+    "raw_to_rgb": "a raw patch of one camera and the matching sRGB patch of another (learn to map between them)",
+    "full_resolution": "a full-resolution raw without a target (for visual results)",
+    **{f"expert_{x}": f"a raw and expert {x.upper()}'s retouched rendition of it" for x in "abcde"},
+}
+
+#: What each value of the ``flags`` column means: every flag an ingest, ``isp-bench qa`` or a capture
+#: session ingest writes (dataset cards and ``manifest show`` explain the flags from here).
+FLAG_MEANINGS = {
+    # the target's geometry against the raw (every source)
+    "rotated_target": "the target is stored rotated against the raw; `target_rot90` gives the `np.rot90` turns "
+                      "that bring it back to sensor orientation",
+    "rotation_guessed": "rotated target whose raw carries no rotating EXIF Orientation: the turn direction is a guess",
+    "size_mismatch": "target and raw sizes differ by more than a rotation (crop or resize in the target's pipeline)",
+    "default_crop_applied": "the target covers the raw's DefaultCrop area (`default_crop`), not the whole sensor",
+    "resized_target": "the target has the raw's aspect ratio at another size (resized in the target's pipeline)",
+    "cropped_target": "the target's size matches neither the raw, its DefaultCrop nor its aspect ratio (cropped in "
+                      "the target's pipeline)",
+    "target_half_resolution": "the target has half the raw's width and height (the packed 2×2 mosaic's size)",
+    "target_exif_orientation": "the JPEG's pixels are in sensor orientation but its EXIF Orientation asks viewers to "
+                               "turn it: use the pixels as stored",
+    "target_alpha": "the target PNG carries an alpha channel besides RGB",
+    "target_prophoto": "the target is in ProPhoto RGB (ROMM, D50, gamma 1.8), not sRGB",
+    "no_target": "the raw has no target (no same-stem JPEG, or a full-resolution input without ground truth)",
+    # alignment and capture quality (the dataset's own notes, or isp-bench qa)
+    "misaligned": "the target is not pixel-aligned with the raw (a misalignment the dataset's authors list, or "
+                  "isp-bench qa's registration)",
+    "misaligned_ambiguous": "a scene the dataset's authors list as misaligned without naming the camera; this "
+                            "camera's frames may be aligned",
+    "not_pixel_aligned": "input and target come from two cameras: aligned roughly, never pixel for pixel",
+    "unverified": "isp-bench qa could not verify the pair's alignment (too little unambiguous structure)",
+    "motion": "isp-bench qa: after global registration some textured tile still moves (subject or camera motion)",
+    "clipped": "isp-bench qa: more of the raw's photosites sit at the white level than its threshold allows",
+    "blurred": "isp-bench qa: markedly less sharp than the scene's other frame or the session's other captures",
+    "exposure_mismatch": "isp-bench qa: the exposure ratio (EXIF, or measured from the raw data) is off the "
+                         "intended one",
+    # metadata the file or the dataset does not agree on
+    "black_level_suspect": "the raw's values fall below the black level or above the white level the dataset's "
+                           "authors use",
+    "black_level_differs_from_authors_code": "the raw's black level differs from the one the dataset authors' "
+                                             "code subtracts",
+    "camera_model_differs_from_list": "the raw's EXIF camera model differs from the one the dataset's list names",
+    "unexpected_cfa": "the raw's colour-filter phase differs from the one the dataset's camera has",
+    "unexpected_white_level": "the raw's white level differs from the one the dataset's camera has",
+    "exceeds_10_bit": "the raw holds values above 1023, the 10-bit white level the dataset authors' code assumes",
+    "no_metadata": "the dataset's metadata files lack this capture: white balance, exposure and ISO are unknown",
+    "licence_unlisted": "the image is in none of the dataset's licence lists: its licence is unknown",
+    # how the row was made
+    "not_hashed": "built from the dataset's split lists alone (`ingest --lists-only`): the files were not read, "
+                  "their sizes and hashes are placeholders",
+    "calibration_frame": "a capture session's black, white, ColorChecker or fiducial frame: not a training pair",
+    "unlogged": "a raw of a capture session that no row of the session log claims",
+}
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 

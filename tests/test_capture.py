@@ -176,6 +176,18 @@ def test_monitor_session_ingest_carries_the_session_facts(monitor_session, tmp_p
         assert r["target_path"].endswith(".jpg") and r["role"] == "mimic_isp"
 
 
+def test_a_published_session_card_explains_its_calibration_frames(monitor_session, tmp_path):
+    """A fiducial frame shares its image's scene but sits in the calibration split: no leak between train, val
+    and test, and the card says what the calibration_frame flag means."""
+    from isp_bench.hub import publish, read_card
+
+    ingest_session(monitor_session[0], tmp_path / "m.parquet")
+    _, body = read_card(publish(tmp_path / "m.parquet", monitor_session[0], tmp_path / "hf", progress=False,
+                                licence="cc0-1.0").folder)
+    assert "No scene lies in more than one of train, val and test" in body
+    assert "| `calibration_frame` | 9 | a capture session's black, white, ColorChecker or fiducial frame" in body
+
+
 def test_calibration_frames_are_in_no_split_and_leave_the_real_splits_alone(monitor_session, tmp_path):
     from isp_bench.datasets._common import hash_split
     from isp_bench.datasets.pairs import SPLIT_FRACTIONS, SPLIT_SALT

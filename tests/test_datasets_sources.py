@@ -158,6 +158,22 @@ def test_crispnet(built):
     assert full["role"] == "full" and "target_half_resolution" in full["flags"]
 
 
+def test_every_flag_and_role_the_suite_writes_has_a_meaning(built, tmp_path):
+    """Dataset cards explain each flag and role from manifest.FLAG_MEANINGS / ROLE_MEANINGS: every flag and role
+    the fixture datasets of every source get, and the flags of qa and capture session ingest, are there."""
+    from isp_bench.capture.session_ingest import CALIBRATION_FLAG, UNLOGGED_FLAG
+    from isp_bench.ingest import NOT_HASHED_FLAG
+    from isp_bench.manifest import FLAG_MEANINGS, ROLE_MEANINGS
+    from isp_bench.qa.run import QA_FLAGS
+
+    rows = [row for _, by_id, _ in built.values() for row in by_id.values()]
+    rows += ingest("sid", None, tmp_path / "sid.parquet", lists_only=True, progress=False).manifest.rows()
+    flags = {f for row in rows for f in row["flags"]} | {*QA_FLAGS, CALIBRATION_FLAG, UNLOGGED_FLAG, NOT_HASHED_FLAG}
+    assert flags - set(FLAG_MEANINGS) == set()
+    assert {row["role"] for row in rows} - set(ROLE_MEANINGS) == set()
+    assert len(flags) >= 20 and len({row["role"] for row in rows}) >= 10  # the fixtures reach most of them
+
+
 def test_pairs_hash_split_and_rotation(built):
     _, rows, result = built["pairs"]
     assert sorted(rows) == ["IMG_0003", "a/IMG_0001", "b/IMG_0002"]

@@ -154,7 +154,7 @@ def test_card_validates(published, manifest_path, offline):
 
     assert f"isp-bench {__version__}" in body
     for needle in ("## Source", "## Capture conditions", "## Cameras", "## Splits", "## Flags and known issues",
-                   "## Citation", "SynthCam", "`rotated_target`", "Every scene lies in exactly one split"):
+                   "## Citation", "SynthCam", "`rotated_target`", "No scene lies in more than one of train, val and test"):
         assert needle in body, needle
 
 

@@ -29,26 +29,11 @@ from isp_bench.hub._format import (
     split_pattern,
     target_is_image,
 )
-from isp_bench.manifest import Manifest
+from isp_bench.manifest import FLAG_MEANINGS, ROLE_MEANINGS, Manifest
 
 TASK_CATEGORIES = ["image-to-image"]
 TAGS = ["raw-images", "camera-isp", "computational-photography", "isp-bench"]
-
-FLAG_MEANINGS = {
-    "rotated_target": "the target is stored rotated against the raw; `target_rot90` gives the `np.rot90` turns "
-                      "that bring it back to sensor orientation",
-    "rotation_guessed": "rotated target whose raw carries no rotating EXIF Orientation: the turn direction is a guess",
-    "size_mismatch": "target and raw sizes differ by more than a rotation (crop or resize in the target's pipeline)",
-    "misaligned": "the target is not pixel-aligned with the raw (known scene misalignment)",
-    "unverified": "isp-bench qa could not verify the pair's alignment (too little unambiguous structure)",
-}
-
-ROLE_MEANINGS = {
-    "well_lit": "a normally exposed raw and its target",
-    "low_light": "an under-exposed raw (see `exposure_ratio`) and the well-exposed target",
-    "mimic_isp": "a raw and the camera's own processed image (learn to mimic its ISP)",
-}
-
+LEARNING_SPLITS = ("train", "val", "test")  # the splits a scene must not cross
 
 class CardError(IspBenchError):
     """A dataset card is missing or its YAML header cannot be read."""
@@ -221,7 +206,8 @@ def splits_section(rows: list[dict[str, Any]], splits: list[str], shards: list[d
         shard_mb[shard_split[s["name"]]] += s["bytes"] / 1e6
     scene_splits: dict[str, set[str]] = {}
     for r in rows:
-        scene_splits.setdefault(r["scene"], set()).add(r["split"])
+        if r["split"] in LEARNING_SPLITS:  # a capture session's calibration frames share their image's scene
+            scene_splits.setdefault(r["scene"], set()).add(r["split"])
     table = _table(["split", "pairs", "scenes", "shards", "size (MB)"],
                    [[f"`{s}`", sum(r["split"] == s for r in rows),
                      len({r["scene"] for r in rows if r["split"] == s}), shard_count[s], f"{shard_mb[s]:.1f}"]
@@ -231,8 +217,9 @@ def splits_section(rows: list[dict[str, Any]], splits: list[str], shards: list[d
         f"The `split` column is the split isp-bench's `{source.name}` adapter assigns from the dataset's official "
         "split lists (or, where the dataset defines none, the rule the adapter documents); splits never depend on "
         "directory listing order.")
-    leaks = ("Every scene lies in exactly one split, so no scene content leaks between splits." if not crossing else
-             f"{len(crossing)} scene(s) appear in more than one split: {', '.join(crossing[:10])}.")
+    leaks = ("No scene lies in more than one of train, val and test, so no scene content leaks between them."
+             if not crossing else
+             f"{len(crossing)} scene(s) appear in more than one of train, val and test: {', '.join(crossing[:10])}.")
     return ["", "## Splits", "", table, "", how + " " + leaks]
 
 
