@@ -384,6 +384,21 @@ def test_cli_run_writes_result_and_leaderboard_beside_its_runs(data, tmp_path, c
     assert not any((tmp_path / "leaderboards").iterdir()) and board.exists()
 
 
+def test_a_run_on_frames_too_small_for_a_metric_scores_the_others(tmp_path):
+    """The default suite on MSR-sized frames (the fixture's 30×42, real MSR 132×220): MS-SSIM needs 161 px, so the
+    run records it as not scored, with the reason, and scores every other metric (it used to fail at evaluation,
+    after the training)."""
+    from fixtures_datasets import build_msr
+
+    root = build_msr(tmp_path / "msr")
+    manifest = ingest("msr", root, tmp_path / "msr.parquet", workers=1, progress=False).manifest.path
+    run_dir = run_benchmark("classic", dataset="msr", budget="smoke", runs_dir=tmp_path / "runs", manifest=manifest,
+                            root=root, progress=False)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert "needs both sides ≥ 161 px" in result["unavailable_metrics"]["ms_ssim"]
+    assert "ms_ssim" not in result["metrics"] and {"psnr", "ssim", "delta_e76", "scielab"} <= set(result["metrics"])
+
+
 def test_a_rerun_keeps_the_training_record(data, tmp_path):
     first = _run(data, "crispnet", tmp_path)
     record = (first / "training.json").read_text()

@@ -495,6 +495,22 @@ def test_score_pair_equals_the_individual_metrics_exactly():
     assert some == {"scielab": together["scielab"], "delta_e76_rms": together["delta_e76_rms"]}
 
 
+def test_a_metric_that_cannot_score_images_this_small_is_recorded_not_fatal():
+    """MSR's 132×220 frames are below MS-SSIM's 161 px: with ``unavailable`` the suite scores the rest and says
+    why; without it the error is raised, as for missing weights."""
+    from isp_bench.metrics import ImageTooSmallError
+    from isp_bench.metrics.score import score_pair
+
+    a, b = _noisy_pair((132, 220, 3))
+    unavailable = {}
+    scores = score_pair(a, b, ["psnr", "ms_ssim", "ssim"], unavailable=unavailable)
+    assert list(scores) == ["psnr", "ssim"] and scores["ssim"] == M.ssim(a, b)
+    assert unavailable == {"ms_ssim": "MS-SSIM (5 scales, 11-px window) needs both sides ≥ 161 px, got 132×220; "
+                                      "score such images with 'ssim' instead"}
+    with pytest.raises(ImageTooSmallError, match="needs both sides ≥ 161 px"):
+        score_pair(a, b, ["psnr", "ms_ssim"])
+
+
 def test_results_do_not_depend_on_the_thread_count(monkeypatch):
     from isp_bench.metrics.pair import THREADS_ENV
     from isp_bench.metrics.score import score_pair

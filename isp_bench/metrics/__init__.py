@@ -30,7 +30,7 @@ a torch metric (MS-SSIM, LPIPS, DeepIQA) runs.
 from __future__ import annotations
 
 #: Names this package takes from ``_registry`` (everything else is a registered metric).
-_REGISTRY_NAMES = ("MetricError", "MetricInputError", "MetricSpec", "MetricWeightsError",
+_REGISTRY_NAMES = ("ImageTooSmallError", "MetricError", "MetricInputError", "MetricSpec", "MetricWeightsError",
                    "default_suite", "get_metric", "list_metrics", "register_metric")
 
 

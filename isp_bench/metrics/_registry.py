@@ -26,6 +26,10 @@ class MetricInputError(MetricError, ValueError):
     """An image handed to a metric has the wrong shape, dtype or value range."""
 
 
+class ImageTooSmallError(MetricInputError):
+    """An image is smaller than the metric can score (MS-SSIM's five scales need 161 px, SSIM's window 11)."""
+
+
 class MetricWeightsError(MetricError, FileNotFoundError):
     """Trained weights a learned metric needs are not on disk; the message says where to put them."""
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._registry import MetricError, MetricSpec, as_pair, as_srgb, register_metric
+from ._registry import ImageTooSmallError, MetricSpec, as_pair, as_srgb, register_metric
 from .weights import WeightFile, register_weight_file
 
 DEEPIQA_NR_ENV = "ISP_BENCH_DEEPIQA_NR"
@@ -143,7 +143,7 @@ def extract_patches(image: np.ndarray):
 
     h, w = image.shape[0] // PATCH, image.shape[1] // PATCH
     if h == 0 or w == 0:
-        raise MetricError(f"DeepIQA needs images of at least 32×32 pixels, got {image.shape[:2]}")
+        raise ImageTooSmallError(f"DeepIQA needs images of at least 32×32 pixels, got {image.shape[:2]}")
     arr = (image[: h * PATCH, : w * PATCH] * 255.0).astype(np.float32)
     arr = arr.reshape(h, PATCH, w, PATCH, 3).transpose(0, 2, 4, 1, 3).reshape(-1, 3, PATCH, PATCH)
     return torch.from_numpy(np.ascontiguousarray(arr))

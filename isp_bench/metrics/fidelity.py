@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ._registry import MetricInputError, MetricSpec, register_metric
+from ._registry import ImageTooSmallError, MetricSpec, register_metric
 from .pair import MS_WEIGHTS, PairWork, gauss_window
 
 #: Smallest image side pytorch-msssim accepts with an 11-px window and 5 scales: (11 - 1) * 2**4.
@@ -93,7 +93,7 @@ def _ssim_per_channel(x, y, data_range: float = 1.0) -> np.ndarray:
     c = x.shape[1]
     h, w = x.shape[-2:]
     if min(h, w) < 11:
-        raise MetricInputError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
+        raise ImageTooSmallError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
     g = torch.from_numpy(gauss_window().astype(np.float32))
     kh = g.view(1, 1, 1, -1).repeat(5 * c, 1, 1, 1)
     kv = g.view(1, 1, -1, 1).repeat(5 * c, 1, 1, 1)
@@ -181,7 +181,7 @@ def ms_ssim(pred, target, *, data_range: float | None = None) -> float:
 
     Five scales with weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 11×11 Gaussian window,
     σ = 1.5, data range 1, 2×2 average-pool downsampling between scales. Images whose shorter side
-    is below 161 px raise :class:`MetricInputError` (no silent fallback).
+    is below 161 px raise :class:`ImageTooSmallError` (no silent fallback).
 
     The computation is pytorch-msssim's (same window, valid filtering, relu, zero-padded 2×2
     pooling via ``torch.nn.functional.avg_pool2d``), run by the strip-wise kernels of
@@ -204,7 +204,7 @@ def ms_ssim(pred, target, *, data_range: float | None = None) -> float:
 def _ms_ssim_planes(work: PairWork, which: str) -> float:
     h, w = work.pred.shape[:2]
     if min(h, w) < MS_SSIM_MIN_SIDE:
-        raise MetricInputError(
+        raise ImageTooSmallError(
             f"MS-SSIM (5 scales, 11-px window) needs both sides ≥ {MS_SSIM_MIN_SIDE} px, got "
             f"{h}×{w}; score such images with 'ssim' instead"
         )

@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._registry import MetricInputError, as_pair, rgb2gray_matlab_uint8
+from ._registry import ImageTooSmallError, as_pair, rgb2gray_matlab_uint8
 
 #: Environment variable capping the worker threads of the metric kernels (default: min(2, CPUs)).
 THREADS_ENV = "ISP_BENCH_METRIC_THREADS"
@@ -104,7 +104,7 @@ def ssim_means(x: np.ndarray, y: np.ndarray, data_range: float = 1.0) -> tuple[f
     """
     h, w = x.shape
     if min(h, w) < 11:
-        raise MetricInputError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
+        raise ImageTooSmallError(f"SSIM needs images of at least 11×11 pixels, got {h}×{w}")
     off = np.float32(0.5 * data_range)
     xs = np.asarray(x, dtype=np.float32)
     ys = np.asarray(y, dtype=np.float32)

@@ -12,7 +12,7 @@ import numpy as np
 
 from isp_bench.images import IMAGE_SUFFIXES
 
-from ._registry import MetricError, MetricSpec, MetricWeightsError, default_suite, get_metric
+from ._registry import ImageTooSmallError, MetricError, MetricSpec, MetricWeightsError, default_suite, get_metric
 from .pair import PairWork
 
 
@@ -59,9 +59,10 @@ def score_pair(pred, target, metrics: Sequence[str | MetricSpec] | None = None, 
         suite (:data:`isp_bench.metrics.DEFAULT_METRICS`) when omitted. No-reference metrics score
         ``pred``.
     unavailable : dict, optional
-        When given, a metric whose weights are missing (:class:`MetricWeightsError`) is left out of
-        the result and its reason recorded here instead of raising; a metric already recorded here
-        is not tried again.
+        When given, a metric whose weights are missing (:class:`MetricWeightsError`) or which cannot
+        score images this small (:class:`ImageTooSmallError`: MS-SSIM on MSR's 132×220 frames) is left
+        out of the result and its reason recorded here instead of raising; a metric already recorded
+        here is not tried again, so a split scores each metric on all of its images or on none.
 
     Returns
     -------
@@ -86,7 +87,7 @@ def score_pair(pred, target, metrics: Sequence[str | MetricSpec] | None = None, 
     for spec in specs:
         try:
             out[spec.name] = float(spec.score_work(work))
-        except MetricWeightsError as exc:
+        except (MetricWeightsError, ImageTooSmallError) as exc:
             if unavailable is None:
                 raise
             unavailable[spec.name] = str(exc)
@@ -142,7 +143,7 @@ def score_folders(
     pandas.DataFrame
         One row per pair (``stem``, ``pred``, ``target``, one column per scored metric);
         ``df.attrs["specs"]`` holds ``spec.to_dict()`` per scored metric and
-        ``df.attrs["unavailable"]`` the metrics that could not run (missing weights) with the
+        ``df.attrs["unavailable"]`` the metrics that could not run (missing weights, images too small) with the
         reason, as :func:`isp_bench.metrics.describe_unscored` prints them.
     """
     import pandas as pd
