@@ -174,6 +174,27 @@ def test_every_flag_and_role_the_suite_writes_has_a_meaning(built, tmp_path):
     assert len(flags) >= 20 and len({row["role"] for row in rows}) >= 10  # the fixtures reach most of them
 
 
+def test_sid_targets_are_the_long_exposures_rendered_by_the_authors_recipe(built, tmp_path):
+    """SID's target is a raw file: the training cache holds it as the authors render their ground truth (rawpy's
+    postprocess with the camera's white balance, no auto-brightness, 16 bits), in sensor orientation, cropped as
+    the short exposure's mosaic is packed; reading it as an image file failed."""
+    import rawpy
+
+    from isp_bench.data.cache import PreprocessCache
+    from isp_bench.raw import rggb_crop
+
+    root, rows, _ = built["sid"]
+    row = next(r for r in rows.values() if r["subset"] == "Sony")
+    cache = PreprocessCache(root, tmp_path / "cache")
+    cache.build_row(row)
+    with rawpy.imread(str(root / row["target_path"])) as raw:
+        rendered = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
+                                   user_flip=0)
+    expected = rggb_crop(rendered.shape[:2], row["cfa"]).apply(rendered).transpose(2, 0, 1)
+    target = cache.load(row).target
+    assert target.dtype == np.uint16 and np.array_equal(target, expected) and target.max() > 0
+
+
 def test_pairs_hash_split_and_rotation(built):
     _, rows, result = built["pairs"]
     assert sorted(rows) == ["IMG_0003", "a/IMG_0001", "b/IMG_0002"]

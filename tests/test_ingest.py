@@ -18,7 +18,7 @@ from isp_bench.errors import DatasetError, TruncatedFileError, UnknownNameError
 from isp_bench.ingest import cache_path_for, ingest
 from isp_bench.manifest import read_manifest
 from isp_bench.parallel import DEFAULT_MAX_TRIES, LocalPoolExecutor, SchedulerError
-from isp_bench.raw import read_raw
+from isp_bench.raw import read_raw, render_raw
 
 # Read by worker processes (inherited when the fork server starts, after collection): see
 # isp_bench.ingest._crash_for_tests. Inert until a test writes a marker there.
@@ -96,11 +96,12 @@ def test_broken_file_in_the_middle_is_reported_not_fatal(tree, tmp_path):
     assert str(dng) in report["errors"][0]["message"]
 
 
-def test_libraw_diagnosis_goes_into_the_error_not_onto_stderr(tree, capfd):
+@pytest.mark.parametrize("read", [read_raw, lambda path: render_raw(path, output_bps=16)], ids=["read", "render"])
+def test_libraw_diagnosis_goes_into_the_error_not_onto_stderr(tree, capfd, read):
     dng = tree / "0002_monitor_chelsea" / "short_exposure.dng"
     dng.write_bytes(dng.read_bytes()[: dng.stat().st_size // 2])
     with pytest.raises(TruncatedFileError, match=r"Input/output error'; LibRaw: Unexpected end of file\)") as info:
-        read_raw(dng)
+        read(dng)
     assert str(dng) in str(info.value)
     assert capfd.readouterr().err == ""  # LibRaw's C code printed "<path>: Unexpected end of file" there
 

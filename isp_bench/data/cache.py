@@ -99,6 +99,14 @@ def _as_uint16_chw(image: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
+def read_target(row: dict[str, Any], file: Path) -> np.ndarray:
+    """The display target file of ``row`` as its dataset source reads it (H×W×C as stored): an image file, or a
+    raw file rendered by the dataset authors' recipe (SID's long exposures)."""
+    from isp_bench.datasets import get_source
+
+    return get_source(row["dataset"]).read_target(file)
+
+
 def sensor_orientation(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
     """A target image as its file holds it (H×W×C), turned back to the raw's (sensor) orientation by the
     row's ``target_rot90`` (``np.rot90`` turns; 0 when unset). :func:`preprocess_row` then crops it to whole
@@ -127,7 +135,7 @@ def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
         if rel is None:
             continue
         file = check_manifest_path(rel, pair_id=row["pair_id"], column=f"{key}_path", root=root)
-        image = sensor_orientation(read_image(file), row)
+        image = sensor_orientation(read_target(row, file) if key == "target" else read_image(file), row)
         if image.shape[:2] != mosaic.shape:
             raise CacheError(
                 f"pair {row['pair_id']}: {rel} is {image.shape[1]}×{image.shape[0]} but the raw is "

@@ -87,6 +87,12 @@ class DatasetSource:
         from isp_bench.raw import read_raw
         return read_raw(path)
 
+    def read_target(self, path: Path):
+        """The display target of a pair as its file holds it (H×W×C uint8 or uint16): the image file, or for
+        sources whose targets are raw files (``target_kind == "raw"``) their rendering by the authors' recipe."""
+        from isp_bench.images import read_image
+        return read_image(path)
+
     def pairs(self, root: Path) -> Iterator[PairRecord]:
         raise NotImplementedError
 

@@ -19,7 +19,8 @@ Traps handled:
   ``bilinear_rgb`` input, both of which need a 2×2 Bayer mosaic, so none of them can take Fuji rows;
   SID's own Fuji network (6×6 X-Trans packed to 9 channels) is not in the registry.
 - the target is the long exposure *raw* file (the authors render it with LibRaw: camera white balance,
-  no auto-brightness, 16-bit output); it is inspected as a raw file.
+  no auto-brightness, 16-bit output); it is inspected as a raw file at ingest, and training and scoring
+  read it rendered so (:meth:`SidSource.read_target`, in sensor orientation).
 
 ``--lists-only`` builds the manifest from the shipped lists alone (no image files): ISO and F-number
 from the list, exposure from the file name and the camera from the paper, each named in
@@ -90,6 +91,13 @@ class SidSource(DatasetSource):
     notes = ("Fuji is X-Trans (cfa XTRANS): no registered model (all take packed_rggb or bilinear_rgb, Bayer "
              "only) can take Fuji rows. Flags: misaligned (10034, 10045, 10172), misaligned_ambiguous (Fuji "
              "10172). protocol_split: the authors' test protocol (burst 00 of each test scene).")
+
+    def read_target(self, path: Path):
+        """The long exposure rendered as the authors render their ground truth (``train_Sony.py``: LibRaw with the
+        camera's white balance, no auto-brightness, 16 bits, full size), but in sensor orientation (``user_flip=0``)
+        so that it lies on the short exposure's mosaic."""
+        from isp_bench.raw import render_raw
+        return render_raw(path, use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16, user_flip=0)
 
     def _cameras(self, root: Path | None) -> list[str]:
         wanted = self.options.get("model")

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from isp_bench.capture.frames import DisplayLayout
+from isp_bench.data.cache import read_target
 from isp_bench.images import read_image
 from isp_bench.manifest import Manifest, check_dataset_root, check_manifest_path, read_manifest, write_manifest
 from isp_bench.qa import checks
@@ -90,7 +91,8 @@ class _Frames:
 def _target(root: Path, row: dict, crop) -> np.ndarray | None:
     if not row.get("target_path"):
         return None
-    img = read_image(check_manifest_path(row["target_path"], pair_id=row["pair_id"], column="target_path", root=root))
+    img = read_target(row, check_manifest_path(row["target_path"], pair_id=row["pair_id"], column="target_path",
+                                               root=root))
     if row.get("target_rot90"):
         img = np.rot90(img, int(row["target_rot90"]))
     img = img[..., :3]

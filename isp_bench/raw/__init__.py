@@ -31,6 +31,6 @@ __all__ = [
 ]
 
 from isp_bench.raw.dng import read_dng_tags, write_dng  # noqa: E402
-from isp_bench.raw.read import read_exif, read_raw  # noqa: E402
+from isp_bench.raw.read import read_exif, read_raw, render_raw  # noqa: E402
 
-__all__ += ["read_dng_tags", "read_exif", "read_raw", "write_dng"]
+__all__ += ["read_dng_tags", "read_exif", "read_raw", "render_raw", "write_dng"]

@@ -172,21 +172,7 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such raw file")
     exif = read_exif(path)
-    raw = rawpy.RawPy()
-    failure = None
-    with _c_stderr_captured() as said:
-        try:
-            raw.open_file(str(path))
-            raw.unpack()  # rawpy unpacks lazily, on the first pixel access: decode here, where its errors are mapped
-        except rawpy.LibRawError as exc:
-            failure = exc
-    if failure is not None:
-        raw.close()
-        raise _libraw_error(path, failure, exif, _libraw_diagnosis(said.text, path)) from failure
-    if said.text:  # LibRaw read the file after all, or someone else wrote: nothing is lost
-        sys.stderr.write(said.text)
-
-    with raw:
+    with _unpacked(path, exif) as raw:
         cfa = _cfa_string(raw, path)
         mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
         dng = read_dng_tags(path) if _is_tiff(path) else {}
@@ -251,6 +237,35 @@ def read_raw(path: str | os.PathLike) -> RawCapture:
         datetime=exif["datetime"],
         container="DNG" if dng else path.suffix.lstrip(".").upper() or None,
     )
+
+
+def render_raw(path: str | os.PathLike, **postprocess) -> np.ndarray:
+    """LibRaw's own rendering of a raw file, ``rawpy.RawPy.postprocess(**postprocess)`` (H×W×3), as some datasets'
+    authors made their targets (SID's long exposures); a broken file raises what :func:`read_raw` raises."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such raw file")
+    with _unpacked(path, read_exif(path)) as raw:
+        return raw.postprocess(**postprocess)
+
+
+def _unpacked(path: Path, exif: dict[str, Any]) -> rawpy.RawPy:
+    """``path`` opened and decoded by LibRaw (close it, or use it as a context manager); LibRaw's errors, with what
+    it printed to stderr meanwhile, become the :class:`RawFileError` that names the file and the fix."""
+    raw = rawpy.RawPy()
+    failure = None
+    with _c_stderr_captured() as said:
+        try:
+            raw.open_file(str(path))
+            raw.unpack()  # rawpy unpacks lazily, on the first pixel access: decode here, where its errors are mapped
+        except rawpy.LibRawError as exc:
+            failure = exc
+    if failure is not None:
+        raw.close()
+        raise _libraw_error(path, failure, exif, _libraw_diagnosis(said.text, path)) from failure
+    if said.text:  # LibRaw read the file after all, or someone else wrote: nothing is lost
+        sys.stderr.write(said.text)
+    return raw
 
 
 @contextlib.contextmanager
