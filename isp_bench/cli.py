@@ -12,7 +12,7 @@ from pathlib import Path
 
 from isp_bench import __version__
 from isp_bench.devices import DEVICE_NAMES, PRECISIONS
-from isp_bench.errors import IspBenchError
+from isp_bench.errors import IspBenchError, IspBenchWarning
 from isp_bench.parallel import add_scheduler_option, process_count
 from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import BUDGETS
@@ -199,9 +199,11 @@ def _cmd_run(args, argv=None) -> int:
                             **_run_kwargs(args))
     if not is_main():  # rank 0 reports and writes the leaderboards
         return 0
+    from isp_bench.evaluate.scoring import means_heading
+
     result = json.loads((run_dir / "result.json").read_text())
     print(f"run: {run_dir}")
-    print(f"  means over the {result['manifest']['pairs_in_split']} pairs of the {result['split']} split:")
+    print(means_heading(result))
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
     reproduces = result.get("reproduces")
@@ -391,8 +393,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message, category, filename, lineno, line=None, _python=warnings.formatwarning) -> str:
+    """isp-bench's own warnings as one line, ``warning: <message>``, like its errors; others as Python prints them."""
+    if issubclass(category, IspBenchWarning):
+        return f"warning: {message}\n"
+    return _python(message, category, filename, lineno, line)
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*Matplotlib.*")
+    warnings.formatwarning = _format_warning
     args = build_parser().parse_args(argv)
     try:
         return args.func(args, argv) if args.func in (_cmd_run, _cmd_train) else args.func(args)

@@ -25,7 +25,7 @@ import warnings
 from functools import lru_cache
 from typing import Any
 
-from isp_bench.errors import IspBenchError
+from isp_bench.errors import IspBenchError, IspBenchWarning
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"  # what --device accepts, for help texts and errors
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # what --precision accepts
@@ -130,7 +130,7 @@ def resolve_precision(name: str, device: str) -> str:
     if wanted in ("bf16", "fp16") and torch.device(device).type == "cpu" and cpu_float16_flags() == set():
         warnings.warn(f"precision {wanted} on this CPU ({cpu_name()}) is emulated: it has no AMX or AVX-512 "
                       f"16-bit float instructions, so {wanted} runs slower than fp32 here (--precision fp32, or auto, "
-                      "is faster)", stacklevel=2)
+                      "is faster)", IspBenchWarning)
     return wanted
 
 

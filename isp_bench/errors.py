@@ -12,6 +12,10 @@ class IspBenchError(Exception):
     """Root of every error isp-bench raises on purpose."""
 
 
+class IspBenchWarning(UserWarning):
+    """Something the user should know that does not stop the work (the command line prints it as one line)."""
+
+
 class RawFileError(IspBenchError):
     """A raw file could not be turned into a RawCapture."""
 

@@ -448,6 +448,11 @@ def _best_run(res: ReportedResult, results: list[dict[str, Any]]) -> dict[str, A
     return max(candidates, key=lambda r: sign * r["metrics"][first]["mean"])
 
 
+#: The ingest option that keeps the camera the papers' rows on a dataset were measured on (CameraNet's Table II:
+#: HDR+ Nexus 6P, SID Sony A7S2, FiveK Nikon D700; SID's Fuji is X-Trans, which no registered model takes).
+SUBSET_INGEST_OPTIONS = {"hdrplus": '--model "Nexus 6P"', "sid": "--model Sony", "fivek": "--model D700"}
+
+
 def _scoreboard_row(group: list, results: list[dict[str, Any]], out_dir: Path) -> list[str]:
     """The scoreboard row of one method's reported results on one dataset (one per protocol of its table:
     each protocol's values and Δ prefixed by it when there are several), beside the best measured run."""
@@ -464,8 +469,9 @@ def _scoreboard_row(group: list, results: list[dict[str, Any]], out_dir: Path) -
     if not any(comparable):
         cells = ["–", "no metric of the suite has this definition; nothing to compare"]
     elif best is None:
+        subset = f" {SUBSET_INGEST_OPTIONS[first.dataset]}" if first.dataset in SUBSET_INGEST_OPTIONS else ""
         cells = ["not yet measured",
-                 f"`isp-bench ingest {first.dataset} --root DIR`, then `isp-bench run --model {first.model} "
+                 f"`isp-bench ingest {first.dataset} --root DIR{subset}`, then `isp-bench run --model {first.model} "
                  f"--dataset {first.dataset} --budget paper --device cuda`"]
     else:
         deltas = [", ".join(f"{name} {best['metrics'][name]['mean'] - v:+.3g}" for name, v in pairs

@@ -33,7 +33,7 @@ from isp_bench.data.cache import PreprocessCache
 from isp_bench.devices import loader_workers as resolve_loader_workers
 from isp_bench.devices import resolve_device, resolve_precision
 from isp_bench.errors import DatasetError, IspBenchError
-from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, save_predictions_by_default,
+from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, manifest_record, save_predictions_by_default,
                                           summarize_metrics, write_per_image)
 from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, check_dataset_root, read_manifest
@@ -277,9 +277,7 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
         "seed": seed,
         "config": config,
         "model_card": card,
-        "manifest": {"path": str(manifest_obj.path), "dataset": manifest_obj.dataset,
-                     "content_hash": manifest_obj.content_hash,
-                     "pairs_in_split": int(len(frame))},
+        "manifest": manifest_record(manifest_obj, frame, frame.attrs["left_out"]),
         "metrics": summarize_metrics(frame, scored),
         "unavailable_metrics": unavailable,
         "training": {k: v for k, v in training.items() if k not in ("losses", "grad_norms", "validation_psnr")},

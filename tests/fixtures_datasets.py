@@ -168,15 +168,15 @@ def build_msr(root: Path) -> Path:
 
 # -------------------------------------------------------------------------------------------- zurich
 def build_zurich(root: Path) -> Path:
-    """train 0,1 and test 0,1 patches (32×32 10-bit PNG, 64×64 Canon JPEG), one full-resolution frame;
-    test/1 holds values above 1023 (flagged)."""
+    """train 0,1 and test 0,1 patches (72×72 10-bit PNG and a Canon JPEG of the same size, as the published
+    448×448 pairs), one full-resolution frame; test/1 holds values above 1023 (flagged)."""
     for split in ("train", "test"):
         for i in range(2):
-            raw = _rng(i).integers(0, 1024, (32, 32))
+            raw = _rng(i).integers(0, 1024, (72, 72))
             if split == "test" and i == 1:
                 raw[0, 0] = 2000
             png16(root / split / "huawei_raw" / f"{i}.png", raw)
-            jpeg(root / split / "canon" / f"{i}.jpg", 64, 64, seed=i, model="Canon EOS 5D Mark IV")
+            jpeg(root / split / "canon" / f"{i}.jpg", 72, 72, seed=i, model="Canon EOS 5D Mark IV")
     png16(root / "test" / "huawei_full_resolution" / "0.png", _rng(9).integers(0, 1024, (40, 48)))
     return root
 

@@ -275,3 +275,12 @@ def test_a_run_records_its_device_and_the_device_does_not_split_runs(synth_root,
     assert list((tmp_path / "cache").glob("*.raw.npy"))  # the cache went to --cache-dir, the root is unchanged
     recorded = json.loads((run_dir / "result.json").read_text())["provenance"]["device"]
     assert recorded == describe_device("cpu")
+
+
+def test_isp_bench_warnings_print_as_one_line_and_others_as_python_prints_them():
+    from isp_bench.cli import _format_warning
+    from isp_bench.errors import IspBenchWarning
+
+    assert _format_warning(IspBenchWarning("m.parquet: 1 of the 3 pairs left out"), IspBenchWarning, "dataset.py",
+                           120) == "warning: m.parquet: 1 of the 3 pairs left out\n"
+    assert _format_warning(UserWarning("other"), UserWarning, "x.py", 7) == "x.py:7: UserWarning: other\n"

@@ -331,3 +331,54 @@ def test_a_recycled_batch_buffer_never_overwrites_a_batch_still_in_use(data):
     assert torch.equal(kept["raw"], expected[0]) and torch.equal(view, expected[1]) and np.array_equal(copy, expected[2])
     first = ds[[0, 1]]["raw"].data_ptr()
     assert ds[[0, 1]]["raw"].data_ptr() == first  # a released buffer is reused
+
+
+# ----------------------------------------------------------------------------- targets that cover part of the raw
+
+
+def _cfa_coded_dng(path: Path, *, default_crop) -> Path:
+    """An RGGB DNG whose every photosite holds its colour's code (R 100, G 200, B 300 above black 64), 34×50, with
+    an odd-origin DefaultCrop: a packed crop in the wrong CFA phase mixes the codes."""
+    from isp_bench.raw import write_dng
+
+    code = np.array([[100, 200], [200, 300]], np.uint16)
+    mosaic = np.tile(code, (17, 25)) + 64
+    return write_dng(path, mosaic, cfa="RGGB", black_level=64, white_level=1023, wb_as_shot=(2.0, 1.0, 1.6),
+                     color_matrix=np.eye(3), iso=100, exposure_s=0.01, fnumber=2.0, make="Test", model="Cam",
+                     default_crop=default_crop)
+
+
+def test_a_target_of_the_default_crop_area_is_laid_on_that_area_of_the_raw(tmp_path):
+    """A renderer that applies the DNG DefaultCrop (Lightroom's FiveK exports, HDR+'s final.jpg) gives a target of
+    the crop's size: the cache packs that area of the mosaic, in the CFA phase its origin gives (odd here), and a
+    prediction in the target file's geometry lands on the cached target (cache_geometry)."""
+    from isp_bench.data.cache import PreprocessCache, cache_geometry
+    from isp_bench.images import read_image, write_png
+
+    root = tmp_path / "mine"
+    _cfa_coded_dng(root / "shot.dng", default_crop=(1, 3, 30, 44))
+    target = np.random.default_rng(0).integers(0, 65535, (30, 44, 3)).astype(np.uint16)
+    write_png(root / "shot.png", target)
+    row = {**ingest("pairs", root, tmp_path / "m.parquet", workers=1, progress=False).manifest.rows()[0],
+           "target_path": "shot.png"}  # a lossless target (pairs pairs a raw with its JPEG)
+    cache = PreprocessCache(root, tmp_path / "cache")
+    cache.build_row(row)
+    entry = cache.load(row)
+    codes = entry.raw * (1023 - 64)
+    assert [np.unique(np.round(c)).tolist() for c in codes] == [[100.0], [200.0], [200.0], [300.0]]  # R, Gr, Gb, B
+    # origin (1, 3) is a GB row: RGGB phase starts one row and one column further, and 28 × 42 whole tiles remain
+    assert entry.raw.shape == (4, 14, 21) and np.array_equal(entry.target, target[1:29, 1:43].transpose(2, 0, 1))
+    assert np.array_equal(cache_geometry(read_image(root / "shot.png"), row).transpose(2, 0, 1), entry.target)
+
+
+def test_a_target_of_another_size_is_a_clear_error(tmp_path):
+    from isp_bench.data.cache import PreprocessCache
+    from isp_bench.images import write_png
+
+    root = tmp_path / "mine"
+    _cfa_coded_dng(root / "shot.dng", default_crop=(1, 3, 30, 44))
+    write_png(root / "shot.png", np.zeros((20, 30, 3), np.uint16))
+    row = {**ingest("pairs", root, tmp_path / "m.parquet", workers=1, progress=False).manifest.rows()[0],
+           "target_path": "shot.png"}
+    with pytest.raises(CacheError, match=r"its target is 30×20 but the raw is 50×34 \(DefaultCrop 44×30\)"):
+        PreprocessCache(root, tmp_path / "cache").build_row(row)

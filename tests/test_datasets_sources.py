@@ -191,8 +191,16 @@ def test_sid_targets_are_the_long_exposures_rendered_by_the_authors_recipe(built
         rendered = raw.postprocess(use_camera_wb=True, half_size=False, no_auto_bright=True, output_bps=16,
                                    user_flip=0)
     expected = rggb_crop(rendered.shape[:2], row["cfa"]).apply(rendered).transpose(2, 0, 1)
-    target = cache.load(row).target
-    assert target.dtype == np.uint16 and np.array_equal(target, expected) and target.max() > 0
+    entry = cache.load(row)
+    assert entry.target.dtype == np.uint16 and np.array_equal(entry.target, expected) and entry.target.max() > 0
+    # CameraNet's restoration target: the classic pipeline on the long exposure (its own levels and metadata),
+    # where a short exposure's own raw cannot give one
+    from isp_bench.data.cache import classic_linear_target
+    from isp_bench.raw import read_raw
+
+    long = read_raw(root / row["target_path"])
+    packed = long.packed()[0].astype(np.float32)
+    assert row["exposure_ratio"] > 1 and np.array_equal(entry.linear_target, classic_linear_target(packed, long))
 
 
 def test_pairs_hash_split_and_rotation(built):
@@ -245,6 +253,37 @@ def test_fivek(built):
     assert "cropped_target" not in rows[f"{fx.FIVEK_OTHER}/expert_a"]["flags"]
     assert _extra(d700)["categories"] == "outdoor nature"
     assert "camera_model_differs_from_list" not in d700["flags"]
+
+
+def test_fivek_targets_are_converted_to_srgb_and_laid_on_the_default_crop(built, tmp_path):
+    """The D700 expert C TIFF is ProPhoto RGB of the DefaultCrop area, turned 90°: the cache holds it in sRGB
+    (prophoto_to_srgb), in sensor orientation, on the packed crop area of the raw."""
+    from isp_bench.data.cache import PreprocessCache
+    from isp_bench.datasets.fivek import prophoto_to_srgb
+    from isp_bench.images import read_image
+
+    root, rows, _ = built["fivek"]
+    row = rows[f"{fx.FIVEK_D700}/expert_c"]
+    cache = PreprocessCache(root, tmp_path / "cache")
+    cache.build_row(row)
+    entry = cache.load(row)
+    srgb = np.round(prophoto_to_srgb(read_image(root / row["target_path"])) * 65535).astype(np.uint16)
+    assert entry.raw.shape == (4, 16, 24)  # the 32×48 DefaultCrop, not the 40×56 sensor
+    assert np.array_equal(entry.target, np.rot90(srgb, row["target_rot90"]).transpose(2, 0, 1))
+
+
+def test_pairs_whose_target_cannot_be_laid_on_the_raw_are_left_out_with_a_warning(built):
+    """FiveK's Lightroom-cropped expert C cannot be aligned with its raw: left out of the dataset (training and
+    evaluation), named in ``left_out``, with a warning; the other pairs stay."""
+    from isp_bench.data import PairDataset
+    from isp_bench.errors import IspBenchWarning
+
+    root, rows, result = built["fivek"]
+    with pytest.warns(IspBenchWarning, match=r"1 of the 3 pairs of split None left out, without a target that can "
+                                             r"be laid on the raw \(1 cropped_target\)"):
+        dataset = PairDataset(result.manifest, root, None, progress=False)
+    assert dataset.left_out == {f"{fx.FIVEK_OTHER}/expert_c": "cropped_target"}
+    assert sorted(r["pair_id"] for r in dataset.rows) == [f"{fx.FIVEK_D700}/expert_c", f"{fx.FIVEK_OTHER}/expert_a"]
 
 
 def test_missing_root_and_wrong_folder_are_clear_errors(tmp_path):

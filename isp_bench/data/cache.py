@@ -9,19 +9,24 @@ by content, not by root, so one folder serves every dataset and every copy of on
 
 Entry contents:
 - ``raw``: float32 4×h×w, ``(mosaic − black) / (white − black)`` packed R, Gr, Gb, B (not clipped).
-- ``target`` / ``linear_target``: uint16 3×2h×2w (8-bit images scaled by 257, exactly), rotated back to
-  sensor orientation and cropped like the raw.
+- ``target`` / ``linear_target``: uint16 3×2h×2w (8-bit images scaled by 257, exactly), read as the dataset
+  source reads its targets (:meth:`~isp_bench.datasets.base.DatasetSource.read_target`: SID's raw long exposures
+  rendered, FiveK's ProPhoto RGB converted to sRGB), rotated back to sensor orientation and cropped like the raw.
+  A target of the size of the raw's DefaultCrop (a renderer that applies it: Lightroom's FiveK exports, HDR+'s
+  final.jpg) covers that area of the mosaic, which is then the area packed (:func:`raw_area`).
 
 A pair without a linear (restoration) target gets one from the classic pipeline when its raw carries
 the white balance and colour matrix and is not a short exposure (:func:`derives_linear_target`): white
 balance, demosaicking, camera → sRGB primaries, linear — what CameraNet's authors made with dcraw for
-datasets that ship only a finished JPEG. That preparation step is
+datasets that ship only a finished JPEG. A short exposure whose target is a raw file of the same scene (SID's
+long exposure) gets the classic pipeline's rendering of that raw, with its own levels and metadata. That preparation step is
 :func:`isp_bench.develop.classic_linear_rgb`, on a batch built by :mod:`isp_bench.batches`; the data
 stage imports no model.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -35,9 +40,11 @@ from isp_bench.errors import IspBenchError
 from isp_bench.files import atomic_path, atomic_write_text, check_writable_folder
 from isp_bench.images import IMAGE_SUFFIXES, read_image
 from isp_bench.manifest import check_manifest_path
-from isp_bench.raw import normalize, pack_rggb, read_raw, rggb_crop
+from isp_bench.raw import RawCapture, normalize, pack_rggb, read_raw, rggb_crop, shift_cfa
 
-PREPROCESS_VERSION = 2  # 2: classic-pipeline linear targets for pairs without one
+# 2: classic-pipeline linear targets for pairs without one; 3: targets through the source's read_target, raws cut
+# to the DefaultCrop area their target covers
+PREPROCESS_VERSION = 3
 CACHE_ENV = "ISP_BENCH_CACHE"
 
 
@@ -56,9 +63,23 @@ def cache_folder(root: str | os.PathLike, cache_dir: str | os.PathLike | None = 
 
 
 def derives_linear_target(row: dict[str, Any]) -> bool:
-    """Whether the cache makes this pair's linear target with the classic pipeline (see the module docstring)."""
+    """Whether the cache makes this pair's linear target with the classic pipeline (see the module docstring): from
+    its raw, or from its target when that is a raw file of the same scene (SID's long exposure)."""
     return (not row.get("linear_target_path") and row.get("wb_as_shot") is not None
-            and row.get("color_matrix") is not None and (row.get("exposure_ratio") or 1.0) <= 1.0)
+            and row.get("color_matrix") is not None
+            and ((row.get("exposure_ratio") or 1.0) <= 1.0 or raw_target(row)))
+
+
+def raw_target(row: dict[str, Any]) -> bool:
+    """Whether the pair's target file is a raw file (its source's ``target_kind``: SID's long exposures)."""
+    return bool(row.get("target_path")) and _target_kind(row["dataset"]) == "raw"
+
+
+@functools.lru_cache(maxsize=None)
+def _target_kind(dataset: str) -> str:
+    from isp_bench.datasets import get_source
+
+    return get_source(dataset).target_kind
 
 
 def has_linear_target(row: dict[str, Any]) -> bool:
@@ -114,42 +135,77 @@ def sensor_orientation(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
     return np.rot90(image, row.get("target_rot90") or 0)
 
 
+def raw_area(row: dict[str, Any], mosaic_shape: tuple[int, int], target_shape: tuple[int, int]) -> tuple[int, ...]:
+    """(top, left, height, width) of the mosaic that a target of ``target_shape`` (in sensor orientation) covers:
+    the whole mosaic when the sizes agree, else the raw's DefaultCrop area when the target has its size.
+
+    Raises :class:`CacheError` for any other size (a resized or cropped rendering cannot be aligned)."""
+    if tuple(target_shape) == tuple(mosaic_shape):
+        return (0, 0, *mosaic_shape)
+    crop = row.get("default_crop")
+    if crop is not None and tuple(target_shape) == (crop[2], crop[3]):
+        return tuple(int(v) for v in crop)
+    raise CacheError(
+        f"pair {row['pair_id']}: its target is {target_shape[1]}×{target_shape[0]} but the raw is "
+        f"{mosaic_shape[1]}×{mosaic_shape[0]}" + (f" (DefaultCrop {crop[3]}×{crop[2]})" if crop else "")
+        + f" (flags {row.get('flags')}); only pixel-aligned pairs can be cached for training")
+
+
 def cache_geometry(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
     """An image in the geometry of its pair's target file (H×W×C, as stored) brought into the cache's, as
     :func:`preprocess_row` brings the target: turned to the sensor's orientation, then cropped to whole RGGB
-    tiles (the crop :func:`isp_bench.raw.pack_rggb` takes off the raw, which has the turned image's size)."""
+    tiles (the crop :func:`isp_bench.raw.pack_rggb` takes off the area of the raw the target covers)."""
     turned = sensor_orientation(image, row)
-    return rggb_crop(turned.shape[:2], row["cfa"]).apply(turned)
+    top, left, _, _ = raw_area(row, (row["height"], row["width"]), turned.shape[:2])
+    return rggb_crop(turned.shape[:2], shift_cfa(row["cfa"], top, left)).apply(turned)
 
 
 def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
     """Decode one pair into the cache arrays (see the module docstring)."""
     if row["cfa"] not in ("RGGB", "GRBG", "GBRG", "BGGR"):
         raise CacheError(f"pair {row['pair_id']}: CFA {row['cfa']!r} cannot be packed to RGGB; models taking packed "
-                         "raw need a Bayer sensor")
+                         f"raw need a Bayer sensor (ingest a Bayer camera's files only: `isp-bench ingest "
+                         f"{row['dataset']} --model CAMERA`, see `isp-bench datasets`)")
     mosaic = load_mosaic(check_manifest_path(row["input_path"], pair_id=row["pair_id"], column="input_path", root=root))
-    packed, crop = pack_rggb(normalize(mosaic, row["black_level"], row["white_level"]), row["cfa"])
-    arrays = {"raw": packed.astype(np.float32)}
+    images = {}
     for key in ("target", "linear_target"):
         rel = row.get(f"{key}_path")
-        if rel is None:
-            continue
-        file = check_manifest_path(rel, pair_id=row["pair_id"], column=f"{key}_path", root=root)
-        image = sensor_orientation(read_target(row, file) if key == "target" else read_image(file), row)
-        if image.shape[:2] != mosaic.shape:
-            raise CacheError(
-                f"pair {row['pair_id']}: {rel} is {image.shape[1]}×{image.shape[0]} but the raw is "
-                f"{mosaic.shape[1]}×{mosaic.shape[0]} (flags {row.get('flags')}); only pixel-aligned pairs can be "
-                "cached for training")
+        if rel is not None:
+            file = check_manifest_path(rel, pair_id=row["pair_id"], column=f"{key}_path", root=root)
+            images[key] = (file, sensor_orientation(read_target(row, file) if key == "target" else read_image(file),
+                                                    row))
+    areas = {raw_area(row, mosaic.shape, image.shape[:2]) for _, image in images.values()} or {(0, 0, *mosaic.shape)}
+    if len(areas) > 1:
+        raise CacheError(f"pair {row['pair_id']}: its target and linear target cover different areas of the raw")
+    area = areas.pop()
+    packed, crop = _packed_area(mosaic, row["black_level"], row["white_level"], row["cfa"], area)
+    arrays = {"raw": packed}
+    for key, (file, image) in images.items():
         arrays[key] = _as_uint16_chw(crop.apply(image), file)
-    if derives_linear_target(row):
-        arrays["linear_target"] = classic_linear_target(arrays["raw"], row)
+    if derives_linear_target(row) and raw_target(row):
+        long = read_raw(images["target"][0])
+        if long.mosaic.shape != mosaic.shape:
+            raise CacheError(f"pair {row['pair_id']}: its target raw is {long.width}×{long.height} but its raw is "
+                             f"{mosaic.shape[1]}×{mosaic.shape[0]}; only pixel-aligned pairs can be cached")
+        packed_long, _ = _packed_area(long.mosaic, long.black_level, long.white_level, long.cfa, area)
+        arrays["linear_target"] = classic_linear_target(packed_long, long)
+    elif derives_linear_target(row):
+        arrays["linear_target"] = classic_linear_target(packed, row)
     return arrays
 
 
-def classic_linear_target(packed: np.ndarray, row: dict[str, Any]) -> np.ndarray:
+def _packed_area(mosaic: np.ndarray, black_level, white_level, cfa: str, area: tuple[int, ...]):
+    """The normalised mosaic's ``area`` (top, left, height, width) packed to RGGB (float32), and its CfaCrop."""
+    top, left, height, width = area
+    normalized = normalize(mosaic, black_level, white_level)[top:top + height, left:left + width]
+    packed, crop = pack_rggb(normalized, shift_cfa(cfa, top, left))
+    return packed.astype(np.float32), crop
+
+
+def classic_linear_target(packed: np.ndarray, row: dict[str, Any] | RawCapture) -> np.ndarray:
     """uint16 3×2h×2w linear sRGB of the classic pipeline on a packed raw: the preparation step
-    :func:`isp_bench.develop.classic_linear_rgb` on the row's batch (:func:`isp_bench.batches.frame_batch`)."""
+    :func:`isp_bench.develop.classic_linear_rgb` on the batch of the raw and the metadata of ``row`` (a manifest row
+    or the RawCapture it was read from; :func:`isp_bench.batches.frame_batch`)."""
     from isp_bench.batches import frame_batch
     from isp_bench.develop import classic_linear_rgb
 

@@ -7,7 +7,7 @@ import shutil
 import threading
 import warnings
 import weakref
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -21,7 +21,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, default_collate,
 from isp_bench.batches import bilinear_rgb, make_thumb, metadata_tensors
 from isp_bench.data.augment import DIHEDRAL, PatchViews, patch_views, region_shape
 from isp_bench.data.cache import CacheEntry, PreprocessCache
-from isp_bench.errors import IspBenchError
+from isp_bench.errors import IspBenchError, IspBenchWarning
 from isp_bench.manifest import Manifest, read_manifest
 
 INPUTS = ("raw", "rgb", "thumb")
@@ -30,6 +30,12 @@ OPEN_ENTRIES = 256
 """Cache entries a process keeps memory-mapped at once (three file descriptors each), least recently used dropped."""
 TARGET_SCALE = np.float32(65535.0)
 """Cached targets are uint16; samples hold them as float32 in [0, 1] (``value / 65535``)."""
+
+
+#: Flags of pairs whose target cannot be laid on the raw pixel for pixel, or that have none (FiveK's experts'
+#: crops, a resized rendering, the MetaISP full frames' half-resolution renditions, whose scoring protocol is not
+#: built): left out of training and evaluation, which need aligned targets.
+UNALIGNABLE_FLAGS = ("cropped_target", "resized_target", "target_half_resolution", "no_target")
 
 
 class PairDataset(Dataset):
@@ -72,6 +78,8 @@ class PairDataset(Dataset):
     loader threads share their process's torch threads. Loader threads share the open entries (their
     order is kept under a lock), metadata and thumbnails; each has its own batch buffers.
 
+    Pairs flagged with one of :data:`UNALIGNABLE_FLAGS` (a target resized or cropped in its renderer, or none) are
+    left out, with a warning, when targets are asked for: ``left_out`` maps their pair ids to the flag.
     Pairs not yet in the preprocessing cache are preprocessed first
     (:meth:`~isp_bench.data.cache.PreprocessCache.build` with ``build_workers`` on ``build_scheduler``).
     """
@@ -107,8 +115,16 @@ class PairDataset(Dataset):
                 if (split is None or r["split"] == split)
                 and (roles is None or r["role"] in roles)
                 and (subsets is None or r["subset"] in subsets)]
+        self.left_out = {r["pair_id"]: next(f for f in UNALIGNABLE_FLAGS if f in r["flags"]) for r in rows
+                         if targets and set(UNALIGNABLE_FLAGS) & set(r["flags"])}
+        if self.left_out:
+            counts = ", ".join(f"{n} {flag}" for flag, n in sorted(Counter(self.left_out.values()).items()))
+            warnings.warn(f"{self.manifest.path}: {len(self.left_out)} of the {len(rows)} pairs of split {split!r} "
+                          f"left out, without a target that can be laid on the raw ({counts})", IspBenchWarning)
+            rows = [r for r in rows if r["pair_id"] not in self.left_out]
         if not rows:
-            raise IspBenchError(f"{self.manifest.path}: no pairs for split={split!r} roles={roles} subsets={subsets}")
+            raise IspBenchError(f"{self.manifest.path}: no pairs for split={split!r} roles={roles} subsets={subsets}"
+                                + (" that can be aligned with their targets" if self.left_out else ""))
         if patch is not None and (patch[0] % 2 or patch[1] % 2):
             raise IspBenchError(f"patch size {patch} must be even (whole 2×2 CFA tiles)")
         self.rows = rows
@@ -468,7 +484,7 @@ class BatchLoader:
             warnings.warn(f"{SHM_DIR} has {free / 2**20:.0f} MB free; {self.workers} loader worker processes "
                           f"need {ring * SHM_MARGIN / 2**20:.0f} MB there for their batches: using {self.workers} "
                           "threads instead (the same batches; give the machine or container more shared memory, "
-                          "e.g. `docker run --shm-size 8g`, to use processes)", stacklevel=2)
+                          "e.g. `docker run --shm-size 8g`, to use processes)", IspBenchWarning)
             yield from self._threaded()
             return
         slots = SharedSlots(example, count)

@@ -9,8 +9,8 @@ Pairs: one per (image, expert present), role ``expert_<x>``. Per-image licence c
 ``fivek-adobe-mit`` (Adobe and MIT licences) or ``fivek-adobe`` (Adobe licence only).
 
 Targets are ProPhoto RGB (ROMM, D50, gamma 1.8): every row carries the flag ``target_prophoto``;
-convert with :func:`prophoto_to_srgb` (Bradford D50→D65, then the sRGB curve), never by treating the
-values as sRGB. Raw and expert sizes differ through the DNG DefaultCrop, the Orientation and
+converted with :func:`prophoto_to_srgb` (Bradford D50→D65, then the sRGB curve) wherever they are read as
+targets (:meth:`FiveKSource.read_target`), never by treating the values as sRGB. Raw and expert sizes differ through the DNG DefaultCrop, the Orientation and
 Lightroom crops: ``rotated_target``, ``default_crop_applied``, ``resized_target``, ``cropped_target``.
 
 Camera per image: ``isp_bench/datasets/lists/fivek/camera_models.csv`` (yuukicammy, from the DNG EXIF); a file
@@ -142,6 +142,12 @@ class FiveKSource(DatasetSource):
                                  subset=f"{make} {model}" if model else None, target_device=f"FiveK expert {x.upper()}",
                                  exposure_ratio=1.0, flags=list(flags), licence_class=licence,
                                  fill={"make": make, "model": model}, extra=extra)
+
+    def read_target(self, path: Path) -> np.ndarray:
+        """An expert's rendition in sRGB (16 bits): the ProPhoto RGB TIFF through :func:`prophoto_to_srgb`."""
+        from isp_bench.images import read_image
+
+        return np.round(prophoto_to_srgb(read_image(path)) * 65535.0).astype(np.uint16)
 
     def finish_row(self, row: dict[str, Any], target_info: dict[str, Any] | None) -> dict[str, Any]:
         row = classify_target_geometry(row, target_info)

@@ -60,6 +60,7 @@ def _add_scoring_options(p: argparse.ArgumentParser) -> None:
 def _cmd_submit(args: argparse.Namespace) -> int:
     import json
 
+    from isp_bench.evaluate.scoring import means_heading
     from isp_bench.evaluate.submission import submit_predictions
 
     run_dir = submit_predictions(args.pred, dataset=args.dataset, split=args.split, name=args.name, paper=args.paper,
@@ -68,7 +69,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
                                  scheduler=args.scheduler, progress=not args.quiet)
     result = json.loads((run_dir / "result.json").read_text())
     print(f"submitted run: {run_dir}")
-    print(f"  means over the {result['manifest']['pairs_in_split']} pairs of the {result['split']} split:")
+    print(means_heading(result))
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
     return 0

@@ -247,7 +247,9 @@ def evaluate_model(
     """Render every pair of ``split`` with ``model`` (tiled, full resolution) and score it
     (:func:`score_split`; ``seconds`` is the inference time per frame) in ``precision``, ``tile_batch``
     tiles per forward pass (:func:`~isp_bench.evaluate.tiled.infer_full`). Pairs missing from the
-    preprocessing cache are preprocessed on ``scheduler`` (:func:`isp_bench.parallel.executor`)."""
+    preprocessing cache are preprocessed on ``scheduler`` (:func:`isp_bench.parallel.executor`); pairs whose
+    target cannot be aligned are left out (``frame.attrs["left_out"]``: pair id → flag, see
+    :class:`~isp_bench.data.PairDataset`)."""
     dataset = PairDataset(manifest, root, split, cache_dir=cache_dir, build_scheduler=scheduler, progress=False)
     model.to(device, memory_format=memory_format(device)).eval()
 
@@ -259,9 +261,11 @@ def evaluate_model(
         output = output[0].permute(1, 2, 0).cpu().double().numpy()
         return output, time.perf_counter() - start
 
-    return score_split(predict, dataset, metrics=metrics, truth=truth, previews_dir=previews_dir,
-                       n_previews=n_previews, predictions_dir=predictions_dir, progress=progress,
-                       desc=f"evaluate {split}")
+    frame, unavailable = score_split(predict, dataset, metrics=metrics, truth=truth, previews_dir=previews_dir,
+                                     n_previews=n_previews, predictions_dir=predictions_dir, progress=progress,
+                                     desc=f"evaluate {split}")
+    frame.attrs["left_out"] = dataset.left_out
+    return frame, unavailable
 
 
 def summarize_metrics(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -272,6 +276,20 @@ def summarize_metrics(frame: pd.DataFrame, names: Sequence[str]) -> dict[str, di
         out[name] = {"spec": get_metric(name).to_dict(), "mean": float(np.mean(values)),
                      "median": float(np.median(values)), "std": float(np.std(values)), "n": int(values.size)}
     return out
+
+
+def manifest_record(manifest: Manifest, frame: pd.DataFrame, left_out: dict[str, str]) -> dict[str, Any]:
+    """result.json's ``manifest`` entry: the manifest scored, the pairs scored and, when some of the split's pairs
+    were left out (targets that cannot be aligned, :class:`~isp_bench.data.PairDataset`), which and why."""
+    return {"path": str(manifest.path), "dataset": manifest.dataset, "content_hash": manifest.content_hash,
+            "pairs_in_split": int(len(frame)), **({"pairs_left_out": dict(left_out)} if left_out else {})}
+
+
+def means_heading(result: dict[str, Any]) -> str:
+    """The console line above a run's metric means: over how many pairs of which split, and how many were left out."""
+    left_out = result["manifest"].get("pairs_left_out", {})
+    why = f" ({len(left_out)} left out, without a target that can be laid on the raw)" if left_out else ""
+    return f"  means over the {result['manifest']['pairs_in_split']} pairs of the {result['split']} split{why}:"
 
 
 def write_per_image(frame: pd.DataFrame, path: Path) -> Path:

@@ -173,7 +173,7 @@ def submit_predictions(
     of kind ``submitted``; returns the run folder. ``metrics`` defaults to the suite ``run`` uses;
     ``workers`` and ``scheduler`` say where the pairs are scored (:func:`score_predictions`); ``cache_dir``: the
     dataset's preprocessing cache (:func:`isp_bench.data.cache.cache_folder`)."""
-    from isp_bench.evaluate.scoring import DEFAULT_METRICS, summarize_metrics, write_per_image
+    from isp_bench.evaluate.scoring import DEFAULT_METRICS, manifest_record, summarize_metrics, write_per_image
     from isp_bench.files import atomic_path, atomic_write_text, sha256_file
     from isp_bench.provenance import environment
 
@@ -210,8 +210,7 @@ def submit_predictions(
         "seed": None,
         "config": {"dataset": dataset, "eval": {"split": split, "truth": "target"}},
         "model_card": {"name": name, "paper": paper, "params": None, "macs_4032x3024": None},
-        "manifest": {"path": str(manifest_obj.path), "dataset": manifest_obj.dataset,
-                     "content_hash": manifest_obj.content_hash, "pairs_in_split": int(len(frame))},
+        "manifest": manifest_record(manifest_obj, frame, pairs.left_out),
         "metrics": summarize_metrics(frame, [m for m in metrics if m not in unavailable]),
         "unavailable_metrics": unavailable,
         "training": None,
