@@ -403,6 +403,8 @@ def test_a_run_on_frames_too_small_for_a_metric_scores_the_others(tmp_path):
     ("s7isp", "deepisp", {}, 16),  # raw + camera JPEG, one rotated against its raw
     ("sid", "cameranet", {"model": "Sony"}, 16),  # raw targets: rendered, and the long raw gives the linear target
     ("zurich", "pynet", {}, 64),  # PNG mosaics; a full-resolution frame without target, left out
+    ("msr", "djdd", {}, 16),  # linear mosaics in four phases, frames too small for MS-SSIM
+    ("crispnet", "unet", {}, 16),  # MetaISP's patches; a full frame with a half-resolution rendition, left out
 ])
 def test_the_papers_datasets_train_and_score_end_to_end(tmp_path, dataset, model, options, patch):
     """A model of each seed paper trains and is scored on its dataset's fixture (published layout, tiny frames),
@@ -421,7 +423,7 @@ def test_the_papers_datasets_train_and_score_end_to_end(tmp_path, dataset, model
     result = json.loads((run_dir / "result.json").read_text())
     assert result["dataset"] == dataset and result["metrics"]["psnr"]["n"] == result["manifest"]["pairs_in_split"] > 0
     assert np.isfinite(result["metrics"]["psnr"]["mean"])
-    left_out = {"zurich": {"full_resolution/0": "no_target"}}.get(dataset)
+    left_out = {"zurich": {"full_resolution/0": "no_target"}}.get(dataset)  # crispnet's full frame is in val
     assert result["manifest"].get("pairs_left_out") == left_out
 
 

@@ -38,6 +38,17 @@ TARGET_SCALE = np.float32(65535.0)
 UNALIGNABLE_FLAGS = ("cropped_target", "resized_target", "target_half_resolution", "no_target")
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Warn with ``message`` once per process (a run builds the same split's dataset several times, and other code's
+    ``warnings.catch_warnings`` resets Python's own once-per-location memory)."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        warnings.warn(message, IspBenchWarning, stacklevel=3)
+
+
 class PairDataset(Dataset):
     """Samples of one split of a manifest.
 
@@ -119,8 +130,8 @@ class PairDataset(Dataset):
                          if targets and set(UNALIGNABLE_FLAGS) & set(r["flags"])}
         if self.left_out:
             counts = ", ".join(f"{n} {flag}" for flag, n in sorted(Counter(self.left_out.values()).items()))
-            warnings.warn(f"{self.manifest.path}: {len(self.left_out)} of the {len(rows)} pairs of split {split!r} "
-                          f"left out, without a target that can be laid on the raw ({counts})", IspBenchWarning)
+            _warn_once(f"{self.manifest.path}: {len(self.left_out)} of the {len(rows)} pairs of split {split!r} "
+                       f"left out, without a target that can be laid on the raw ({counts})")
             rows = [r for r in rows if r["pair_id"] not in self.left_out]
         if not rows:
             raise IspBenchError(f"{self.manifest.path}: no pairs for split={split!r} roles={roles} subsets={subsets}"
