@@ -18,10 +18,10 @@ Entry contents:
 A pair without a linear (restoration) target gets one from the classic pipeline when its raw carries
 the white balance and colour matrix and is not a short exposure (:func:`derives_linear_target`): white
 balance, demosaicking, camera → sRGB primaries, linear — what CameraNet's authors made with dcraw for
-datasets that ship only a finished JPEG. A short exposure whose target is a raw file of the same scene (SID's
-long exposure) gets the classic pipeline's rendering of that raw, with its own levels and metadata. That preparation step is
-:func:`isp_bench.develop.classic_linear_rgb`, on a batch built by :mod:`isp_bench.batches`; the data
-stage imports no model.
+datasets that ship only a finished JPEG. A short exposure whose target is a raw file of the same scene
+(SID's long exposure) gets the classic pipeline's rendering of that raw, with its own levels and metadata. That
+preparation step is :func:`isp_bench.develop.classic_linear_rgb`, on a batch built by :mod:`isp_bench.batches`;
+the data stage imports no model.
 """
 
 from __future__ import annotations
@@ -182,15 +182,17 @@ def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
     arrays = {"raw": packed}
     for key, (file, image) in images.items():
         arrays[key] = _as_uint16_chw(crop.apply(image), file)
-    if derives_linear_target(row) and raw_target(row):
-        long = read_raw(images["target"][0])
-        if long.mosaic.shape != mosaic.shape:
-            raise CacheError(f"pair {row['pair_id']}: its target raw is {long.width}×{long.height} but its raw is "
-                             f"{mosaic.shape[1]}×{mosaic.shape[0]}; only pixel-aligned pairs can be cached")
-        packed_long, _ = _packed_area(long.mosaic, long.black_level, long.white_level, long.cfa, area)
-        arrays["linear_target"] = classic_linear_target(packed_long, long)
-    elif derives_linear_target(row):
-        arrays["linear_target"] = classic_linear_target(packed, row)
+    if derives_linear_target(row):
+        developed, metadata = packed, row
+        if raw_target(row):  # the long exposure, with its own levels and metadata
+            metadata = read_raw(images["target"][0])
+            if metadata.mosaic.shape != mosaic.shape:
+                raise CacheError(f"pair {row['pair_id']}: its target raw is {metadata.width}×{metadata.height} but "
+                                 f"its raw is {mosaic.shape[1]}×{mosaic.shape[0]}; only pixel-aligned pairs can be "
+                                 "cached")
+            developed, _ = _packed_area(metadata.mosaic, metadata.black_level, metadata.white_level, metadata.cfa,
+                                        area)
+        arrays["linear_target"] = classic_linear_target(developed, metadata)
     return arrays
 
 
