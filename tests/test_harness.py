@@ -427,6 +427,25 @@ def test_the_papers_datasets_train_and_score_end_to_end(tmp_path, dataset, model
     assert result["manifest"].get("pairs_left_out") == left_out
 
 
+def test_validation_uses_the_training_split_when_no_val_pair_can_be_aligned(tmp_path):
+    """MetaISP's val split without its patches holds only a full frame with a half-resolution rendition (left out):
+    validation falls back to the training split instead of failing."""
+    import fixtures_datasets as fx
+    from isp_bench.manifest import write_manifest
+
+    root = fx.build_crispnet(tmp_path / "crispnet")
+    rows = [r for r in ingest("crispnet", root, tmp_path / "all.parquet", workers=1, progress=False).manifest.rows()
+            if r["split"] != "val" or r["role"] == "full"]
+    manifest = write_manifest(tmp_path / "crispnet.parquet", rows, dataset="crispnet").path
+    recipe = tmp_path / "unet-tiny.yaml"
+    recipe.write_text("base: unet\nbudgets:\n  smoke: {steps: 1, batch_size: 1, patch: [16, 16]}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", IspBenchWarning)
+        run_dir = run_benchmark(recipe=str(recipe), dataset="crispnet", budget="smoke", runs_dir=tmp_path / "runs",
+                                manifest=manifest, root=root, metrics=("psnr",), progress=False)
+    assert json.loads((run_dir / "training.json").read_text())["validation_set"]["split"] == "train"
+
+
 def test_a_rerun_keeps_the_training_record(data, tmp_path):
     first = _run(data, "crispnet", tmp_path)
     record = (first / "training.json").read_text()

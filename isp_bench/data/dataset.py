@@ -38,6 +38,11 @@ TARGET_SCALE = np.float32(65535.0)
 UNALIGNABLE_FLAGS = ("cropped_target", "resized_target", "target_half_resolution", "no_target")
 
 
+def unalignable(row: dict[str, Any]) -> str | None:
+    """The first of :data:`UNALIGNABLE_FLAGS` the manifest row carries (None: its target can be laid on its raw)."""
+    return next((flag for flag in UNALIGNABLE_FLAGS if flag in row["flags"]), None)
+
+
 _WARNED: set[str] = set()
 
 
@@ -126,8 +131,7 @@ class PairDataset(Dataset):
                 if (split is None or r["split"] == split)
                 and (roles is None or r["role"] in roles)
                 and (subsets is None or r["subset"] in subsets)]
-        self.left_out = {r["pair_id"]: next(f for f in UNALIGNABLE_FLAGS if f in r["flags"]) for r in rows
-                         if targets and set(UNALIGNABLE_FLAGS) & set(r["flags"])}
+        self.left_out = {r["pair_id"]: unalignable(r) for r in rows if targets and unalignable(r)}
         if self.left_out:
             counts = ", ".join(f"{n} {flag}" for flag, n in sorted(Counter(self.left_out.values()).items()))
             _warn_once(f"{self.manifest.path}: {len(self.left_out)} of the {len(rows)} pairs of split {split!r} "

@@ -44,6 +44,7 @@ from torch.utils.data import default_collate
 
 from isp_bench import distributed
 from isp_bench.data import BatchLoader, PairDataset
+from isp_bench.data.dataset import unalignable
 from isp_bench.data.cache import has_linear_target
 from isp_bench.devices import autocast, configure_for_speed, grad_scaler, memory_format, to_device
 from isp_bench.devices import loader_workers as resolve_loader_workers
@@ -232,7 +233,8 @@ class Validation:
     def __init__(self, config: dict[str, Any], manifest: Manifest, root: Path, cache_dir: Path | None,
                  scheduler: str = "local"):
         spec = config["validation"]
-        self.split = "val" if any(row["split"] == "val" for row in manifest.rows()) else "train"
+        # the val split when it has a pair whose target can be laid on its raw, else the training split
+        self.split = "val" if any(r["split"] == "val" and not unalignable(r) for r in manifest.rows()) else "train"
         data = PairDataset(manifest, root, self.split, cache_dir=cache_dir, patch=tuple(spec["crop"]),
                            inputs=tuple(config["inputs"]), seed=0, build_scheduler=scheduler, progress=False)
         count = min(spec["frames"], len(data.rows))
