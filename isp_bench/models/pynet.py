@@ -158,6 +158,8 @@ class PyNET(IspModel):
     def render(self, batch) -> torch.Tensor:
         raw = self.input_tensor(batch)
         x, (h, w) = pad_to_multiple(raw, 16)
+        if x.shape[-2:] == (16, 16):  # the 1/16 level would be one pixel, which instance normalisation cannot take
+            x = F.pad(x, (0, 16, 0, 0), mode="replicate")
         out = self.levels(x)[self.level]
         scale = 2 ** (1 - self.level) if self.level <= 1 else None
         if scale is None:  # coarse levels: output at 1/2^(level-1) of the full frame
@@ -174,7 +176,9 @@ class PyNET(IspModel):
     input_kind="packed_rggb",
     notes=(
         "Layer-for-layer the architecture of the authors' code (TensorFlow original, PyTorch port); inputs whose "
-        "half-resolution size is not a multiple of 16 are reflection-padded and the output cropped.",
+        "half-resolution size is not a multiple of 16 are reflection-padded and the output cropped (frames under "
+        "32 px a side are also widened, so that the coarsest level has more than the one pixel instance "
+        "normalisation needs).",
         "Training is level by level (5 → 0) with per-level losses; `level` selects which output forward returns.",
     ),
     config={"level": 0},
