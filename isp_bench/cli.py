@@ -190,7 +190,7 @@ def _cmd_train(args, argv=None) -> int:
 def _cmd_run(args, argv=None) -> int:
     from isp_bench.distributed import is_main
     from isp_bench.leaderboard import build_leaderboard, build_scoreboard
-    from isp_bench.runs import run_benchmark
+    from isp_bench.runs import describe_reproduction, run_benchmark
 
     launched = _launched(args, argv)
     if launched is not None:
@@ -206,17 +206,8 @@ def _cmd_run(args, argv=None) -> int:
     print(means_heading(result))
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
-    reproduces = result.get("reproduces")
-    if reproduces:  # the run was already recorded (e.g. committed): this was a reproduction of it
-        print(f"reproduction of the recorded run {reproduces['run_id']} (its files are left as they were): "
-              + ("every metric identical" if reproduces["identical"] else
-                 "differs: " + ", ".join(f"{k} recorded {a:.4f}, now {b:.4f}"
-                                         for k, (a, b) in reproduces["differences"].items())))
-        elsewhere = reproduces.get("environment_differences")
-        if elsewhere and not reproduces["identical"]:
-            print("  recorded with " + ", ".join(f"{k} {a}" for k, (a, _) in elsewhere.items()) + "; now "
-                  + ", ".join(f"{k} {b}" for k, (_, b) in elsewhere.items()) + ": other floating-point kernels round "
-                  "differently and training amplifies it; the same bits need the same processor, torch and threads")
+    if result.get("reproduces"):  # the run was already recorded (e.g. committed): this was a reproduction of it
+        print(describe_reproduction(result["reproduces"]))
     if args.command == "run":
         out = _leaderboards_dir(args.runs, args.leaderboards)
         for board in (build_leaderboard(args.runs, args.dataset, out), build_scoreboard(args.runs, out)):

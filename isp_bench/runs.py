@@ -208,19 +208,51 @@ def _numerics(result: dict[str, Any]) -> dict[str, Any]:
             "processes": prov.get("processes")}
 
 
+#: Largest relative difference of a metric mean that is rounding in the metric's own float64 arithmetic (numpy's and
+#: BLAS's kernels differ between hosts in the last digits, ~1e-12 here), not a change of the model's output: a
+#: training that ran differently moves every metric by far more (0.14 dB of PSNR on another processor).
+ROUNDING = 1e-9
+
+
 def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
     """How a reproduction's metric means compare with the recorded ones: ``identical`` (every metric
-    both have is equal to the last bit), the ``differences`` (metric → [recorded, reproduced]) and
+    both have is equal to the last bit), ``rounding_only`` (not identical, but every difference is under
+    :data:`ROUNDING` of the value), the ``differences`` (metric → [recorded, reproduced]) and
     ``environment_differences`` (:func:`_numerics` fact → [recorded, now]): another processor, torch or thread
     count picks other floating-point kernels, whose rounding training amplifies, so only the same ones promise the
     same bits."""
     shared = sorted(set(record["metrics"]) & set(result["metrics"]))
     differences = {name: [record["metrics"][name]["mean"], result["metrics"][name]["mean"]] for name in shared
                    if record["metrics"][name]["mean"] != result["metrics"][name]["mean"]}
+    rounding_only = bool(differences) and all(abs(a - b) <= ROUNDING * max(abs(a), abs(b))
+                                              for a, b in differences.values())
     was, now = _numerics(record), _numerics(result)
-    return {"run_id": record["run_id"], "identical": not differences and bool(shared), "metrics_compared": shared,
-            "differences": differences,
+    return {"run_id": record["run_id"], "identical": not differences and bool(shared), "rounding_only": rounding_only,
+            "metrics_compared": shared, "differences": differences,
             "environment_differences": {k: [was[k], now[k]] for k in was if was[k] is not None and was[k] != now[k]}}
+
+
+def describe_reproduction(reproduces: dict[str, Any]) -> str:
+    """What :func:`compare_with_record` found, in words (the CLI prints it): each differing mean with as many
+    decimals as it takes to tell the two apart."""
+    def apart(a: float, b: float) -> str:
+        digits = next((d for d in range(4, 17) if f"{a:.{d}f}" != f"{b:.{d}f}"), 17)
+        return f"recorded {a:.{digits}f}, now {b:.{digits}f}"
+
+    said = f"reproduction of the recorded run {reproduces['run_id']} (its files are left as they were): "
+    if reproduces["identical"]:
+        return said + "every metric identical"
+    listed = ", ".join(f"{k} {apart(a, b)}" for k, (a, b) in reproduces["differences"].items())
+    if reproduces.get("rounding_only"):
+        return (said + f"every metric identical but in the last digits of {listed}: rounding in the metric's own "
+                "arithmetic on this host, not a change of the model's output")
+    said += "differs: " + listed
+    elsewhere = reproduces.get("environment_differences")
+    if elsewhere:
+        said += ("\n  recorded with " + ", ".join(f"{k} {a}" for k, (a, _) in elsewhere.items()) + "; now "
+                 + ", ".join(f"{k} {b}" for k, (_, b) in elsewhere.items()) + ": other floating-point kernels round "
+                 "differently and training amplifies it; the same bits need the same processor, torch and threads")
+    return said
 
 
 def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path,

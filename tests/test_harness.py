@@ -20,7 +20,7 @@ from isp_bench.ingest import ingest
 from isp_bench.leaderboard import build_leaderboard, load_results, spec_key
 from isp_bench.manifest import read_manifest
 from isp_bench.raw import cfa_masks, pack_rggb
-from isp_bench.runs import RunError, compare_with_record, run_benchmark
+from isp_bench.runs import RunError, compare_with_record, describe_reproduction, run_benchmark
 from isp_bench.synth import SynthConfig, generate
 from isp_bench.train.losses import cameranet_restore, ms_ssim_small, srgb_to_lab
 from isp_bench.models import create_model, list_models
@@ -486,6 +486,26 @@ def test_a_reproduction_on_another_processor_names_it():
     assert not compared["identical"] and list(compared["differences"]) == ["psnr"]
     assert compared["environment_differences"] == {"device": ["AMD EPYC", "Intel(R) Xeon(R) Processor"]}
     assert compare_with_record(record, record)["environment_differences"] == {}
+
+
+def test_a_reproduction_that_differs_only_in_a_metrics_last_digits_says_so():
+    """The main command reproduced on another AMD EPYC host (2026-12-02): every metric mean identical to the bit
+    but BRISQUE's, 40.09431007728472 against 40.09431007728301 (per image up to 6e-12 apart; S-CIELAB's up to
+    2e-15, its mean equal), and it printed "differs: brisque recorded 40.0943, now 40.0943"."""
+    record = json.loads((REPO / "runs" / "synth-crispnet-short-seed0-cb83c367" / "result.json").read_text())
+    again = copy.deepcopy(record)
+    again["metrics"]["brisque"]["mean"] = 40.09431007728301
+    compared = compare_with_record(record, again)
+    assert not compared["identical"] and compared["rounding_only"]
+    said = describe_reproduction(compared)
+    assert "every metric identical but in the last digits of brisque recorded 40.094310077285, now " \
+           "40.094310077283" in said and "differs" not in said  # as many decimals as tell them apart
+    again["metrics"]["psnr"]["mean"] += 2e-6  # a training that ran differently: past rounding, however small
+    compared = compare_with_record(record, again)
+    assert not compared["rounding_only"]
+    assert "differs: brisque recorded 40.094310077285, now 40.094310077283, psnr recorded 22.495020, now " \
+           "22.495022" in describe_reproduction(compared)
+    assert describe_reproduction(compare_with_record(record, record)).endswith("every metric identical")
 
 
 def test_a_finished_run_keeps_only_its_weights_and_resumes_from_any_moment(data, tmp_path):
