@@ -64,6 +64,34 @@ def test_an_unwritable_cache_folder_is_one_error_naming_the_fix_and_a_built_one_
     assert {p.name: p.stat().st_mtime_ns for p in data["cache"].iterdir()} == before  # nothing written
 
 
+def test_a_file_changed_since_ingest_is_refused_and_never_cached(data, tmp_path):
+    """Found by a new user: a target edited after ingest was cached under the manifest's hashes and scored (PSNR
+    30.3 instead of 36.9), and the wrong entry stayed after the file was restored."""
+    import shutil
+
+    from isp_bench.manifest import read_manifest
+
+    root = shutil.copytree(data["root"], tmp_path / "synth")
+    row = next(r for r in read_manifest(data["manifest"]).rows() if r["split"] == "test")
+    target = root / row["target_path"]
+    original = target.read_bytes()
+    target.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # same size, one bit changed
+    with pytest.raises(CacheError) as error:
+        PairDataset(data["manifest"], root, "test", cache_dir=tmp_path / "cache", progress=False)
+    message = str(error.value)
+    assert message.startswith(f"pair {row['pair_id']}: {target} is not the file the manifest recorded (target_path: "
+                              f"sha256 ") and f"recorded {row['target_sha256'][:12]}" in message
+    assert "isp-bench manifest validate" in message
+    assert not list((tmp_path / "cache").glob("*.json"))  # no entry for it
+    target.write_bytes(original + b"\0")  # another size: said without hashing
+    with pytest.raises(CacheError, match=f"target_path: {len(original) + 1} bytes, recorded {len(original)}"):
+        PairDataset(data["manifest"], root, "test", cache_dir=tmp_path / "cache", progress=False)
+    target.write_bytes(original)  # restored: cached from the recorded bytes
+    restored = PairDataset(data["manifest"], root, "test", cache_dir=tmp_path / "cache", progress=False)
+    reference = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
+    assert torch.equal(restored[0]["target"], reference[0]["target"])
+
+
 def _pixel_level_patch(raw, targets, top, left, size, op):
     """The definition: unpack the region, apply the op to mosaic and targets, crop the phase to RGGB, pack."""
     from isp_bench.data.augment import apply_op

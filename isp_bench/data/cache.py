@@ -37,9 +37,9 @@ from typing import Any, Iterable
 import numpy as np
 
 from isp_bench.errors import IspBenchError
-from isp_bench.files import atomic_path, atomic_write_text, check_writable_folder
+from isp_bench.files import atomic_path, atomic_write_text, check_writable_folder, sha256_file
 from isp_bench.images import IMAGE_SUFFIXES, read_image
-from isp_bench.manifest import check_manifest_path
+from isp_bench.manifest import FILE_COLUMNS, check_manifest_path
 from isp_bench.raw import RawCapture, normalize, pack_rggb, read_raw, rggb_crop, shift_cfa
 
 # 2: classic-pipeline linear targets for pairs without one; 3: targets through the source's read_target, raws cut
@@ -160,18 +160,40 @@ def cache_geometry(image: np.ndarray, row: dict[str, Any]) -> np.ndarray:
     return rggb_crop(turned.shape[:2], shift_cfa(row["cfa"], top, left)).apply(turned)
 
 
+def recorded_file(root: Path, row: dict[str, Any], column: str) -> Path | None:
+    """The file of ``row``'s path ``column`` under ``root`` (``None`` when the row has none), refused
+    (:class:`CacheError`) when its bytes are not those the manifest recorded: the cache is keyed by the manifest's
+    hashes, so an entry built from a changed file would be taken for the recorded one (and kept after the file is
+    restored). Rows ingested without hashes (``not_hashed``) are taken as they are."""
+    rel = row.get(column)
+    if rel is None:
+        return None
+    file = check_manifest_path(rel, pair_id=row["pair_id"], column=column, root=root)
+    _, size_column, sha_column = next(columns for columns in FILE_COLUMNS if columns[0] == column)
+    recorded = row.get(sha_column)
+    if recorded and file.is_file():
+        found = sha256_file(file) if file.stat().st_size == row.get(size_column) else None
+        if found != recorded:
+            raise CacheError(
+                f"pair {row['pair_id']}: {file} is not the file the manifest recorded ({column}: "
+                + (f"sha256 {found[:12]}…, recorded {recorded[:12]}…" if found else
+                   f"{file.stat().st_size} bytes, recorded {row.get(size_column)}")
+                + "); the dataset changed after it was ingested. Fix: restore the file, or re-ingest the dataset to "
+                "record it (`isp-bench manifest validate MANIFEST --root ROOT` lists every changed file)")
+    return file
+
+
 def preprocess_row(root: Path, row: dict[str, Any]) -> dict[str, np.ndarray]:
     """Decode one pair into the cache arrays (see the module docstring)."""
     if row["cfa"] not in ("RGGB", "GRBG", "GBRG", "BGGR"):
         raise CacheError(f"pair {row['pair_id']}: CFA {row['cfa']!r} cannot be packed to RGGB; models taking packed "
                          f"raw need a Bayer sensor (ingest a Bayer camera's files only: `isp-bench ingest "
                          f"{row['dataset']} --model CAMERA`, see `isp-bench datasets`)")
-    mosaic = load_mosaic(check_manifest_path(row["input_path"], pair_id=row["pair_id"], column="input_path", root=root))
+    mosaic = load_mosaic(recorded_file(root, row, "input_path"))
     images = {}
     for key in ("target", "linear_target"):
-        rel = row.get(f"{key}_path")
-        if rel is not None:
-            file = check_manifest_path(rel, pair_id=row["pair_id"], column=f"{key}_path", root=root)
+        file = recorded_file(root, row, f"{key}_path")
+        if file is not None:
             images[key] = (file, sensor_orientation(read_target(row, file) if key == "target" else read_image(file),
                                                     row))
     areas = {raw_area(row, mosaic.shape, image.shape[:2]) for _, image in images.values()} or {(0, 0, *mosaic.shape)}
