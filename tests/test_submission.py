@@ -14,6 +14,7 @@ import torch
 from isp_bench.cli import main
 from isp_bench.data import PairDataset
 from isp_bench.evaluate.scoring import prediction_path
+from isp_bench.errors import IspBenchError
 from isp_bench.evaluate.submission import SubmissionError, rescore_run, submit_predictions
 from isp_bench.files import sha256_file
 from isp_bench.images import read_image, write_png
@@ -53,7 +54,7 @@ def _offset_predictions(folder, images):
 def _submit(data, pred, runs, **kwargs):
     return submit_predictions(pred, dataset="synth", name="offset-isp", paper="A. Author, An ISP, 2026",
                               runs_dir=runs, manifest=data["manifest"], root=data["root"],
-                              metrics=("psnr", "ssim"), progress=False, **kwargs)
+                              **{"metrics": ("psnr", "ssim"), "progress": False, **kwargs})
 
 
 def test_submit_scores_a_complete_folder_with_a_known_psnr(data, tmp_path):
@@ -70,9 +71,15 @@ def test_submit_scores_a_complete_folder_with_a_known_psnr(data, tmp_path):
                                     "geometry": "target_file"}
     assert run_dir.name.startswith("synth-submitted-offset-isp-test-")
     assert result["manifest"]["pairs_in_split"] == 4 and result["metrics"]["ssim"]["spec"]["name"] == "ssim"
-    # the run keeps byte-identical copies, and submitting the same files again finds the same run
+    # the run keeps byte-identical copies; the same files submitted again are the same run, which is never
+    # overwritten (a user's second submit with fewer metrics had dropped the recorded ones)
     assert {f: sha256_file(run_dir / "predictions" / f) for f in files} == files
-    assert _submit(data, tmp_path / "pred", tmp_path / "runs") == run_dir
+    recorded = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(SubmissionError, match=f"{run_dir}: these predictions are already recorded there .* "
+                       f"isp-bench rescore {run_dir} --metrics NAMES"):
+        submit_predictions(tmp_path / "pred", dataset="synth", name="offset-isp", runs_dir=tmp_path / "runs",
+                           manifest=data["manifest"], root=data["root"], metrics=("psnr",), progress=False)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == recorded
 
 
 def test_the_target_files_submitted_score_as_the_targets_themselves(data, tmp_path):
@@ -132,12 +139,40 @@ def test_submit_names_every_problem_in_one_error(data, tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing is recorded for a rejected folder
 
 
+def test_a_submission_that_fails_leaves_no_run_folder(data, tmp_path, monkeypatch):
+    """A user's unknown metric used to leave runs/<id>/predictions/ without a result.json (so did any error or
+    Ctrl-C while scoring): the run is written beside, hidden, and becomes runs/<id> only when complete."""
+    _offset_predictions(tmp_path / "pred", data["files"])
+    with pytest.raises(IspBenchError, match="bogus"):
+        _submit(data, tmp_path / "pred", tmp_path / "runs", metrics=("psnr", "bogus"))
+    assert not (tmp_path / "runs").exists()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("isp_bench.evaluate.scoring.write_per_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _submit(data, tmp_path / "pred", tmp_path / "runs")
+    assert list((tmp_path / "runs").iterdir()) == []
+    monkeypatch.undo()
+    run_dir = _submit(data, tmp_path / "pred", tmp_path / "runs")
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_dir.name]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["per_image.parquet", "predictions", "previews", "result.json"]
+
+
 def test_submit_cli(data, tmp_path, capsys):
     _offset_predictions(tmp_path / "pred", data["files"])
     code = main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "offset-isp",
                  "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--runs", str(tmp_path / "runs"),
                  "--metrics", "psnr", "--workers", "2", "--scheduler", "local", "--quiet"])
-    assert code == 0 and "psnr           34.1514" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert code == 0 and "psnr           34.1514" in out
+    assert main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "offset-isp-lpips",
+                 "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--runs", str(tmp_path / "runs"),
+                 "--metrics", "psnr,lpips", "--quiet"]) == 0
+    unavailable = json.loads(next((tmp_path / "runs").glob("*lpips*/result.json")).read_text())["unavailable_metrics"]
+    if unavailable:  # offline (no AlexNet weights): said as `run` and `score` say it
+        assert f"not scored (1 metric):\n  lpips: {' '.join(unavailable['lpips'].split())}" in capsys.readouterr().out
     assert main(["submit", "--dataset", "synth", "--pred", str(tmp_path / "pred"), "--name", "bad name",
                  "--manifest", str(data["manifest"]), "--root", str(data["root"]), "--quiet"]) == 2
     assert "must be letters" in capsys.readouterr().err
@@ -178,6 +213,19 @@ def test_rescore_refuses_a_changed_prediction(data, tmp_path):
     with pytest.raises(SubmissionError, match=rf"psnr of the saved predictions differs .*\(first: {pair_id}\)"):
         rescore_run(run, ["psnr", "ssim"], manifest=data["manifest"], root=data["root"], progress=False)
     assert (run / "result.json").read_bytes() == stored
+
+
+def test_rescore_refuses_a_submitted_prediction_that_changed(data, tmp_path):
+    """Adding a metric recomputes no old one, so a changed prediction was scored and recorded beside the old
+    values; a submission's files are checked against the sha256 in its result.json first."""
+    _offset_predictions(tmp_path / "pred", data["files"])
+    run = _submit(data, tmp_path / "pred", tmp_path / "runs")
+    changed = prediction_path(run / "predictions", sorted(data["targets"])[0])
+    write_png(changed, read_image(changed) // 2)
+    stored = {name: (run / name).read_bytes() for name in ("result.json", "per_image.parquet")}
+    with pytest.raises(SubmissionError, match=f"{changed}: not the prediction the run recorded"):
+        rescore_run(run, ["scielab"], manifest=data["manifest"], root=data["root"], progress=False)
+    assert {name: (run / name).read_bytes() for name in stored} == stored
 
 
 def test_predictions_are_not_kept_on_request(data, tmp_path):

@@ -62,6 +62,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     from isp_bench.evaluate.scoring import means_heading
     from isp_bench.evaluate.submission import submit_predictions
+    from isp_bench.metrics import describe_unscored
 
     run_dir = submit_predictions(args.pred, dataset=args.dataset, split=args.split, name=args.name, paper=args.paper,
                                  runs_dir=args.runs, manifest=args.manifest, root=args.root,
@@ -72,6 +73,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     print(means_heading(result))
     for name, m in result["metrics"].items():
         print(f"  {name:<14} {m['mean']:.4f}")
+    if result.get("unavailable_metrics"):
+        print(describe_unscored(result["unavailable_metrics"]))
     return 0
 
 

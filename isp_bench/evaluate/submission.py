@@ -16,7 +16,10 @@ A submission is recorded like a measured run, in ``runs/<run_id>/`` (``result.js
 format plus ``"kind": "submitted"`` and ``"submission"`` with every file's sha256 and their geometry,
 ``per_image.parquet``, ``previews/`` and a copy of the files in ``predictions/``), with the run id
 ``<dataset>-submitted-<name>-<split>-<hash>``; ``hash`` is the first 8 hex digits of the sha256 of
-the files' hashes and the manifest's content hash, so other files or other data give another run.
+the files' hashes and the manifest's content hash, so other files or other data give another run. It is
+written into a hidden ``runs/.<run_id>.partial/`` and renamed when complete (a failed submission leaves no run),
+and a recorded run is never overwritten: the same files again are refused (``rescore`` adds metrics), and
+``rescore`` checks each of its saved predictions against the recorded sha256 before it scores them.
 """
 
 from __future__ import annotations
@@ -173,14 +176,16 @@ def submit_predictions(
     of kind ``submitted``; returns the run folder. ``metrics`` defaults to the suite ``run`` uses;
     ``workers`` and ``scheduler`` say where the pairs are scored (:func:`score_predictions`); ``cache_dir``: the
     dataset's preprocessing cache (:func:`isp_bench.data.cache.cache_folder`)."""
-    from isp_bench.evaluate.scoring import DEFAULT_METRICS, manifest_record, summarize_metrics, write_per_image
-    from isp_bench.files import atomic_path, atomic_write_text, sha256_file
-    from isp_bench.provenance import environment
+    from isp_bench.evaluate.scoring import DEFAULT_METRICS
+    from isp_bench.files import sha256_file
+    from isp_bench.metrics import get_metric
 
     if not SUBMISSION_NAME.fullmatch(name):
         raise SubmissionError(f"submission name {name!r} must be letters, digits, '.', '_', '+' or '-' "
                               "(it becomes part of the run id), e.g. my-isp-v2")
     metrics = tuple(metrics or DEFAULT_METRICS)
+    for metric in metrics:
+        get_metric(metric)  # an unknown name fails before anything is read or written
     wall_start = time.perf_counter()
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     pred_dir = Path(pred_dir).resolve()
@@ -189,19 +194,49 @@ def submit_predictions(
     relative = {pair_id: path.relative_to(pred_dir).as_posix() for pair_id, path in files.items()}
     hashes = {relative[pair_id]: sha256_file(path) for pair_id, path in files.items()}
     run_dir = Path(runs_dir) / submission_run_id(dataset, split, name, hashes, manifest_obj.content_hash)
+    if (run_dir / "result.json").exists():
+        raise SubmissionError(f"{run_dir}: these predictions are already recorded there (the run id comes from the "
+                              "files' and the manifest's hashes), and a recorded run is never overwritten; nothing "
+                              f"was written. To add metrics to it: isp-bench rescore {run_dir} --metrics NAMES")
+    # everything is written into a hidden folder beside the run's, which becomes the run's only when it is complete
+    staging = run_dir.with_name(f".{run_dir.name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a submission that was killed
+    try:
+        result = _score_submission(files, relative, hashes, staging, pairs, manifest_obj, metrics=metrics,
+                                   dataset=dataset, split=split, name=name, paper=paper, pred_dir=pred_dir,
+                                   n_previews=n_previews, workers=workers, scheduler=scheduler, progress=progress)
+        result["run_id"] = run_dir.name
+        result["provenance"].update(started=started, wall_s=time.perf_counter() - wall_start)
+        _write_json(staging / "result.json", result)
+        shutil.rmtree(run_dir, ignore_errors=True)  # a run folder without result.json: an unfinished older one
+        staging.rename(run_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def _score_submission(files: dict[str, Path], relative: dict[str, str], hashes: dict[str, str], run_dir: Path,
+                      pairs, manifest_obj, *, metrics: Sequence[str], dataset: str, split: str, name: str,
+                      paper: str | None, pred_dir: Path, n_previews: int, workers: int | None, scheduler: str,
+                      progress: bool) -> dict[str, Any]:
+    """Copy the checked predictions into ``run_dir``, score them there and write ``per_image.parquet``; returns the
+    run's result (:func:`submit_predictions` writes it)."""
+    from isp_bench.evaluate.scoring import manifest_record, summarize_metrics, write_per_image
+    from isp_bench.files import atomic_path
+    from isp_bench.provenance import environment
+
     copies = {pair_id: run_dir / PREDICTIONS / relative[pair_id] for pair_id in files}
     for pair_id, path in files.items():  # the run keeps its own copy, so that it can be rescored
-        if path != copies[pair_id].resolve():
-            with atomic_path(copies[pair_id]) as tmp:
-                shutil.copyfile(path, tmp)
+        with atomic_path(copies[pair_id]) as tmp:
+            shutil.copyfile(path, tmp)
     eval_start = time.perf_counter()
     frame, unavailable = score_predictions(copies, pairs, metrics=metrics, previews_dir=run_dir / "previews",
                                            n_previews=n_previews, workers=workers, scheduler=scheduler,
                                            progress=progress)
     eval_seconds = time.perf_counter() - eval_start
     write_per_image(frame, run_dir / "per_image.parquet")
-    result = {
-        "run_id": run_dir.name,
+    return {
         "kind": "submitted",
         "model": name,
         "dataset": dataset,
@@ -218,12 +253,14 @@ def submit_predictions(
                        "tile": None, "overlap": None, "predictions": PREDICTIONS},
         "submission": {"name": name, "paper": paper, "pred_dir": str(pred_dir), "files": hashes,
                        "geometry": TARGET_FILE},
-        "provenance": {**environment(), "started": started,
-                       "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                       "wall_s": time.perf_counter() - wall_start},
+        "provenance": {**environment(), "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     }
-    atomic_write_text(run_dir / "result.json", json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
-    return run_dir
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    from isp_bench.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(value, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def rescore_run(
@@ -248,7 +285,7 @@ def rescore_run(
 
     from isp_bench import __version__
     from isp_bench.evaluate.scoring import summarize_metrics, write_per_image
-    from isp_bench.files import atomic_write_text
+    from isp_bench.files import sha256_file
     from isp_bench.metrics import get_metric
 
     run_dir = Path(run_dir)
@@ -278,6 +315,13 @@ def rescore_run(
     # predictions as submitted, or as `evaluate` wrote them (and as submissions recorded before 2026-12 were made)
     in_target_files = (result.get("submission") or {}).get("geometry") == TARGET_FILE
     files = check_predictions(run_dir / PREDICTIONS, pairs, truth, target_file_geometry=in_target_files)
+    recorded = (result.get("submission") or {}).get("files") or {}  # a submission's hashes (evaluate keeps none)
+    for path in files.values():
+        rel = path.relative_to(run_dir / PREDICTIONS).as_posix()
+        if rel in recorded and sha256_file(path) != recorded[rel]:
+            raise SubmissionError(f"{path}: not the prediction the run recorded (its sha256 differs from the one in "
+                                  "result.json); the run's predictions changed after it was scored, so nothing was "
+                                  "written. Fix: restore the file, or submit the new predictions as a run of their own")
     fresh, unavailable = score_predictions(files, pairs, metrics=names, truth=truth,
                                            target_file_geometry=in_target_files, workers=workers,
                                            scheduler=scheduler, progress=progress)
@@ -303,5 +347,5 @@ def rescore_run(
             "metrics": added, "isp_bench": __version__,
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")})
         write_per_image(stored, per_image_path)
-        atomic_write_text(result_path, json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
+        _write_json(result_path, result)
     return {"added": summaries, "checked": checked, "unavailable": unavailable}
