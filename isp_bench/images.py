@@ -23,7 +23,7 @@ class ImageFileError(IspBenchError):
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode a PNG/JPEG/TIFF to a numpy array at its stored bit depth, RGB(A) order.
+    """Decode a PNG/JPEG/TIFF to a numpy array at its stored bit depth and pixel type, RGB(A) order.
 
     JPEG pixels are returned as stored (EXIF Orientation is *not* applied; see
     :func:`jpeg_orientation`).
@@ -33,9 +33,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if image is None:
         raise ImageFileError(f"{path}: cannot be decoded as an image (missing, truncated or not an image file); "
                              "re-download or re-copy it")
-    if image.ndim == 3:
-        code = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
-        image = cv2.cvtColor(image, code)
+    if image.ndim == 3 and image.shape[2] in (3, 4):  # BGR(A) → RGB(A); not cvtColor, which refuses float64, int8, ...
+        image = np.take(image, [2, 1, 0, 3][:image.shape[2]], axis=2)
     return image
 
 

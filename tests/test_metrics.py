@@ -470,6 +470,77 @@ def test_score_without_pairs_is_a_clear_error(tmp_path):
     assert list((tmp_path / "t").iterdir()) == []  # no half-written file left
 
 
+def _score_one(tmp_path, name, pred):
+    """score_folders on a folder holding the prediction file ``name`` (written by tifffile or write_png) and an
+    8-bit PNG target of its size; returns the prediction's path and the scores."""
+    import tifffile
+
+    from isp_bench.images import write_png
+    from isp_bench.metrics.score import score_folders
+
+    for folder in ("pred", "target"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+    path = tmp_path / "pred" / name
+    if path.suffix == ".png":
+        write_png(path, pred)
+    else:
+        tifffile.imwrite(path, pred, photometric="rgb")
+    target = np.full(pred.shape, 128, np.uint8)
+    write_png(tmp_path / "target" / f"{path.stem}.png", target)
+    return path, score_folders(tmp_path / "pred", tmp_path / "target", ["psnr"])
+
+
+def test_score_reads_float64_tiffs_and_names_pixel_types_it_cannot_score(tmp_path):
+    from isp_bench.images import read_image
+    from isp_bench.metrics.score import ScoreError
+
+    pred = np.random.default_rng(3).random((12, 16, 3))
+    path, df = _score_one(tmp_path, "a.tif", pred)
+    np.testing.assert_array_equal(read_image(path), pred)  # float64 kept, RGB order
+    assert df["psnr"][0] == M.psnr(pred, np.full(pred.shape, 128 / 255))
+    for dtype in (np.int8, np.uint32):
+        (tmp_path / "pred" / "a.tif").unlink()
+        with pytest.raises(ScoreError) as error:
+            _score_one(tmp_path, "a.tif", np.ones((12, 16, 3), dtype))
+        assert str(error.value) == (f"{path}: unsupported pixel type {np.dtype(dtype)}; save it as an 8- or 16-bit "
+                                    "PNG or TIFF, or as a float TIFF with values in [0, 1]")
+
+
+@pytest.mark.parametrize("values, problem", [
+    (255.0, "values span [0, 255] but float pixels must lie in [0, 1]"),
+    (np.nan, "contains NaN or infinite values"),
+])
+def test_score_names_the_float_file_whose_values_it_cannot_score(tmp_path, values, problem):
+    from isp_bench.metrics.score import ScoreError
+
+    pred = np.zeros((12, 16, 3), np.float32)
+    pred[5, 7, 1] = values
+    with pytest.raises(ScoreError) as error:
+        _score_one(tmp_path, "a.tif", pred)
+    assert str(error.value) == (f"{tmp_path / 'pred' / 'a.tif'}: {problem}; save it as an 8- or 16-bit PNG or TIFF, "
+                                "or as a float TIFF with values in [0, 1]")
+    with pytest.raises(MetricInputError, match=r"^pred: .*(data_range=255|NaN or infinite values$)"):
+        M.psnr(pred, pred)  # an array keeps its own message
+
+
+def test_a_16bit_prediction_holding_8bit_values_is_scored_with_a_warning(tmp_path):
+    import warnings
+
+    from isp_bench.errors import IspBenchWarning
+
+    eight_bit = np.random.default_rng(4).integers(0, 256, (12, 16, 3)).astype(np.uint16)
+    with pytest.warns(IspBenchWarning) as caught:
+        path, df = _score_one(tmp_path, "a.png", eight_bit)
+    assert [str(w.message) for w in caught] == [(
+        f"{path}: its 16-bit values all lie within 0–255, so it is probably 8-bit data saved as 16-bit and scores as "
+        "near-black; save it as 8-bit, or multiply it by 257")]
+    assert df["psnr"][0] == M.psnr(eight_bit / 65535, np.full(eight_bit.shape, 128 / 255))  # scored as it is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _score_one(tmp_path, "a.png", eight_bit * 257)  # the same image in the 16-bit range: no warning
+        _score_one(tmp_path, "a.png", 0 * eight_bit)  # nor for black, the same at either depth
+
+
 # ---------------------------------------------------------------- shared work (score_pair) and fast kernels
 
 

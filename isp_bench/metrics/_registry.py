@@ -331,11 +331,11 @@ def as_srgb(image: Any, what: str = "image", data_range: float | None = None) ->
     return arr
 
 
-def _check_range(arr: np.ndarray, top: float, what: str, expectation: str, fix: str) -> None:
+def _check_range(arr: np.ndarray, top: float, what: str, expectation: str, fix: str, nan_fix: str = "") -> None:
     """Raise :class:`MetricInputError` unless every value of ``arr`` is finite and in [0, top]."""
     lo, hi = float(arr.min()), float(arr.max())
     if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise MetricInputError(f"{what}: contains NaN or infinite values")
+        raise MetricInputError(f"{what}: contains NaN or infinite values" + (f"; {nan_fix}" if nan_fix else ""))
     if lo < 0.0 or hi > top:
         raise MetricInputError(f"{what}: values span [{lo:.4g}, {hi:.4g}] but {expectation}; {fix}")
 

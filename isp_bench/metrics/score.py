@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from isp_bench.errors import IspBenchWarning
 from isp_bench.images import IMAGE_SUFFIXES
 
-from ._registry import ImageTooSmallError, MetricError, MetricSpec, MetricWeightsError, default_suite, get_metric
+from ._registry import (ImageTooSmallError, MetricError, MetricInputError, MetricSpec, MetricWeightsError, _check_range,
+                        default_suite, get_metric)
 from .pair import PairWork
 
 
@@ -21,7 +24,9 @@ class ScoreError(MetricError):
 
 
 def read_srgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an 8- or 16-bit RGB(A) image as float64 H×W×3 in [0, 1] (alpha dropped)."""
+    """Read an RGB(A) image of 8- or 16-bit integers or of floats in [0, 1] as float64 H×W×3 in [0, 1]
+    (alpha dropped). A 16-bit image whose values all lie within 0–255, not all 0, is read as it is, near-black, with an
+    :class:`~isp_bench.errors.IspBenchWarning`: it is most likely 8-bit data saved as 16-bit."""
     from isp_bench.images import ImageFileError, read_image
 
     try:
@@ -31,13 +36,22 @@ def read_srgb(path: str | os.PathLike) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] not in (3, 4):
         raise ScoreError(f"{path}: expected an RGB image, got shape {arr.shape}; convert it to RGB")
     arr = arr[..., :3]
+    fix = "save it as an 8- or 16-bit PNG or TIFF, or as a float TIFF with values in [0, 1]"
     if arr.dtype == np.uint8:
         return arr / 255.0
     if arr.dtype == np.uint16:
+        if 0 < arr.max() <= 255:  # an all-black image reads the same at either depth
+            warnings.warn(f"{path}: its 16-bit values all lie within 0–255, so it is probably 8-bit data saved as "
+                          "16-bit and scores as near-black; save it as 8-bit, or multiply it by 257", IspBenchWarning)
         return arr / 65535.0
     if np.issubdtype(arr.dtype, np.floating):
-        return arr.astype(np.float64)
-    raise ScoreError(f"{path}: unsupported pixel type {arr.dtype}; save as 8/16-bit PNG or TIFF")
+        arr = arr.astype(np.float64)
+        try:
+            _check_range(arr, 1.0, str(path), "float pixels must lie in [0, 1]", fix, nan_fix=fix)
+        except MetricInputError as exc:
+            raise ScoreError(str(exc)) from None
+        return arr
+    raise ScoreError(f"{path}: unsupported pixel type {arr.dtype}; {fix}")
 
 
 def score_pair(pred, target, metrics: Sequence[str | MetricSpec] | None = None, *,
