@@ -292,6 +292,33 @@ def write_manifest(
     return Manifest(Path(path), table, meta)
 
 
+def _schema_differences(schema: pa.Schema, shown: int = 3) -> str:
+    """How ``schema`` differs from :data:`SCHEMA`: missing and extra columns, and the columns of another type (or
+    nullability), grouped by the type expected and found, each group naming its first ``shown`` columns.
+
+    >>> _schema_differences(pa.schema([pa.field("extra", pa.large_string()) if f.name == "extra" else f
+    ...                               for f in SCHEMA if f.name != "iso"]))
+    "missing ['iso']; 1 column of another type: extra (expected string, found large_string)"
+    """
+    def kind(f: pa.Field) -> str:
+        return str(f.type) + ("" if f.nullable else " not null")
+
+    found = {f.name: f for f in schema}
+    missing = [name for name in COLUMNS if name not in found]
+    extra = [name for name in found if name not in COLUMNS]
+    changed: dict[tuple[str, str], list[str]] = {}
+    for f in SCHEMA:
+        if f.name in found and not found[f.name].equals(f):
+            changed.setdefault((kind(f), kind(found[f.name])), []).append(f.name)
+    parts = [f"missing {missing}"] * bool(missing) + [f"extra {extra}"] * bool(extra)
+    if changed:
+        n = sum(len(names) for names in changed.values())
+        parts.append(f"{n} column{'s' * (n > 1)} of another type: " + "; ".join(
+            ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+            + f" (expected {expected}, found {got})" for (expected, got), names in changed.items()))
+    return "; ".join(parts) or "the same columns in another order"
+
+
 def read_manifest(path: str | os.PathLike) -> Manifest:
     """Read a manifest, checking that its schema is exactly the pinned one for its version."""
     path = Path(path)
@@ -318,9 +345,8 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
         raise ManifestError(f"{path}: manifest schema v{version}, this isp-bench reads v{SCHEMA_VERSION}; "
                             "re-ingest the dataset with this version")
     if not table.schema.remove_metadata().equals(SCHEMA):
-        missing = set(COLUMNS) - set(table.schema.names)
-        raise ManifestError(f"{path}: columns or types differ from schema v{SCHEMA_VERSION}"
-                            + (f" (missing {sorted(missing)})" if missing else "") + "; re-ingest the dataset")
+        raise ManifestError(f"{path}: columns or types differ from schema v{SCHEMA_VERSION} "
+                            f"({_schema_differences(table.schema)}); re-ingest the dataset")
     rows = table.to_pylist()
     if content_hash(rows) != meta.get("content_hash"):
         raise ManifestError(f"{path}: its rows do not match the content hash in its metadata (edited by hand?); "

@@ -60,6 +60,25 @@ def test_schema_and_hash_checks(manifest_path, tmp_path):
         read_manifest(tmp_path)
 
 
+def test_a_schema_mismatch_names_the_columns_with_the_types_expected_and_found(manifest_path, tmp_path):
+    import pyarrow as pa
+
+    # what a pandas 3 read_parquet/to_parquet round trip makes of strings and of a list column that is all null
+    table = pq.read_table(manifest_path)
+    table = table.cast(pa.schema([f.with_type(pa.large_string()) if f.type == pa.string() else f for f in table.schema],
+                                 metadata=table.schema.metadata))
+    index = table.schema.get_field_index("default_crop")
+    table = table.set_column(index, pa.field("default_crop", pa.null()), pa.nulls(table.num_rows))
+    pq.write_table(table, tmp_path / "edited.parquet")
+    with pytest.raises(ManifestError) as error:
+        read_manifest(tmp_path / "edited.parquet")
+    assert str(error.value) == (
+        f"{tmp_path / 'edited.parquet'}: columns or types differ from schema v1 (23 columns of another type: "
+        "pair_id, dataset, scene and 5 more (expected string not null, found large_string not null); "
+        "protocol_split, subset, target_device and 11 more (expected string, found large_string); "
+        "default_crop (expected list<item: int32>, found null)); re-ingest the dataset")
+
+
 def test_duplicate_pair_ids_are_refused(manifest_path, tmp_path):
     rows = read_manifest(manifest_path).rows()
     with pytest.raises(ManifestError, match="duplicate pair_id"):
