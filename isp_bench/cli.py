@@ -13,6 +13,7 @@ from pathlib import Path
 from isp_bench import __version__
 from isp_bench.devices import DEVICE_NAMES, PRECISIONS
 from isp_bench.errors import IspBenchError, IspBenchWarning
+from isp_bench.metrics.cli import metric_names
 from isp_bench.parallel import add_scheduler_option, process_count
 from isp_bench.seeds import check_seed
 from isp_bench.train.recipe import BUDGETS
@@ -149,11 +150,10 @@ def _cmd_demo(args) -> int:
 
 
 def _run_kwargs(args) -> dict:
-    metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
     return dict(dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
                 compile=args.compile, loader_workers=args.loader_workers, loader_threads=args.loader_threads, seed=args.seed, runs_dir=args.runs,
                 manifest=args.manifest, root=args.root, cache_dir=args.cache_dir,
-                **({"metrics": metrics} if metrics else {}),
+                **({"metrics": tuple(args.metrics)} if args.metrics else {}),
                 save_predictions=args.save_predictions, scheduler=args.scheduler, progress=not args.quiet)
 
 
@@ -273,7 +273,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
     add_cache_option(p)
-    p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the standard suite)")
+    p.add_argument("--metrics", type=metric_names, default=None,
+                   help="comma-separated metrics (default: the standard suite)")
     p.add_argument("--save-predictions", action=argparse.BooleanOptionalAction, default=None,
                    help="keep the 16-bit PNG predictions in RUN/predictions for `isp-bench rescore` (default: for a "
                    "test split of at most 200 pairs)")

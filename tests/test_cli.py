@@ -113,6 +113,19 @@ def test_every_process_count_option_refuses_less_than_one_process(capsys):
             assert f"error: argument {option}: '{bad}': give a whole number of processes, 1 or more" in err, err
 
 
+def test_every_metrics_option_refuses_an_empty_list(capsys):
+    """`--metrics ''` silently scored the default suite (run, score, submit) or failed later (rescore)."""
+    parser = build_parser()
+    paths = [path for path, action in _walk(parser) if "--metrics" in action.option_strings]
+    assert {path[-1] for path in paths} >= {"run", "train", "evaluate", "score", "submit", "rescore"}, paths
+    for path in paths:
+        for empty in ("", " , "):
+            with pytest.raises(SystemExit) as stop:
+                parser.parse_args([*path[1:], "--metrics", empty])
+            assert stop.value.code == 2
+            assert "error: argument --metrics: name at least one metric, e.g. psnr,ssim" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--seed", "-1"], "seed -1 is not an integer from 0 to 4294967295"),
     (["--seed", str(2**32)], "is not an integer from 0 to"),

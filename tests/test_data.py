@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import pickle
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,18 @@ def test_a_file_changed_since_ingest_is_refused_and_never_cached(data, tmp_path)
     restored = PairDataset(data["manifest"], root, "test", cache_dir=tmp_path / "cache", progress=False)
     reference = PairDataset(data["manifest"], data["root"], "test", cache_dir=data["cache"], progress=False)
     assert torch.equal(restored[0]["target"], reference[0]["target"])
+
+
+def test_a_split_without_pairs_is_an_error_listing_the_splits(data):
+    from collections import Counter
+
+    from isp_bench.manifest import read_manifest
+
+    splits = Counter(r["split"] for r in read_manifest(data["manifest"]).rows())
+    listed = ", ".join(f"{name} ({n} pairs)" for name, n in sorted(splits.items()))
+    assert "test" in splits and "val" in splits
+    with pytest.raises(IspBenchError, match=rf"no pairs for split='Test' .*; its splits: {re.escape(listed)}$"):
+        PairDataset(data["manifest"], data["root"], "Test", cache_dir=data["cache"], progress=False)
 
 
 def _pixel_level_patch(raw, targets, top, left, size, op):

@@ -138,8 +138,11 @@ class PairDataset(Dataset):
                        f"left out, without a target that can be laid on the raw ({counts})")
             rows = [r for r in rows if r["pair_id"] not in self.left_out]
         if not rows:
+            splits = Counter(r["split"] for r in self.manifest.rows())
             raise IspBenchError(f"{self.manifest.path}: no pairs for split={split!r} roles={roles} subsets={subsets}"
-                                + (" that can be aligned with their targets" if self.left_out else ""))
+                                + (" that can be aligned with their targets" if self.left_out else "")
+                                + "; its splits: "
+                                + ", ".join(f"{name} ({n} pairs)" for name, n in sorted(splits.items())))
         if patch is not None and (patch[0] % 2 or patch[1] % 2):
             raise IspBenchError(f"patch size {patch} must be even (whole 2×2 CFA tiles)")
         self.rows = rows

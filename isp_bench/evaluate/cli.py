@@ -6,9 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _metric_list(text: str | None) -> list[str] | None:
-    return [m.strip() for m in text.split(",") if m.strip()] if text else None
+from isp_bench.metrics.cli import metric_names
 
 
 def add_commands(subparsers) -> None:
@@ -29,7 +27,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run folders (default: %(default)s)")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: manifests/DATASET.parquet)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
-    p.add_argument("--metrics", default=None, help="comma-separated metrics (default: the suite `run` scores)")
+    p.add_argument("--metrics", type=metric_names, default=None,
+                   help="comma-separated metrics (default: the suite `run` scores)")
     _add_scoring_options(p)
     p.set_defaults(func=_cmd_submit)
 
@@ -38,7 +37,7 @@ def add_commands(subparsers) -> None:
         description="Score RUN/predictions with --metrics; new metrics are added to RUN/result.json and "
         "RUN/per_image.parquet, metrics the run already has are recomputed and must match.")
     p.add_argument("run", type=Path, help="the run folder (runs/<run_id>)")
-    p.add_argument("--metrics", required=True, help="comma-separated metrics to add")
+    p.add_argument("--metrics", type=metric_names, required=True, help="comma-separated metrics to add")
     p.add_argument("--manifest", type=Path, default=None, help="manifest (default: the one result.json names)")
     p.add_argument("--root", type=Path, default=None, help="dataset root (default: work/DATASET)")
     _add_scoring_options(p)
@@ -66,7 +65,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
     run_dir = submit_predictions(args.pred, dataset=args.dataset, split=args.split, name=args.name, paper=args.paper,
                                  runs_dir=args.runs, manifest=args.manifest, root=args.root,
-                                 cache_dir=args.cache_dir, metrics=_metric_list(args.metrics), workers=args.workers,
+                                 cache_dir=args.cache_dir, metrics=args.metrics, workers=args.workers,
                                  scheduler=args.scheduler, progress=not args.quiet)
     result = json.loads((run_dir / "result.json").read_text())
     print(f"submitted run: {run_dir}")
@@ -81,7 +80,7 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 def _cmd_rescore(args: argparse.Namespace) -> int:
     from isp_bench.evaluate.submission import rescore_run
 
-    report = rescore_run(args.run, _metric_list(args.metrics), manifest=args.manifest, root=args.root,
+    report = rescore_run(args.run, args.metrics, manifest=args.manifest, root=args.root,
                          cache_dir=args.cache_dir, workers=args.workers, scheduler=args.scheduler,
                          progress=not args.quiet)
     for name, m in report["added"].items():

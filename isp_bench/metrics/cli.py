@@ -10,6 +10,15 @@ import argparse
 import sys
 
 
+def metric_names(text: str) -> list[str]:
+    """The argparse type of every ``--metrics``: comma-separated metric names. An empty list is refused (it
+    silently meant the default suite)."""
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one metric, e.g. psnr,ssim")
+    return names
+
+
 class _DefaultSuite:
     """``--metrics`` default: the registry's default suite, looked up only when help shows it."""
 
@@ -34,6 +43,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--target", required=True, help="folder of target sRGB images")
     p.add_argument(
         "--metrics",
+        type=metric_names,
         default=_DefaultSuite(),
         help="comma-separated metric names, e.g. psnr,ssim (default: the default suite: %(default)s); "
         "see isp_bench.metrics.list_metrics()",
@@ -66,9 +76,7 @@ def run_score(args: argparse.Namespace) -> int:
     from . import describe_unscored
     from .score import score_folders, summary_table
 
-    metrics = None
-    if not isinstance(args.metrics, _DefaultSuite):
-        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] or None
+    metrics = None if isinstance(args.metrics, _DefaultSuite) else args.metrics
     try:
         df = score_folders(args.pred, args.target, metrics=metrics, out=args.out, workers=args.workers,
                            scheduler=args.scheduler)
