@@ -467,7 +467,10 @@ def test_score_without_pairs_is_a_clear_error(tmp_path):
         score_folders(tmp_path / "missing", tmp_path / "t")
     with pytest.raises(ScoreError, match="t: is a folder; --out names the Parquet file to write"):
         score_folders(tmp_path / "p", tmp_path / "t", out=tmp_path / "t")
-    assert list((tmp_path / "t").iterdir()) == []  # no half-written file left
+    with pytest.raises(ScoreError, match=f"scores.csv: scores are written as Parquet; name the file "
+                       f"{tmp_path / 'scores.parquet'}"):
+        score_folders(tmp_path / "p", tmp_path / "t", out=tmp_path / "scores.csv")
+    assert list((tmp_path / "t").iterdir()) == [] and not (tmp_path / "scores.csv").exists()  # nothing written
 
 
 def _score_one(tmp_path, name, pred):

@@ -31,6 +31,7 @@ LEARNED = [n for n in RUNNABLE if n != "classic"]
 
 def test_list_models_wildcards():
     assert list_models("crispnet*") == ["crispnet", "crispnet-noglobal", "crispnet-nowb"]
+    assert list_models("CRISPnet") == ["crispnet"]  # as the paper spells it (no match before)
     assert "cameranet" in list_models("*net*") and "deepisp" not in list_models("*net*")
     assert set(RUNNABLE) >= {"deepisp", "cameranet", "crispnet", "classic", "unet", "djdd", "pynet",
                              "crispnet-nowb", "crispnet-noglobal", "unet-resbottleneck"}

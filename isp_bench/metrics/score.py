@@ -167,6 +167,9 @@ def score_folders(
     if out is not None and Path(out).is_dir():  # before the scoring, not after
         raise ScoreError(f"{out}: is a folder; --out names the Parquet file to write, e.g. "
                          f"{Path(out) / 'scores.parquet'}")
+    if out is not None and Path(out).suffix.lower() != ".parquet":  # a .csv would hold Parquet bytes
+        raise ScoreError(f"{out}: scores are written as Parquet; name the file {Path(out).with_suffix('.parquet')} "
+                         "(pandas.read_parquet(...).to_csv() makes a CSV of it)")
     names = list(metrics) if metrics else list(default_suite())
     specs = [get_metric(n) for n in names]
     pairs, only_pred, only_target = pair_by_stem(pred_dir, target_dir)

@@ -132,11 +132,11 @@ def _entry(name: str) -> _Entry:
 
 
 def list_models(pattern: str = "*", *, include_reported_only: bool = True) -> list[str]:
-    """Registered model names matching a shell-style wildcard ``pattern`` (sorted)."""
+    """Registered model names matching a shell-style wildcard ``pattern``, whatever its case (sorted)."""
     _load_families()
     names = [
         n for n, e in _REGISTRY.items()
-        if fnmatch.fnmatchcase(n, pattern) and (include_reported_only or not e.card.reported_only)
+        if fnmatch.fnmatchcase(n, pattern.lower()) and (include_reported_only or not e.card.reported_only)
     ]
     return sorted(names)
 
