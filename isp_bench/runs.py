@@ -35,6 +35,7 @@ from isp_bench.devices import resolve_device, resolve_precision
 from isp_bench.errors import DatasetError, IspBenchError
 from isp_bench.evaluate.scoring import (DEFAULT_METRICS, evaluate_model, manifest_record, save_predictions_by_default,
                                           summarize_metrics, write_per_image)
+from isp_bench.evaluate.submission import prediction_hashes
 from isp_bench.files import atomic_write_text
 from isp_bench.manifest import Manifest, check_dataset_root, read_manifest
 from isp_bench.models import create_model, model_card
@@ -317,7 +318,8 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
                        # the median: the first frame also pays for cuDNN's autotuning of its tile shapes
                        "s_per_frame": float(frame["seconds"].median()) if len(frame) else None,
                        "tile": eval_cfg["tile"], "overlap": eval_cfg["overlap"],
-                       "predictions": "predictions" if save_predictions else None},
+                       "predictions": "predictions" if save_predictions else None,
+                       "prediction_files": prediction_hashes(out_dir / "predictions") if save_predictions else None},
         "provenance": {**_environment(device, config["precision"]), "seed": seed, "started": started,
                        "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "wall_s": time.perf_counter() - wall_start},

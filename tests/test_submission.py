@@ -207,12 +207,21 @@ def test_rescore_refuses_a_changed_prediction(data, tmp_path):
     run = run_benchmark("classic", budget="smoke", runs_dir=tmp_path / "runs", manifest=data["manifest"],
                         root=data["root"], metrics=("psnr",), progress=False)
     pair_id = sorted(data["targets"])[0]
-    image = read_image(prediction_path(run / "predictions", pair_id))
-    write_png(prediction_path(run / "predictions", pair_id), image // 2)
+    changed = prediction_path(run / "predictions", pair_id)
+    recorded = json.loads((run / "result.json").read_text())["evaluation"]["prediction_files"]
+    assert recorded == {f"{p}.png": sha256_file(prediction_path(run / "predictions", p)) for p in data["targets"]}
+    write_png(changed, read_image(changed) // 2)
     stored = (run / "result.json").read_bytes()
+    for metrics in (["psnr", "ssim"], ["ssim"]):  # a new metric alone recomputes no old one: the hashes tell
+        with pytest.raises(SubmissionError, match=f"{changed}: not the prediction the run recorded"):
+            rescore_run(run, metrics, manifest=data["manifest"], root=data["root"], progress=False)
+    assert (run / "result.json").read_bytes() == stored
+    # a run recorded before its evaluation kept hashes: an old metric recomputed still tells
+    result = json.loads(stored)
+    del result["evaluation"]["prediction_files"]
+    (run / "result.json").write_text(json.dumps(result))
     with pytest.raises(SubmissionError, match=rf"psnr of the saved predictions differs .*\(first: {pair_id}\)"):
         rescore_run(run, ["psnr", "ssim"], manifest=data["manifest"], root=data["root"], progress=False)
-    assert (run / "result.json").read_bytes() == stored
 
 
 def test_rescore_refuses_a_submitted_prediction_that_changed(data, tmp_path):

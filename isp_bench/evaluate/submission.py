@@ -19,7 +19,7 @@ format plus ``"kind": "submitted"`` and ``"submission"`` with every file's sha25
 the files' hashes and the manifest's content hash, so other files or other data give another run. It is
 written into a hidden ``runs/.<run_id>.partial/`` and renamed when complete (a failed submission leaves no run),
 and a recorded run is never overwritten: the same files again are refused (``rescore`` adds metrics), and
-``rescore`` checks each of its saved predictions against the recorded sha256 before it scores them.
+``rescore`` checks each saved prediction against the sha256 its run recorded before it scores them.
 """
 
 from __future__ import annotations
@@ -147,6 +147,14 @@ def _split_dataset(dataset: str, split: str, manifest, root, cache_dir, progress
 
     manifest_obj, root_path = resolve_dataset(dataset, manifest, root, progress=progress)
     return manifest_obj, PairDataset(manifest_obj, root_path, split, cache_dir=cache_dir, progress=progress)
+
+
+def prediction_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every file in a predictions folder, by its path relative to the folder (``/``-separated): what a
+    run records of its saved predictions, so that ``rescore`` can tell they are still the ones scored."""
+    from isp_bench.files import sha256_file
+
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def submission_run_id(dataset: str, split: str, name: str, hashes: dict[str, str], manifest_hash: str) -> str:
@@ -315,7 +323,8 @@ def rescore_run(
     # predictions as submitted, or as `evaluate` wrote them (and as submissions recorded before 2026-12 were made)
     in_target_files = (result.get("submission") or {}).get("geometry") == TARGET_FILE
     files = check_predictions(run_dir / PREDICTIONS, pairs, truth, target_file_geometry=in_target_files)
-    recorded = (result.get("submission") or {}).get("files") or {}  # a submission's hashes (evaluate keeps none)
+    # the hashes a submission recorded of its files, or an evaluation of the predictions it saved (since 2026-12)
+    recorded = (result.get("submission") or {}).get("files") or result["evaluation"].get("prediction_files") or {}
     for path in files.values():
         rel = path.relative_to(run_dir / PREDICTIONS).as_posix()
         if rel in recorded and sha256_file(path) != recorded[rel]:
