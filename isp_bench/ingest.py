@@ -296,8 +296,9 @@ def _write_outputs(src, records, results: dict[str, dict[str, Any]], out: Path, 
     )
     if not errors and errors_path.exists():
         errors_path.unlink()
+    missing = sum(1 for e in results.values() if e.get("error", {}).get("error") == "MissingFile")
     return IngestResult(manifest, errors, files_inspected=files_inspected,
-                        files_reused=len(results) - files_inspected,
+                        files_reused=len(results) - files_inspected - missing,
                         seconds=time.perf_counter() - started, errors_path=errors_path if errors else None,
                         skipped_pairs=skipped)
 

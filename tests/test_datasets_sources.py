@@ -82,6 +82,8 @@ def test_s7isp_layout_report(built):
 
 def test_sid_pairs_flags_and_partial_download(built):
     _, rows, result = built["sid"]
+    # a first ingest reuses nothing: the files the lists name but the download lacks are not "reused" (5 504 were)
+    assert result.files_reused == 0 and result.files_inspected == 9
     assert sorted(rows) == ["Fuji/10172_00_0.033s", "Sony/00001_00_0.04s", "Sony/10034_00_0.04s",
                             "Sony/10034_01_0.1s", "Sony/20005_00_0.04s"]
     train = rows["Sony/00001_00_0.04s"]
@@ -216,6 +218,18 @@ def test_pairs_hash_split_and_rotation(built):
     assert b["target_path"] == "b/IMG_0002.JPG" and "target_exif_orientation" in b["flags"]
     assert b["target_device"] == "Canon EOS R5 JPEG"  # the camera named once, not "Canon Canon EOS R5"
     assert rows["IMG_0003"]["target_path"] is None and rows["IMG_0003"]["flags"] == ["no_target"]
+
+
+def test_pairs_find_the_jpeg_of_a_stem_with_wildcard_characters(tmp_path):
+    """`IMG [1].dng` beside `IMG [1].jpg` was flagged no_target: the stem was used as a glob pattern."""
+    fx.dng(tmp_path / "a" / "IMG [1].dng", make="Apple", model="iPhone 12", seed=1)
+    fx.jpeg(tmp_path / "a" / "IMG [1].jpg", 32, 48, seed=1)
+    fx.dng(tmp_path / "a" / "IMG_2*.dng", make="Apple", model="iPhone 12", seed=2)
+    fx.jpeg(tmp_path / "a" / "IMG_2*.jpg", 32, 48, seed=2)
+    rows = {r["pair_id"]: r for r in ingest("pairs", tmp_path, tmp_path / "m.parquet", workers=1,
+                                            progress=False).manifest.rows()}
+    assert {pid: (r["target_path"], r["flags"]) for pid, r in rows.items()} == {
+        "a/IMG [1]": ("a/IMG [1].jpg", []), "a/IMG_2*": ("a/IMG_2*.jpg", [])}
 
 
 def test_hdrplus(built, tmp_path):

@@ -13,8 +13,9 @@ import numpy as np
 
 from isp_bench.errors import DatasetError
 
-RAW_EXTENSIONS = (".dng", ".arw", ".cr2", ".cr3", ".nef", ".raf", ".rw2", ".orf", ".pef", ".srw", ".3fr",
-                  ".iiq", ".raw", ".rwl", ".x3f", ".erf", ".kdc", ".mrw", ".nrw", ".srf", ".sr2")
+RAW_EXTENSIONS = (".dng", ".arw", ".cr2", ".cr3", ".crw", ".nef", ".raf", ".rw2", ".orf", ".pef", ".srw", ".3fr",
+                  ".fff", ".iiq", ".cap", ".mos", ".raw", ".rwl", ".x3f", ".erf", ".kdc", ".dcr", ".mef", ".mrw",
+                  ".nrw", ".srf", ".sr2", ".gpr")
 
 
 def list_file(source: str, name: str) -> Path:

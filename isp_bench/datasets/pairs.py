@@ -12,6 +12,7 @@ matters. Rotated JPEGs are flagged as in every source (``rotated_target``, ``tar
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,7 +31,7 @@ def _raw_files(root: Path) -> list[Path]:
 
 
 def _jpeg_for(raw: Path) -> Path | None:
-    for cand in sorted(raw.parent.glob(raw.stem + ".*")):
+    for cand in sorted(raw.parent.glob(glob.escape(raw.stem) + ".*")):  # a stem may hold [ ] * ?
         if cand.suffix.lower() in _JPEG_SUFFIXES:
             return cand
     return None
