@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import signal
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -54,10 +55,17 @@ class TaskLost(IspBenchError):
 
 def process_pool(workers: int, preload: tuple[str, ...] = ()) -> ProcessPoolExecutor:
     """A pool whose workers fork from a server that has imported ``preload`` once (so each worker
-    does not pay the import time again)."""
+    does not pay the import time again), and ignore SIGINT: a terminal's Ctrl-C reaches the whole process group,
+    and a worker interrupted while it hands back a result dies holding the pool's queue lock, so that the parent's
+    shutdown waits for ever (an ingest hung so, before it could save what it had done). The parent alone is
+    interrupted; it cancels what has not started and waits for the items in flight."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(preload))
-    return ProcessPoolExecutor(workers, mp_context=context)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def check_scheduler(scheduler: str) -> str:

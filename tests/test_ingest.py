@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import shutil
 import threading
 import time
@@ -214,6 +215,20 @@ def test_local_pool_survives_a_worker_dying_while_the_caller_holds_a_result():
                 time.sleep(1.0)  # item 0's worker exits meanwhile
             results[item] = value
     assert results == {i: 2 * i for i in range(10)}
+
+
+def _interrupted(item):
+    os.kill(os.getpid(), signal.SIGINT)  # what a terminal's Ctrl-C sends every process of the group
+    time.sleep(0.05)
+    return item
+
+
+def test_local_pool_workers_leave_ctrl_c_to_the_parent():
+    """A worker interrupted while it handed back a result died holding the pool's queue lock, and the parent's
+    shutdown waited for ever (2 of 13 Ctrl-Cs of a 2-worker ingest hung so, before it saved its cache): workers
+    ignore SIGINT, the parent alone stops."""
+    with LocalPoolExecutor(2) as pool:
+        assert dict(pool.map_unordered(_interrupted, range(4))) == {i: i for i in range(4)}
 
 
 def test_file_that_kills_every_reader_is_reported_broken_and_cached_files_resume(tree, tmp_path):
