@@ -225,12 +225,20 @@ def _plan_inspection(root: Path, wanted: dict[str, str], cache: dict[str, dict[s
     as results; the other files as ``(root, rel, kind)`` jobs, in path order."""
     results: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, str, str]] = []
+    real_root = root.resolve()
     for rel, kind in sorted(wanted.items()):
         path = root / rel
         if not path.is_file():
             results[rel] = {"kind": kind, "error": {"error": "MissingFile",
                                                     "message": f"{path}: listed by the {source} layout but missing; "
                                                                "complete the download"}}
+            continue
+        if not path.resolve().is_relative_to(real_root):  # what validate, publish and every reader would refuse
+            results[rel] = {"kind": kind, "error": {
+                "error": "OutsideRoot",
+                "message": f"{path}: a symlink on its way leads to {path.resolve()}, outside the dataset root "
+                           f"{real_root}; a manifest holds only files inside its root (a symlinked root itself is "
+                           "fine): copy or move the files in, or give --root the folder that holds them"}}
             continue
         stat = path.stat()
         hit = cache.get(rel)

@@ -232,6 +232,28 @@ def test_pairs_find_the_jpeg_of_a_stem_with_wildcard_characters(tmp_path):
         "a/IMG [1]": ("a/IMG [1].jpg", []), "a/IMG_2*": ("a/IMG_2*.jpg", [])}
 
 
+def test_a_file_reached_through_a_symlink_out_of_the_root_is_reported_not_ingested(tmp_path):
+    """A symlink farm was ingested, and then its own `manifest validate` and `publish` refused the whole manifest
+    (a path resolving outside the root): ingest reports such a file and leaves its pair out, like a broken one."""
+    root, outside = tmp_path / "root", tmp_path / "elsewhere"
+    fx.dng(root / "a" / "IMG_0001.dng", make="Apple", model="iPhone 12", seed=1)
+    fx.jpeg(root / "a" / "IMG_0001.jpg", 32, 48, seed=1)
+    fx.dng(outside / "IMG_0002.dng", make="Apple", model="iPhone 12", seed=2)
+    fx.jpeg(root / "a" / "IMG_0002.jpg", 32, 48, seed=2)
+    (root / "a" / "IMG_0002.dng").symlink_to(outside / "IMG_0002.dng")
+    result = ingest("pairs", root, tmp_path / "m.parquet", workers=1, progress=False)
+    assert [r["pair_id"] for r in result.manifest.rows()] == ["a/IMG_0001"] and result.skipped_pairs == ["a/IMG_0002"]
+    assert [(e["path"], e["error"]) for e in result.errors] == [("a/IMG_0002.dng", "OutsideRoot")]
+    assert result.errors[0]["message"] == (
+        f"{root / 'a' / 'IMG_0002.dng'}: a symlink on its way leads to {outside.resolve() / 'IMG_0002.dng'}, outside "
+        f"the dataset root {root.resolve()}; a manifest holds only files inside its root (a symlinked root itself is "
+        "fine): copy or move the files in, or give --root the folder that holds them")
+    assert validate_manifest(tmp_path / "m.parquet", root).ok
+    (tmp_path / "link").symlink_to(root)  # a symlinked root: the same manifest
+    again = ingest("pairs", tmp_path / "link", tmp_path / "m2.parquet", workers=1, progress=False)
+    assert again.manifest.content_hash == result.manifest.content_hash
+
+
 def test_hdrplus(built, tmp_path):
     root, rows, result = built["hdrplus"]
     assert len(rows) == 4 and not result.errors
