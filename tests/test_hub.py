@@ -351,6 +351,28 @@ def test_research_only_licence_is_carried(monkeypatch, manifest_path, synth_root
     assert set(load(result.folder).table.column("licence_class").to_pylist()) == {"research-only"}
 
 
+def test_fivek_card_names_each_rows_licence_and_pairs_without_one_are_refused(tmp_path):
+    """FiveK's rows carry per-image licences (fivek-adobe, fivek-adobe-mit) that the card said were the source's
+    class `research-only`; without its licence lists every pair was flagged licence_unlisted and published anyway."""
+    from fixtures_datasets import build_fivek
+
+    root = build_fivek(tmp_path / "fivek")
+    manifest = ingest("fivek", root, tmp_path / "fivek.parquet", workers=1, progress=False).manifest
+    classes = sorted(r["licence_class"] for r in manifest.rows())
+    assert classes == ["fivek-adobe", "fivek-adobe", "fivek-adobe-mit"]  # the Canon has two experts' renditions
+    _, body = read_card(publish(manifest.path, root, tmp_path / "fivek-hf", progress=False).folder)
+    assert ("Licence class `research-only`; each row's `licence_class` names the licence of its files: "
+            "`fivek-adobe` (2 pairs), `fivek-adobe-mit` (1 pair).") in body
+    for name in ("filesAdobe.txt", "filesAdobeMIT.txt"):
+        (root / name).unlink()
+    unlisted = ingest("fivek", root, tmp_path / "unlisted.parquet", workers=1, progress=False).manifest
+    assert all("licence_unlisted" in r["flags"] for r in unlisted.rows())
+    with pytest.raises(RedistributionError, match=r"3 of the 3 pairs have no known licence \(flag licence_unlisted; "
+                       r"the first: .*Put the lists in the dataset root and ingest again"):
+        publish(unlisted.path, root, tmp_path / "unlisted-hf", progress=False)
+    assert not (tmp_path / "unlisted-hf").exists()
+
+
 def test_your_own_captures_are_published_under_the_licence_you_declare(manifest_path, synth_root, tmp_path):
     from fixtures_datasets import build_pairs
 

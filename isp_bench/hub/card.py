@@ -123,7 +123,7 @@ def card_body(manifest: Manifest, source, shards: list[dict[str, Any]], repo_id:
         flags_section(rows, manifest.meta, source),
         fields_section(manifest.meta, image_target),
         usage_section(source.name, splits, repo_id or "path/to/this/folder", image_target),
-        licence_section(source),
+        licence_section(source, rows),
         citation_section(source),
         provenance_section(manifest, source.name, len(rows)),
     ]
@@ -279,9 +279,15 @@ def usage_section(dataset: str, splits: list[str], target_ref: str, image_target
             f'pub.to_root("{dataset}-root")    # files under their original paths + {dataset}.parquet manifest', "```"]
 
 
-def licence_section(source) -> list[str]:
-    out = ["", "## Licence", "", f"{source.licence}", "",
-           f"Licence class `{source.licence_class}`, carried in every row's `licence_class`."]
+def licence_section(source, rows: list[dict[str, Any]]) -> list[str]:
+    classes = Counter(r["licence_class"] for r in rows if r["licence_class"])
+    said = f"Licence class `{source.licence_class}`"
+    if set(classes) == {source.licence_class}:
+        said += ", carried in every row's `licence_class`."
+    else:  # per-image licences (FiveK: Adobe, or Adobe and MIT)
+        said += ("; each row's `licence_class` names the licence of its files: "
+                 + ", ".join(f"`{c}` ({n} pair{'s' * (n != 1)})" for c, n in sorted(classes.items())) + ".")
+    out = ["", "## Licence", "", f"{source.licence}", "", said]
     if _gated(source):
         out.append("Access is gated: users agree to these terms before downloading.")
     return out

@@ -433,6 +433,12 @@ def _check_inputs(source, rows: list[dict[str, Any]], root: Path, folder: Path, 
     """Refuse, before anything is written, what cannot be published: the licence, a root that is
     not the manifest's (:func:`~isp_bench.manifest.check_dataset_root`), an output that is a file, a bad row-group size, manifest paths outside the root."""
     check_redistributable(source, (r["licence_class"] for r in rows))
+    unlisted = [r["pair_id"] for r in rows if "licence_unlisted" in (r["flags"] or ())]
+    if unlisted:
+        raise RedistributionError(
+            f"{len(unlisted)} of the {len(rows)} pairs have no known licence (flag licence_unlisted; the first: "
+            f"{unlisted[0]}): the dataset's licence lists do not name them, or were not in the root at ingest. Put "
+            "the lists in the dataset root and ingest again, or publish a manifest without those pairs")
     check_dataset_root(manifest, root)
     if folder.exists() and not folder.is_dir():
         raise PublishError(f"{folder}: exists and is not a folder; choose another --out")
