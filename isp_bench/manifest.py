@@ -124,6 +124,8 @@ FLAG_MEANINGS = {
     "target_alpha": "the target PNG carries an alpha channel besides RGB",
     "target_prophoto": "the target is in ProPhoto RGB (ROMM, D50, gamma 1.8), not sRGB",
     "no_target": "the raw has no target (no same-stem JPEG, or a full-resolution input without ground truth)",
+    "other_raw_formats_ignored": "the capture is also kept in other raw formats (the camera's file and its DNG "
+                                 "conversion, say); the camera's own file is the input, the others are ignored",
     # alignment and capture quality (the dataset's own notes, or isp-bench qa)
     "misaligned": "the target is not pixel-aligned with the raw (a misalignment the dataset's authors list, or "
                   "isp-bench qa's registration)",

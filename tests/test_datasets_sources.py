@@ -232,6 +232,19 @@ def test_pairs_find_the_jpeg_of_a_stem_with_wildcard_characters(tmp_path):
         "a/IMG [1]": ("a/IMG [1].jpg", []), "a/IMG_2*": ("a/IMG_2*.jpg", [])}
 
 
+def test_pairs_kept_in_two_raw_formats_are_one_pair_from_the_cameras_file(tmp_path):
+    """IMG_0002.nef beside its DNG conversion and IMG_0002.JPG gave two rows with one pair id, and the whole ingest
+    failed ("duplicate pair_id values")."""
+    fx.dng(tmp_path / "b" / "IMG_0002.dng", make="Nikon", model="D700", seed=2)
+    fx.dng(tmp_path / "b" / "IMG_0002.nef", make="Nikon", model="D700", seed=2)  # a DNG container is what LibRaw reads
+    fx.jpeg(tmp_path / "b" / "IMG_0002.JPG", 32, 48, seed=2)
+    result = ingest("pairs", tmp_path, tmp_path / "m.parquet", workers=1, progress=False)
+    (row,) = result.manifest.rows()
+    assert (row["pair_id"], row["input_path"], row["target_path"], row["flags"]) == (
+        "b/IMG_0002", "b/IMG_0002.nef", "b/IMG_0002.JPG", ["other_raw_formats_ignored"])
+    assert get_source("pairs").check_layout(tmp_path).found == {"raw files": 1, "jpegs": 1}
+
+
 def test_a_file_reached_through_a_symlink_out_of_the_root_is_reported_not_ingested(tmp_path):
     """A symlink farm was ingested, and then its own `manifest validate` and `publish` refused the whole manifest
     (a path resolving outside the root): ingest reports such a file and leaves its pair out, like a broken one."""

@@ -30,6 +30,16 @@ def _raw_files(root: Path) -> list[Path]:
                   and not p.name.startswith("."))
 
 
+def _one_raw_per_stem(raws: list[Path]) -> list[tuple[Path, bool]]:
+    """``(raw, others ignored)`` per stem: of one capture kept in several raw formats (the camera's file and its DNG
+    conversion, say) the camera's own file is the input; a pair id is the stem, so two would collide."""
+    by_stem: dict[Path, list[Path]] = {}
+    for raw in raws:
+        by_stem.setdefault(raw.with_suffix(""), []).append(raw)
+    return [(min(same, key=lambda r: (r.suffix.lower() == ".dng", r.name)), len(same) > 1)
+            for same in by_stem.values()]
+
+
 def _jpeg_for(raw: Path) -> Path | None:
     for cand in sorted(raw.parent.glob(glob.escape(raw.stem) + ".*")):  # a stem may hold [ ] * ?
         if cand.suffix.lower() in _JPEG_SUFFIXES:
@@ -49,13 +59,13 @@ class PairsSource(DatasetSource):
 
     def pairs(self, root: Path) -> Iterator[PairRecord]:
         root = find_root(root, lambda p: bool(_raw_files(p)), "a folder of raw files with same-stem JPEGs")
-        for raw in _raw_files(root):
+        for raw, others in _one_raw_per_stem(_raw_files(root)):
             scene = rel(raw.with_suffix(""), root)
             jpeg = _jpeg_for(raw)
             yield PairRecord(pair_id=scene, scene=scene, split=hash_split(scene, SPLIT_SALT, SPLIT_FRACTIONS),
                              role="mimic_isp", input_path=rel(raw, root),
                              target_path=rel(jpeg, root) if jpeg else None,
-                             flags=[] if jpeg else ["no_target"])
+                             flags=([] if jpeg else ["no_target"]) + (["other_raw_formats_ignored"] if others else []))
 
     def finish_row(self, row: dict[str, Any], target_info: dict[str, Any] | None) -> dict[str, Any]:
         row = super().finish_row(row, target_info)
@@ -67,7 +77,7 @@ class PairsSource(DatasetSource):
 
     def check_layout(self, root: Path) -> LayoutReport:
         root = find_root(root, lambda p: bool(_raw_files(p)), "a folder of raw files with same-stem JPEGs")
-        raws = _raw_files(root)
+        raws = [raw for raw, _ in _one_raw_per_stem(_raw_files(root))]
         missing = [rel(r.with_suffix(".jpg"), root) for r in raws if _jpeg_for(r) is None]
         return LayoutReport(self.name, str(root), found={"raw files": len(raws), "jpegs": len(raws) - len(missing)},
                             expected={"jpegs": len(raws)}, missing=missing)
