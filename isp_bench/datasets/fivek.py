@@ -170,7 +170,7 @@ class FiveKSource(DatasetSource):
                 found[f"expert {x}"] = len(have & raws)
                 expected[f"expert {x}"] = len(raws)
                 missing += [f"tiff16_{x}/{b}.tif" for b in sorted(raws - have)][:100]
-        for name in ("filesAdobe.txt", "filesAdobeMIT.txt", "categories.txt"):
-            if not (root / name).is_file():
-                missing.append(name)
+        # the lists first: a missing one changes every row (licence, category), a missing photo only its own
+        missing = [name for name in ("filesAdobe.txt", "filesAdobeMIT.txt", "categories.txt")
+                   if not (root / name).is_file()] + missing
         return LayoutReport(self.name, str(root), found=found, expected=expected, missing=missing)
