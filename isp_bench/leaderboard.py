@@ -26,13 +26,14 @@ import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from isp_bench.errors import IspBenchError
+from isp_bench.errors import IspBenchError, IspBenchWarning
 from isp_bench.files import atomic_path, atomic_write_text
 from isp_bench.models.papers import ReportedResult, reported_datasets, reported_for, reported_results
 
@@ -80,12 +81,17 @@ def load_results(runs_dir: str | os.PathLike, dataset: str | None = None) -> lis
     """The results under ``runs_dir`` (for ``dataset``), the newest per :func:`result_key` only."""
     newest: dict[tuple, dict[str, Any]] = {}
     for path in sorted(Path(runs_dir).glob("*/result.json")):
-        result = json.loads(path.read_text())
-        result["_dir"] = str(path.parent)
+        try:
+            result = json.loads(path.read_text())
+            result["_dir"] = str(path.parent)
+            key, finished = result_key(result), _finished(result)
+        except (ValueError, KeyError, TypeError, LeaderboardError) as error:  # one bad file sinks no board
+            warnings.warn(f"{path}: left off the leaderboards: not a run's result ({type(error).__name__}: "
+                          f"{error}); run its command again, which finishes it, or remove its folder", IspBenchWarning)
+            continue
         if dataset is not None and result["dataset"] != dataset:
             continue
-        key = result_key(result)
-        if key not in newest or _finished(result) > _finished(newest[key]):
+        if key not in newest or finished > _finished(newest[key]):
             newest[key] = result
     for group in _seed_groups(newest.values()):
         for result in group:

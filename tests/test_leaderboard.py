@@ -15,6 +15,7 @@ import pytest
 from conftest import REPO_ROOT
 from isp_bench.cli import main
 from isp_bench.datasets import list_sources
+from isp_bench.errors import IspBenchWarning
 from isp_bench.leaderboard import LeaderboardError, build_all, build_leaderboard, build_scoreboard, reported_table
 from isp_bench.models import list_models, model_card
 from isp_bench.models.papers import COMPLEXITY_METRICS, METRIC_COLUMNS, REPORTED_CSV, reported_datasets
@@ -170,6 +171,43 @@ def test_one_row_per_key_the_newest(tmp_path):
     assert sum("measured (short, seed 0)" in r or "measured (short, seed 1)" in r for r in rows) == 2
     assert sum("measured (short, fp16)" in r for r in rows) == 1
     assert sum("measured (short, recipe cameranet-sgd)" in r for r in rows) == 1
+
+
+def test_a_users_copy_of_a_recipe_gets_its_own_row(tmp_path):
+    """A recipe file named like a packaged recipe (my/cameranet.yaml, `base: cameranet`, 2 steps) was recorded as
+    recipe "cameranet" and, newer, replaced the packaged recipe's row; it is recorded as "cameranet.yaml"."""
+    from isp_bench.train.recipe import resolve_recipe
+
+    copy = tmp_path / "my" / "cameranet.yaml"
+    copy.parent.mkdir()
+    copy.write_text("base: cameranet\nbudgets:\n  short: {steps: 2}\n")
+    config = resolve_recipe(str(copy), budget="short", dataset="synth")
+    assert config["recipe"] == "cameranet.yaml" and resolve_recipe("cameranet", budget="short")["recipe"] == "cameranet"
+    runs = tmp_path / "runs"
+    result = json.loads(TEMPLATE.read_text())
+    newer = {**result["provenance"], "finished": "2099-01-01T00:00:00+00:00"}
+    _write_result(runs, "synth-cameranet-short-seed0-official")
+    _write_result(runs, "synth-cameranet-short-seed0-copy", provenance=newer,
+                  config={**result["config"], "recipe": config["recipe"]})
+    page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
+    assert "seed0-official" in page and "seed0-copy" in page
+    assert "measured (short, recipe cameranet.yaml)" in page
+
+
+def test_a_result_that_cannot_be_read_is_left_off_with_a_warning(tmp_path):
+    """A truncated result.json (or {} or a list) ended `isp-bench leaderboard`, and `run` after its scores, in a
+    traceback: the file is named in a warning and every other run is shown."""
+    runs = tmp_path / "runs"
+    _write_result(runs, "synth-cameranet-short-seed0-good")
+    for run_id, text in (("a-truncated", '{"run_id": "x", "mod'), ("b-empty", "{}"), ("c-list", "[1, 2]")):
+        (runs / run_id).mkdir()
+        (runs / run_id / "result.json").write_text(text)
+    with pytest.warns(IspBenchWarning) as caught:
+        page = build_leaderboard(runs, "synth", tmp_path / "lb").read_text()
+    assert "seed0-good" in page
+    said = [str(w.message) for w in caught]
+    assert [m.split(":")[0] for m in said] == [str(runs / r / "result.json") for r in ("a-truncated", "b-empty", "c-list")]
+    assert all("left off the leaderboards: not a run's result" in m for m in said)
 
 
 def test_a_model_trained_with_several_seeds_shows_each_seed_and_their_mean_and_spread(tmp_path):

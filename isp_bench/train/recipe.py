@@ -153,8 +153,9 @@ def _recipe_path(name: str):
 
 
 def recipe_name(name: str) -> str:
-    """The name a run records for recipe ``name`` (a file's stem when ``name`` is a path)."""
-    return Path(name).stem if name.endswith((".yaml", ".yml")) else name
+    """The name a run records for recipe ``name``: a packaged recipe's name, or a file's name with its suffix
+    (``unet.yaml``), so that a user's copy of a packaged recipe never passes for it (on a leaderboard, say)."""
+    return Path(name).name if name.endswith((".yaml", ".yml")) else name
 
 
 def load_recipe(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
