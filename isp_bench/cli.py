@@ -161,7 +161,17 @@ def _launched(args, argv: list[str] | None) -> int | None:
     """With ``--nproc N`` (N > 1) the command again, in N processes under torchrun: their exit status."""
     if args.nproc <= 1:
         return None
-    from isp_bench.distributed import launch
+    from isp_bench.distributed import DistributedError, launch
+
+    if args.command in ("run", "train") and (args.recipe or args.model):  # before N processes say it in a traceback
+        from isp_bench.train.recipe import default_recipe, resolve_recipe
+
+        config = resolve_recipe(args.recipe or default_recipe(args.model), budget=args.budget, dataset=args.dataset)
+        for stage in config["stages"]:
+            if stage["batch_size"] % args.nproc:
+                raise DistributedError(f"--nproc {args.nproc}: stage {stage['name']}'s global batch_size "
+                                       f"{stage['batch_size']} ({config['recipe']}, budget {args.budget}) does not "
+                                       "split over that many processes; use a process count that divides it")
 
     argv = list(sys.argv[1:] if argv is None else argv)
     for i, arg in enumerate(argv):  # drop --nproc N / --nproc=N: each process is one of the N

@@ -90,7 +90,8 @@ def run_id_on(config: dict[str, Any], manifest: Manifest) -> str:
 
 def run_id_for(config: dict[str, Any]) -> str:
     """``DATASET-RECIPE-BUDGET-seedN-HASH`` (a model's default recipe carries the model's name)."""
-    return f"{config['dataset']}-{config['recipe']}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
+    recipe = config["recipe"].removesuffix(".yaml").removesuffix(".yml")  # a recipe file's name, as a word
+    return f"{config['dataset']}-{recipe}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
 
 
 def run_benchmark(

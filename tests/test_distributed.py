@@ -208,3 +208,16 @@ def test_terminating_the_launcher_stops_every_worker(data, tmp_path):
     assert job.wait(timeout=TIMEOUT_S) != 0
     alive = [pid for pid in tree if _stat(pid) and _stat(pid)[0] != "Z"]  # zombies have stopped
     assert not alive, f"still running after the launcher returned: {alive}"
+
+
+def test_a_batch_that_does_not_split_over_nproc_is_one_line_before_torchrun(tmp_path, monkeypatch, capsys):
+    """unet's smoke batch of 1 with --nproc 2 ended in 47 lines of torchrun traceback (the reason twice, inside)
+    and a run folder holding only config.json."""
+    from isp_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--model", "unet", "--budget", "smoke", "--nproc", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("isp-bench: error: --nproc 2: stage train's global batch_size 1 (unet, budget smoke) does not "
+                   "split over that many processes; use a process count that divides it\n")
+    assert list(tmp_path.iterdir()) == []

@@ -525,8 +525,11 @@ def test_a_finished_run_keeps_only_its_weights_and_resumes_from_any_moment(data,
     progress = json.loads((interrupted / "progress.json").read_text())  # as of the last validation point
     assert progress["steps_done"] == progress["steps_total"] == len(state["losses"])
     assert progress["validation_psnr"] == state["validation_psnr"][-1]["psnr"]
+    stale = interrupted / ".checkpoint.pt.k9x2q7.pt"  # a checkpoint write killed (kill -9) before its rename
+    stale.write_bytes(b"\0" * 1024)
     resumed = _run(data, "unet", tmp_path / "b", evaluate=False, overrides=overrides)
     assert sorted(p.name for p in resumed.glob("*.pt")) == ["model.pt"] and not (resumed / "progress.json").exists()
+    assert not stale.exists()  # a new user found 100 MB of such temporary files kept beside model.pt
     a, b = (json.loads((d / "training.json").read_text()) for d in (straight, resumed))
     assert a["losses"] == b["losses"] and a["validation_psnr"] == b["validation_psnr"]
     wa, wb = (torch.load(d / "model.pt", weights_only=True) for d in (straight, resumed))
@@ -572,7 +575,7 @@ def test_a_recipe_file_names_its_model_and_every_key_is_honoured(data, tmp_path)
     path = tmp_path / "unet-sgd.yaml"
     path.write_text(RECIPE)
     config = resolve_recipe(str(path), budget="smoke")
-    assert (config["model"], config["recipe"]) == ("unet", "unet-sgd")
+    assert (config["model"], config["recipe"]) == ("unet", "unet-sgd.yaml")
     assert config["stages"][0]["lr_decay"] == 0.5 and lr_at(config["stages"][0], 1) == pytest.approx(0.005)
     optimizer = build_optimizer(list(create_model("unet").parameters()), config["optimizer"], 0.01)
     assert type(optimizer) is torch.optim.SGD and optimizer.param_groups[0]["momentum"] == 0.5  # the budget's
@@ -596,7 +599,7 @@ def test_a_recipe_with_a_base_is_the_base_with_its_own_keys_over_it(tmp_path):
     base.write_text(RECIPE)
     child.write_text(f"base: {base}\nbudgets:\n  short: {{steps: 20}}\n")
     config = resolve_recipe(str(child), budget="short")
-    assert (config["recipe"], config["stages"][0]["steps"], config["stages"][0]["patch"]) == ("child", 20, [64, 64])
+    assert (config["recipe"], config["stages"][0]["steps"], config["stages"][0]["patch"]) == ("child.yaml", 20, [64, 64])
     assert config["optimizer"] == resolve_recipe(str(base), budget="short")["optimizer"]
     base.write_text(f"base: {child}\n" + RECIPE)
     with pytest.raises(RecipeError, match="leads back to this recipe"):
@@ -614,6 +617,25 @@ def test_a_broken_recipe_file_is_named_with_what_is_wrong(tmp_path, text, messag
     path.write_text(text)
     with pytest.raises(RecipeError, match=f"^{path}: {message}"):
         resolve_recipe(str(path))
+
+
+@pytest.mark.parametrize("smoke, message", [
+    ('steps: "ten"', "steps 'ten' must be a whole number of steps, 1 or more"),
+    ("steps: 2.5", "steps 2.5 must be a whole number of steps, 1 or more"),
+    ("steps: 0", "steps 0 must be a whole number of steps, 1 or more"),
+    ("steps: -3", "steps -3 must be a whole number of steps, 1 or more"),
+    ("batch_size: 0", "batch_size 0 must be a whole number, 1 or more"),
+    ("patch: [64]", r"patch \[64\] must be \[height, width\] in pixels"),
+    ("stages: {train: {lr: fast}}", "lr 'fast' must be a positive number"),
+    ("stages: {train: {warmup_steps: -1}}", "warmup_steps -1 must be a whole number, 0 or more"),
+])
+def test_a_recipe_value_of_the_wrong_kind_is_named_before_anything_runs(tmp_path, smoke, message):
+    """A new user's values ended in torch or Python tracebacks (steps "ten", batch_size 0, patch [64], lr fast) or
+    were accepted (steps -3: 'trained weights' of an untrained model), each leaving a run folder behind."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(f"base: unet\nbudgets:\n  smoke: {{{smoke}}}\n")
+    with pytest.raises(RecipeError, match=f"^recipe {path} \\(budget smoke, stage train\\): {message}$"):
+        resolve_recipe(str(path), budget="smoke")
 
 
 @pytest.mark.parametrize("edit, key", [
@@ -634,7 +656,7 @@ def test_recipe_keys_the_suite_does_not_honour_are_rejected(tmp_path, edit, key)
     with pytest.raises(RecipeError, match=key) as error:
         config = resolve_recipe(str(path), budget="smoke")
         train(create_model("unet"), config, None, tmp_path, tmp_path / "run")  # objective_args: before any data
-    assert str(path) in str(error.value) or "'bad'" in str(error.value)
+    assert str(path) in str(error.value) or "'bad.yaml'" in str(error.value)
 
 
 def test_deepisp_initialises_its_head_from_an_affine_fit_of_the_data():

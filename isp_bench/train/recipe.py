@@ -245,6 +245,8 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         # only when set: a key every stage carried would change the id of every run recorded before it
         **({"illuminant_gains": stage["illuminant_gains"]} if stage.get("illuminant_gains") else {}),
     } for stage in stages]
+    for stage in resolved_stages:
+        _check_stage_values(f"recipe {name} (budget {budget}, stage {stage['name']})", stage)
     validation = _merge(recipe.get("validation", {}), size.get("validation", {}))
     per_stage = BUDGETS[budget]["validations_per_stage"]
     config = {
@@ -264,6 +266,34 @@ def resolve_recipe(name: str, *, budget: str = "short", dataset: str = "synth", 
         } if resolved_stages else None,
     }
     return _merge(config, overrides or {})
+
+
+def _check_stage_values(where: str, stage: dict[str, Any]) -> None:
+    """Raise :class:`RecipeError` naming ``where`` and the key for a resolved stage's value of the wrong kind (a
+    string for a number, 0 steps, a patch of one side...), before it reaches the trainer as a torch traceback."""
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    problems = {
+        "steps": (whole(stage["steps"]) and stage["steps"] >= 1, "a whole number of steps, 1 or more"),
+        "batch_size": (whole(stage["batch_size"]) and stage["batch_size"] >= 1, "a whole number, 1 or more"),
+        "patch": (isinstance(stage["patch"], (list, tuple)) and len(stage["patch"]) == 2
+                  and all(whole(v) and v >= 2 for v in stage["patch"]), "[height, width] in pixels"),
+        "lr": (number(stage["lr"]) and stage["lr"] > 0, "a positive number"),
+        "lr_decay": (number(stage["lr_decay"]) and stage["lr_decay"] > 0, "a positive factor"),
+        "lr_decay_at": (isinstance(stage["lr_decay_at"], list)
+                        and all(number(v) and 0 < v < 1 for v in stage["lr_decay_at"]),
+                        "a list of fractions of the stage, each between 0 and 1"),
+        "warmup_steps": (whole(stage["warmup_steps"]) and stage["warmup_steps"] >= 0, "a whole number, 0 or more"),
+        "grad_clip_norm": (stage["grad_clip_norm"] is None or number(stage["grad_clip_norm"])
+                           and stage["grad_clip_norm"] > 0, "a positive number (or absent: no clipping)"),
+    }
+    for key, (fine, wanted) in problems.items():
+        if not fine:
+            raise RecipeError(f"{where}: {key} {stage[key]!r} must be {wanted}")
 
 
 def config_hash(config: dict[str, Any]) -> str:

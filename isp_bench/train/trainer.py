@@ -574,6 +574,9 @@ def train(
     checkpoint = _restore(model, config, manifest, root, cache_dir, scheduler, run_dir / CHECKPOINT)
     if main:  # an interrupted session's, until this one's first validation point
         (run_dir / PROGRESS).unlink(missing_ok=True)
+        for name in (CHECKPOINT, FINAL):  # a write killed before its rename (kill -9) left its temporary file
+            for stale in run_dir.glob(f".{name}.*"):
+                stale.unlink(missing_ok=True)
     session = _Session(
         model=model, config=config, device=device, checkpoint_path=run_dir / CHECKPOINT,
         stage_batches=lambda k, first: _stage_loader(config, k, first, manifest, root, cache_dir, loader_workers,
