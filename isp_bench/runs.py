@@ -170,8 +170,13 @@ def run_benchmark(
             cache.missing(manifest_obj.rows())  # an unwritable cache folder fails here, naming the fix
         run_dir = Path(runs_dir) / run_id_on(config, manifest_obj)
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
+            again = f"--recipe {recipe or default_recipe(model_name)} --dataset {dataset} --budget {budget} --seed {seed}"
+            if (run_dir / "result.json").exists():  # recorded (committed, say), its weights not kept
+                raise RunError(f"{run_dir}: a recorded run whose weights ({FINAL}, which git does not keep) are not "
+                               f"here; `isp-bench run {again}` trains them again and reproduces it in "
+                               f"{run_dir / REPRODUCTION}")
             raise RunError(f"{run_dir}: {model_name} has not finished training with this config; run `isp-bench train "
-                           f"--recipe {config['recipe']} --dataset {dataset} --budget {budget} --seed {seed}` first")
+                           f"{again}` first")
         out_dir = results_dir(run_dir)
         _train_and_evaluate(run_dir, out_dir, config, manifest_obj, root_path, cache.dir, device=device,
                             compile=compile,

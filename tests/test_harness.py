@@ -345,6 +345,20 @@ def test_a_run_never_resumes_on_other_data(data, tmp_path):
 def test_evaluate_refuses_an_untrained_model(data, tmp_path):
     with pytest.raises(RunError, match="has not finished training"):
         _run(data, "unet", tmp_path, require_trained=True)
+    # a recorded run whose weights are gone (git keeps none) is not "unfinished": it says how to reproduce it,
+    # with the recipe as given (a file's path, not the name recorded for it)
+    recipe = tmp_path / "mine" / "unet.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text("base: unet\n")
+    run_dir = _run(data, None, tmp_path / "runs", recipe=str(recipe), evaluate=False)
+    (run_dir / "model.pt").unlink()
+    (run_dir / "result.json").write_text("{}")
+    with pytest.raises(RunError) as error:
+        _run(data, None, tmp_path / "runs", recipe=str(recipe), require_trained=True)
+    assert str(error.value) == (
+        f"{run_dir}: a recorded run whose weights (model.pt, which git does not keep) are not here; `isp-bench run "
+        f"--recipe {recipe} --dataset synth --budget smoke --seed 0` trains them again and reproduces it in "
+        f"{run_dir / 'reproduction'}")
 
 
 def test_leaderboard_keeps_different_specs_apart(data, tmp_path):
