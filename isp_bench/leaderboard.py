@@ -79,7 +79,7 @@ def _finished(result: dict[str, Any]) -> datetime:
 
 def load_results(runs_dir: str | os.PathLike, dataset: str | None = None) -> list[dict[str, Any]]:
     """The results under ``runs_dir`` (for ``dataset``), the newest per :func:`result_key` only."""
-    newest: dict[tuple, dict[str, Any]] = {}
+    newest: dict[tuple, tuple[datetime, dict[str, Any]]] = {}
     for path in sorted(Path(runs_dir).glob("*/result.json")):
         try:
             result = json.loads(path.read_text())
@@ -91,12 +91,13 @@ def load_results(runs_dir: str | os.PathLike, dataset: str | None = None) -> lis
             continue
         if dataset is not None and result["dataset"] != dataset:
             continue
-        if key not in newest or finished > _finished(newest[key]):
-            newest[key] = result
-    for group in _seed_groups(newest.values()):
+        if key not in newest or finished > newest[key][0]:
+            newest[key] = (finished, result)
+    results = [result for _, result in newest.values()]
+    for group in _seed_groups(results):
         for result in group:
             result["_one_of_seeds"] = True  # its label names its seed
-    return sorted(newest.values(), key=lambda r: (r["model"], str(r.get("budget")), str(r.get("seed"))))
+    return sorted(results, key=lambda r: (r["model"], str(r.get("budget")), str(r.get("seed"))))
 
 
 def _seed_groups(results) -> list[list[dict[str, Any]]]:

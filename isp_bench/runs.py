@@ -43,7 +43,7 @@ from isp_bench.parallel import check_scheduler
 from isp_bench.provenance import environment
 from isp_bench.metrics import get_metric
 from isp_bench.seeds import check_seed
-from isp_bench.train.recipe import config_hash, default_recipe, resolve_recipe
+from isp_bench.train.recipe import RECIPE_SUFFIXES, config_hash, default_recipe, resolve_recipe
 from isp_bench.train.trainer import FINAL, train
 
 class RunError(IspBenchError):
@@ -90,7 +90,9 @@ def run_id_on(config: dict[str, Any], manifest: Manifest) -> str:
 
 def run_id_for(config: dict[str, Any]) -> str:
     """``DATASET-RECIPE-BUDGET-seedN-HASH`` (a model's default recipe carries the model's name)."""
-    recipe = config["recipe"].removesuffix(".yaml").removesuffix(".yml")  # a recipe file's name, as a word
+    recipe = config["recipe"]
+    if recipe.endswith(RECIPE_SUFFIXES):  # a recipe file's name, as a word
+        recipe = Path(recipe).stem
     return f"{config['dataset']}-{recipe}-{config['budget']}-seed{config['seed']}-{config_hash(config)}"
 
 

@@ -140,8 +140,12 @@ def validate_recipe(recipe: dict[str, Any], where: str) -> None:
             _reject_unknown(f"{where} (dataset_overrides.{dataset}.stages.{stage_name})", stage, STAGE_KEYS, "stage")
 
 
+RECIPE_SUFFIXES = (".yaml", ".yml")
+"""What makes a recipe name the path of a file (a user's recipe, anywhere) rather than a packaged recipe's name."""
+
+
 def _recipe_path(name: str):
-    if name.endswith((".yaml", ".yml")):  # a recipe file of the user's, anywhere
+    if name.endswith(RECIPE_SUFFIXES):  # a recipe file of the user's, anywhere
         path = Path(name)
         if not path.is_file():
             raise RecipeError(f"{path}: recipe file not found")
@@ -155,7 +159,7 @@ def _recipe_path(name: str):
 def recipe_name(name: str) -> str:
     """The name a run records for recipe ``name``: a packaged recipe's name, or a file's name with its suffix
     (``unet.yaml``), so that a user's copy of a packaged recipe never passes for it (on a leaderboard, say)."""
-    return Path(name).name if name.endswith((".yaml", ".yml")) else name
+    return Path(name).name if name.endswith(RECIPE_SUFFIXES) else name
 
 
 def load_recipe(name: str, _chain: tuple[str, ...] = ()) -> dict[str, Any]:
