@@ -54,7 +54,7 @@ from isp_bench.evaluate.scoring import evaluate_model, pair_truth, prediction_pa
 from isp_bench.images import read_image
 from isp_bench.metrics.color import delta_e76, srgb_to_lab
 from isp_bench.models import create_model
-from isp_bench.runs import REPRODUCTION, resolve_dataset
+from isp_bench.runs import REPRODUCTION, resolve_dataset, weights_file
 from isp_bench.train.trainer import FINAL
 
 
@@ -85,9 +85,8 @@ def load_run(run_dir: Path):
     reproduction = run_dir.name == REPRODUCTION
     config = json.loads(((run_dir.parent if reproduction else run_dir) / "config.json").read_text())
     model = create_model(config["model"])
-    weights = [run_dir / FINAL] + ([run_dir.parent / FINAL] if reproduction else [])
-    if found := next((path for path in weights if path.exists()), None):
-        model.load_state_dict(torch.load(found, map_location="cpu", weights_only=True))
+    if (weights := weights_file(run_dir)).exists():
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     elif config["stages"]:
         raise SystemExit(f"{run_dir}: no {FINAL}; train it first (`isp-bench run --recipe {config['recipe']} "
                          f"--budget {config['budget']} --precision {config['precision']}`)")

@@ -186,14 +186,14 @@ def _launched(args, argv: list[str] | None) -> int | None:
 
 def _cmd_train(args, argv=None) -> int:
     from isp_bench.distributed import is_main
-    from isp_bench.runs import run_benchmark
+    from isp_bench.runs import run_benchmark, weights_file
 
     launched = _launched(args, argv)
     if launched is not None:
         return launched
     run_dir = run_benchmark(args.model, recipe=args.recipe, evaluate=False, **_run_kwargs(args))
     if is_main():
-        print(f"trained weights: {run_dir / 'model.pt'}")
+        print(f"trained weights: {weights_file(run_dir)}")
     return 0
 
 

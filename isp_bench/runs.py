@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -62,8 +63,6 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
         raise DatasetError(f"{manifest_path}: a manifest of dataset {manifest_obj.dataset!r}, not {name!r}; pass "
                            f"--dataset {manifest_obj.dataset} (and its --root), or a manifest of {name!r}")
     if name == "synth" and root is None:
-        import shutil
-
         from isp_bench.ingest import ingest
         from isp_bench.synth import generate
         from isp_bench.synth.generate import GENERATOR_VERSION
@@ -208,6 +207,13 @@ def reproduction_dir(run_dir: Path) -> Path:
     return run_dir / REPRODUCTION
 
 
+def weights_file(out_dir: Path) -> Path:
+    """The weights of the call that wrote ``out_dir`` (what :func:`run_benchmark` returns): a reproduction of a
+    recorded run whose weights are kept evaluates those again; any other call trains (or resumes) its own."""
+    recorded = out_dir.parent / FINAL
+    return recorded if out_dir.name == REPRODUCTION and recorded.exists() else out_dir / FINAL
+
+
 def _numerics(result: dict[str, Any]) -> dict[str, Any]:
     """The facts of a run's provenance that decide its floating-point rounding: processor or GPU, torch, threads
     and processes."""
@@ -223,8 +229,9 @@ def _numerics(result: dict[str, Any]) -> dict[str, Any]:
 ROUNDING = 1e-9
 
 
-def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
-    """How a reproduction's metric means compare with the recorded ones: ``identical`` (every metric
+def compare_with_record(record: dict[str, Any], result: dict[str, Any], retrained: bool = True) -> dict[str, Any]:
+    """How a reproduction's metric means compare with the recorded ones: ``retrained`` (whether it trained the
+    weights again, or evaluated the recorded run's kept weights again), ``identical`` (every metric
     both have is equal to the last bit), ``rounding_only`` (not identical, but every difference is under
     :data:`ROUNDING` of the value), the ``differences`` (metric → [recorded, reproduced]) and
     ``environment_differences`` (:func:`_numerics` fact → [recorded, now]): another processor, torch or thread
@@ -236,7 +243,7 @@ def compare_with_record(record: dict[str, Any], result: dict[str, Any]) -> dict[
     rounding_only = bool(differences) and all(abs(a - b) <= ROUNDING * max(abs(a), abs(b))
                                               for a, b in differences.values())
     was, now = _numerics(record), _numerics(result)
-    return {"run_id": record["run_id"], "identical": not differences and bool(shared), "rounding_only": rounding_only,
+    return {"run_id": record["run_id"], "retrained": retrained, "identical": not differences and bool(shared), "rounding_only": rounding_only,
             "metrics_compared": shared, "differences": differences,
             "environment_differences": {k: [was[k], now[k]] for k in was if was[k] is not None and was[k] != now[k]}}
 
@@ -248,7 +255,11 @@ def describe_reproduction(reproduces: dict[str, Any]) -> str:
         digits = next((d for d in range(4, 17) if f"{a:.{d}f}" != f"{b:.{d}f}"), 17)
         return f"recorded {a:.{digits}f}, now {b:.{digits}f}"
 
-    said = f"reproduction of the recorded run {reproduces['run_id']} (its files are left as they were): "
+    if reproduces.get("retrained", True):  # records made before it was recorded retrained
+        said = f"reproduction of the recorded run {reproduces['run_id']} (its files are left as they were): "
+    else:
+        said = (f"the recorded run {reproduces['run_id']}'s own weights evaluated again, not trained again (its files "
+                f"are left as they were; this evaluation is in its {REPRODUCTION}/): ")
     if reproduces["identical"]:
         return said + "every metric identical"
     listed = ", ".join(f"{k} {apart(a, b)}" for k, (a, b) in reproduces["differences"].items())
@@ -265,13 +276,33 @@ def describe_reproduction(reproduces: dict[str, Any]) -> str:
 
 
 def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest, root_path: Path,
-                        cache_dir: Path, *,
-                        device: str, compile: bool, loader_workers: int | None, loader_threads: bool,
-                        metrics: Sequence[str], evaluate: bool,
-                        save_predictions: bool | None, scheduler: str, progress: bool, on_step, started: str,
-                        wall_start: float) -> None:
+                        cache_dir: Path, **kwargs) -> None:
     """The body of :func:`run_benchmark` once everything is checked, run by every process (rank 0 writes).
-    Results go to ``out_dir``: ``run_dir`` itself, or its :func:`reproduction_dir` when it is recorded."""
+    Results go to ``out_dir``: ``run_dir`` itself, or its :func:`reproduction_dir` when it is recorded. A folder this
+    call makes is removed again if the call fails before recording anything in it but the config."""
+    new_folders = [folder for folder in (out_dir, run_dir) if not folder.exists()]  # the innermost first
+    try:
+        _train_and_evaluate_in(run_dir, out_dir, config, manifest_obj, root_path, cache_dir, **kwargs)
+    except BaseException:
+        if distributed.is_main():
+            for folder in new_folders:
+                _remove_if_nothing_recorded(folder)
+        raise
+
+
+def _remove_if_nothing_recorded(folder: Path) -> None:
+    """Remove a run folder this call made when it failed before writing anything but its ``config.json`` (a patch
+    larger than the frames, an init the model lacks): nothing in it can resume, and a folder left behind reads as a
+    run."""
+    if folder.is_dir() and all(path.name == "config.json" for path in folder.rglob("*") if not path.is_dir()):
+        shutil.rmtree(folder)
+
+
+def _train_and_evaluate_in(run_dir: Path, out_dir: Path, config: dict[str, Any], manifest_obj: Manifest,
+                           root_path: Path, cache_dir: Path, *, device: str, compile: bool, loader_workers: int | None,
+                           loader_threads: bool, metrics: Sequence[str], evaluate: bool,
+                           save_predictions: bool | None, scheduler: str, progress: bool, on_step, started: str,
+                           wall_start: float) -> None:
     main = distributed.is_main()
     model_name, dataset, budget, seed = config["model"], config["dataset"], config["budget"], config["seed"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -280,7 +311,7 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
 
     torch.manual_seed(seed)
     model = create_model(model_name)
-    train_dir = run_dir if (run_dir / FINAL).exists() or out_dir == run_dir else out_dir  # weights kept, or retrain
+    train_dir = weights_file(out_dir).parent
     if main:
         out_dir.mkdir(parents=True, exist_ok=True)
     training = train(model, config, manifest_obj, root_path, train_dir, device=device, cache_dir=cache_dir,
@@ -333,7 +364,8 @@ def _train_and_evaluate(run_dir: Path, out_dir: Path, config: dict[str, Any], ma
                        "wall_s": time.perf_counter() - wall_start},
     }
     if out_dir != run_dir:
-        result["reproduces"] = compare_with_record(json.loads((run_dir / "result.json").read_text()), result)
+        result["reproduces"] = compare_with_record(json.loads((run_dir / "result.json").read_text()), result,
+                                                   retrained=train_dir == out_dir)
     atomic_write_text(out_dir / "result.json", json.dumps(result, indent=1, sort_keys=True, default=str) + "\n")
 
 

@@ -217,6 +217,25 @@ def test_evaluating_an_untrained_run_leaves_no_run_folder(synth_root, tmp_path, 
     assert not (tmp_path / "runs").exists()
 
 
+def test_train_and_evaluate_of_a_recorded_run_name_the_weights_they_used(synth_root, tmp_path, capsys):
+    """On a recorded run whose weights are kept, ``train`` named ``reproduction/model.pt``, which did not exist, and
+    ``evaluate`` called its evaluation of those weights a reproduction, as though it had trained them again."""
+    manifest = ingest("synth", synth_root, tmp_path / "synth.parquet", workers=1, progress=False).manifest.path
+    recipe = tmp_path / "unet-tiny.yaml"
+    recipe.write_text("base: unet\nbudgets:\n  smoke: {steps: 1, batch_size: 1, patch: [32, 32]}\n")
+    common = ["--recipe", str(recipe), "--budget", "smoke", "--manifest", str(manifest), "--root", str(synth_root),
+              "--cache-dir", str(tmp_path / "cache"), "--runs", str(tmp_path / "runs"), "--metrics", "psnr", "--quiet"]
+    assert main(["run", *common]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    capsys.readouterr()
+    assert main(["train", *common]) == 0
+    assert capsys.readouterr().out == f"trained weights: {run_dir / 'model.pt'}\n"
+    assert main(["evaluate", *common]) == 0
+    said = capsys.readouterr().out
+    assert (f"the recorded run {run_dir.name}'s own weights evaluated again, not trained again (its files are left "
+            "as they were; this evaluation is in its reproduction/): every metric identical") in said, said
+
+
 def test_synth_refuses_a_negative_seed_before_writing(tmp_path, capsys):
     assert main(["synth", "--out", str(tmp_path / "s"), "--seed", "-1"]) == 2
     assert "seed -1 is not an integer" in capsys.readouterr().err

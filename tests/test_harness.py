@@ -470,7 +470,8 @@ def test_a_rerun_keeps_the_training_record(data, tmp_path):
     assert second == first / "reproduction"
     assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == recorded  # nothing overwritten
     assert json.loads((second / "result.json").read_text())["training"] == training
-    assert json.loads((second / "result.json").read_text())["reproduces"]["identical"]
+    reproduces = json.loads((second / "result.json").read_text())["reproduces"]
+    assert reproduces["identical"] and not reproduces["retrained"]
 
 
 def test_a_recorded_run_without_its_weights_is_reproduced_beside_the_record(data, tmp_path):
@@ -484,7 +485,7 @@ def test_a_recorded_run_without_its_weights_is_reproduced_beside_the_record(data
     assert again == first / "reproduction" and (again / "model.pt").exists() and (again / "training.json").exists()
     assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == recorded
     reproduces = json.loads((again / "result.json").read_text())["reproduces"]
-    assert reproduces["identical"] and "psnr" in reproduces["metrics_compared"], reproduces
+    assert reproduces["identical"] and reproduces["retrained"] and "psnr" in reproduces["metrics_compared"], reproduces
     assert reproduces["environment_differences"] == {}  # the same machine, torch and threads
     assert [r["run_id"] for r in load_results(tmp_path)] == [first.name]  # the leaderboard reads the record only
 
@@ -639,7 +640,8 @@ def test_a_broken_recipe_file_is_named_with_what_is_wrong(tmp_path, text, messag
     ("steps: 0", "steps 0 must be a whole number of steps, 1 or more"),
     ("steps: -3", "steps -3 must be a whole number of steps, 1 or more"),
     ("batch_size: 0", "batch_size 0 must be a whole number, 1 or more"),
-    ("patch: [64]", r"patch \[64\] must be \[height, width\] in pixels"),
+    ("patch: [64]", r"patch \[64\] must be \[height, width\] in pixels, each even \(whole 2×2 CFA tiles\)"),
+    ("patch: [63, 64]", r"patch \[63, 64\] must be \[height, width\] in pixels, each even \(whole 2×2 CFA tiles\)"),
     ("stages: {train: {lr: fast}}", "lr 'fast' must be a positive number"),
     ("stages: {train: {warmup_steps: -1}}", "warmup_steps -1 must be a whole number, 0 or more"),
 ])
@@ -650,6 +652,18 @@ def test_a_recipe_value_of_the_wrong_kind_is_named_before_anything_runs(tmp_path
     path.write_text(f"base: unet\nbudgets:\n  smoke: {{{smoke}}}\n")
     with pytest.raises(RecipeError, match=f"^recipe {path} \\(budget smoke, stage train\\): {message}$"):
         resolve_recipe(str(path), budget="smoke")
+
+
+def test_a_run_that_fails_before_training_a_step_leaves_no_run_folder(data, tmp_path):
+    """A patch larger than the frames is found only when the first patch is cut: the run folder made for it held a
+    config.json and read as a run (a new user's sweep)."""
+    recipe = tmp_path / "unet-big-patch.yaml"
+    recipe.write_text("base: unet\nbudgets:\n  smoke: {steps: 2, patch: [128, 160]}\n")
+    runs = tmp_path / "runs"
+    with pytest.raises(IspBenchError, match=r"patch \(128, 160\) .*does not fit its 96×12[68] frame"):
+        run_benchmark(recipe=str(recipe), budget="smoke", runs_dir=runs, manifest=data["manifest"], root=data["root"],
+                      progress=False)
+    assert list(runs.iterdir()) == []
 
 
 @pytest.mark.parametrize("edit, key", [

@@ -285,7 +285,8 @@ def _check_stage_values(where: str, stage: dict[str, Any]) -> None:
         "steps": (whole(stage["steps"]) and stage["steps"] >= 1, "a whole number of steps, 1 or more"),
         "batch_size": (whole(stage["batch_size"]) and stage["batch_size"] >= 1, "a whole number, 1 or more"),
         "patch": (isinstance(stage["patch"], (list, tuple)) and len(stage["patch"]) == 2
-                  and all(whole(v) and v >= 2 for v in stage["patch"]), "[height, width] in pixels"),
+                  and all(whole(v) and v >= 2 and v % 2 == 0 for v in stage["patch"]),
+                  "[height, width] in pixels, each even (whole 2×2 CFA tiles)"),
         "lr": (number(stage["lr"]) and stage["lr"] > 0, "a positive number"),
         "lr_decay": (number(stage["lr_decay"]) and stage["lr_decay"] > 0, "a positive factor"),
         "lr_decay_at": (isinstance(stage["lr_decay_at"], list)
