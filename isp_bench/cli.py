@@ -236,12 +236,12 @@ def _leaderboards_dir(runs: Path, given: Path | None) -> Path:
 
 
 def _cmd_leaderboard(args) -> int:
-    from isp_bench.leaderboard import build_all, build_leaderboard
+    from isp_bench.leaderboard import LeaderboardError, build_all, build_leaderboard
 
+    if not args.runs.is_dir():  # a mistyped --runs would rewrite the boards beside it without their measured rows
+        raise LeaderboardError(f"{args.runs}: no such folder of runs; give --runs the folder that holds the run "
+                               "folders (an empty folder gives pages of the papers' reported rows alone)")
     out = _leaderboards_dir(args.runs, args.out)
-    if not args.runs.is_dir():
-        print(f"note: {args.runs}: no such folder of runs; the pages hold only the papers' reported rows",
-              file=sys.stderr)
     boards = [build_leaderboard(args.runs, args.dataset, out)] if args.dataset else build_all(args.runs, out)
     for board in boards:
         print(f"leaderboard: {board}")

@@ -244,6 +244,11 @@ def test_submitted_results_are_shown_as_submitted(tmp_path):
 
 
 def test_cli_leaderboard_writes_every_page_and_the_scoreboard(tmp_path, capsys):
+    # a mistyped --runs is an error that writes nothing: the boards beside it would lose their measured rows
+    assert main(["leaderboard", "--runs", str(tmp_path / "runz")]) == 2
+    assert capsys.readouterr().err.startswith(f"isp-bench: error: {tmp_path / 'runz'}: no such folder of runs; ")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "runs").mkdir()
     assert main(["leaderboard", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "all")]) == 0
     assert sorted(p.name for p in (tmp_path / "all").glob("*.md")) == sorted(
         [f"{d}.md" for d in reported_datasets()] + ["README.md"])
