@@ -455,6 +455,12 @@ def test_score_command_writes_parquet_with_specs(tmp_path, capsys):
     specs = json.loads(table.schema.metadata[b"isp_bench.metric_specs"])
     assert specs["scielab"]["settings"]["samp_per_deg"] == 23.0
 
+    (tmp_path / "pred" / "b.png").unlink()  # scores of a part of the targets: said, and a failure for a script
+    args = parser.parse_args(["score", "--pred", str(tmp_path / "pred"), "--target", str(tmp_path / "target"),
+                              "--metrics", "psnr", "--out", str(out)])
+    assert args.func(args) == 1
+    assert "skipped 1 target without a prediction: b\n" in capsys.readouterr().err
+
 
 def test_score_without_pairs_is_a_clear_error(tmp_path):
     from isp_bench.metrics.score import ScoreError, score_folders

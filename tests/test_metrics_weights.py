@@ -220,7 +220,7 @@ def test_a_wrong_alexnet_file_named_by_the_variable_is_one_clear_line_and_lpips_
         df = score_folders(pred, target, metrics=["psnr", "lpips"])
         assert list(df.attrs["specs"]) == ["psnr"] and df.attrs["unavailable"] == {"lpips": message}
         assert _cli(["score", "--pred", str(pred), "--target", str(target), "--metrics", "psnr,lpips",
-                     "--out", str(tmp_path / "s.parquet")]) == 0
+                     "--out", str(tmp_path / "s.parquet")]) == 1  # a metric it was asked for is missing
         out = capsys.readouterr().out
         assert out.endswith(f"not scored (1 metric):\n  lpips: {message}\n")
 

@@ -37,7 +37,9 @@ def add_commands(subparsers) -> None:
         help="score predicted sRGB images against targets (pairs by file stem)",
         description="Score every image in --pred against the image with the same stem in --target; "
         "write per-image scores to Parquet and print a summary with the metric specs, then every "
-        "metric that could not be scored (missing weights) and how to fix it.",
+        "metric that could not be scored (missing weights) and how to fix it. Exit status 1 when the scores are "
+        "incomplete: a target without a prediction, or a metric named in --metrics that could not be scored "
+        "(the default suite leaves out what this machine cannot score, with status 0); 2 on an error.",
     )
     p.add_argument("--pred", required=True, help="folder of predicted sRGB images")
     p.add_argument("--target", required=True, help="folder of target sRGB images")
@@ -85,14 +87,16 @@ def run_score(args: argparse.Namespace) -> int:
         return 2
     print(summary_table(df))
     unpaired = df.attrs.get("unpaired", {})
-    for key, label in (("pred_only", "predictions without a target"), ("target_only", "targets without a prediction")):
-        if unpaired.get(key):
-            print(f"skipped {len(unpaired[key])} {label}: {', '.join(unpaired[key][:5])}", file=sys.stderr)
+    for key, what, without in (("pred_only", "prediction", "a target"), ("target_only", "target", "a prediction")):
+        if stems := unpaired.get(key):
+            print(f"skipped {len(stems)} {what}{'s' if len(stems) > 1 else ''} without {without}: "
+                  f"{', '.join(stems[:5])}{', …' if len(stems) > 5 else ''}", file=sys.stderr)
     print(f"wrote {args.out}")
-    unscored = describe_unscored(df.attrs.get("unavailable", {}))
-    if unscored:
-        print(unscored)
-    return 0
+    unavailable = df.attrs.get("unavailable", {})
+    if unavailable:
+        print(describe_unscored(unavailable))
+    # incomplete scores fail a script that relies on them; the default suite adapts to the machine, as `run` does
+    return 1 if unpaired.get("target_only") or (metrics and unavailable) else 0
 
 
 def run_weights(args: argparse.Namespace) -> int:
