@@ -33,9 +33,23 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if image is None:
         raise ImageFileError(f"{path}: cannot be decoded as an image (missing, truncated or not an image file); "
                              "re-download or re-copy it")
+    if image.ndim == 3 and image.shape[2] == 4 and _png_colour_type(path) == PNG_GREY_ALPHA:
+        return image[..., [0, 3]]  # OpenCV expands grey + alpha to BGRA: give what the file holds, H×W×2
     if image.ndim == 3 and image.shape[2] in (3, 4):  # BGR(A) → RGB(A); not cvtColor, which refuses float64, int8, ...
         image = np.take(image, [2, 1, 0, 3][:image.shape[2]], axis=2)
     return image
+
+
+PNG_GREY_ALPHA = 4
+"""The colour type of a grey + alpha PNG (its IHDR chunk's 10th byte)."""
+
+
+def _png_colour_type(path: Path) -> int | None:
+    """The colour type in a PNG file's IHDR chunk (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA); ``None`` for
+    a file that is not a PNG."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[25] if len(head) == 26 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" else None
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

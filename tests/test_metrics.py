@@ -550,6 +550,28 @@ def test_a_16bit_prediction_holding_8bit_values_is_scored_with_a_warning(tmp_pat
         _score_one(tmp_path, "a.png", 0 * eight_bit)  # nor for black, the same at either depth
 
 
+def test_a_grey_prediction_is_refused_with_or_without_alpha(tmp_path):
+    """OpenCV expands a grey + alpha PNG to four channels: it was scored as a grey RGB image, while plain grey was
+    refused. read_image gives what the file holds (grey, alpha), and both are refused alike."""
+    import re
+
+    from PIL import Image
+
+    from isp_bench.images import read_image
+    from isp_bench.metrics.score import ScoreError, read_srgb
+
+    grey_alpha = np.random.default_rng(6).integers(0, 256, (12, 16, 2)).astype(np.uint8)
+    Image.fromarray(grey_alpha, mode="LA").save(tmp_path / "la.png")
+    Image.fromarray(grey_alpha[..., 0], mode="L").save(tmp_path / "l.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png"), grey_alpha)
+    for name, shape in (("la.png", "(12, 16, 2)"), ("l.png", "(12, 16)")):
+        with pytest.raises(ScoreError, match=f"{name}: expected an RGB image, got shape {re.escape(shape)}; "):
+            read_srgb(tmp_path / name)
+    rgba = np.random.default_rng(7).integers(0, 256, (12, 16, 4)).astype(np.uint8)
+    Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgba)  # RGBA untouched
+
+
 # ---------------------------------------------------------------- shared work (score_pair) and fast kernels
 
 
