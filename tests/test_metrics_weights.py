@@ -153,6 +153,17 @@ def test_an_environment_variable_naming_no_file_is_an_error_not_a_fall_through(t
         ALEXNET_WEIGHTS.path()
     row = next(r for r in weights_report() if r["name"] == "lpips-alexnet")
     assert row["path"] is None and "no such file" in row["problem"]
+    folder = tmp_path / "weights"  # a folder for the file: named as such, with the file in it when it is there
+    (folder / "alexnet-owt-7be5be79.pth").mkdir(parents=True)  # (a folder of that name is no file either)
+    monkeypatch.setenv("ISP_BENCH_ALEXNET_WEIGHTS", str(folder))
+    with pytest.raises(MetricWeightsError, match=rf"^ISP_BENCH_ALEXNET_WEIGHTS={folder}: a folder, not the file "
+                       r"\(LPIPS"):
+        ALEXNET_WEIGHTS.path()
+    (folder / "alexnet-owt-7be5be79.pth").rmdir()
+    (folder / "alexnet-owt-7be5be79.pth").write_bytes(b"")
+    with pytest.raises(MetricWeightsError, match=rf"{folder}: a folder, not the file "
+                       rf"\({folder / 'alexnet-owt-7be5be79.pth'} is the file\)"):
+        ALEXNET_WEIGHTS.path()
 
 
 # ---------------------------------------------------------------- a file found but not the right one

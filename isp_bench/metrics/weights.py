@@ -113,7 +113,10 @@ class WeightFile:
             if path.is_file():
                 return label, path
             if label.startswith("$"):
-                raise MetricWeightsError(f"{label[1:]}={path}: no such file ({self.used_by} needs {self.filename!r}). "
+                inside = path / self.filename
+                what = ("a folder, not the file" + (f" ({inside} is the file)" if inside.is_file() else "")
+                        if path.is_dir() else "no such file")
+                raise MetricWeightsError(f"{label[1:]}={path}: {what} ({self.used_by} needs {self.filename!r}). "
                                          f"Fix: point {label[1:]} at the file, or unset it to use the default "
                                          "locations (`isp-bench weights` lists them)")
         return None
