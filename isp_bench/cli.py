@@ -48,8 +48,11 @@ def _print_ingest(result) -> None:
     if layout is not None and not layout.complete:
         short = [f"{key}: {layout.found.get(key, 0)} of {n}" for key, n in layout.expected.items()
                  if layout.found.get(key, 0) < n]
+        missing = layout.missing  # the sources list first what changes every row (a split or licence list)
+        named = ", ".join(missing[:3]) + (f", … ({len(missing)} in all)" if len(missing) > 3 else "")
         print(f"warning: {layout.root} is incomplete against the published {layout.source} layout ("
-              + ", ".join(short[:4] or [f"{len(layout.missing)} files missing"]) + (", …" if len(short) > 4 else "")
+              + ", ".join(short[:4]) + (", …" if len(short) > 4 else "") + ("; " if short and missing else "")
+              + (f"missing: {named}" if missing else "")
               + f"); the manifest holds what is there. `isp-bench datasets {layout.source} --root {layout.root}` "
               "lists what is missing", file=sys.stderr)
 

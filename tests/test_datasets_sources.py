@@ -127,6 +127,19 @@ def test_msr_cfa_phase_detected_and_lists(built):
             assert (row["height"], row["width"]) == (32, 44)
 
 
+def test_msr_a_folder_without_its_split_lists_is_named_first_among_what_is_missing(tmp_path):
+    """Without its lists every pair of the folder gets split 'unlisted': the ingest's warning names the lists first
+    (it named only counts: 'with_noise/canon listed: 0 of 4')."""
+    root = fx.build_msr(tmp_path / "msr")
+    for name in ("train.txt", "validation.txt", "test.txt"):
+        (root / "Dataset_LINEAR_with_noise" / "bayer_canon" / name).unlink()
+    (root / "Dataset_LINEAR_with_noise" / "bayer_canon" / "groundtruth" / "4.png").unlink()
+    report = get_source("msr").check_layout(root)
+    assert report.missing == ["Dataset_LINEAR_with_noise/bayer_canon/{train,validation,test}.txt (split lists: "
+                              "without them its pairs get split 'unlisted')",
+                              "Dataset_LINEAR_with_noise/bayer_canon/groundtruth/4.png"]
+
+
 def test_zurich(built):
     _, rows, result = built["zurich"]
     assert len(rows) == 5 and not result.errors

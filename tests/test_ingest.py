@@ -128,7 +128,8 @@ def test_an_incomplete_download_is_ingested_with_a_warning_naming_what_is_missin
     assert "0004_monitor_coffee/medium_exposure_linear.png" in result.layout.missing
     assert main(["ingest", "synth", "--root", str(tree), "--out", str(tmp_path / "synth.parquet"), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert err == (f"warning: {tree} is incomplete against the published synth layout (files: 23 of 24); the "
+    assert err == (f"warning: {tree} is incomplete against the published synth layout (files: 23 of 24; missing: "
+                   "0004_monitor_coffee/medium_exposure_linear.png); the "
                    f"manifest holds what is there. `isp-bench datasets synth --root {tree}` lists what is missing\n")
 
 

@@ -113,7 +113,7 @@ class MsrSource(DatasetSource):
 
     def check_layout(self, root: Path) -> LayoutReport:
         root = self._root(root)
-        found, expected, missing = {}, {}, []
+        found, expected, missing, lists = {}, {}, [], []
         for noise, cam, folder in _folders(root):
             ids = {p.stem for p in (folder / "input").glob("*.png")}
             gts = {p.stem for p in (folder / "groundtruth").glob("*.png")}
@@ -125,8 +125,10 @@ class MsrSource(DatasetSource):
             found[f"{key} listed"] = len(ids & set(listed))
             missing += [f"{rel(folder, root)}/groundtruth/{i}.png" for i in sorted(ids - gts)]
             if not listed:
-                missing.append(f"{rel(folder, root)}/{{train,validation,test}}.txt (split lists)")
-        return LayoutReport(self.name, str(root), found=found, expected=expected, missing=missing)
+                lists.append(f"{rel(folder, root)}/{{train,validation,test}}.txt (split lists: without them its "
+                             "pairs get split 'unlisted')")
+        # the lists first: a missing one changes the split of every pair of its folder, a missing file only its own
+        return LayoutReport(self.name, str(root), found=found, expected=expected, missing=lists + missing)
 
     def finish_row(self, row: dict[str, Any], target_info: dict[str, Any] | None) -> dict[str, Any]:
         row = super().finish_row(row, target_info)
