@@ -226,12 +226,19 @@ def _plan_inspection(root: Path, wanted: dict[str, str], cache: dict[str, dict[s
     results: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, str, str]] = []
     real_root = root.resolve()
+    by_lower_name: dict[Path, dict[str, str]] = {}  # per folder of missing files: its file names, by lower case
     for rel, kind in sorted(wanted.items()):
         path = root / rel
         if not path.is_file():
+            if path.parent not in by_lower_name:
+                by_lower_name[path.parent] = ({p.name.lower(): p.name for p in path.parent.iterdir() if p.is_file()}
+                                              if path.parent.is_dir() else {})
+            other = by_lower_name[path.parent].get(path.name.lower())
+            fix = (f"{other} is there, the name in another case: rename it {path.name} (the layout's names are "
+                   "case-sensitive)" if other else "complete the download")
             results[rel] = {"kind": kind, "error": {"error": "MissingFile",
                                                     "message": f"{path}: listed by the {source} layout but missing; "
-                                                               "complete the download"}}
+                                                               + fix}}
             continue
         if not path.resolve().is_relative_to(real_root):  # what validate, publish and every reader would refuse
             results[rel] = {"kind": kind, "error": {

@@ -105,6 +105,19 @@ def test_sid_pairs_flags_and_partial_download(built):
     assert len(result.skipped_pairs) == 1865 + 234 + 598 + 1655 + 218 + 524 - 5
 
 
+def test_a_file_there_in_another_case_is_named_with_the_fix(tmp_path):
+    """A SID download whose .ARW files were renamed .arw (a case-insensitive copy, say): every raw was 'missing; complete
+    the download', though it was there."""
+    root = fx.build_sid(tmp_path / "sid")
+    short = root / "Sony" / "short" / "00001_00_0.04s.ARW"
+    short.rename(short.with_suffix(".arw"))
+    result = ingest("sid", root, tmp_path / "sid.parquet", workers=1, progress=False, options={"model": "Sony"})
+    (error,) = [e for e in result.errors if e["path"] == "Sony/short/00001_00_0.04s.ARW"]
+    assert error["message"] == (f"{short}: listed by the sid layout but missing; 00001_00_0.04s.arw is there, the name "
+                                "in another case: rename it 00001_00_0.04s.ARW (the layout's names are case-sensitive)")
+    assert "Sony/00001_00_0.04s" in result.skipped_pairs
+
+
 def test_sid_model_filter(built, tmp_path):
     result = ingest("sid", built["sid"][0], tmp_path / "sony.parquet", workers=1, progress=False,
                     options={"model": "Sony"})
