@@ -215,12 +215,16 @@ def weights_file(out_dir: Path) -> Path:
 
 
 def _numerics(result: dict[str, Any]) -> dict[str, Any]:
-    """The facts of a run's provenance that decide its floating-point rounding: processor or GPU, torch, threads
-    and processes."""
+    """The facts of a run's provenance that decide its floating-point rounding: processor or GPU, torch, threads,
+    processes and the optimiser's implementation (:func:`~isp_bench.train.trainer.optimizer_implementation`; runs
+    recorded before it was are known only on the CPU, where the trainer used torch's per-tensor loop then)."""
     prov = result.get("provenance", {})
     device = prov.get("device") or {}
+    used = (result.get("training") or {}).get("optimizer_implementation")
+    if used is None and result.get("config", {}).get("stages") and device.get("type") == "cpu":
+        used = ["for-loop"]
     return {"device": device.get("name"), "torch": device.get("torch"), "torch_threads": prov.get("torch_threads"),
-            "processes": prov.get("processes")}
+            "processes": prov.get("processes"), "optimizer": "+".join(sorted(set(used))) if used else None}
 
 
 #: Largest relative difference of a metric mean that is rounding in the metric's own float64 arithmetic (numpy's and
