@@ -381,8 +381,12 @@ def test_your_own_captures_are_published_under_the_licence_you_declare(manifest_
     with pytest.raises(RedistributionError, match="holds your own captures: declare the licence you publish them "
                                                   "under with --licence ID"):
         publish(manifest, root, tmp_path / "none", progress=False)
-    with pytest.raises(PublishError, match="give a Hugging Face licence identifier"):
+    with pytest.raises(PublishError, match=r"^--licence 'CC BY 4.0' is not a Hugging Face licence identifier; did "
+                                           r"you mean cc-by-4.0"):
         publish(manifest, root, tmp_path / "bad", progress=False, licence="CC BY 4.0")
+    with pytest.raises(PublishError, match="'cc-by-40' is not a Hugging Face licence identifier; did you mean "
+                                           "cc-by-4.0"):  # lower case, but no licence the Hub knows
+        publish(manifest, root, tmp_path / "bad", progress=False, licence="cc-by-40")
     assert not (tmp_path / "none").exists() and not (tmp_path / "bad").exists()
     result = publish(manifest, root, tmp_path / "mine-hf", progress=False, licence="cc-by-4.0")
     header, body = read_card(result.folder)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import resource
 import time
 from dataclasses import dataclass, field
@@ -98,7 +97,19 @@ def check_redistributable(source, licence_classes: Iterable[str | None] = ()) ->
             f"{source.url} to obtain the files themselves.")
 
 
-HUB_LICENCE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")
+HUB_LICENCES = (
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0", "cc-by-sa-3.0",
+    "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0", "cc-by-nc-nd-3.0",
+    "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-sharing-1.0",
+    "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0", "etalab-2.0", "eupl-1.1",
+    "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1", "lgpl-3.0", "isc", "lppl-1.3c", "ms-pl",
+    "mpl-2.0", "odc-by", "odbl", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa", "unlicense", "zlib", "pddl",
+    "lgpl-lr", "deepfloyd-if-license", "llama2", "gemma", "unknown", "other",
+)
+"""The licence identifiers a Hugging Face repository card takes (https://huggingface.co/docs/hub/repositories-licenses,
+read 2026-12-02); anything else shows on the Hub as no licence."""
 
 
 def with_declared_licence(source, licence: str | None):
@@ -118,9 +129,14 @@ def with_declared_licence(source, licence: str | None):
             f"dataset {source.name!r} holds your own captures: declare the licence you publish them under with "
             "--licence ID (a Hugging Face licence identifier such as cc-by-4.0 or cc0-1.0); nothing is published "
             "without one")
-    if not HUB_LICENCE_ID.fullmatch(licence):
-        raise PublishError(f"--licence {licence!r}: give a Hugging Face licence identifier in lower case, such as "
-                           "cc-by-4.0, cc0-1.0, mit or other")
+    if licence not in HUB_LICENCES:
+        import difflib
+
+        near = difflib.get_close_matches(licence.lower().replace(" ", "-"), HUB_LICENCES, n=3, cutoff=0.6)
+        raise PublishError(f"--licence {licence!r} is not a Hugging Face licence identifier"
+                           + (f"; did you mean {' or '.join(near)}?" if near else "")
+                           + " The Hub's identifiers: https://huggingface.co/docs/hub/repositories-licenses (such "
+                           "as cc-by-4.0, cc0-1.0, mit; other, for a licence the Hub does not list)")
     declared = copy.copy(source)  # the card speaks to its readers, not to the isp-bench user the source addresses
     declared.title, declared.url = "Raw + camera JPEG pairs, captured by the publisher", "the publisher's own captures"
     declared.licence = f"{licence}, declared by the publisher of these captures"
