@@ -152,8 +152,29 @@ def _cmd_demo(args) -> int:
     return 0 if report.ok and not result.errors else 1
 
 
+#: What a run folder fixes (``isp-bench evaluate RUN``): these options would ask for another run.
+FIXED_BY_RUN = ("--dataset", "--budget", "--seed", "--precision")
+
+
+def _recorded(args, argv: list[str] | None) -> None:
+    """With a run folder (RUN): its config into ``args.config`` and its parent folder as ``--runs``; an option it
+    fixes is refused."""
+    args.config = None
+    if getattr(args, "run_dir", None) is None:
+        return
+    from isp_bench.runs import RunError, recorded_config
+
+    given = [o for o in FIXED_BY_RUN
+             if any(a == o or a.startswith(o + "=") for a in (sys.argv[1:] if argv is None else argv))]
+    if given:
+        raise RunError(f"{args.run_dir}: a run folder fixes its dataset, budget, seed and precision; leave out "
+                       f"{', '.join(given)} (or name the run with --model or --recipe)")
+    args.config = recorded_config(args.run_dir)
+    args.runs = args.run_dir.parent
+
+
 def _run_kwargs(args) -> dict:
-    return dict(dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
+    return dict(config=args.config, dataset=args.dataset, budget=args.budget, device=args.device, precision=args.precision,
                 compile=args.compile, loader_workers=args.loader_workers, loader_threads=args.loader_threads, seed=args.seed, runs_dir=args.runs,
                 manifest=args.manifest, root=args.root, cache_dir=args.cache_dir,
                 **({"metrics": tuple(args.metrics)} if args.metrics else {}),
@@ -166,10 +187,11 @@ def _launched(args, argv: list[str] | None) -> int | None:
         return None
     from isp_bench.distributed import DistributedError, launch
 
-    if args.command in ("run", "train") and (args.recipe or args.model):  # before N processes say it in a traceback
+    if args.command in ("run", "train"):  # before N processes say it in a traceback
         from isp_bench.train.recipe import default_recipe, resolve_recipe
 
-        config = resolve_recipe(args.recipe or default_recipe(args.model), budget=args.budget, dataset=args.dataset)
+        config = args.config or resolve_recipe(args.recipe or default_recipe(args.model), budget=args.budget,
+                                               dataset=args.dataset)
         for stage in config["stages"]:
             if stage["batch_size"] % args.nproc:
                 raise DistributedError(f"--nproc {args.nproc}: stage {stage['name']}'s global batch_size "
@@ -191,6 +213,7 @@ def _cmd_train(args, argv=None) -> int:
     from isp_bench.distributed import is_main
     from isp_bench.runs import run_benchmark, weights_file
 
+    _recorded(args, argv)
     launched = _launched(args, argv)
     if launched is not None:
         return launched
@@ -205,6 +228,7 @@ def _cmd_run(args, argv=None) -> int:
     from isp_bench.leaderboard import build_leaderboard, build_scoreboard
     from isp_bench.runs import describe_reproduction, run_benchmark
 
+    _recorded(args, argv)
     launched = _launched(args, argv)
     if launched is not None:
         return launched
@@ -253,6 +277,10 @@ def _cmd_leaderboard(args) -> int:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("run_dir", nargs="?", type=Path, metavar="RUN",
+                       help="a run folder (runs/<run_id>): that run again, with the recipe, dataset, budget, seed and "
+                       "precision it was made with (its config.json), on the data it was trained on (default: none; "
+                       "name the run with --model or --recipe instead)")
     which.add_argument("--model", help="registered model (see `isp-bench models`), trained with its default recipe")
     which.add_argument("--recipe", help="a recipe by name (isp_bench/train/recipes/NAME.yaml) or a path to a "
                        "recipe YAML; it names its model (default: --model's own recipe, MODEL.yaml)")

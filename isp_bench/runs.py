@@ -80,6 +80,23 @@ def resolve_dataset(name: str, manifest: str | os.PathLike | None = None, root: 
     return manifest_obj, check_dataset_root(manifest_obj, root_path)
 
 
+def recorded_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """The resolved config a run folder was made with (its ``config.json``), for :func:`run_benchmark`."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a run folder (it has no config.json); give a folder of runs/, or --model or "
+                       "--recipe")
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as error:
+        raise RunError(f"{path}: not readable as a run's config ({error}); run the run's command again, with "
+                       "--model or --recipe") from None
+    missing = {"model", "recipe", "dataset", "budget", "seed", "precision", "stages"} - set(config)
+    if missing:
+        raise RunError(f"{path}: not a run's config (it lacks {', '.join(sorted(missing))})")
+    return config
+
+
 def run_id_on(config: dict[str, Any], manifest: Manifest) -> str:
     """The run id of ``config`` trained on ``manifest``: the manifest's content hash joins the config first
     (other data, other run: a run never resumes across it)."""
@@ -119,9 +136,14 @@ def run_benchmark(
     scheduler: str = "local",
     progress: bool = True,
     on_step=None,
+    config: dict[str, Any] | None = None,
 ) -> Path:
     """Train (resuming), evaluate and record one model; returns the folder this call wrote its results
     to: the run folder, or its :func:`reproduction_dir` when the run was already recorded.
+
+    ``config``: a run's own resolved config (its ``config.json``, see :func:`recorded_config`) instead of
+    ``recipe``, ``dataset``, ``budget``, ``seed``, ``precision`` and ``overrides``: the same run, on the data
+    it was trained on (another manifest content is refused).
 
     ``recipe`` names the recipe to run (default: ``model_name``'s default recipe); ``model_name`` may
     then be omitted. ``require_trained`` refuses to train (``isp-bench evaluate``); ``evaluate=False`` only trains.
@@ -153,11 +175,19 @@ def run_benchmark(
     seed = check_seed(seed)
     check_scheduler(scheduler)
     device = resolve_device(distributed.local_device(device))
-    precision = resolve_precision(precision, device)
     # a bad count fails here, before anything is written
     resolve_loader_workers(loader_workers, device, distributed.local_world_size(), threads=loader_threads)
-    config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
-                            precision=precision, overrides=overrides)
+    if config is None:
+        again = (f"--recipe {recipe or default_recipe(model_name)} --dataset {dataset} --budget {budget} "
+                 f"--seed {seed}")
+        config = resolve_recipe(recipe or default_recipe(model_name), budget=budget, dataset=dataset, seed=seed,
+                                precision=resolve_precision(precision, device), overrides=overrides)
+        trained_on = None
+    else:  # a recorded run's own
+        config, again = dict(config), None  # the command again names the run folder
+        trained_on = config.pop("manifest_content_hash", None)
+        resolve_precision(config["precision"], device)  # one this device has
+        dataset, budget, seed = config["dataset"], config["budget"], config["seed"]
     if model_name is not None and model_name != config["model"]:
         raise RunError(f"recipe {config['recipe']!r} trains {config['model']!r}, not {model_name!r}")
     model_name = config["model"]
@@ -167,11 +197,15 @@ def run_benchmark(
         with distributed.main_first():  # the embedded dataset is generated once, not by every rank at once
             manifest_obj, root_path = resolve_dataset(dataset, manifest, root,
                                                       progress=progress and distributed.is_main())
+            if trained_on is not None and trained_on != manifest_obj.content_hash:
+                raise RunError(f"{manifest_obj.path} holds other data than the run was trained on (content hash "
+                               f"{manifest_obj.content_hash[:16]}…, the run's {trained_on[:16]}…); give --manifest "
+                               "(and --root) of the data it was trained on")
             cache = PreprocessCache(root_path, cache_dir)
             cache.missing(manifest_obj.rows())  # an unwritable cache folder fails here, naming the fix
         run_dir = Path(runs_dir) / run_id_on(config, manifest_obj)
+        again = again or str(run_dir)
         if require_trained and config["stages"] and not (run_dir / FINAL).exists():
-            again = f"--recipe {recipe or default_recipe(model_name)} --dataset {dataset} --budget {budget} --seed {seed}"
             if (run_dir / "result.json").exists():  # recorded (committed, say), its weights not kept
                 raise RunError(f"{run_dir}: a recorded run whose weights ({FINAL}, which git does not keep) are not "
                                f"here; `isp-bench run {again}` trains them again and reproduces it in "

@@ -16,7 +16,7 @@ import pytest
 from isp_bench.cli import build_parser, main
 from isp_bench.devices import DeviceError, available_devices, cpu_name, describe_device, resolve_device
 from isp_bench.ingest import ingest
-from isp_bench.manifest import read_manifest
+from isp_bench.manifest import read_manifest, write_manifest
 from isp_bench.provenance import environment
 from isp_bench.synth import SynthConfig, generate
 
@@ -234,6 +234,23 @@ def test_train_and_evaluate_of_a_recorded_run_name_the_weights_they_used(synth_r
     said = capsys.readouterr().out
     assert (f"the recorded run {run_dir.name}'s own weights evaluated again, not trained again (its files are left "
             "as they were; this evaluation is in its reproduction/): every metric identical") in said, said
+
+    # the run folder itself names the run: its recipe file, budget and the rest are its config.json's
+    data = ["--manifest", str(manifest), "--root", str(synth_root), "--cache-dir", str(tmp_path / "cache"),
+            "--metrics", "psnr", "--quiet"]
+    recipe.unlink()
+    assert main(["evaluate", str(run_dir), *data]) == 0
+    assert f"the recorded run {run_dir.name}'s own weights evaluated again" in capsys.readouterr().out
+    assert main(["train", str(run_dir), *data]) == 0
+    assert capsys.readouterr().out == f"trained weights: {run_dir / 'model.pt'}\n"
+    assert main(["evaluate", str(run_dir), "--budget", "short", *data]) == 2
+    assert capsys.readouterr().err == (f"isp-bench: error: {run_dir}: a run folder fixes its dataset, budget, seed and "
+                                       "precision; leave out --budget (or name the run with --model or --recipe)\n")
+    assert main(["evaluate", str(run_dir / "reproduction"), *data]) == 2
+    assert "reproduction: not a run folder (it has no config.json)" in capsys.readouterr().err
+    fewer = write_manifest(tmp_path / "fewer.parquet", read_manifest(manifest).rows()[1:], dataset="synth").path
+    assert main(["evaluate", str(run_dir), "--manifest", str(fewer), *data[2:]]) == 2
+    assert f"{fewer} holds other data than the run was trained on (content hash " in capsys.readouterr().err
 
 
 def test_synth_refuses_a_negative_seed_before_writing(tmp_path, capsys):
