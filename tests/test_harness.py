@@ -543,7 +543,8 @@ def test_the_optimizer_is_fused_on_the_cpu_and_a_reproduction_with_another_imple
 def test_a_reproduction_that_differs_only_in_a_metrics_last_digits_says_so():
     """The main command reproduced on another AMD EPYC host (2026-12-02): every metric mean identical to the bit
     but BRISQUE's, 40.09431007728472 against 40.09431007728301 (per image up to 6e-12 apart; S-CIELAB's up to
-    2e-15, its mean equal), and it printed "differs: brisque recorded 40.0943, now 40.0943"."""
+    2e-15, its mean equal), and it printed "differs: brisque recorded 40.0943, now 40.0943". The record of then is
+    set here (the run has been re-recorded since)."""
     record = json.loads((REPO / "runs" / "synth-crispnet-short-seed0-cb83c367" / "result.json").read_text())
     record["metrics"]["brisque"]["mean"], record["metrics"]["psnr"]["mean"] = 40.09431007728472, 22.495019918734975
     again = copy.deepcopy(record)
