@@ -29,6 +29,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     :func:`jpeg_orientation`).
     """
     path = Path(path)
+    if _png_ends_early(path):  # said here: OpenCV's libpng would print its own error line before ours
+        raise ImageFileError(f"{path}: a truncated PNG (it ends before its IEND chunk); re-download or re-copy it")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ImageFileError(f"{path}: cannot be decoded as an image (missing, truncated or not an image file); "
@@ -44,12 +46,28 @@ PNG_GREY_ALPHA = 4
 """The colour type of a grey + alpha PNG (its IHDR chunk's 10th byte)."""
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
 def _png_colour_type(path: Path) -> int | None:
     """The colour type in a PNG file's IHDR chunk (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA); ``None`` for
     a file that is not a PNG."""
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[25] if len(head) == 26 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR" else None
+    return head[25] if len(head) == 26 and head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR" else None
+
+
+def _png_ends_early(path: Path) -> bool:
+    """Whether ``path`` is a PNG file cut short: its last KiB holds no IEND chunk (the chunk that ends a PNG; a
+    decoder ignores anything after it)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        if f.read(8) != PNG_SIGNATURE:
+            return False
+        f.seek(0, os.SEEK_END)
+        f.seek(max(8, f.tell() - 1024))
+        return b"IEND" not in f.read()
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:

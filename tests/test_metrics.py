@@ -572,6 +572,21 @@ def test_a_grey_prediction_is_refused_with_or_without_alpha(tmp_path):
     np.testing.assert_array_equal(read_image(tmp_path / "rgba.png"), rgba)  # RGBA untouched
 
 
+def test_a_truncated_png_is_one_line_naming_it_and_libpng_says_nothing(tmp_path, capfd):
+    """OpenCV's libpng printed 'libpng error: Read Error' on the process's stderr before our one-line error."""
+    from isp_bench.images import ImageFileError, read_image, write_png
+
+    path = tmp_path / "cut.png"
+    write_png(path, np.random.default_rng(8).integers(0, 256, (64, 80, 3)).astype(np.uint8))
+    whole = path.read_bytes()
+    path.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageFileError, match=f"^{path}: a truncated PNG \\(it ends before its IEND chunk\\); "):
+        read_image(path)
+    assert "libpng" not in capfd.readouterr().err
+    path.write_bytes(whole + b"trailing bytes after IEND")  # ignored by decoders: still read
+    assert read_image(path).shape == (64, 80, 3)
+
+
 # ---------------------------------------------------------------- shared work (score_pair) and fast kernels
 
 
