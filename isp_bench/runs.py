@@ -281,8 +281,8 @@ def compare_with_record(record: dict[str, Any], result: dict[str, Any], retraine
     rounding_only = bool(differences) and all(abs(a - b) <= ROUNDING * max(abs(a), abs(b))
                                               for a, b in differences.values())
     was, now = _numerics(record), _numerics(result)
-    return {"run_id": record["run_id"], "retrained": retrained, "identical": not differences and bool(shared), "rounding_only": rounding_only,
-            "metrics_compared": shared, "differences": differences,
+    return {"run_id": record["run_id"], "retrained": retrained, "identical": not differences and bool(shared),
+            "rounding_only": rounding_only, "metrics_compared": shared, "differences": differences,
             "environment_differences": {k: [was[k], now[k]] for k in was if was[k] is not None and was[k] != now[k]}}
 
 
