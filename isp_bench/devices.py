@@ -259,9 +259,11 @@ def describe_device(device: str) -> dict[str, Any]:
     Keys: ``device`` (e.g. ``cuda:0``), ``type`` (``cuda`` | ``mps`` | ``cpu``), ``name`` (the GPU's
     name from :func:`torch.cuda.get_device_name`, else the CPU model), ``torch`` (version), ``cuda``
     (the CUDA version torch was built with, None for CPU-only builds), ``cudnn`` (cuDNN version as
-    torch reports it, e.g. 90100 for 9.1.0; None without cuDNN); on CUDA also ``capability``
-    (compute capability ``"major.minor"``) and ``memory_gib`` (total device memory, GiB). Callers
-    add run-specific facts beside these (e.g. the numeric precision).
+    torch reports it, e.g. 90100 for 9.1.0; None without cuDNN), ``capability``: on CUDA the compute capability
+    ``"major.minor"`` (and ``memory_gib``, total device memory, GiB), on the CPU the instruction set torch's
+    kernels dispatch to (:func:`torch.backends.cpu.get_cpu_capability`: ``AVX2``, ``AVX512``, ...: two processors
+    of one name, "AMD EPYC" say, may differ in it, and with it in their floating-point rounding). Callers add
+    run-specific facts beside these (e.g. the numeric precision).
     """
     import torch
 
@@ -271,7 +273,9 @@ def describe_device(device: str) -> dict[str, Any]:
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
     }
-    if kind == "cuda":
+    if kind == "cpu":
+        info["capability"] = torch.backends.cpu.get_cpu_capability()
+    elif kind == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(name=props.name, capability=f"{props.major}.{props.minor}",
                     memory_gib=round(props.total_memory / 2**30, 2))

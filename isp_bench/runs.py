@@ -249,15 +249,16 @@ def weights_file(out_dir: Path) -> Path:
 
 
 def _numerics(result: dict[str, Any]) -> dict[str, Any]:
-    """The facts of a run's provenance that decide its floating-point rounding: processor or GPU, torch, threads,
-    processes and the optimiser's implementation (:func:`~isp_bench.train.trainer.optimizer_implementation`; runs
+    """The facts of a run's provenance that decide its floating-point rounding: processor or GPU (and the instruction
+    set torch's kernels use on it), torch, threads, processes and the optimiser's implementation (:func:`~isp_bench.train.trainer.optimizer_implementation`; runs
     recorded before it was are known only on the CPU, where the trainer used torch's per-tensor loop then)."""
     prov = result.get("provenance", {})
     device = prov.get("device") or {}
     used = (result.get("training") or {}).get("optimizer_implementation")
     if used is None and result.get("config", {}).get("stages") and device.get("type") == "cpu":
         used = ["for-loop"]
-    return {"device": device.get("name"), "torch": device.get("torch"), "torch_threads": prov.get("torch_threads"),
+    return {"device": device.get("name"), "capability": device.get("capability"), "torch": device.get("torch"),
+            "torch_threads": prov.get("torch_threads"),
             "processes": prov.get("processes"), "optimizer": "+".join(sorted(set(used))) if used else None}
 
 

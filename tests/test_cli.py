@@ -307,6 +307,7 @@ def test_the_device_is_described_for_provenance():
     assert info["device"] == "cpu" and info["type"] == "cpu"
     assert info["torch"] == torch.__version__ and info["cuda"] == torch.version.cuda
     assert info["name"] == cpu_name() and info["name"]
+    assert info["capability"] == torch.backends.cpu.get_cpu_capability() and info["capability"]  # AVX2, AVX512...
     assert "device" not in environment(("torch",))  # benchmarks that use no device record none
     if torch.cuda.is_available():
         gpu = describe_device("cuda:0")
