@@ -103,7 +103,8 @@ def resolve_precision(name: str, device: str) -> str:
     ``bf16`` and ``fp16`` are returned as given (autocast runs both 16-bit types on the CPU too), except
     ``bf16`` on a CUDA GPU without it. ``bf16`` or ``fp16`` on a Linux CPU without native 16-bit float
     instructions (:func:`cpu_float16_flags`) warns that it is emulated: on a 2-core AVX-512 Xeon without them
-    crispnet-noglobal's standard step took 8.2 s in bf16 against 2.7 s in fp32.
+    crispnet-noglobal's standard step took 8.2 s in bf16 against 2.7 s in fp32; on a 2-core AVX2 AMD EPYC, DeepISP's
+    tiled inference of a 96×128 frame 75 s against 1.0 s.
 
     Raises
     ------
