@@ -29,13 +29,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     :func:`jpeg_orientation`).
     """
     path = Path(path)
-    if _png_ends_early(path):  # said here: OpenCV's libpng would print its own error line before ours
+    colour_type, ends_early = _png_facts(path)
+    if ends_early:  # said here: OpenCV's libpng would print its own error line before ours
         raise ImageFileError(f"{path}: a truncated PNG (it ends before its IEND chunk); re-download or re-copy it")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if image is None:
         raise ImageFileError(f"{path}: cannot be decoded as an image (missing, truncated or not an image file); "
                              "re-download or re-copy it")
-    if image.ndim == 3 and image.shape[2] == 4 and _png_colour_type(path) == PNG_GREY_ALPHA:
+    if image.ndim == 3 and image.shape[2] == 4 and colour_type == PNG_GREY_ALPHA:
         return image[..., [0, 3]]  # OpenCV expands grey + alpha to BGRA: give what the file holds, H×W×2
     if image.ndim == 3 and image.shape[2] in (3, 4):  # BGR(A) → RGB(A); not cvtColor, which refuses float64, int8, ...
         image = np.take(image, [2, 1, 0, 3][:image.shape[2]], axis=2)
@@ -49,25 +50,20 @@ PNG_GREY_ALPHA = 4
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_colour_type(path: Path) -> int | None:
-    """The colour type in a PNG file's IHDR chunk (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA); ``None`` for
-    a file that is not a PNG."""
+def _png_facts(path: Path) -> tuple[int | None, bool]:
+    """``(colour type, ends early)`` of a PNG file, read in one open: the colour type in its IHDR chunk (0 grey,
+    2 RGB, 3 palette, 4 grey + alpha, 6 RGBA), and whether it is cut short (its last KiB holds no IEND chunk, the
+    chunk that ends a PNG; a decoder ignores anything after it). ``(None, False)`` for anything but a PNG file."""
+    if not path.is_file():
+        return None, False
     with open(path, "rb") as f:
         head = f.read(26)
-    return head[25] if len(head) == 26 and head.startswith(PNG_SIGNATURE) and head[12:16] == b"IHDR" else None
-
-
-def _png_ends_early(path: Path) -> bool:
-    """Whether ``path`` is a PNG file cut short: its last KiB holds no IEND chunk (the chunk that ends a PNG; a
-    decoder ignores anything after it)."""
-    if not path.is_file():
-        return False
-    with open(path, "rb") as f:
-        if f.read(8) != PNG_SIGNATURE:
-            return False
+        if len(head) < 8 or not head.startswith(PNG_SIGNATURE):
+            return None, False
         f.seek(0, os.SEEK_END)
         f.seek(max(8, f.tell() - 1024))
-        return b"IEND" not in f.read()
+        ends_early = b"IEND" not in f.read()
+    return (head[25] if len(head) == 26 and head[12:16] == b"IHDR" else None), ends_early
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
